@@ -1,0 +1,140 @@
+/**
+ * The validated, normalised configuration every module reads. `schema.ts` turns TOML + flags + environment
+ * into this shape (durations in milliseconds, secrets as bytes, addresses parsed). Names mirror the TOML keys
+ * (snake_case in the file, camelCase here); the README's option reference is generated from the schema.
+ */
+import type { TransportTag } from '../protocol/obfuscated2.ts';
+
+/** "classic" = abridged + intermediate, "secure" = padded intermediate (dd), "tls" = fake-TLS (ee). */
+export type ProtocolFamily = 'classic' | 'secure' | 'tls';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export type FrontingTarget =
+  | { kind: 'off' }
+  | { kind: 'sni'; port: number } // the SNI's host, port 443 by default
+  | { kind: 'fixed'; host: string; port: number };
+
+export interface ListenerConfig {
+  name: string;
+  host: string;
+  port: number;
+  /** 16 bytes. */
+  secret: Buffer;
+  /** Additional accepted secrets (same listener, several users); the first is `secret`. */
+  extraSecrets: Buffer[];
+  allowedProtocols: ProtocolFamily[];
+  /** 16 bytes or null. */
+  adTag: Buffer | null;
+  /** Cover domains for fake-TLS (first one goes into the links); empty = tls links use `example.com`-less form. */
+  tlsDomains: string[];
+  fronting: FrontingTarget;
+  /** PROXY protocol header towards the fronting target. */
+  frontingProxyProtocol: 'off' | 'v1' | 'v2';
+  unknownSni: 'front' | 'reject' | 'drop';
+  /** Allowed |client clock - our clock| for fake-TLS ClientHellos, ms. */
+  tlsTimeSkewMs: number;
+  /** Per-SNI derived secrets: salt, or null when off. */
+  perSniSalt: string | null;
+  /** Fake certificate record size: fixed bytes, or 'auto' (learned from the cover domain, else random). */
+  tlsCertSize: number | 'auto';
+  /** Host printed in links; defaults to the detected/public address or the listen host. */
+  publicHost: string | null;
+  /** Per-listener cap on concurrent connections (0 = unlimited). */
+  maxConnections: number;
+}
+
+export interface UpstreamConfig {
+  mode: 'direct' | 'middle' | 'auto';
+  preferIpv6: boolean;
+  /** DC id -> addresses override (direct mode). */
+  dc: Map<number, HostPort[]>;
+  /** DC used when the client asks for an unknown id. */
+  defaultDc: number;
+  connectTimeoutMs: number;
+  connectRetries: number;
+  /** Middle mode pool tuning. */
+  minConnectionsPerDc: number;
+  clientsPerConnection: number;
+}
+
+export interface TelegramConfig {
+  /** URL or file path. */
+  proxySecret: string;
+  proxyConfig: string;
+  proxyConfigV6: string;
+  refreshIntervalMs: number;
+  httpTimeoutMs: number;
+  /** External IPv4 used in the RPC key derivation; null = detect. May be "local:public" NAT form. */
+  externalIp: string | null;
+  /** URL to detect the external IP when not configured ('' = use the socket's local address). */
+  ipLookupUrl: string;
+}
+
+export interface TimeoutsConfig {
+  handshakeMs: number;
+  idleMs: number;
+  drainMs: number;
+  frontingMs: number;
+}
+
+export interface ReplayConfig {
+  enabled: boolean;
+  maxEntries: number;
+  maxAgeMs: number;
+}
+
+export type PolicyKey =
+  | { kind: 'listener' }
+  | { kind: 'client_ipv4' }
+  | { kind: 'client_ipv6' }
+  | { kind: 'client_ipv4_subnet'; bits: number }
+  | { kind: 'client_ipv6_subnet'; bits: number }
+  | { kind: 'tls_domain' };
+
+export type PolicyRule =
+  | { rule: 'max_connections'; keys: PolicyKey[]; limit: number; raw: string }
+  | { rule: 'in_table' | 'not_in_table'; key: PolicyKey; table: string; raw: string };
+
+export interface MetricsConfig {
+  listen: HostPort | null;
+  allow: string[];
+}
+
+export interface AdminConfig {
+  listen: HostPort | null;
+  token: string | null;
+}
+
+export interface LogConfig {
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+}
+
+export interface BuffersConfig {
+  /** Socket read high-water mark per client, bytes. */
+  clientHighWaterMark: number;
+  /** Bytes queued towards a client before we stop reading its upstream / drop it. */
+  maxClientBacklog: number;
+}
+
+export interface Config {
+  /** Path of the file this came from, if any (the state folder and reloads are resolved against it). */
+  file: string | null;
+  stateDir: string;
+  workers: number;
+  listeners: ListenerConfig[];
+  upstream: UpstreamConfig;
+  telegram: TelegramConfig;
+  timeouts: TimeoutsConfig;
+  replay: ReplayConfig;
+  policies: PolicyRule[];
+  metrics: MetricsConfig;
+  admin: AdminConfig;
+  log: LogConfig;
+  buffers: BuffersConfig;
+}
+
+export type { TransportTag };
