@@ -1,0 +1,81 @@
+/**
+ * Plain counters the hot paths bump (`stats.listener(name).bytesFromClient += n`). Nothing here allocates
+ * per packet; the Prometheus registry (metrics/registry.ts) reads these objects at scrape time.
+ */
+import type { TransportTag } from '../protocol/obfuscated2.ts';
+
+export type SessionProtocol = TransportTag | 'tls';
+
+export class ListenerStats {
+  connectionsTotal = 0;
+  connectionsActive = 0;
+  bytesFromClient = 0;
+  bytesToClient = 0;
+  fronted = 0;
+  replays = 0;
+  readonly sessionsTotal: Record<SessionProtocol, number> = { abridged: 0, intermediate: 0, padded: 0, tls: 0 };
+  readonly sessionsActive: Record<SessionProtocol, number> = { abridged: 0, intermediate: 0, padded: 0, tls: 0 };
+  /** Handshake failures by reason code (a handful of distinct keys). */
+  readonly handshakeFailures = new Map<string, number>();
+  /** Policy rejections by rule description. */
+  readonly policyRejections = new Map<string, number>();
+
+  fail(reason: string): void {
+    this.handshakeFailures.set(reason, (this.handshakeFailures.get(reason) ?? 0) + 1);
+  }
+
+  reject(rule: string): void {
+    this.policyRejections.set(rule, (this.policyRejections.get(rule) ?? 0) + 1);
+  }
+}
+
+export class DcStats {
+  connects = 0;
+  connectErrors = 0;
+  linksActive = 0;
+  bytesToDc = 0;
+  bytesFromDc = 0;
+  readonly errors = new Map<string, number>();
+
+  error(reason: string): void {
+    this.errors.set(reason, (this.errors.get(reason) ?? 0) + 1);
+  }
+}
+
+export class Stats {
+  readonly listeners = new Map<string, ListenerStats>();
+  readonly dcs = new Map<number, DcStats>();
+  readonly startedAt = Date.now();
+  /** Telegram config fetches: key = `${what}:${result}` e.g. "proxy_config:ok". */
+  readonly configFetches = new Map<string, number>();
+  reloadsTotal = 0;
+  reloadFailures = 0;
+  lastReloadOk = true;
+  lastReloadAt = 0;
+
+  listener(name: string): ListenerStats {
+    let s = this.listeners.get(name);
+    if (!s) {
+      s = new ListenerStats();
+      this.listeners.set(name, s);
+    }
+    return s;
+  }
+
+  dc(id: number): DcStats {
+    let s = this.dcs.get(id);
+    if (!s) {
+      s = new DcStats();
+      this.dcs.set(id, s);
+    }
+    return s;
+  }
+
+  configFetch(what: string, result: string): void {
+    const k = `${what}:${result}`;
+    this.configFetches.set(k, (this.configFetches.get(k) ?? 0) + 1);
+  }
+}
+
+/** One per process (or per worker thread); workers report theirs to the primary for aggregation. */
+export const stats = new Stats();

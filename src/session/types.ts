@@ -1,0 +1,45 @@
+/**
+ * What the listener hands to every client session. Getters, not snapshots: a hot reload swaps the config and
+ * new sessions see it at once, while established sessions keep what they were admitted with.
+ */
+import type { Config, ListenerConfig } from '../config/types.ts';
+import type { Logger } from '../log.ts';
+import type { Stats } from '../metrics/stats.ts';
+import type { Upstream } from '../upstream/types.ts';
+
+/** Anti-replay: true when the key was seen before (and records it either way). Synchronous on purpose: a
+ * shared-memory implementation serves several worker threads. */
+export interface ReplayGuard {
+  seen(key: Buffer): boolean;
+}
+
+/** Facts the policy engine may key on, known once the client is identified. */
+export interface PolicySubject {
+  listener: string;
+  remoteAddress: string;
+  tlsDomain: string | null;
+}
+
+export interface PolicyTicket {
+  /** Give back every counter this admission took. Idempotent. */
+  release(): void;
+}
+
+export type PolicyDecision = { ok: true; ticket: PolicyTicket } | { ok: false; rule: string };
+
+export interface PolicyGate {
+  admit(subject: PolicySubject): PolicyDecision;
+  /** Fronting candidates are checked against table rules only (no max_connections counters). */
+  allowFronting(subject: PolicySubject): boolean;
+}
+
+export interface SessionEnv {
+  config(): Config;
+  listener(): ListenerConfig;
+  /** Upstream for this listener under the current mode (direct/middle/auto). */
+  upstream(listener: ListenerConfig): Upstream;
+  replay: ReplayGuard;
+  policy: PolicyGate;
+  stats: Stats;
+  log: Logger;
+}
