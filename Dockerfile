@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# mtproxy container image.
+#   docker build -t mtproxy .
+#   docker run -d --network host -e MTP_PORT=443 -e MTP_SECRET=<32 hex> mtproxy
+#   docker run -d --network host -v /etc/mtproxy:/etc/mtproxy:ro mtproxy        # mounted mtproxy.toml
+# The image runs the TypeScript sources directly (Node 24 strips types), so there is no compile step.
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# Stage 1: production dependencies only (no test tools, no pinned dev runtime).
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm cache clean --force
+
+# Stage 2: the runtime image.
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    MTPROXY_HOME=/opt/mtproxy \
+    MTPROXY_CONFIG=/etc/mtproxy/mtproxy.toml
+WORKDIR /opt/mtproxy
+COPY --from=deps /build/node_modules ./node_modules
+COPY package.json package-lock.json README.md CHANGELOG.md ./
+COPY bin ./bin
+COPY src ./src
+COPY deploy/docker/entrypoint.sh deploy/docker/healthcheck.sh ./deploy/docker/
+# Ports below 1024 need CAP_NET_BIND_SERVICE: a file capability on the node binary grants it to the unprivileged
+# user (Docker's default capability set includes it), so 443 works without running as root.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libcap2-bin \
+ && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")" \
+ && apt-get purge -y libcap2-bin \
+ && apt-get autoremove -y \
+ && rm -rf /var/lib/apt/lists/* \
+ && chmod 0755 deploy/docker/entrypoint.sh deploy/docker/healthcheck.sh \
+ && mkdir -p /etc/mtproxy /var/lib/mtproxy \
+ && chown node:node /var/lib/mtproxy
+# The unprivileged "node" user (uid 1000) of the official image runs the proxy. It owns only the state folder,
+# where a generated mtproxy.toml, policy tables and cached Telegram config live.
+USER node
+WORKDIR /var/lib/mtproxy
+VOLUME ["/var/lib/mtproxy"]
+EXPOSE 443 1443
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+  CMD ["/opt/mtproxy/deploy/docker/healthcheck.sh"]
+ENTRYPOINT ["/opt/mtproxy/deploy/docker/entrypoint.sh"]
+CMD ["run"]
