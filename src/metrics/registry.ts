@@ -1,0 +1,236 @@
+/**
+ * Prometheus registry. Every mtproxy_* series is computed inside a collect() callback from the plain counters
+ * in stats.ts, so the connection path never touches prom-client; a scrape walks a few small maps.
+ * Several Stats sources (one per worker thread) are summed.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import pkg from '../../package.json' with { type: 'json' };
+import type { SessionProtocol, Stats } from './stats.ts';
+
+export type StatsSource = () => readonly Stats[];
+
+export interface MetricsRegistryOptions {
+  /** Where the counters come from at scrape time; defaults to the given single Stats. */
+  sources: StatsSource;
+  /** Extra process-level gauges the proxy can offer (policy admissions outstanding, open listeners...). */
+  gauges?: Record<string, { help: string; read: () => number }>;
+  /** Include prom-client's standard process_* / nodejs_* series (default true). */
+  defaultMetrics?: boolean;
+}
+
+const PROTOCOLS: readonly SessionProtocol[] = ['abridged', 'intermediate', 'padded', 'tls'];
+
+/** Sum `pick(listenerStats)` over every source, per listener name. */
+function perListener(sources: readonly Stats[], pick: (name: string, s: Stats) => void): void {
+  for (const stats of sources) for (const name of stats.listeners.keys()) pick(name, stats);
+}
+
+export interface MetricsRegistry {
+  registry: Registry;
+  /** Text exposition of every series. */
+  scrape(): Promise<string>;
+  contentType: string;
+  close(): void;
+}
+
+export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegistry {
+  const registry = new Registry();
+  const sources = opts.sources;
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+
+  const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter<string>) => void) =>
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        fill(this);
+      },
+    });
+  const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>) => void) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        fill(this);
+      },
+    });
+
+  // Listener side.
+  counter('mtproxy_connections_total', 'Client connections accepted.', ['listener'], (c) =>
+    perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).connectionsTotal)),
+  );
+  gauge('mtproxy_connections_active', 'Client connections open now.', ['listener'], (g) =>
+    perListener(sources(), (name, s) => g.inc({ listener: name }, s.listener(name).connectionsActive)),
+  );
+  counter(
+    'mtproxy_sessions_total',
+    'Client sessions established (handshake passed), by protocol.',
+    ['listener', 'protocol'],
+    (c) =>
+      perListener(sources(), (name, s) => {
+        const l = s.listener(name);
+        for (const p of PROTOCOLS) c.inc({ listener: name, protocol: p }, l.sessionsTotal[p]);
+      }),
+  );
+  gauge(
+    'mtproxy_sessions_active',
+    'Client sessions relaying now, by protocol.',
+    ['listener', 'protocol'],
+    (g) =>
+      perListener(sources(), (name, s) => {
+        const l = s.listener(name);
+        for (const p of PROTOCOLS) g.inc({ listener: name, protocol: p }, l.sessionsActive[p]);
+      }),
+  );
+  counter('mtproxy_client_received_bytes_total', 'Bytes read from clients.', ['listener'], (c) =>
+    perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).bytesFromClient)),
+  );
+  counter('mtproxy_client_sent_bytes_total', 'Bytes written to clients.', ['listener'], (c) =>
+    perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).bytesToClient)),
+  );
+  counter(
+    'mtproxy_handshake_failures_total',
+    'Client handshakes refused, by reason code.',
+    ['listener', 'reason'],
+    (c) =>
+      perListener(sources(), (name, s) => {
+        for (const [reason, n] of s.listener(name).handshakeFailures) c.inc({ listener: name, reason }, n);
+      }),
+  );
+  counter('mtproxy_replays_total', 'Replayed handshakes detected.', ['listener'], (c) =>
+    perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).replays)),
+  );
+  counter('mtproxy_fronted_total', 'Connections handed to the fronting target.', ['listener'], (c) =>
+    perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).fronted)),
+  );
+  counter(
+    'mtproxy_policy_rejections_total',
+    'Connections refused by a policy rule.',
+    ['listener', 'rule'],
+    (c) =>
+      perListener(sources(), (name, s) => {
+        for (const [rule, n] of s.listener(name).policyRejections) c.inc({ listener: name, rule }, n);
+      }),
+  );
+
+  // Telegram side.
+  const perDc = (pick: (dc: string, s: Stats, id: number) => void) => {
+    for (const stats of sources()) for (const id of stats.dcs.keys()) pick(String(id), stats, id);
+  };
+  counter('mtproxy_upstream_connects_total', 'Connections opened to Telegram, by DC.', ['dc'], (c) =>
+    perDc((dc, s, id) => c.inc({ dc }, s.dc(id).connects)),
+  );
+  counter('mtproxy_upstream_connect_errors_total', 'Failed connection attempts to Telegram.', ['dc'], (c) =>
+    perDc((dc, s, id) => c.inc({ dc }, s.dc(id).connectErrors)),
+  );
+  counter(
+    'mtproxy_upstream_errors_total',
+    'Errors on Telegram connections, by reason.',
+    ['dc', 'reason'],
+    (c) =>
+      perDc((dc, s, id) => {
+        for (const [reason, n] of s.dc(id).errors) c.inc({ dc, reason }, n);
+      }),
+  );
+  gauge('mtproxy_upstream_connections_active', 'Connections to Telegram open now.', ['dc'], (g) =>
+    perDc((dc, s, id) => g.inc({ dc }, s.dc(id).linksActive)),
+  );
+  counter('mtproxy_upstream_sent_bytes_total', 'Bytes written to Telegram.', ['dc'], (c) =>
+    perDc((dc, s, id) => c.inc({ dc }, s.dc(id).bytesToDc)),
+  );
+  counter('mtproxy_upstream_received_bytes_total', 'Bytes read from Telegram.', ['dc'], (c) =>
+    perDc((dc, s, id) => c.inc({ dc }, s.dc(id).bytesFromDc)),
+  );
+  counter(
+    'mtproxy_telegram_config_fetches_total',
+    'Fetches of the Telegram proxy secret / proxy config, by result.',
+    ['what', 'result'],
+    (c) => {
+      for (const stats of sources()) {
+        for (const [key, n] of stats.configFetches) {
+          const colon = key.lastIndexOf(':');
+          const what = colon >= 0 ? key.slice(0, colon) : key;
+          const result = colon >= 0 ? key.slice(colon + 1) : 'unknown';
+          c.inc({ what, result }, n);
+        }
+      }
+    },
+  );
+
+  // Process.
+  const primary = () => sources()[0];
+  counter('mtproxy_reloads_total', 'Configuration reloads attempted.', [], (c) =>
+    c.inc(primary()?.reloadsTotal ?? 0),
+  );
+  counter(
+    'mtproxy_reload_failures_total',
+    'Configuration reloads refused (the old config stayed).',
+    [],
+    (c) => c.inc(primary()?.reloadFailures ?? 0),
+  );
+  gauge('mtproxy_last_reload_success', '1 when the last reload applied, 0 when it was refused.', [], (g) =>
+    g.set(primary()?.lastReloadOk === false ? 0 : 1),
+  );
+  gauge(
+    'mtproxy_last_reload_timestamp_seconds',
+    'Unix time of the last reload attempt (0 = none).',
+    [],
+    (g) => g.set((primary()?.lastReloadAt ?? 0) / 1000),
+  );
+  gauge('mtproxy_start_time_seconds', 'Unix time the proxy started.', [], (g) =>
+    g.set((primary()?.startedAt ?? Date.now()) / 1000),
+  );
+  gauge('mtproxy_info', 'Build information.', ['version', 'node'], (g) =>
+    g.set({ version: pkg.version, node: process.version }, 1),
+  );
+  gauge(
+    'mtproxy_event_loop_lag_seconds',
+    'Event-loop delay since the previous scrape.',
+    ['quantile'],
+    (g) => {
+      if (loopDelay.count > 0) {
+        g.set({ quantile: '0.5' }, loopDelay.percentile(50) / 1e9);
+        g.set({ quantile: '0.99' }, loopDelay.percentile(99) / 1e9);
+        g.set({ quantile: '1' }, loopDelay.max / 1e9);
+      }
+      loopDelay.reset();
+    },
+  );
+  gauge('mtproxy_memory_bytes', 'Process memory by kind.', ['kind'], (g) => {
+    const m = process.memoryUsage();
+    g.set({ kind: 'rss' }, m.rss);
+    g.set({ kind: 'heap_used' }, m.heapUsed);
+    g.set({ kind: 'heap_total' }, m.heapTotal);
+    g.set({ kind: 'external' }, m.external);
+    g.set({ kind: 'array_buffers' }, m.arrayBuffers);
+  });
+  for (const [name, { help, read }] of Object.entries(opts.gauges ?? {})) {
+    gauge(name, help, [], (g) => g.set(read()));
+  }
+
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    scrape: () => registry.metrics(),
+    close() {
+      loopDelay.disable();
+      registry.clear();
+    },
+  };
+}
+
+/** Convenience for a single-process proxy. */
+export function singleSource(stats: Stats): StatsSource {
+  const list = [stats];
+  return () => list;
+}

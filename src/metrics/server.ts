@@ -1,0 +1,120 @@
+/**
+ * The Prometheus endpoint: GET /metrics on its own address, off unless `[metrics] listen` is set, answering
+ * only peers in the allow list (CIDRs or single addresses; an empty list allows everyone who can reach it).
+ */
+import { once } from 'node:events';
+import http from 'node:http';
+import net from 'node:net';
+import ipaddr from 'ipaddr.js';
+import type { HostPort } from '../config/types.ts';
+import type { Logger } from '../log.ts';
+import type { MetricsRegistry } from './registry.ts';
+
+/** Compile an allow list; throws RangeError naming the first bad entry. */
+export function compileAllowList(allow: readonly string[]): net.BlockList | null {
+  if (allow.length === 0) return null;
+  const list = new net.BlockList();
+  for (const entry of allow) {
+    const text = entry.trim();
+    try {
+      // ipaddr.js would also take shorthand like "10"; operators mean full addresses.
+      if (net.isIP(text.split('/')[0]) === 0) throw new RangeError('not an address');
+      // BlockList matches IPv4 rules against ::ffff:a.b.c.d peers of dual-stack sockets too.
+      if (text.includes('/')) {
+        const [addr, bits] = ipaddr.parseCIDR(text);
+        list.addSubnet(addr.toString(), bits, addr.kind());
+      } else {
+        const addr = ipaddr.parse(text);
+        list.addAddress(addr.toString(), addr.kind());
+      }
+    } catch {
+      throw new RangeError(`metrics.allow: expected an IP address or CIDR, got "${entry}"`);
+    }
+  }
+  return list;
+}
+
+export function isAllowed(list: net.BlockList | null, remoteAddress: string | undefined): boolean {
+  if (list === null) return true;
+  if (!remoteAddress) return false;
+  return list.check(remoteAddress, net.isIPv6(remoteAddress) ? 'ipv6' : 'ipv4');
+}
+
+export interface MetricsServerOptions {
+  registry: MetricsRegistry;
+  allow: readonly string[];
+  log?: Logger;
+}
+
+export class MetricsServer {
+  readonly #registry: MetricsRegistry;
+  readonly #log: Logger | undefined;
+  #allow: net.BlockList | null;
+  #server: http.Server | null = null;
+
+  constructor(opts: MetricsServerOptions) {
+    this.#registry = opts.registry;
+    this.#log = opts.log;
+    this.#allow = compileAllowList(opts.allow);
+  }
+
+  /** Replace the allow list (hot reload); takes effect for the next request. */
+  setAllow(allow: readonly string[]): void {
+    this.#allow = compileAllowList(allow);
+  }
+
+  get listening(): boolean {
+    return this.#server !== null;
+  }
+
+  async start(listen: HostPort): Promise<void> {
+    if (this.#server) throw new Error('metrics server already started');
+    const server = http.createServer((req, res) => this.#handle(req, res));
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 15_000;
+    server.listen(listen.port, listen.host);
+    await once(server, 'listening');
+    this.#server = server;
+    this.#log?.info({ address: this.address() }, 'metrics endpoint listening');
+  }
+
+  address(): HostPort {
+    const a = this.#server?.address();
+    if (!a || typeof a === 'string') throw new Error('metrics server not listening');
+    return { host: a.address, port: a.port };
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = null;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (!isAllowed(this.#allow, req.socket.remoteAddress)) {
+      res.writeHead(403, { 'content-type': 'text/plain' }).end('forbidden\n');
+      return;
+    }
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    this.#registry.scrape().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': this.#registry.contentType });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      (err: unknown) => {
+        this.#log?.warn({ err }, 'metrics scrape failed');
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('scrape failed\n');
+      },
+    );
+  }
+}
