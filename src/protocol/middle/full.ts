@@ -1,0 +1,163 @@
+/**
+ * The "full" framing of the middle-proxy RPC link: `len ‖ seq ‖ body ‖ crc32`, then padding words so that the
+ * stream stays 16-byte aligned for AES-CBC. Pure: bytes in, frames out.
+ *
+ *   len   uint32 LE = 12 + body length (counts itself, seq and the CRC)
+ *   seq   int32 LE, starts at -2 in each direction (nonce -2, handshake -1, data 0, 1, ...)
+ *   crc   CRC32 (IEEE) of len ‖ seq ‖ body, uint32 LE
+ *   pad   `04 00 00 00` words up to the next multiple of 16 (a len of 4 can never be a real frame)
+ */
+import { crc32 } from 'node:zlib';
+import { ProtocolError } from '../errors.ts';
+
+export const FULL_HEADER = 8;
+export const FULL_OVERHEAD = 12;
+/** Largest frame accepted from the peer (len field), as the reference. */
+export const FULL_MAX_FRAME = 16 * 1024 * 1024;
+export const FIRST_SEQ = -2;
+const PAD_WORD = 4;
+
+/** Bytes of padding after a frame of `len` bytes. */
+export function fullPadding(len: number): number {
+  return (16 - (len % 16)) % 16;
+}
+
+/** Total wire size of a frame with a body of `bodyLength` bytes, padding included. */
+export function fullWireSize(bodyLength: number): number {
+  const len = FULL_OVERHEAD + bodyLength;
+  return len + fullPadding(len);
+}
+
+/**
+ * Seal a frame whose body was already written at `out[8, 8 + bodyLength)`: fills len, seq, CRC and padding.
+ * `out` must be exactly `fullWireSize(bodyLength)` bytes. Lets hot paths build a frame in one allocation.
+ */
+export function sealFullFrame(out: Buffer, bodyLength: number, seq: number): void {
+  if (bodyLength % 4 !== 0) {
+    throw new ProtocolError('MTP_ERR_RPC_BAD_FRAME', `body of ${bodyLength} bytes is not a multiple of 4`);
+  }
+  const len = FULL_OVERHEAD + bodyLength;
+  out.writeUInt32LE(len, 0);
+  out.writeInt32LE(seq, 4);
+  out.writeUInt32LE(crc32(out.subarray(0, FULL_HEADER + bodyLength)), FULL_HEADER + bodyLength);
+  for (let off = len; off < out.length; off += 4) out.writeUInt32LE(PAD_WORD, off);
+}
+
+/** One frame with padding, in a fresh buffer. */
+export function encodeFullFrame(body: Buffer, seq: number): Buffer {
+  const out = Buffer.allocUnsafe(fullWireSize(body.length));
+  body.copy(out, FULL_HEADER);
+  sealFullFrame(out, body.length, seq);
+  return out;
+}
+
+/** Numbers outgoing frames: one per direction of a link. */
+export class FullEncoder {
+  seq: number;
+  constructor(firstSeq = FIRST_SEQ) {
+    this.seq = firstSeq;
+  }
+
+  /** Frame `body` with the next sequence number. */
+  encode(body: Buffer): Buffer {
+    return encodeFullFrame(body, this.nextSeq());
+  }
+
+  /** Take the next sequence number (for callers that build the frame themselves with sealFullFrame). */
+  nextSeq(): number {
+    const seq = this.seq;
+    this.seq = (this.seq + 1) | 0;
+    return seq;
+  }
+}
+
+export type FullFrameHandler = (body: Buffer, seq: number) => void;
+
+/**
+ * Streaming decoder for frames coming from the peer. Any split of the stream decodes the same. Requires the
+ * exact expected sequence number, a valid CRC and a sane length; anything else throws ProtocolError and the
+ * link must be closed (its state can no longer be trusted).
+ */
+export class FullDecoder {
+  expectedSeq: number;
+  /** Tail chunks of an incomplete frame, joined only once the frame is complete (no quadratic copying). */
+  private parts: Buffer[] = [];
+  private partsLength = 0;
+  /** Bytes needed before decoding can make progress again. */
+  private needed = 0;
+  private readonly maxFrame: number;
+
+  constructor(firstSeq = FIRST_SEQ, maxFrame = FULL_MAX_FRAME) {
+    this.expectedSeq = firstSeq;
+    this.maxFrame = maxFrame;
+  }
+
+  get buffered(): number {
+    return this.partsLength;
+  }
+
+  /** Bytes received but not yet part of a complete frame; the decoder forgets them. */
+  takeRemainder(): Buffer {
+    const rest = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsLength);
+    this.parts = [];
+    this.partsLength = 0;
+    this.needed = 0;
+    return rest;
+  }
+
+  /**
+   * Feed bytes. `onFrame` gets a view of each body, valid only during the call. With `maxFrames`, stops after
+   * that many frames and keeps the rest buffered (used to split the plaintext nonce from the encrypted stream).
+   * Returns the number of frames delivered.
+   */
+  decode(chunk: Buffer, onFrame: FullFrameHandler, maxFrames = Number.POSITIVE_INFINITY): number {
+    let buf = chunk;
+    if (this.partsLength > 0) {
+      if (chunk.length > 0) {
+        this.parts.push(chunk);
+        this.partsLength += chunk.length;
+      }
+      if (this.partsLength < this.needed) return 0;
+      buf = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsLength);
+      this.parts = [];
+      this.partsLength = 0;
+    }
+    let off = 0;
+    let frames = 0;
+    let needed = 4;
+    while (frames < maxFrames && buf.length - off >= 4) {
+      const len = buf.readUInt32LE(off);
+      if (len === PAD_WORD) {
+        off += 4;
+        continue;
+      }
+      if (len % 4 !== 0 || len < FULL_OVERHEAD || len > this.maxFrame) {
+        throw new ProtocolError('MTP_ERR_RPC_BAD_FRAME', `bad frame length ${len}`);
+      }
+      if (buf.length - off < len) {
+        needed = len;
+        break;
+      }
+      const seq = buf.readInt32LE(off + 4);
+      if (seq !== this.expectedSeq) {
+        throw new ProtocolError('MTP_ERR_RPC_BAD_SEQ', `sequence ${seq}, expected ${this.expectedSeq}`);
+      }
+      const crcAt = off + len - 4;
+      if (crc32(buf.subarray(off, crcAt)) !== buf.readUInt32LE(crcAt)) {
+        throw new ProtocolError('MTP_ERR_RPC_BAD_CRC', 'frame checksum mismatch');
+      }
+      this.expectedSeq = (this.expectedSeq + 1) | 0;
+      frames++;
+      onFrame(buf.subarray(off + FULL_HEADER, crcAt), seq);
+      off += len;
+    }
+    if (off < buf.length) {
+      // Copy the tail so a partial frame does not pin the whole read buffer.
+      const tail = Buffer.from(buf.subarray(off));
+      this.parts.push(tail);
+      this.partsLength = tail.length;
+      this.needed = needed;
+    }
+    return frames;
+  }
+}
