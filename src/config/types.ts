@@ -118,6 +118,8 @@ export interface BuffersConfig {
   clientHighWaterMark: number;
   /** Bytes queued towards a client before we stop reading its upstream / drop it. */
   maxClientBacklog: number;
+  /** Bytes relayed at most (each way) on a fronted connection. */
+  frontingMaxBytes: number;
 }
 
 export interface Config {
