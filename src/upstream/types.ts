@@ -47,6 +47,11 @@ export interface UpstreamHandle {
   /** The client cannot take more data for now / can again (client-side backpressure). */
   pause(): void;
   resume(): void;
+  /**
+   * Optional: the client half-closed (sent FIN). Direct mode passes the FIN to the DC after queued bytes and
+   * keeps relaying the DC's answers; without it the session simply ends.
+   */
+  endInput?(): void;
   /** The client ended; release everything (sends RPC_CLOSE_CONN in middle mode). Idempotent. */
   close(): void;
 }

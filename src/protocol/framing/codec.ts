@@ -19,14 +19,23 @@ export interface FrameCodecOptions {
   maxFrame?: number;
   /** Reject intermediate frames whose length is not a multiple of 4 (middle-proxy mode needs aligned payloads). */
   requireAligned?: boolean;
+  /**
+   * Decode what a *server* sends (client side of a connection): a word with the quick-ack bit set is then a
+   * 4-byte quick-ack answer, not a frame header. It is reported as `onFrame(token, true)` where `token` is
+   * 4 bytes holding the 31-bit token as uint32 LE.
+   */
+  fromServer?: boolean;
 }
 
 export interface FrameCodec {
   readonly transport: TransportTag;
   /** Feed plaintext bytes; calls `onFrame` once per complete frame, in order. Throws ProtocolError. */
   decode(chunk: Buffer, onFrame: FrameHandler): void;
-  /** One frame as it goes on the wire (header ‖ payload ‖ padding), in a fresh buffer. */
-  encode(payload: Buffer): Buffer;
+  /**
+   * One frame as it goes on the wire (header ‖ payload ‖ padding), in a fresh buffer. `quickAck` sets the
+   * quick-ack request bit (client side only; a server never sets it).
+   */
+  encode(payload: Buffer, quickAck?: boolean): Buffer;
   /** The answer to a quick-ack request, as the server sends it for this transport. */
   encodeQuickAck(token: number): Buffer;
   /** Bytes held back waiting for the rest of a frame. */
@@ -39,10 +48,12 @@ abstract class BaseDecoder implements FrameCodec {
   protected pending: Buffer | null = null;
   protected readonly maxFrame: number;
   protected readonly requireAligned: boolean;
+  protected readonly fromServer: boolean;
 
   constructor(opts: FrameCodecOptions = {}) {
     this.maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
     this.requireAligned = opts.requireAligned ?? false;
+    this.fromServer = opts.fromServer ?? false;
   }
 
   get buffered(): number {
@@ -67,8 +78,15 @@ abstract class BaseDecoder implements FrameCodec {
 
   /** Decode one frame at `off`; returns the bytes consumed, or 0 when the frame is incomplete. */
   protected abstract decodeOne(buf: Buffer, off: number, onFrame: FrameHandler): number;
-  abstract encode(payload: Buffer): Buffer;
+  abstract encode(payload: Buffer, quickAck?: boolean): Buffer;
   abstract encodeQuickAck(token: number): Buffer;
+
+  /** A server's quick-ack answer, handed over as 4 bytes (uint32 LE token without the flag bit). */
+  protected emitQuickAckAnswer(token: number, onFrame: FrameHandler): void {
+    const out = Buffer.allocUnsafe(4);
+    out.writeUInt32LE(token & 0x7fffffff, 0);
+    onFrame(out, true);
+  }
 
   protected checkLength(len: number): void {
     if (len >= this.maxFrame) throw new ProtocolError('MTP_ERR_FRAME_TOO_LARGE', `frame of ${len} bytes`);
@@ -81,6 +99,11 @@ export class AbridgedCodec extends BaseDecoder {
   protected decodeOne(buf: Buffer, off: number, onFrame: FrameHandler): number {
     const first = buf[off];
     const quickAck = first >= 0x80;
+    if (quickAck && this.fromServer) {
+      if (buf.length - off < 4) return 0;
+      this.emitQuickAckAnswer(buf.readUInt32BE(off), onFrame);
+      return 4;
+    }
     let words = first & 0x7f;
     let head = 1;
     if (words === 0x7f) {
@@ -95,8 +118,10 @@ export class AbridgedCodec extends BaseDecoder {
     return head + len;
   }
 
-  encode(payload: Buffer): Buffer {
+  encode(payload: Buffer, quickAck = false): Buffer {
     const words = payload.length >>> 2;
+    if (words > 0xffffff)
+      throw new ProtocolError('MTP_ERR_FRAME_TOO_LARGE', `frame of ${payload.length} bytes`);
     const head = words < 0x7f ? 1 : 4;
     const out = Buffer.allocUnsafe(head + payload.length);
     if (head === 1) out[0] = words;
@@ -104,6 +129,7 @@ export class AbridgedCodec extends BaseDecoder {
       out[0] = 0x7f;
       out.writeUIntLE(words, 1, 3);
     }
+    if (quickAck) out[0] |= 0x80;
     payload.copy(out, head);
     return out;
   }
@@ -123,6 +149,10 @@ export class IntermediateCodec extends BaseDecoder {
     if (buf.length - off < 4) return 0;
     const raw = buf.readUInt32LE(off);
     const quickAck = raw >= 0x80000000;
+    if (quickAck && this.fromServer) {
+      this.emitQuickAckAnswer(raw, onFrame);
+      return 4;
+    }
     const len = raw & 0x7fffffff;
     this.checkLength(len);
     if (this.requireAligned && len % 4 !== 0) {
@@ -137,9 +167,9 @@ export class IntermediateCodec extends BaseDecoder {
     return len;
   }
 
-  encode(payload: Buffer): Buffer {
+  encode(payload: Buffer, quickAck = false): Buffer {
     const out = Buffer.allocUnsafe(4 + payload.length);
-    out.writeUInt32LE(payload.length, 0);
+    out.writeUInt32LE((quickAck ? payload.length | 0x80000000 : payload.length) >>> 0, 0);
     payload.copy(out, 4);
     return out;
   }
@@ -160,6 +190,10 @@ export class PaddedCodec extends IntermediateCodec {
     if (buf.length - off < 4) return 0;
     const raw = buf.readUInt32LE(off);
     const quickAck = raw >= 0x80000000;
+    if (quickAck && this.fromServer) {
+      this.emitQuickAckAnswer(raw, onFrame);
+      return 4;
+    }
     const len = raw & 0x7fffffff;
     this.checkLength(len);
     if (buf.length - off < 4 + len) return 0;
@@ -167,10 +201,11 @@ export class PaddedCodec extends IntermediateCodec {
     return 4 + len;
   }
 
-  override encode(payload: Buffer): Buffer {
+  override encode(payload: Buffer, quickAck = false): Buffer {
     const pad = randomInt(4);
     const out = Buffer.allocUnsafe(4 + payload.length + pad);
-    out.writeUInt32LE(payload.length + pad, 0);
+    const len = payload.length + pad;
+    out.writeUInt32LE((quickAck ? len | 0x80000000 : len) >>> 0, 0);
     payload.copy(out, 4);
     if (pad > 0) randomFillSync(out, 4 + payload.length, pad);
     return out;

@@ -1,0 +1,610 @@
+/**
+ * One accepted client connection, from its first byte to its close.
+ *
+ *   hello      first bytes: `16 03 01` on a listener that allows fake-TLS -> TLS handshake, else obfuscated2
+ *   header     64-byte obfuscated2 header (raw, or inside TLS application-data records)
+ *   connecting client identified and admitted; waiting for the upstream (client reads paused)
+ *   relay      client -> decrypt -> (frames) -> upstream; upstream -> (frame) -> encrypt -> (TLS) -> client
+ *
+ * A client that fails before the relay gets no byte from us: on a listener that allows fake-TLS it is
+ * handed to the fronting splice with everything it sent, otherwise its input is read and thrown away and
+ * the connection is closed after a short random pause (or at the handshake deadline).
+ */
+import type net from 'node:net';
+import type { ListenerConfig } from '../config/types.ts';
+import type { ListenerStats, SessionProtocol } from '../metrics/stats.ts';
+import { isProtocolError, type ProtocolErrorCode } from '../protocol/errors.ts';
+import { encodeAppData, TlsRecordDecoder } from '../protocol/faketls/records.ts';
+import { createFrameCodec, type FrameCodec } from '../protocol/framing/codec.ts';
+import {
+  type ClientHandshake,
+  type CtrStream,
+  HEADER_LENGTH,
+  parseClientHeader,
+  type TransportTag,
+} from '../protocol/obfuscated2.ts';
+import type { ClientInfo, ClientSink, UpstreamHandle } from '../upstream/types.ts';
+import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
+import { frontConnection } from './fronting.ts';
+import { badClientCloseDelay, Deadline } from './timers.ts';
+import type { PolicyTicket, SessionEnv } from './types.ts';
+
+/** Largest ClientHello we wait for before giving up on it (real ones are under 2 KiB). */
+const MAX_HELLO_BYTES = 16 * 1024;
+/** After the upstream ended, how long the client gets to take the rest of our output. */
+const FLUSH_BEFORE_CLOSE_MS = 5000;
+
+const STAGE_HELLO = 0;
+const STAGE_HEADER = 1;
+const STAGE_CONNECTING = 2;
+const STAGE_RELAY = 3;
+/** Failed: input is discarded until the close timer fires. */
+const STAGE_REJECTED = 4;
+/** Ended, or given away to the fronting splice. */
+const STAGE_DONE = 5;
+
+/** Failure reasons counted in `handshakeFailures` besides the codec's own codes. */
+export type SessionFailure =
+  | ProtocolErrorCode
+  | 'MTP_ERR_HANDSHAKE_TIMEOUT'
+  | 'MTP_ERR_POLICY'
+  | 'MTP_ERR_UPSTREAM'
+  | 'MTP_ERR_CLIENT_BACKLOG'
+  | 'MTP_ERR_HELLO_TOO_LARGE'
+  | 'MTP_ERR_INTERNAL';
+
+export function startSession(socket: net.Socket, env: SessionEnv): void {
+  new ClientSession(socket, env).start();
+}
+
+function allowsTls(listener: ListenerConfig): boolean {
+  return listener.allowedProtocols.includes('tls');
+}
+
+function familyOf(transport: TransportTag): 'classic' | 'secure' {
+  return transport === 'padded' ? 'secure' : 'classic';
+}
+
+function looksLikeTlsHello(buf: Buffer): boolean {
+  return buf.length >= 3 && buf[0] === 0x16 && buf[1] === 0x03 && buf[2] === 0x01;
+}
+
+function noop(): void {}
+
+class ClientSession implements ClientSink {
+  private readonly socket: net.Socket;
+  private readonly env: SessionEnv;
+  private readonly listener: ListenerConfig;
+  private readonly stats: ListenerStats;
+  private readonly handshakeMs: number;
+  private readonly idleMs: number;
+  private readonly maxClientBacklog: number;
+  private readonly startedAt = Date.now();
+  private readonly deadline = new Deadline();
+
+  private stage: number = STAGE_HELLO;
+  /** Every raw byte read before the relay (for fronting); null once it can no longer be fronted. */
+  private raw: Buffer[] | null = [];
+  private rawLength = 0;
+  /** The obfuscated2 header being assembled. */
+  private readonly header = Buffer.allocUnsafe(HEADER_LENGTH);
+  private headerFilled = 0;
+  /** Secrets to try on the header: the listener's, or the one the TLS handshake settled on. */
+  private secrets: Buffer[];
+  private tls: TlsRecordDecoder | null = null;
+  private tlsDomain: string | null = null;
+  /** Obfuscated bytes that followed the header while the upstream was opening. */
+  private pending: Buffer[] = [];
+
+  private transport: TransportTag = 'abridged';
+  private protocol: SessionProtocol | null = null;
+  private decrypt: CtrStream | null = null;
+  private encrypt: CtrStream | null = null;
+  private codec: FrameCodec | null = null;
+  private handle: UpstreamHandle | null = null;
+  private ticket: PolicyTicket | null = null;
+
+  /** We paused client reads because the upstream is backlogged. */
+  private clientPaused = false;
+  /** We asked the upstream to pause because the client socket is backlogged. */
+  private upstreamPaused = false;
+  /** Scratch flag for frame-by-frame writes within one chunk. */
+  private upstreamAccepting = true;
+  /** The client half-closed while the upstream was still opening. */
+  private clientEnded = false;
+
+  constructor(socket: net.Socket, env: SessionEnv) {
+    this.socket = socket;
+    this.env = env;
+    this.listener = env.listener();
+    const config = env.config();
+    this.stats = env.stats.listener(this.listener.name);
+    this.handshakeMs = config.timeouts.handshakeMs;
+    this.idleMs = config.timeouts.idleMs;
+    this.maxClientBacklog = config.buffers.maxClientBacklog;
+    this.secrets = [this.listener.secret, ...this.listener.extraSecrets];
+  }
+
+  start(): void {
+    const s = this.socket;
+    this.stats.connectionsTotal++;
+    this.stats.connectionsActive++;
+    s.on('error', this.onSocketError);
+    s.on('close', this.onSocketClose);
+    s.on('end', this.onSocketEnd);
+    s.on('timeout', this.onIdle);
+    s.on('drain', this.onDrain);
+    s.on('data', this.onData);
+    s.setNoDelay(true);
+    this.deadline.arm(this.handshakeMs, this.onHandshakeTimeout);
+    if (s.destroyed) this.finish('client_closed');
+  }
+
+  // ---- client input ------------------------------------------------------------------------------
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.stats.bytesFromClient += chunk.length;
+    try {
+      switch (this.stage) {
+        case STAGE_RELAY:
+          if (this.tls) this.tls.decode(chunk, this.onObfuscated);
+          else this.relayFromClient(chunk);
+          return;
+        case STAGE_HELLO:
+          this.keepRaw(chunk);
+          this.onHello();
+          return;
+        case STAGE_HEADER:
+        case STAGE_CONNECTING:
+          this.keepRaw(chunk);
+          if (this.tls) this.tls.decode(chunk, this.onObfuscated);
+          else this.onObfuscated(chunk);
+          return;
+        default:
+          // Rejected or done: discard.
+          return;
+      }
+    } catch (err) {
+      this.onBadInput(err);
+    }
+  };
+
+  private keepRaw(chunk: Buffer): void {
+    if (this.raw === null) return;
+    this.raw.push(chunk);
+    this.rawLength += chunk.length;
+  }
+
+  private rawBytes(): Buffer {
+    if (this.raw === null) return Buffer.alloc(0);
+    if (this.raw.length !== 1) this.raw = [Buffer.concat(this.raw, this.rawLength)];
+    return this.raw[0];
+  }
+
+  private onHello(): void {
+    const buffered = this.rawBytes();
+    if (allowsTls(this.listener) && buffered[0] === 0x16) {
+      if (buffered.length < 3) return;
+      if (looksLikeTlsHello(buffered)) {
+        this.onTlsHello(buffered);
+        return;
+      }
+    }
+    const l = this.listener.allowedProtocols;
+    if (!l.includes('classic') && !l.includes('secure')) {
+      this.reject('MTP_ERR_TLS_EXPECTED', true);
+      return;
+    }
+    this.stage = STAGE_HEADER;
+    this.onObfuscated(buffered);
+  }
+
+  private onTlsHello(buffered: Buffer): void {
+    const outcome = tryFakeTlsHandshake(buffered, this.listener, Date.now());
+    switch (outcome.kind) {
+      case 'need-more':
+        if (buffered.length > MAX_HELLO_BYTES) this.reject('MTP_ERR_HELLO_TOO_LARGE', true);
+        return;
+      case 'fail': {
+        const sni = 'sni' in outcome && typeof outcome.sni === 'string' ? outcome.sni : null;
+        if (outcome.action === 'front') {
+          this.reject(outcome.code as SessionFailure, true, sni);
+        } else if (outcome.action === 'reject' && outcome.reply) {
+          this.stats.fail(outcome.code);
+          this.logFailure(outcome.code);
+          this.stage = STAGE_REJECTED;
+          this.socket.end(outcome.reply);
+          this.finishLater(badClientCloseDelay(this.handshakeRemaining()));
+        } else {
+          this.reject(outcome.code as SessionFailure, false);
+        }
+        return;
+      }
+      case 'ok':
+        break;
+    }
+    if (this.env.replay.seen(outcome.replayKey)) {
+      this.stats.replays++;
+      this.reject('MTP_ERR_REPLAY', true, outcome.tlsDomain);
+      return;
+    }
+    if (!this.admit(outcome.tlsDomain)) return;
+    this.tlsDomain = outcome.tlsDomain;
+    this.secrets = [outcome.secret];
+    this.protocol = 'tls';
+    // From here on we have answered as the proxy; the connection can no longer pass as a web server.
+    this.raw = null;
+    this.stage = STAGE_HEADER;
+    this.tls = new TlsRecordDecoder();
+    this.stats.bytesToClient += outcome.serverHello.length;
+    this.socket.write(outcome.serverHello);
+    if (outcome.consumed < buffered.length)
+      this.tls.decode(buffered.subarray(outcome.consumed), this.onObfuscated);
+  }
+
+  /** Obfuscated2 stream bytes (after TLS unwrapping, if any), before decryption. */
+  private readonly onObfuscated = (data: Buffer): void => {
+    switch (this.stage) {
+      case STAGE_RELAY:
+        this.relayFromClient(data);
+        return;
+      case STAGE_CONNECTING:
+        this.pending.push(data);
+        return;
+      case STAGE_HEADER: {
+        const take = Math.min(HEADER_LENGTH - this.headerFilled, data.length);
+        data.copy(this.header, this.headerFilled, 0, take);
+        this.headerFilled += take;
+        if (this.headerFilled < HEADER_LENGTH) return;
+        this.onHeader();
+        if (take < data.length && (this.stage as number) === STAGE_CONNECTING)
+          this.pending.push(data.subarray(take));
+        return;
+      }
+      default:
+        return;
+    }
+  };
+
+  private onHeader(): void {
+    let hs: ClientHandshake | null = null;
+    for (const secret of this.secrets) {
+      try {
+        hs = parseClientHeader(this.header, secret);
+        break;
+      } catch {
+        // Not this secret; try the next one.
+      }
+    }
+    const insideTls = this.tls !== null;
+    if (hs === null) {
+      this.reject('MTP_ERR_UNKNOWN_TRANSPORT', !insideTls);
+      return;
+    }
+    const allowed = this.listener.allowedProtocols;
+    if (insideTls) {
+      // TLS clients speak padded intermediate; the classic framings inside TLS only where classic is allowed.
+      if (hs.transport !== 'padded' && !allowed.includes('classic')) {
+        this.reject('MTP_ERR_DISABLED_TRANSPORT', false);
+        return;
+      }
+    } else {
+      // Replay first, as the reference does: a rejected attempt is remembered too.
+      if (this.env.replay.seen(hs.replayKey)) {
+        this.stats.replays++;
+        this.reject('MTP_ERR_REPLAY', true);
+        return;
+      }
+      if (!allowed.includes(familyOf(hs.transport))) {
+        this.reject('MTP_ERR_DISABLED_TRANSPORT', true);
+        return;
+      }
+      if (!this.admit(null)) return;
+      this.protocol = hs.transport;
+    }
+    this.transport = hs.transport;
+    this.decrypt = hs.decrypt;
+    this.encrypt = hs.encrypt;
+    this.raw = null;
+    this.stats.sessionsTotal[this.protocol!]++;
+    this.stats.sessionsActive[this.protocol!]++;
+    this.openUpstream(hs.dcId);
+  }
+
+  /** Policy admission; on refusal the client is closed (not fronted: it proved it is a proxy client). */
+  private admit(tlsDomain: string | null): boolean {
+    const decision = this.env.policy.admit({
+      listener: this.listener.name,
+      remoteAddress: this.socket.remoteAddress ?? '',
+      tlsDomain,
+    });
+    if (decision.ok) {
+      this.ticket = decision.ticket;
+      return true;
+    }
+    this.stats.reject(decision.rule);
+    this.reject('MTP_ERR_POLICY', false);
+    return false;
+  }
+
+  private openUpstream(dcId: number): void {
+    this.stage = STAGE_CONNECTING;
+    this.deadline.clear();
+    this.socket.pause();
+    // The idle timer also bounds a hung upstream open: the paused client shows no activity.
+    this.socket.setTimeout(this.idleMs);
+    const s = this.socket;
+    const info: ClientInfo = {
+      listener: this.listener,
+      transport: this.transport,
+      dcId,
+      remoteAddress: s.remoteAddress ?? '',
+      remotePort: s.remotePort ?? 0,
+      localAddress: s.localAddress ?? '',
+      localPort: s.localPort ?? 0,
+      tlsDomain: this.tlsDomain,
+    };
+    let opening: Promise<UpstreamHandle>;
+    try {
+      opening = this.env.upstream(this.listener).open(info, this);
+    } catch (err) {
+      this.onUpstreamFailed(err);
+      return;
+    }
+    opening.then(this.onUpstreamReady, this.onUpstreamFailed);
+  }
+
+  private readonly onUpstreamReady = (handle: UpstreamHandle): void => {
+    if (this.stage !== STAGE_CONNECTING) {
+      handle.close();
+      return;
+    }
+    this.handle = handle;
+    if (handle.framed) this.codec = createFrameCodec(this.transport, { requireAligned: true });
+    if (this.upstreamPaused) handle.pause();
+    this.stage = STAGE_RELAY;
+    const pending = this.pending;
+    this.pending = [];
+    try {
+      for (const data of pending) {
+        this.relayFromClient(data);
+        if (this.stage !== STAGE_RELAY) return;
+      }
+    } catch (err) {
+      this.onBadInput(err);
+      return;
+    }
+    if (this.clientEnded) this.endClientInput();
+    else if (!this.clientPaused) this.socket.resume();
+  };
+
+  private readonly onUpstreamFailed = (err: unknown): void => {
+    const code = (err as { code?: unknown })?.code;
+    this.stats.fail('MTP_ERR_UPSTREAM');
+    this.env.log.debug(
+      {
+        listener: this.listener.name,
+        remote: this.socket.remoteAddress,
+        code: typeof code === 'string' ? code : undefined,
+      },
+      'upstream open failed',
+    );
+    this.finish('upstream_failed');
+  };
+
+  private relayFromClient(data: Buffer): void {
+    const plain = this.decrypt!.update(data);
+    const handle = this.handle!;
+    let accepting: boolean;
+    if (this.codec) {
+      this.upstreamAccepting = true;
+      this.codec.decode(plain, this.onClientFrame);
+      accepting = this.upstreamAccepting;
+    } else {
+      accepting = handle.writeBytes(plain);
+    }
+    if (!accepting && !this.clientPaused && this.stage === STAGE_RELAY) {
+      this.clientPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  private readonly onClientFrame = (payload: Buffer, quickAck: boolean): void => {
+    if (this.handle && !this.handle.writeFrame(payload, quickAck)) this.upstreamAccepting = false;
+  };
+
+  // ---- ClientSink: upstream -> client -------------------------------------------------------------
+
+  sendBytes(plain: Buffer): boolean {
+    if (this.stage === STAGE_DONE || this.encrypt === null) return false;
+    return this.writeToClient(this.encrypt.update(plain));
+  }
+
+  sendFrame(payload: Buffer): boolean {
+    if (this.stage === STAGE_DONE || this.encrypt === null) return false;
+    const codec = this.codec ?? (this.codec = createFrameCodec(this.transport, { requireAligned: true }));
+    return this.writeToClient(this.encrypt.update(codec.encode(payload)));
+  }
+
+  sendQuickAck(token: number): void {
+    if (this.stage === STAGE_DONE || this.encrypt === null) return;
+    const codec = this.codec ?? (this.codec = createFrameCodec(this.transport, { requireAligned: true }));
+    this.writeToClient(this.encrypt.update(codec.encodeQuickAck(token)));
+  }
+
+  resumeClient(): void {
+    if (!this.clientPaused || this.stage !== STAGE_RELAY) return;
+    this.clientPaused = false;
+    this.socket.resume();
+  }
+
+  close(reason: string): void {
+    if (this.stage === STAGE_DONE) return;
+    // Let the client take what is already queued for it, then hang up.
+    this.finish(reason, true);
+  }
+
+  private writeToClient(obfuscated: Buffer): boolean {
+    const out = this.tls ? encodeAppData(obfuscated) : obfuscated;
+    this.stats.bytesToClient += out.length;
+    const ok = this.socket.write(out);
+    if (!ok) {
+      if (!this.upstreamPaused) {
+        this.upstreamPaused = true;
+        this.handle?.pause();
+      }
+      // A shared (framed) upstream cannot stop reading for one client: drop a client that stopped reading.
+      if (this.codec !== null && this.socket.writableLength > this.maxClientBacklog) {
+        this.stats.fail('MTP_ERR_CLIENT_BACKLOG');
+        this.finish('client_backlog');
+      }
+    }
+    return ok;
+  }
+
+  private readonly onDrain = (): void => {
+    if (!this.upstreamPaused) return;
+    this.upstreamPaused = false;
+    this.handle?.resume();
+  };
+
+  // ---- failures and the end ----------------------------------------------------------------------
+
+  private onBadInput(err: unknown): void {
+    const code = isProtocolError(err) ? err.code : 'MTP_ERR_INTERNAL';
+    if (this.stage === STAGE_RELAY || this.stage === STAGE_CONNECTING) {
+      this.stats.fail(code);
+      this.logFailure(code);
+      this.finish('bad_input');
+    } else {
+      this.reject(code as SessionFailure, this.raw !== null);
+    }
+    if (!isProtocolError(err))
+      this.env.log.warn({ err, listener: this.listener.name }, 'unexpected session error');
+  }
+
+  /**
+   * Handshake failure: no byte of reply. Fronting when the listener does fake-TLS and the client has not
+   * been answered yet; otherwise discard its input and close after a short random delay.
+   */
+  private reject(code: SessionFailure, mayFront: boolean, sni: string | null = null): void {
+    if (this.stage === STAGE_DONE || this.stage === STAGE_REJECTED) return;
+    this.stats.fail(code);
+    this.logFailure(code);
+    this.releaseTicket();
+    if (mayFront && this.raw !== null && allowsTls(this.listener) && this.listener.fronting.kind !== 'off') {
+      this.handOffToFronting(sni);
+      return;
+    }
+    this.stage = STAGE_REJECTED;
+    this.raw = null;
+    this.socket.resume();
+    this.finishLater(badClientCloseDelay(this.handshakeRemaining()));
+  }
+
+  private handOffToFronting(sni: string | null): void {
+    const alreadyRead = this.rawBytes();
+    this.raw = null;
+    this.stage = STAGE_DONE;
+    this.deadline.clear();
+    const s = this.socket;
+    s.off('data', this.onData);
+    s.off('end', this.onSocketEnd);
+    s.off('timeout', this.onIdle);
+    s.off('drain', this.onDrain);
+    s.off('close', this.onSocketClose);
+    s.off('error', this.onSocketError);
+    // Whatever the splice does, an error on this socket must never become an uncaught exception.
+    s.on('error', noop);
+    s.pause();
+    s.setTimeout(0);
+    this.countEnd();
+    frontConnection(s, alreadyRead, this.listener, sni, this.env);
+  }
+
+  private logFailure(code: string): void {
+    this.env.log.debug(
+      { listener: this.listener.name, remote: this.socket.remoteAddress, code },
+      'client handshake failed',
+    );
+  }
+
+  private handshakeRemaining(): number {
+    return Math.max(0, this.startedAt + this.handshakeMs - Date.now());
+  }
+
+  private finishLater(ms: number): void {
+    this.deadline.arm(ms, this.onRejectTimer);
+  }
+
+  private readonly onRejectTimer = (): void => this.finish('rejected');
+
+  private readonly onHandshakeTimeout = (): void => {
+    if (this.stage === STAGE_REJECTED) {
+      this.finish('rejected');
+      return;
+    }
+    this.stats.fail('MTP_ERR_HANDSHAKE_TIMEOUT');
+    this.logFailure('MTP_ERR_HANDSHAKE_TIMEOUT');
+    this.finish('handshake_timeout');
+  };
+
+  private readonly onIdle = (): void => this.finish('idle_timeout');
+  private readonly onSocketError = (): void => this.finish('client_error');
+  private readonly onSocketClose = (): void => this.finish('client_closed');
+
+  private readonly onSocketEnd = (): void => {
+    if (this.stage === STAGE_CONNECTING) this.clientEnded = true;
+    else if (this.stage === STAGE_RELAY) this.endClientInput();
+    else this.finish('client_end', true);
+  };
+
+  /**
+   * The client will send nothing more. An upstream that can half-close (direct) passes the FIN on and keeps
+   * answering until the DC closes; otherwise the session ends, flushing what is queued for the client.
+   */
+  private endClientInput(): void {
+    const handle = this.handle;
+    if (handle?.endInput) handle.endInput();
+    else this.finish('client_end', true);
+  }
+
+  private releaseTicket(): void {
+    const t = this.ticket;
+    this.ticket = null;
+    t?.release();
+  }
+
+  private countEnd(): void {
+    this.stats.connectionsActive--;
+    if (this.protocol !== null && this.decrypt !== null) this.stats.sessionsActive[this.protocol]--;
+  }
+
+  private finish(reason: string, flush = false): void {
+    if (this.stage === STAGE_DONE) return;
+    this.stage = STAGE_DONE;
+    this.deadline.clear();
+    this.releaseTicket();
+    const handle = this.handle;
+    this.handle = null;
+    this.pending = [];
+    this.raw = null;
+    this.countEnd();
+    const s = this.socket;
+    s.off('data', this.onData);
+    if (flush && !s.destroyed && s.writableLength > 0) {
+      s.end();
+      s.setTimeout(FLUSH_BEFORE_CLOSE_MS, () => s.destroy());
+    } else {
+      s.destroy();
+    }
+    if (handle) {
+      try {
+        handle.close();
+      } catch (err) {
+        this.env.log.warn({ err, listener: this.listener.name }, 'upstream close failed');
+      }
+    }
+    this.env.log.trace({ listener: this.listener.name, reason }, 'session ended');
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Direct mode: one TCP connection to a Telegram DC per client, speaking obfuscated2 without a secret (the
+ * DC leg has its own random keys). Bytes pass through without frame parsing: the session decrypts the
+ * client leg, we encrypt for the DC, and the reverse on the way back.
+ */
+import net from 'node:net';
+import type { Config, HostPort } from '../../config/types.ts';
+import type { Logger } from '../../log.ts';
+import type { DcStats, Stats } from '../../metrics/stats.ts';
+import { createFrameCodec, type FrameCodec } from '../../protocol/framing/codec.ts';
+import { type CtrStream, createInitiatorHeader, type TransportTag } from '../../protocol/obfuscated2.ts';
+import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../types.ts';
+import { resolveDc } from './dc-addresses.ts';
+
+/** How long a closed link may take to flush its last bytes to the DC. */
+const FLUSH_BEFORE_CLOSE_MS = 5000;
+
+export class UpstreamError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'UpstreamError';
+    this.code = code;
+  }
+}
+
+/** TCP connect with a timeout; resolves with the connected socket. */
+export function connectTcp(addr: HostPort, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: addr.host, port: addr.port });
+    const onError = (err: Error): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => {
+      socket.off('error', onError);
+      socket.on('error', () => {});
+      socket.destroy();
+      reject(new UpstreamError('MTP_ERR_UPSTREAM_TIMEOUT', `connect to ${addr.host}:${addr.port} timed out`));
+    }, timeoutMs);
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
+export class DirectUpstream implements Upstream {
+  readonly kind = 'direct' as const;
+  private readonly getConfig: () => Config;
+  private readonly log: Logger;
+  private readonly stats: Stats;
+  /** Open links, so that close() can stop them all. */
+  readonly links = new Set<DirectLink>();
+
+  constructor(getConfig: () => Config, log: Logger, stats: Stats) {
+    this.getConfig = getConfig;
+    this.log = log;
+    this.stats = stats;
+  }
+
+  async open(client: ClientInfo, sink: ClientSink): Promise<UpstreamHandle> {
+    const cfg = this.getConfig().upstream;
+    const route = resolveDc(client.dcId, cfg);
+    if (route === null) throw new UpstreamError('MTP_ERR_NO_DC', `no address for DC ${client.dcId}`);
+    if (route.fallback) {
+      this.log.debug(
+        { listener: client.listener.name, dc: client.dcId, via: route.dcId },
+        'unknown DC, using default',
+      );
+    }
+    const dcStats = this.stats.dc(route.dcId);
+    const attempts = Math.max(1, cfg.connectRetries + 1);
+    let lastError: unknown = null;
+    for (let i = 0; i < attempts; i++) {
+      const addr = route.addresses[i % route.addresses.length];
+      try {
+        const socket = await connectTcp(addr, cfg.connectTimeoutMs);
+        dcStats.connects++;
+        return new DirectLink(socket, client.transport, route.dcId, sink, dcStats, this.links);
+      } catch (err) {
+        dcStats.connectErrors++;
+        dcStats.error((err as { code?: string }).code ?? 'connect');
+        lastError = err;
+        this.log.debug(
+          { dc: route.dcId, host: addr.host, port: addr.port, code: (err as { code?: string }).code },
+          'DC connect failed',
+        );
+      }
+    }
+    const code = (lastError as { code?: string } | null)?.code ?? 'unknown';
+    throw new UpstreamError('MTP_ERR_UPSTREAM_CONNECT', `DC ${route.dcId} unreachable (${code})`);
+  }
+
+  async close(): Promise<void> {
+    for (const link of [...this.links]) link.close();
+  }
+}
+
+/** One client's connection to its DC. */
+export class DirectLink implements UpstreamHandle {
+  readonly framed = false;
+  private readonly socket: net.Socket;
+  private readonly encrypt: CtrStream;
+  private readonly decrypt: CtrStream;
+  private readonly sink: ClientSink;
+  private readonly stats: DcStats;
+  private readonly registry: Set<DirectLink>;
+  private readonly transport: TransportTag;
+  private codec: FrameCodec | null = null;
+  private closed = false;
+
+  constructor(
+    socket: net.Socket,
+    transport: TransportTag,
+    dcId: number,
+    sink: ClientSink,
+    stats: DcStats,
+    registry: Set<DirectLink>,
+  ) {
+    this.socket = socket;
+    this.transport = transport;
+    this.sink = sink;
+    this.stats = stats;
+    this.registry = registry;
+    const hs = createInitiatorHeader(transport, dcId, null);
+    this.encrypt = hs.encrypt;
+    this.decrypt = hs.decrypt;
+    registry.add(this);
+    stats.linksActive++;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    socket.on('data', this.onData);
+    socket.on('drain', this.onDrain);
+    socket.on('end', this.onEnd);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+    stats.bytesToDc += hs.header.length;
+    socket.write(hs.header);
+  }
+
+  writeBytes(plain: Buffer): boolean {
+    if (this.closed) return false;
+    const out = this.encrypt.update(plain);
+    this.stats.bytesToDc += out.length;
+    return this.socket.write(out);
+  }
+
+  /** Not used by sessions in direct mode (framed = false), but correct if called: frame, then send. */
+  writeFrame(payload: Buffer, quickAck: boolean): boolean {
+    const codec = this.codec ?? (this.codec = createFrameCodec(this.transport));
+    return this.writeBytes(codec.encode(payload, quickAck));
+  }
+
+  pause(): void {
+    if (!this.closed) this.socket.pause();
+  }
+
+  resume(): void {
+    if (!this.closed) this.socket.resume();
+  }
+
+  endInput(): void {
+    if (!this.closed) this.socket.end();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.registry.delete(this);
+    this.stats.linksActive--;
+    const s = this.socket;
+    s.off('data', this.onData);
+    if (!s.destroyed && s.writableLength > 0) {
+      s.end();
+      s.setTimeout(FLUSH_BEFORE_CLOSE_MS, () => s.destroy());
+    } else {
+      s.destroy();
+    }
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.stats.bytesFromDc += chunk.length;
+    // Backpressure comes back through pause()/resume(): the session calls them when the client's socket
+    // fills and drains.
+    this.sink.sendBytes(this.decrypt.update(chunk));
+  };
+
+  private readonly onDrain = (): void => {
+    if (!this.closed) this.sink.resumeClient();
+  };
+
+  private readonly onEnd = (): void => this.gone('dc_end');
+
+  private readonly onError = (err: Error): void => {
+    this.stats.error((err as { code?: string }).code ?? 'error');
+    this.gone('dc_error');
+  };
+
+  private readonly onClose = (): void => this.gone('dc_closed');
+
+  private gone(reason: string): void {
+    if (this.closed) return;
+    this.close();
+    this.sink.close(reason);
+  }
+}
