@@ -13,7 +13,7 @@ import type { TableLookup } from './tables.ts';
 
 interface CompiledRule {
   readonly rule: PolicyRule;
-  /** Label used in rejection stats and logs. */
+  /** Label used in rejection stats and logs: the rule's configured name, else its description. */
   readonly label: string;
   /** Prefix of this rule's counter keys: the key list, so equal key lists share counters like the reference. */
   readonly counterPrefix: string;
@@ -29,7 +29,7 @@ export function describeRule(rule: PolicyRule): string {
 function compile(rules: readonly PolicyRule[]): CompiledRule[] {
   return rules.map((rule) => ({
     rule,
-    label: describeRule(rule),
+    label: rule.raw || describeRule(rule),
     counterPrefix: rule.rule === 'max_connections' ? `${rule.keys.map(formatPolicyKey).join(',')}=` : '',
   }));
 }

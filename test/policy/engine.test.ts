@@ -9,10 +9,10 @@ import { PolicyTables } from '../../src/policy/tables.ts';
 import type { PolicyDecision, PolicySubject, PolicyTicket } from '../../src/session/types.ts';
 
 function maxConn(keys: string[], limit: number): PolicyRule {
-  return { rule: 'max_connections', keys: keys.map(parsePolicyKey), limit, raw: `max_connections ${keys}` };
+  return { rule: 'max_connections', keys: keys.map(parsePolicyKey), limit, raw: `max_connections(${keys.join(',')})` };
 }
 function tableRule(rule: 'in_table' | 'not_in_table', key: string, table: string): PolicyRule {
-  return { rule, key: parsePolicyKey(key), table, raw: `${rule} ${key} ${table}` };
+  return { rule, key: parsePolicyKey(key), table, raw: `${rule}(${key},${table})` };
 }
 function subject(remoteAddress: string, tlsDomain: string | null = null, listener = 'main'): PolicySubject {
   return { listener, remoteAddress, tlsDomain };
@@ -169,6 +169,13 @@ test('rules swapped on reload: old tickets release what they took', () => {
   for (const t of many) t.release();
   assert.equal(counters.size, 0);
   assert.equal(engine.outstanding, 0);
+});
+
+test('a configured rule name labels its rejections', () => {
+  const { engine, stats } = setup([{ ...maxConn(['listener'], 0), raw: 'no-entry' }]);
+  const d = engine.admit(subject('1.2.3.4'));
+  assert.equal(d.ok === false && d.rule, 'no-entry');
+  assert.equal(stats.listener('main').policyRejections.get('no-entry'), 1);
 });
 
 test('tableKey reports the key a table is used with', () => {

@@ -1,0 +1,303 @@
+/**
+ * The admin HTTP API (JSON in and out). Off unless `[admin] listen` is set; every request must carry
+ * `Authorization: Bearer <token>` and is refused with 401 before routing, so an unauthenticated caller
+ * learns nothing, not even which paths exist. The proxy is reached only through the hooks passed in.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { HostPort, PolicyKey } from '../config/types.ts';
+import type { Logger } from '../log.ts';
+import { canonicalTableValue, formatPolicyKey, PolicyKeyError } from '../policy/keys.ts';
+import { isValidTableName, type PolicyTables } from '../policy/tables.ts';
+
+export interface ReloadOutcome {
+  ok: boolean;
+  error?: string;
+}
+
+export interface AdminHooks {
+  /** Uptime, version, sessions by listener / protocol / DC, upstream state. */
+  status(): unknown;
+  /** Client links per listener. */
+  links(): unknown;
+  reload(): Promise<ReloadOutcome>;
+  tables: PolicyTables;
+  /** Key the current policy rules check a table against (null: not referenced). */
+  tableKey(table: string): PolicyKey | null;
+  referencedTables(): string[];
+}
+
+export interface AdminServerOptions {
+  hooks: AdminHooks;
+  token: string;
+  log?: Logger;
+}
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+class HttpError extends Error {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  constructor(status: number, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.headers = headers;
+  }
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function sendJson(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
+  const text = `${JSON.stringify(body, null, 2)}\n`;
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8').trim();
+      if (text === '') return resolve(undefined);
+      try {
+        resolve(JSON.parse(text));
+      } catch {
+        reject(new HttpError(400, 'request body is not valid JSON'));
+      }
+    });
+  });
+}
+
+function valueFromBody(body: unknown): string {
+  if (body && typeof body === 'object' && 'value' in body) {
+    const value = (body as { value: unknown }).value;
+    if (typeof value === 'string') return value;
+  }
+  throw new HttpError(400, 'expected a JSON body {"value": "..."}');
+}
+
+function methodNotAllowed(allowed: string): never {
+  throw new HttpError(405, `method not allowed; use ${allowed}`, { allow: allowed });
+}
+
+export class AdminServer {
+  readonly #hooks: AdminHooks;
+  readonly #log: Logger | undefined;
+  #tokenDigest: Buffer;
+  #server: http.Server | null = null;
+  readonly #startedAt = Date.now();
+
+  constructor(opts: AdminServerOptions) {
+    this.#hooks = opts.hooks;
+    this.#log = opts.log;
+    this.#tokenDigest = AdminServer.#checkToken(opts.token);
+  }
+
+  static #checkToken(token: string): Buffer {
+    if (typeof token !== 'string' || token.trim() === '') {
+      throw new RangeError('admin.token: expected a token when admin.listen is set');
+    }
+    return digest(token);
+  }
+
+  /** Replace the token (hot reload); the next request must use the new one. */
+  setToken(token: string): void {
+    this.#tokenDigest = AdminServer.#checkToken(token);
+  }
+
+  get listening(): boolean {
+    return this.#server !== null;
+  }
+
+  async start(listen: HostPort): Promise<void> {
+    if (this.#server) throw new Error('admin server already started');
+    const server = http.createServer((req, res) => {
+      this.#handle(req, res).catch((err: unknown) => this.#fail(res, err));
+    });
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 30_000;
+    server.listen(listen.port, listen.host);
+    await once(server, 'listening');
+    this.#server = server;
+    this.#log?.info({ address: this.address() }, 'admin API listening');
+  }
+
+  address(): HostPort {
+    const a = this.#server?.address();
+    if (!a || typeof a === 'string') throw new Error('admin server not listening');
+    return { host: a.address, port: a.port };
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = null;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  #authorized(req: http.IncomingMessage): boolean {
+    const header = req.headers.authorization;
+    if (typeof header !== 'string') return false;
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) return false;
+    return timingSafeEqual(digest(match[1]), this.#tokenDigest);
+  }
+
+  #fail(res: http.ServerResponse, err: unknown): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (err instanceof HttpError) {
+      sendJson(res, err.status, { error: err.message }, err.headers);
+      return;
+    }
+    this.#log?.warn({ err }, 'admin request failed');
+    sendJson(res, 500, { error: 'internal error' });
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (!this.#authorized(req)) {
+      // Do not read the body of an unauthenticated request; close instead of keeping the socket.
+      sendJson(
+        res,
+        401,
+        { error: 'missing or wrong bearer token' },
+        {
+          'www-authenticate': 'Bearer realm="mtproxy"',
+          connection: 'close',
+        },
+      );
+      req.resume();
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const segments = url.pathname
+      .split('/')
+      .filter((s) => s !== '')
+      .map((s) => {
+        try {
+          return decodeURIComponent(s);
+        } catch {
+          throw new HttpError(400, 'malformed percent-encoding in path');
+        }
+      });
+    const method = req.method ?? 'GET';
+    const [head, name, ...rest] = segments;
+
+    if (segments.length === 1 && head === 'health') {
+      if (method !== 'GET') methodNotAllowed('GET');
+      return sendJson(res, 200, {
+        status: 'ok',
+        uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
+      });
+    }
+    if (segments.length === 1 && head === 'status') {
+      if (method !== 'GET') methodNotAllowed('GET');
+      return sendJson(res, 200, this.#hooks.status());
+    }
+    if (segments.length === 1 && head === 'links') {
+      if (method !== 'GET') methodNotAllowed('GET');
+      return sendJson(res, 200, this.#hooks.links());
+    }
+    if (segments.length === 1 && head === 'reload') {
+      if (method !== 'POST') methodNotAllowed('POST');
+      const outcome = await this.#hooks.reload();
+      return sendJson(
+        res,
+        outcome.ok ? 200 : 422,
+        outcome.ok ? { ok: true } : { ok: false, error: outcome.error },
+      );
+    }
+    if (head === 'tables') {
+      if (segments.length === 1) {
+        if (method !== 'GET') methodNotAllowed('GET');
+        return sendJson(res, 200, { tables: this.#tableSummaries() });
+      }
+      if (!isValidTableName(name)) {
+        throw new HttpError(400, 'table names are 1-64 characters of letters, digits, "_", "-" and "."');
+      }
+      if (rest.length === 0) {
+        if (method === 'GET') return this.#getTable(res, name);
+        if (method === 'POST' || method === 'PUT') {
+          return this.#addValue(res, name, valueFromBody(await readJsonBody(req)));
+        }
+        if (method === 'DELETE') return this.#removeValue(res, name, valueFromBody(await readJsonBody(req)));
+        methodNotAllowed('GET, POST, DELETE');
+      }
+      // A subnet value may arrive unencoded ("10.0.0.0/24"), so the rest of the path is the value.
+      if (method !== 'DELETE') methodNotAllowed('DELETE');
+      return this.#removeValue(res, name, rest.join('/'));
+    }
+    throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}`);
+  }
+
+  #tableSummaries() {
+    const tables = this.#hooks.tables;
+    const names = new Set([...tables.summaries().map((t) => t.name), ...this.#hooks.referencedTables()]);
+    return [...names].sort().map((name) => this.#describe(name));
+  }
+
+  #describe(name: string) {
+    const key = this.#hooks.tableKey(name);
+    return { name, key: key ? formatPolicyKey(key) : null, size: this.#hooks.tables.size(name) };
+  }
+
+  #getTable(res: http.ServerResponse, name: string): void {
+    const tables = this.#hooks.tables;
+    if (tables.size(name) === 0 && this.#hooks.tableKey(name) === null) {
+      throw new HttpError(404, `no table "${name}" (it has no values and no policy uses it)`);
+    }
+    sendJson(res, 200, { ...this.#describe(name), values: tables.list(name) });
+  }
+
+  #canonical(name: string, input: string): string {
+    try {
+      return canonicalTableValue(input, this.#hooks.tableKey(name));
+    } catch (err) {
+      if (err instanceof PolicyKeyError) throw new HttpError(400, err.message);
+      throw err;
+    }
+  }
+
+  #addValue(res: http.ServerResponse, name: string, input: string): void {
+    const value = this.#canonical(name, input);
+    const added = this.#hooks.tables.add(name, value);
+    this.#log?.info({ table: name, value, added }, 'policy table value added');
+    sendJson(res, added ? 201 : 200, { table: name, value, added });
+  }
+
+  #removeValue(res: http.ServerResponse, name: string, input: string): void {
+    const value = this.#canonical(name, input);
+    if (!this.#hooks.tables.remove(name, value)) {
+      throw new HttpError(404, `"${value}" is not in table "${name}"`);
+    }
+    this.#log?.info({ table: name, value }, 'policy table value removed');
+    sendJson(res, 200, { table: name, value, removed: true });
+  }
+}
