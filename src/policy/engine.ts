@@ -150,8 +150,9 @@ export class PolicyEngine implements PolicyGate {
     return { ok: true, ticket: new Ticket(this, counterKeys) };
   }
 
-  #reject(subject: PolicySubject, label: string): PolicyDecision {
-    this.#stats?.listener(subject.listener).reject(label);
+  // The session counts refused admissions itself (it has the listener's stats at hand); fronting refusals
+  // are counted here because allowFronting() only answers yes or no.
+  #reject(_subject: PolicySubject, label: string): PolicyDecision {
     return { ok: false, rule: label };
   }
 
