@@ -66,4 +66,6 @@ export interface Upstream {
   open(client: ClientInfo, sink: ClientSink): Promise<UpstreamHandle>;
   /** Stop all links and sockets (shutdown or mode change). */
   close(): Promise<void>;
+  /** Optional: a small JSON-able summary for the admin status (links per DC, Telegram config age...). */
+  status?(): Record<string, unknown>;
 }
