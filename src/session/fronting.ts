@@ -1,18 +1,217 @@
 /**
- * Domain-fronting hook (placeholder with the agreed signature; the real implementation replaces this
- * file). Until then a fronting candidate is simply closed.
+ * Domain fronting (anti-probing): a connection that failed as a proxy client on a fake-TLS listener is
+ * spliced, byte for byte and starting with what was already read, to a real web server, so a prober sees
+ * that server's certificate and page. Bounded in time (timeouts.fronting) and bytes
+ * (buffers.fronting_max_bytes, each way); never towards one of our own listeners.
  */
-import type net from 'node:net';
-import type { ListenerConfig } from '../config/types.ts';
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
+import os from 'node:os';
+import ipaddr from 'ipaddr.js';
+import type { Config, ListenerConfig } from '../config/types.ts';
+import { encodeProxyHeader } from '../protocol/proxy-protocol.ts';
+import { normaliseDomain, servesDomain } from './fake-tls-handshake.ts';
 import type { SessionEnv } from './types.ts';
+
+export interface FrontingDestination {
+  host: string;
+  port: number;
+  /** The host came from the client's SNI without the operator naming it: refuse private addresses. */
+  untrusted: boolean;
+}
+
+/** Where this listener fronts a connection with this SNI, or null (close instead). */
+export function frontingDestination(
+  listener: ListenerConfig,
+  sni: string | null,
+): FrontingDestination | null {
+  const f = listener.fronting;
+  if (f.kind === 'off') return null;
+  if (f.kind === 'fixed') return { host: f.host, port: f.port, untrusted: false };
+  // 'sni': a served cover domain goes to itself; anything else to our first cover domain, so a prober
+  // cannot make us connect to hosts of its choosing.
+  if (sni !== null && listener.tlsDomains.length > 0 && servesDomain(listener, sni)) {
+    return { host: normaliseDomain(sni), port: f.port, untrusted: false };
+  }
+  if (listener.tlsDomains.length > 0) return { host: listener.tlsDomains[0], port: f.port, untrusted: false };
+  if (sni !== null) return { host: normaliseDomain(sni), port: f.port, untrusted: true };
+  return null;
+}
+
+function parseIp(address: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
+  try {
+    const ip = ipaddr.parse(address.split('%')[0]);
+    if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) {
+      return (ip as ipaddr.IPv6).toIPv4Address();
+    }
+    return ip;
+  } catch {
+    return null;
+  }
+}
+
+function sameIp(a: string, b: string): boolean {
+  const x = parseIp(a);
+  const y = parseIp(b);
+  return (
+    x !== null && y !== null && x.kind() === y.kind() && x.toNormalizedString() === y.toNormalizedString()
+  );
+}
+
+function isUnspecified(address: string): boolean {
+  const ip = parseIp(address);
+  return ip !== null && ip.range() === 'unspecified';
+}
+
+/** Loopback, unspecified, or an address of one of this host's interfaces. */
+function isLocalAddress(address: string): boolean {
+  const ip = parseIp(address);
+  if (ip === null) return false;
+  const range = ip.range();
+  if (range === 'loopback' || range === 'unspecified') return true;
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const nic of list ?? []) if (sameIp(nic.address, address)) return true;
+  }
+  return false;
+}
+
+/** Whether `address:port` reaches this proxy: the listener the client came in on, or any configured one. */
+export function loopsBack(
+  address: string,
+  port: number,
+  config: Config,
+  local: { address?: string; port?: number },
+): boolean {
+  const endpoints: { host: string; port: number }[] = config.listeners.map((l) => ({
+    host: l.host,
+    port: l.port,
+  }));
+  if (local.address && local.port) endpoints.push({ host: local.address, port: local.port });
+  for (const e of endpoints) {
+    if (e.port !== port) continue;
+    if (
+      isUnspecified(e.host)
+        ? isLocalAddress(address)
+        : sameIp(e.host, address) || (isLocalAddress(e.host) && isUnspecified(address))
+    ) {
+      return true;
+    }
+  }
+  return false;
+}
+
+function isPrivateAddress(address: string): boolean {
+  const ip = parseIp(address);
+  return ip === null || ip.range() !== 'unicast';
+}
+
+async function resolve(host: string): Promise<{ address: string; family: number } | null> {
+  const literal = net.isIP(host);
+  if (literal !== 0) return { address: host, family: literal };
+  try {
+    const all = await lookup(host, { all: true });
+    return all[0] ?? null;
+  } catch {
+    return null;
+  }
+}
 
 export function frontConnection(
   socket: net.Socket,
-  _alreadyRead: Buffer,
+  alreadyRead: Buffer,
   listener: ListenerConfig,
-  _sni: string | null,
+  sni: string | null,
   env: SessionEnv,
 ): void {
+  const destination = frontingDestination(listener, sni);
+  const remoteAddress = socket.remoteAddress ?? '';
+  const allowed =
+    destination !== null &&
+    env.policy.allowFronting({
+      listener: listener.name,
+      remoteAddress,
+      tlsDomain: sni === null ? null : normaliseDomain(sni),
+    });
+  if (!allowed || destination === null) {
+    socket.destroy();
+    return;
+  }
+  const config = env.config();
+  const log = env.log;
+  const maxBytes = config.buffers.frontingMaxBytes;
+  const lifetimeMs = config.timeouts.frontingMs;
   env.stats.listener(listener.name).fronted++;
-  socket.destroy();
+  socket.on('error', () => socket.destroy());
+
+  let upstream: net.Socket | null = null;
+  let closed = false;
+  const closeBoth = (): void => {
+    if (closed) return;
+    closed = true;
+    clearTimeout(lifetime);
+    socket.destroy();
+    upstream?.destroy();
+  };
+  // Also bounds the DNS lookup and the connect.
+  const lifetime = setTimeout(closeBoth, lifetimeMs);
+  lifetime.unref();
+  socket.once('close', () => {
+    // Let the target finish what it was sending only while the client is still there.
+    if (upstream && !upstream.destroyed) upstream.end();
+    setTimeout(closeBoth, 1000).unref();
+  });
+
+  void resolve(destination.host).then((resolved) => {
+    if (closed) return;
+    const refuse = (why: string): void => {
+      log.debug({ listener: listener.name, target: destination.host, why }, 'fronting refused');
+      closeBoth();
+    };
+    if (resolved === null) return refuse('unresolved');
+    if (
+      loopsBack(resolved.address, destination.port, config, {
+        address: socket.localAddress,
+        port: socket.localPort,
+      })
+    ) {
+      return refuse('loop');
+    }
+    if (destination.untrusted && isPrivateAddress(resolved.address)) return refuse('private address');
+    const target = net.connect({ host: resolved.address, port: destination.port, family: resolved.family });
+    upstream = target;
+    target.setNoDelay(true);
+    target.on('error', closeBoth);
+    target.on('close', () => {
+      if (!socket.destroyed) socket.end();
+      setTimeout(closeBoth, 1000).unref();
+    });
+    target.on('connect', () => {
+      if (closed) return;
+      if (listener.frontingProxyProtocol !== 'off') {
+        target.write(
+          encodeProxyHeader(listener.frontingProxyProtocol, {
+            sourceAddress: remoteAddress,
+            sourcePort: socket.remotePort ?? 0,
+            destinationAddress: socket.localAddress ?? '',
+            destinationPort: socket.localPort ?? 0,
+          }),
+        );
+      }
+      if (alreadyRead.length > 0) target.write(alreadyRead);
+      let fromClient = alreadyRead.length;
+      let toClient = 0;
+      socket.on('data', (chunk: Buffer) => {
+        fromClient += chunk.length;
+        if (fromClient > maxBytes) closeBoth();
+      });
+      target.on('data', (chunk: Buffer) => {
+        toClient += chunk.length;
+        if (toClient > maxBytes) closeBoth();
+      });
+      // pipe() carries backpressure both ways and half-closes the other side on end.
+      socket.pipe(target);
+      target.pipe(socket);
+      socket.resume();
+    });
+  });
 }

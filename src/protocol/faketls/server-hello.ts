@@ -1,0 +1,93 @@
+/**
+ * The fake server flight (reference §3.9): ServerHello, ChangeCipherSpec and one application-data record
+ * standing in for the encrypted certificate flight, with the server digest at offset 11:
+ *   HMAC-SHA256(secret, client random ‖ the three records with the digest zeroed).
+ * Telegram clients read exactly these three records before switching to the record stream, so the
+ * "certificate" must be a single record whatever size it imitates.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import { GROUP_X25519_MLKEM768 } from './client-hello.ts';
+import { MAX_RECORD_PAYLOAD } from './records.ts';
+
+export const CIPHER_TLS_AES_128_GCM_SHA256 = 0x1301;
+export const CIPHER_ECDHE_RSA_AES_128_GCM_SHA256 = 0xc02f;
+const TLS13_SUITES = [0x1301, 0x1302, 0x1303];
+
+export interface ServerHelloParams {
+  secret: Buffer;
+  clientRandom: Buffer;
+  sessionId: Buffer;
+  cipherSuite: number;
+  keyShareGroup: number;
+  /** The server's key share bytes (random; nobody derives a key from them). */
+  keyShare: Buffer;
+  /** Payload of the application-data record imitating the encrypted certificate flight. */
+  appData: Buffer;
+}
+
+const DIGEST_OFFSET = 11;
+
+export function buildServerHello(p: ServerHelloParams): Buffer {
+  const extensionsLength = 4 + 4 + p.keyShare.length + 6;
+  const bodyLength = 2 + 32 + 1 + p.sessionId.length + 2 + 1 + 2 + extensionsLength;
+  const helloRecordLength = 5 + 4 + bodyLength;
+  const total = helloRecordLength + 6 + 5 + p.appData.length;
+  const out = Buffer.alloc(total);
+  let o = 0;
+  out[o++] = 0x16;
+  out[o++] = 3;
+  out[o++] = 3;
+  o = out.writeUInt16BE(4 + bodyLength, o);
+  out[o++] = 0x02;
+  o = out.writeUIntBE(bodyLength, o, 3);
+  out[o++] = 3;
+  out[o++] = 3;
+  o += 32; // digest, zero for now
+  out[o++] = p.sessionId.length;
+  o += p.sessionId.copy(out, o);
+  o = out.writeUInt16BE(p.cipherSuite, o);
+  out[o++] = 0; // compression
+  o = out.writeUInt16BE(extensionsLength, o);
+  o = out.writeUInt16BE(0x0033, o);
+  o = out.writeUInt16BE(4 + p.keyShare.length, o);
+  o = out.writeUInt16BE(p.keyShareGroup, o);
+  o = out.writeUInt16BE(p.keyShare.length, o);
+  o += p.keyShare.copy(out, o);
+  o += Buffer.from([0x00, 0x2b, 0x00, 0x02, 0x03, 0x04]).copy(out, o);
+  o += Buffer.from([0x14, 0x03, 0x03, 0x00, 0x01, 0x01]).copy(out, o);
+  out[o++] = 0x17;
+  out[o++] = 3;
+  out[o++] = 3;
+  o = out.writeUInt16BE(p.appData.length, o);
+  p.appData.copy(out, o);
+  const digest = createHmac('sha256', p.secret).update(p.clientRandom).update(out).digest();
+  digest.copy(out, DIGEST_OFFSET);
+  return out;
+}
+
+/** TLS 1.3 suite in the client's order, as a server honouring client preference picks; else the reference's. */
+export function chooseCipherSuite(clientSuites: readonly number[]): number {
+  for (const s of clientSuites) if (TLS13_SUITES.includes(s)) return s;
+  return CIPHER_ECDHE_RSA_AES_128_GCM_SHA256;
+}
+
+/** Length of a server key share for a group: the hybrid one carries an ML-KEM ciphertext plus X25519. */
+export function serverKeyShareLength(group: number, clientKeyLength: number): number {
+  return group === GROUP_X25519_MLKEM768 ? 1088 + 32 : clientKeyLength;
+}
+
+/** Random payload for the fake certificate record, clamped to one record. */
+export function fakeCertificatePayload(size: number): Buffer {
+  const n = Math.max(1, Math.min(MAX_RECORD_PAYLOAD, Math.floor(size)));
+  return randomBytes(n);
+}
+
+/** Check a server flight as a client does (tdlib): returns true when the digest is ours for this secret. */
+export function verifyServerHelloDigest(flight: Buffer, clientRandom: Buffer, secret: Buffer): boolean {
+  if (flight.length < DIGEST_OFFSET + 32) return false;
+  const got = Buffer.from(flight.subarray(DIGEST_OFFSET, DIGEST_OFFSET + 32));
+  const zeroed = Buffer.from(flight);
+  zeroed.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + 32);
+  const want = createHmac('sha256', secret).update(clientRandom).update(zeroed).digest();
+  return want.equals(got);
+}
