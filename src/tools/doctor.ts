@@ -1,0 +1,736 @@
+/**
+ * `mtproxy doctor`: what an operator checks when clients cannot connect, one line per check with ok / warn /
+ * fail and what to do about it. Every network check has a short timeout and takes its targets from the config
+ * (DC overrides, the middle-proxy config source, the fronting target), so it can be pointed at loopback.
+ */
+import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import { availableParallelism, networkInterfaces } from 'node:os';
+import tls from 'node:tls';
+import type { Config, HostPort, ListenerConfig } from '../config/types.ts';
+import { probeCoverDomain, probeTargetFor } from '../faketls/cert-probe.ts';
+import { parseProxyConfig } from '../protocol/middle/proxy-config.ts';
+import { resolveDc } from '../upstream/direct/dc-addresses.ts';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
+
+export interface CheckResult {
+  /** Short check name: `config`, `fd-limit`, `bind main`, `cover example.com`, `telegram`... */
+  check: string;
+  status: CheckStatus;
+  message: string;
+  /** What to do about a warn/fail. */
+  fix?: string;
+}
+
+export interface DoctorOptions {
+  /** Per network check. */
+  timeoutMs?: number;
+  /** false: skip everything that opens an outbound connection or resolves names. */
+  network?: boolean;
+  /** false: do not try to bind the configured ports (e.g. while the proxy runs). */
+  bind?: boolean;
+  /** Contents of /proc/self/limits (tests); default: read it. */
+  limitsText?: string | null;
+  /** Local clock, ms (tests). */
+  now?: () => number;
+  /** Trust these CAs for the cover site's certificate (tests with a private CA); default: the system store. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Called when a check starts and ends (for progress output). */
+  progress?: (event: 'start' | 'end', label: string) => void;
+}
+
+const DEFAULT_TIMEOUT_MS = 3000;
+/** Descriptors besides sessions: listeners, log, DNS, metrics/admin, middle-proxy pool, workers' pipes. */
+const FD_BASE_OVERHEAD = 512;
+/** Below this an uncapped proxy runs out of descriptors at a few thousand clients. */
+const RECOMMENDED_NOFILE = 65536;
+const TELEGRAM_DCS = [1, 2, 3, 4, 5];
+
+function result(check: string, status: CheckStatus, message: string, fix?: string): CheckResult {
+  return fix ? { check, status, message, fix } : { check, status, message };
+}
+
+function errorCode(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  return err?.code ?? err?.message ?? String(e);
+}
+
+function showHostPort(a: HostPort): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Config
+
+/** Listeners whose clients go through Telegram's middle proxies. */
+export function middleListeners(config: Config): ListenerConfig[] {
+  if (config.upstream.mode === 'direct') return [];
+  if (config.upstream.mode === 'middle') return config.listeners;
+  return config.listeners.filter((l) => l.adTag !== null);
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+export function checkConfig(config: Config): CheckResult[] {
+  const out: CheckResult[] = [];
+  const names = config.listeners.map((l) => `${l.name} ${showHostPort(l)}`).join(', ');
+  const where = config.file ? ` from ${config.file}` : '';
+  out.push(
+    result(
+      'config',
+      'ok',
+      `valid${where}: ${config.listeners.length} listener(s) (${names}), upstream ${config.upstream.mode}`,
+    ),
+  );
+
+  for (const l of config.listeners) {
+    if (l.allowedProtocols.includes('tls') && l.tlsDomains.length === 0) {
+      out.push(
+        result(
+          `config ${l.name}`,
+          'warn',
+          'fake-TLS (tls) is allowed but no tls_domain is set, so no ee link can be built',
+          `set tls_domain = "www.example.com" (a real HTTPS site) on listener ${l.name}, or drop "tls" from allowed_protocols`,
+        ),
+      );
+    }
+    if (l.allowedProtocols.length === 1 && l.allowedProtocols[0] === 'classic') {
+      out.push(
+        result(
+          `config ${l.name}`,
+          'warn',
+          'only classic (plain secret) clients are allowed; that traffic is easy for DPI to recognise',
+          'add "secure" (dd links) and "tls" (ee links) to allowed_protocols',
+        ),
+      );
+    }
+    if (l.adTag && config.upstream.mode === 'direct') {
+      out.push(
+        result(
+          `config ${l.name}`,
+          'warn',
+          'an ad tag is set but upstream.mode = "direct": the promoted channel needs the middle proxies',
+          'set upstream.mode = "auto" (or "middle")',
+        ),
+      );
+    }
+    if (!l.publicHost && !config.telegram.externalIp && (l.host === '0.0.0.0' || l.host === '::')) {
+      out.push(
+        result(
+          `config ${l.name}`,
+          'warn',
+          `no public_host or telegram.external_ip: links will name the listen address ${l.host}`,
+          'set public_host = "proxy.example.com" (or your IP) on the listener',
+        ),
+      );
+    }
+  }
+  if (config.admin.listen && !isLoopback(config.admin.listen.host)) {
+    out.push(
+      result(
+        'config admin',
+        'warn',
+        `the admin API listens on ${showHostPort(config.admin.listen)}, reachable from outside`,
+        'bind it to 127.0.0.1 and reach it over SSH, or firewall the port',
+      ),
+    );
+  }
+  if (config.metrics.listen && config.metrics.allow.some((a) => a === '0.0.0.0/0' || a === '::/0')) {
+    out.push(
+      result(
+        'config metrics',
+        'warn',
+        '/metrics is open to every address (metrics.allow)',
+        'list only your Prometheus server in metrics.allow',
+      ),
+    );
+  }
+  const cpus = availableParallelism();
+  if (config.workers > cpus) {
+    out.push(
+      result(
+        'config workers',
+        'warn',
+        `workers = ${config.workers} but this machine has ${cpus} CPU(s)`,
+        `set workers = ${cpus} (or remove it for one per CPU)`,
+      ),
+    );
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// File descriptors
+
+export interface FdLimit {
+  soft: number;
+  hard: number;
+}
+
+/** "Max open files" from /proc/<pid>/limits; Infinity for "unlimited"; null when absent. */
+export function parseFdLimit(limitsText: string): FdLimit | null {
+  const line = limitsText.split('\n').find((l) => l.startsWith('Max open files'));
+  if (!line) return null;
+  const fields = line.slice('Max open files'.length).trim().split(/\s+/);
+  const value = (s: string | undefined) => (s === 'unlimited' ? Number.POSITIVE_INFINITY : Number(s));
+  const soft = value(fields[0]);
+  const hard = value(fields[1]);
+  return Number.isNaN(soft) || Number.isNaN(hard) ? null : { soft, hard };
+}
+
+export function checkFdLimit(config: Config, limitsText: string | null): CheckResult {
+  const limit = limitsText === null ? null : parseFdLimit(limitsText);
+  if (!limit) return result('fd-limit', 'skip', 'cannot read the open-files limit (/proc/self/limits)');
+  const fix =
+    'raise it: LimitNOFILE=1048576 in the systemd unit, `ulimit -n 1048576` in the shell, or ' +
+    '`docker run --ulimit nofile=1048576:1048576`';
+  // Node raises the soft limit to the hard one at start-up, so the hard limit is what the proxy gets.
+  const available = limit.hard;
+  const shown = `open files limit ${available === Number.POSITIVE_INFINITY ? 'unlimited' : available}`;
+  const uncapped = config.listeners.filter((l) => l.maxConnections === 0).map((l) => l.name);
+  // A direct session holds two sockets (client and DC); a middle one holds only the client's.
+  const perSession = config.listeners.map((l) => (middleListeners(config).includes(l) ? 1 : 2));
+  const needed =
+    FD_BASE_OVERHEAD + config.listeners.reduce((sum, l, i) => sum + l.maxConnections * perSession[i], 0);
+  if (uncapped.length > 0) {
+    if (available < RECOMMENDED_NOFILE) {
+      return result(
+        'fd-limit',
+        'warn',
+        `${shown}; listener(s) ${uncapped.join(', ')} have no max_connections cap, so about ${Math.floor((available - FD_BASE_OVERHEAD) / 2)} sessions fit`,
+        fix,
+      );
+    }
+    return result('fd-limit', 'ok', `${shown} (listeners without max_connections are bounded by it)`);
+  }
+  if (available < needed) {
+    return result(
+      'fd-limit',
+      'fail',
+      `${shown} is below the ${needed} the configured max_connections need (2 per direct session, 1 per middle session, plus ${FD_BASE_OVERHEAD})`,
+      fix,
+    );
+  }
+  return result('fd-limit', 'ok', `${shown} covers the configured connection caps (${needed} needed)`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Binding the ports
+
+function tryBind(address: HostPort): Promise<string | null> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', (e) => resolve(errorCode(e)));
+    server.listen({ host: address.host, port: address.port, exclusive: true }, () =>
+      server.close(() => resolve(null)),
+    );
+  });
+}
+
+export async function checkBind(label: string, address: HostPort): Promise<CheckResult> {
+  const check = `bind ${label}`;
+  const shown = showHostPort(address);
+  if (address.port === 0) return result(check, 'skip', `${shown}: port 0 picks a free port at start`);
+  const code = await tryBind(address);
+  switch (code) {
+    case null:
+      return result(check, 'ok', `${shown} can be bound`);
+    case 'EADDRINUSE':
+      return result(
+        check,
+        'warn',
+        `${shown} is in use: fine if that is this proxy already running, else another program holds it`,
+        `find it with: ss -ltnp 'sport = :${address.port}'`,
+      );
+    case 'EACCES':
+      return result(
+        check,
+        'fail',
+        `${shown}: permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)`,
+        'run through the systemd unit (it grants the capability), or use a port >= 1024',
+      );
+    case 'EADDRNOTAVAIL':
+      return result(
+        check,
+        'fail',
+        `${shown}: this machine has no such address`,
+        'use "0.0.0.0" or "::", or an address of this host',
+      );
+    default:
+      return result(check, 'fail', `${shown}: cannot listen (${code})`);
+  }
+}
+
+export function bindTargets(config: Config): Array<[string, HostPort]> {
+  const targets: Array<[string, HostPort]> = config.listeners.map((l) => [
+    l.name,
+    { host: l.host, port: l.port },
+  ]);
+  if (config.metrics.listen) targets.push(['metrics', config.metrics.listen]);
+  if (config.admin.listen) targets.push(['admin', config.admin.listen]);
+  return targets;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reachability helpers
+
+/** Milliseconds to open a TCP connection, or the error code. */
+export function tcpConnectTime(
+  address: HostPort,
+  timeoutMs: number,
+): Promise<{ ms: number } | { error: string }> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const socket = net.connect({ host: address.host, port: address.port });
+    const timer = setTimeout(() => done({ error: 'timeout' }), timeoutMs);
+    function done(r: { ms: number } | { error: string }): void {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(r);
+    }
+    socket.once('connect', () => done({ ms: performance.now() - started }));
+    socket.once('error', (e) => done({ error: errorCode(e) }));
+  });
+}
+
+interface TlsFacts {
+  protocol: string | null;
+  alpn: string | false;
+  authorized: boolean;
+  authorizationError: string | null;
+  /** Unix ms from the HTTP Date header, when the site answered HTTP/1.1. */
+  serverDate: number | null;
+  /** Local clock at the moment the answer arrived. */
+  localDate: number;
+}
+
+/** TLS to `target` with SNI `domain`, then `HEAD /` over HTTP/1.1 for the Date header. */
+function tlsFacts(
+  target: HostPort,
+  domain: string,
+  timeoutMs: number,
+  ca: DoctorOptions['ca'],
+  now: () => number,
+) {
+  return new Promise<TlsFacts | { error: string }>((resolve) => {
+    const socket = tls.connect({
+      host: target.host,
+      port: target.port,
+      servername: domain,
+      ALPNProtocols: ['http/1.1'],
+      rejectUnauthorized: false,
+      ...(ca ? { ca } : {}),
+    });
+    let settled = false;
+    let head = '';
+    let facts: TlsFacts | null = null;
+    const timer = setTimeout(() => finish(facts ?? { error: 'timeout' }), timeoutMs);
+    function finish(r: TlsFacts | { error: string }): void {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(r);
+    }
+    socket.once('secureConnect', () => {
+      facts = {
+        protocol: socket.getProtocol(),
+        alpn: socket.alpnProtocol ?? false,
+        authorized: socket.authorized,
+        authorizationError: socket.authorizationError ? String(socket.authorizationError) : null,
+        serverDate: null,
+        localDate: now(),
+      };
+      socket.write(
+        `HEAD / HTTP/1.1\r\nHost: ${domain}\r\nUser-Agent: mtproxy-doctor\r\nConnection: close\r\n\r\n`,
+      );
+    });
+    socket.on('data', (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0 && head.length < 16384) return;
+      const date = /^date:\s*(.+?)\s*$/im.exec(head.slice(0, end < 0 ? undefined : end));
+      if (facts && date) {
+        const parsed = Date.parse(date[1]);
+        if (!Number.isNaN(parsed)) {
+          facts.serverDate = parsed;
+          facts.localDate = now();
+        }
+      }
+      finish(facts ?? { error: 'no TLS session' });
+    });
+    socket.once('end', () => finish(facts ?? { error: 'closed' }));
+    socket.once('error', (e) => finish(facts ?? { error: errorCode(e) }));
+  });
+}
+
+/** Every address of this host, as seen by the kernel, plus the configured public ones. */
+function ownAddresses(config: Config): Set<string> {
+  const own = new Set<string>(['127.0.0.1', '::1']);
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) own.add(a.address);
+  for (const l of config.listeners) if (l.publicHost && net.isIP(l.publicHost)) own.add(l.publicHost);
+  const external = config.telegram.externalIp?.split(':');
+  for (const ip of external ?? []) own.add(ip);
+  return own;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Cover domains (fake-TLS): fronting loop, TLS 1.3 answer, certificate, clock
+
+export async function checkCoverDomain(
+  config: Config,
+  listener: ListenerConfig,
+  domain: string,
+  opts: DoctorOptions,
+): Promise<CheckResult[]> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const now = opts.now ?? Date.now;
+  const check = `cover ${domain}`;
+  const target = probeTargetFor(listener, domain);
+  if (!target) {
+    return [
+      result(
+        check,
+        'warn',
+        `fronting is off on listener ${listener.name}: probes that fail the handshake are dropped instead of seeing ${domain}`,
+        'set fronting = "sni" (or "host:port" of a local web server) so probes see a real site',
+      ),
+    ];
+  }
+  const out: CheckResult[] = [];
+
+  // Fronting to the SNI's host must not lead back to this proxy.
+  if (listener.fronting.kind === 'sni') {
+    try {
+      const addresses = await lookup(domain, { all: true });
+      const own = ownAddresses(config);
+      const mine = addresses.filter((a) => own.has(a.address)).map((a) => a.address);
+      const loops = mine.length > 0 && config.listeners.some((l) => l.port === target.port);
+      if (loops) {
+        out.push(
+          result(
+            check,
+            'fail',
+            `${domain} resolves to this server (${mine.join(', ')}) and a listener uses port ${target.port}: fronting would loop into the proxy`,
+            'front to a local web server instead: fronting = "127.0.0.1:8443" (a site serving this domain)',
+          ),
+        );
+        return out;
+      }
+    } catch (e) {
+      out.push(
+        result(
+          check,
+          'fail',
+          `${domain} does not resolve (${errorCode(e)})`,
+          'pick a cover domain that exists in DNS',
+        ),
+      );
+      return out;
+    }
+  }
+
+  const shownTarget = showHostPort(target);
+  const [profile, facts] = await Promise.all([
+    probeCoverDomain(target, domain, timeoutMs),
+    tlsFacts(target, domain, timeoutMs, opts.ca, now),
+  ]);
+
+  if (!profile) {
+    out.push(
+      result(
+        check,
+        'fail',
+        `${shownTarget} did not answer a Telegram-shaped hello for ${domain} with a TLS 1.3 server flight`,
+        'the fronting target must be a real HTTPS site with TLS 1.3 for this domain; pick another cover domain',
+      ),
+    );
+  } else {
+    out.push(
+      result(
+        check,
+        'ok',
+        `${shownTarget} answers like a TLS 1.3 site (server flight ${profile.certRecordSize} bytes)`,
+      ),
+    );
+    if (!profile.selectsPq) {
+      out.push(
+        result(
+          check,
+          'warn',
+          `${domain} does not pick the post-quantum X25519MLKEM768 group that today's Telegram clients offer`,
+          'DPI in 2026 flags this mismatch; prefer a cover domain on a modern CDN or web server with PQ key exchange',
+        ),
+      );
+    }
+  }
+
+  if ('error' in facts) {
+    out.push(
+      result(
+        `clock`,
+        'skip',
+        `no HTTPS answer from ${shownTarget} (${facts.error}) to compare the clock with`,
+      ),
+    );
+    return out;
+  }
+  if (facts.protocol !== 'TLSv1.3') {
+    out.push(
+      result(
+        check,
+        'fail',
+        `${shownTarget} negotiated ${facts.protocol ?? 'no TLS version'} with a standard client, not TLS 1.3`,
+        'fake-TLS imitates TLS 1.3; pick a cover domain whose server speaks TLS 1.3',
+      ),
+    );
+  }
+  if (!facts.authorized) {
+    out.push(
+      result(
+        check,
+        'warn',
+        `the certificate ${shownTarget} shows for ${domain} is not trusted (${facts.authorizationError ?? 'unknown'})`,
+        'a probe fronted there sees a broken site; use a domain with a valid certificate',
+      ),
+    );
+  }
+  if (facts.serverDate === null) {
+    out.push(result('clock', 'skip', `${shownTarget} sent no HTTP Date header to compare the clock with`));
+  } else {
+    // The Date header has one-second resolution.
+    const skewMs = facts.localDate - facts.serverDate;
+    const seconds = Math.round(skewMs / 1000);
+    const window = listener.tlsTimeSkewMs;
+    const shown = `local clock is ${Math.abs(seconds)} s ${seconds >= 0 ? 'ahead of' : 'behind'} ${domain}`;
+    const fix = 'enable time sync: timedatectl set-ntp true (or install chrony)';
+    if (Math.abs(skewMs) > window) {
+      out.push(result('clock', 'fail', `${shown}; fake-TLS accepts only ±${window / 1000} s`, fix));
+    } else if (Math.abs(skewMs) > Math.max(window / 4, 5000)) {
+      out.push(result('clock', 'warn', `${shown}; fake-TLS accepts ±${window / 1000} s`, fix));
+    } else {
+      out.push(result('clock', 'ok', `${shown} (within ±${window / 1000} s)`));
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Telegram
+
+async function reachAll(
+  check: string,
+  what: string,
+  targets: Array<[number, HostPort[]]>,
+  timeoutMs: number,
+  fix: string,
+): Promise<CheckResult> {
+  const attempts = await Promise.all(
+    targets.map(async ([dc, addresses]) => {
+      let last = 'no address';
+      // First reachable address in the order the upstream would try them; stop at the first success.
+      for (const a of addresses.slice(0, 3)) {
+        const r = await tcpConnectTime(a, timeoutMs);
+        if ('ms' in r) return { dc, ok: true as const, text: `${dc}: ${Math.round(r.ms)} ms` };
+        last = `${showHostPort(a)} ${r.error}`;
+      }
+      return { dc, ok: false as const, text: `${dc}: ${last}` };
+    }),
+  );
+  const reached = attempts.filter((a) => a.ok);
+  const line = attempts.map((a) => a.text).join(', ');
+  if (reached.length === attempts.length) return result(check, 'ok', `${what} reachable (${line})`);
+  if (reached.length === 0) return result(check, 'fail', `no ${what} reachable (${line})`, fix);
+  return result(check, 'warn', `some ${what} unreachable (${line})`, fix);
+}
+
+export async function checkDirectDcs(config: Config, opts: DoctorOptions): Promise<CheckResult> {
+  const targets: Array<[number, HostPort[]]> = TELEGRAM_DCS.map((dc) => [
+    dc,
+    resolveDc(dc, config.upstream)?.addresses ?? [],
+  ]);
+  return reachAll(
+    'telegram direct',
+    'Telegram DCs',
+    targets,
+    opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    'allow outbound TCP to Telegram (149.154.160.0/20, 91.108.4.0/22, port 443); if IPv4 is filtered try upstream.prefer_ipv6 = true',
+  );
+}
+
+async function readSource(source: string, timeoutMs: number): Promise<string> {
+  if (/^https?:\/\//i.test(source)) {
+    const response = await fetch(source, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return await response.text();
+  }
+  return await readFile(source, 'utf8');
+}
+
+export async function checkMiddleProxies(config: Config, opts: DoctorOptions): Promise<CheckResult[]> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const source = config.telegram.proxyConfig;
+  let text: string;
+  try {
+    text = await readSource(source, timeoutMs);
+  } catch (e) {
+    return [
+      result(
+        'telegram middle',
+        'fail',
+        `cannot read the middle-proxy list from ${source} (${errorCode(e)})`,
+        'the proxy falls back to its cached copy in state_dir; if there is none, make core.telegram.org reachable or point telegram.proxy_config at a file',
+      ),
+    ];
+  }
+  let parsed: ReturnType<typeof parseProxyConfig>;
+  try {
+    parsed = parseProxyConfig(text);
+  } catch (e) {
+    return [
+      result('telegram middle', 'fail', `${source} is not a middle-proxy list (${(e as Error).message})`),
+    ];
+  }
+  const targets: Array<[number, HostPort[]]> = TELEGRAM_DCS.filter((dc) => parsed.dcs.has(dc)).map((dc) => [
+    dc,
+    parsed.dcs.get(dc) ?? [],
+  ]);
+  const out = [
+    await reachAll(
+      'telegram middle',
+      'middle proxies',
+      targets,
+      timeoutMs,
+      'allow outbound TCP to the addresses in the middle-proxy list (port 8888)',
+    ),
+  ];
+  try {
+    const secret = await readSource(config.telegram.proxySecret, timeoutMs);
+    out.push(
+      result(
+        'telegram secret',
+        'ok',
+        `proxy secret readable from ${config.telegram.proxySecret} (${Buffer.byteLength(secret, 'latin1')} bytes)`,
+      ),
+    );
+  } catch (e) {
+    out.push(
+      result(
+        'telegram secret',
+        'warn',
+        `cannot read the proxy secret from ${config.telegram.proxySecret} (${errorCode(e)})`,
+        'the cached copy in state_dir is used if there is one',
+      ),
+    );
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Health (the container's HEALTHCHECK): every listener accepts a connection
+
+function connectHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '::1';
+  return host;
+}
+
+export async function checkHealth(config: Config, timeoutMs = 2000): Promise<CheckResult[]> {
+  return Promise.all(
+    config.listeners.map(async (l) => {
+      const address = { host: connectHost(l.host), port: l.port };
+      const r = await tcpConnectTime(address, timeoutMs);
+      return 'ms' in r
+        ? result(`listen ${l.name}`, 'ok', `${showHostPort(address)} accepts connections`)
+        : result(
+            `listen ${l.name}`,
+            'fail',
+            `${showHostPort(address)} does not accept connections (${r.error})`,
+          );
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// All checks
+
+function readLimits(): string | null {
+  try {
+    return readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Run every check. Results are delivered in a fixed order through `onResult` as soon as the ones before them
+ * are done (the network checks run concurrently), and returned at the end.
+ */
+export async function runDoctor(
+  config: Config,
+  opts: DoctorOptions = {},
+  onResult: (r: CheckResult) => void = () => {},
+): Promise<CheckResult[]> {
+  const network = opts.network !== false;
+  const tracked = <T>(label: string, work: () => Promise<T>): Promise<T> => {
+    opts.progress?.('start', label);
+    return work().finally(() => opts.progress?.('end', label));
+  };
+  const groups: Array<Promise<CheckResult[]>> = [];
+  groups.push(Promise.resolve(checkConfig(config)));
+  groups.push(
+    Promise.resolve([checkFdLimit(config, opts.limitsText !== undefined ? opts.limitsText : readLimits())]),
+  );
+  if (opts.bind !== false) {
+    groups.push(Promise.all(bindTargets(config).map(([label, address]) => checkBind(label, address))));
+  }
+
+  if (network) {
+    const seen = new Set<string>();
+    for (const l of config.listeners) {
+      if (!l.allowedProtocols.includes('tls')) continue;
+      for (const domain of l.tlsDomains) {
+        const id = `${JSON.stringify(l.fronting)}/${domain}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        groups.push(tracked(`cover domain ${domain}`, () => checkCoverDomain(config, l, domain, opts)));
+      }
+    }
+    const middle = middleListeners(config);
+    if (middle.length < config.listeners.length) {
+      groups.push(tracked('Telegram DCs', async () => [await checkDirectDcs(config, opts)]));
+    }
+    if (middle.length > 0) {
+      groups.push(tracked('middle proxies', () => checkMiddleProxies(config, opts)));
+    }
+  } else {
+    groups.push(Promise.resolve([result('network', 'skip', 'network checks skipped (--offline)')]));
+  }
+
+  const all: CheckResult[] = [];
+  for (const group of groups) {
+    for (const r of await group) {
+      all.push(r);
+      onResult(r);
+    }
+  }
+  return all;
+}
+
+/** Exit status: 1 when anything failed. */
+export function doctorExitCode(results: CheckResult[]): number {
+  return results.some((r) => r.status === 'fail') ? 1 : 0;
+}
+
+const LABELS: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' };
+
+/** One line per check, the fix indented under it. */
+export function formatResult(r: CheckResult): string {
+  const line = `${LABELS[r.status]}  ${r.check.padEnd(18)} ${r.message}`;
+  return r.fix ? `${line}\n${' '.repeat(25)}-> ${r.fix}` : line;
+}

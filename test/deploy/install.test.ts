@@ -1,0 +1,200 @@
+/**
+ * scripts/install.sh in a throwaway root: no root privileges, no systemctl, no npm, no network.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const script = join(repo, 'scripts/install.sh');
+const roots: string[] = [];
+
+after(() => {
+  for (const r of roots) rmSync(r, { recursive: true, force: true });
+});
+
+function freshRoot(): string {
+  const r = mkdtempSync(join(tmpdir(), 'mtproxy-install-'));
+  roots.push(r);
+  return r;
+}
+
+function install(root: string, ...args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync('bash', [script, '--root', root, '--node', process.execPath, '--yes', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function read(root: string, path: string): string {
+  return readFileSync(join(root, path), 'utf8');
+}
+
+const secret = '0123456789abcdef0123456789abcdef';
+
+describe('install.sh', () => {
+  it('passes bash -n and starts with strict mode', () => {
+    const r = spawnSync('bash', ['-n', script]);
+    assert.equal(r.status, 0, String(r.stderr));
+    assert.match(readFileSync(script, 'utf8'), /^#!\/usr\/bin\/env bash\n[\s\S]*?^set -euo pipefail$/m);
+  });
+
+  it('installs the app, config and unit, and prints the links', () => {
+    const root = freshRoot();
+    const r = install(
+      root,
+      '-p',
+      '8443',
+      '-s',
+      secret,
+      '-d',
+      'www.example.com',
+      '--public-host',
+      '203.0.113.7',
+    );
+    assert.equal(r.code, 0, r.err);
+    assert.ok(existsSync(join(root, 'opt/mtproxy/bin/mtproxy.js')));
+    assert.ok(existsSync(join(root, 'opt/mtproxy/src')));
+    assert.ok(existsSync(join(root, 'opt/mtproxy/package-lock.json')));
+
+    const config = read(root, 'etc/mtproxy/mtproxy.toml');
+    assert.match(config, /^port = 8443$/m);
+    assert.match(config, new RegExp(`^secret = "${secret}"$`, 'm'));
+    assert.match(config, /^tls_domain = "www\.example\.com"$/m);
+    assert.match(config, /^allowed_protocols = \["secure", "tls"\]$/m);
+    assert.equal(statSync(join(root, 'etc/mtproxy/mtproxy.toml')).mode & 0o777, 0o640);
+
+    const unit = read(root, 'etc/systemd/system/mtproxy.service');
+    assert.match(
+      unit,
+      /^ExecStart=\S+ \/opt\/mtproxy\/bin\/mtproxy\.js run --config \/etc\/mtproxy\/mtproxy\.toml$/m,
+    );
+    assert.match(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+
+    const domainHex = Buffer.from('www.example.com').toString('hex');
+    assert.match(r.out, new RegExp(`tg://proxy\\?server=203\\.0\\.113\\.7&port=8443&secret=dd${secret}`));
+    assert.match(
+      r.out,
+      new RegExp(`https://t\\.me/proxy\\?server=203\\.0\\.113\\.7&port=8443&secret=ee${secret}${domainHex}`),
+    );
+    assert.match(r.out, /skipped: systemctl/);
+  });
+
+  it('writes a config the proxy accepts', async () => {
+    const root = freshRoot();
+    const tag = 'fedcba9876543210fedcba9876543210';
+    const r = install(
+      root,
+      '-p',
+      '443',
+      '-s',
+      secret,
+      '-t',
+      tag,
+      '-a',
+      'classic,secure',
+      '-a',
+      'tls',
+      '-d',
+      'a.example.org',
+      '--public-host',
+      'proxy.example.net',
+    );
+    assert.equal(r.code, 0, r.err);
+    const { parseConfig } = await import('../../src/config/load.ts');
+    const config = parseConfig(read(root, 'etc/mtproxy/mtproxy.toml'));
+    const [listener] = config.listeners;
+    assert.equal(listener.port, 443);
+    assert.equal(listener.secret.toString('hex'), secret);
+    assert.equal(listener.adTag?.toString('hex'), tag);
+    assert.deepEqual([...listener.allowedProtocols].sort(), ['classic', 'secure', 'tls']);
+    assert.deepEqual(listener.tlsDomains, ['a.example.org']);
+    assert.equal(listener.publicHost, 'proxy.example.net');
+    assert.equal(config.stateDir, '/var/lib/mtproxy');
+  });
+
+  it('is idempotent: a second run keeps the secret and changes nothing', () => {
+    const root = freshRoot();
+    const first = install(root, '-p', '1443', '--public-host', '198.51.100.1');
+    assert.equal(first.code, 0, first.err);
+    const config1 = read(root, 'etc/mtproxy/mtproxy.toml');
+    const unit1 = read(root, 'etc/systemd/system/mtproxy.service');
+    const generated = /^secret = "([0-9a-f]{32})"$/m.exec(config1)?.[1];
+    assert.ok(generated, 'a random secret was generated');
+
+    const second = install(root);
+    assert.equal(second.code, 0, second.err);
+    assert.match(second.out, /config unchanged/);
+    assert.equal(read(root, 'etc/mtproxy/mtproxy.toml'), config1);
+    assert.equal(read(root, 'etc/systemd/system/mtproxy.service'), unit1);
+    assert.ok(!existsSync(join(root, 'etc/mtproxy/mtproxy.toml.bak')));
+
+    const third = install(root, '-p', '2443');
+    assert.equal(third.code, 0, third.err);
+    const config3 = read(root, 'etc/mtproxy/mtproxy.toml');
+    assert.match(config3, /^port = 2443$/m);
+    assert.match(config3, new RegExp(`^secret = "${generated}"$`, 'm'));
+    assert.equal(read(root, 'etc/mtproxy/mtproxy.toml.bak'), config1);
+  });
+
+  it('rejects bad input with one line and changes nothing', () => {
+    const root = freshRoot();
+    for (const args of [
+      ['-s', 'xyz'],
+      ['-p', '70000'],
+      ['-t', '1234'],
+      ['-a', 'tls'],
+      ['-a', 'socks'],
+      ['--bogus'],
+    ]) {
+      const r = install(root, ...args);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.equal(r.err.trim().split('\n').length, 1, r.err);
+      assert.match(r.err, /^install\.sh: /);
+    }
+    assert.ok(!existsSync(join(root, 'etc/mtproxy/mtproxy.toml')));
+  });
+
+  it('--dry-run prints the actions and writes nothing', () => {
+    const root = freshRoot();
+    const r = install(root, '--dry-run', '--sysctl', '-s', secret, '--public-host', '192.0.2.1');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /would write: .*mtproxy\.toml/);
+    assert.match(r.out, /would write: .*mtproxy\.service/);
+    assert.match(r.out, /would write: .*90-mtproxy\.conf/);
+    assert.ok(!existsSync(join(root, 'opt')));
+    assert.ok(!existsSync(join(root, 'etc')));
+  });
+
+  it('--sysctl installs the kernel settings', () => {
+    const root = freshRoot();
+    const r = install(root, '--sysctl', '--public-host', '192.0.2.1');
+    assert.equal(r.code, 0, r.err);
+    const sysctl = read(root, 'etc/sysctl.d/90-mtproxy.conf');
+    assert.match(sysctl, /net\.ipv4\.tcp_max_orphans/);
+    assert.match(sysctl, /nf_conntrack_max/);
+  });
+
+  it('--uninstall removes the app and unit but keeps config; --purge removes everything', () => {
+    const root = freshRoot();
+    assert.equal(install(root, '--sysctl', '--public-host', '192.0.2.1').code, 0);
+    const u = install(root, '--uninstall');
+    assert.equal(u.code, 0, u.err);
+    assert.ok(!existsSync(join(root, 'opt/mtproxy')));
+    assert.ok(!existsSync(join(root, 'etc/systemd/system/mtproxy.service')));
+    assert.ok(!existsSync(join(root, 'etc/sysctl.d/90-mtproxy.conf')));
+    assert.ok(existsSync(join(root, 'etc/mtproxy/mtproxy.toml')));
+    const again = install(root, '--uninstall');
+    assert.equal(again.code, 0, again.err);
+    const p = install(root, '--uninstall', '--purge');
+    assert.equal(p.code, 0, p.err);
+    assert.ok(!existsSync(join(root, 'etc/mtproxy')));
+    assert.ok(!existsSync(join(root, 'var/lib/mtproxy')));
+  });
+});
