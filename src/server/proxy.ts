@@ -1,0 +1,571 @@
+/**
+ * The server process core: one TCP server per listener, each accepted socket handed to a client session, and
+ * the running configuration swapped in place on reload. Sessions read everything through their SessionEnv
+ * getters, so a reload reaches new connections at once while established ones keep what they were admitted
+ * with. Only a listener whose address changes (or that is added/removed) is restarted; its old sessions
+ * drain for at most `timeouts.drain`.
+ */
+import net from 'node:net';
+import { loadConfigFile } from '../config/load.ts';
+import type { Config, ListenerConfig } from '../config/types.ts';
+import { type Logger, logger as defaultLogger } from '../log.ts';
+import { type Stats, stats as defaultStats } from '../metrics/stats.ts';
+import { startSession } from '../session/client-session.ts';
+import { createReplayGuard } from '../session/replay-cache.ts';
+import type { PolicyGate, PolicyTicket, ReplayGuard, SessionEnv } from '../session/types.ts';
+import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
+import type { Upstream } from '../upstream/types.ts';
+
+export type SessionHandler = (socket: net.Socket, env: SessionEnv) => void;
+
+/** An upstream that needs an asynchronous start (middle mode loads Telegram's config first). */
+type StartableUpstream = Upstream & { start?(): Promise<void> };
+type UpstreamFactory = (getConfig: () => Config, log: Logger, stats: Stats) => StartableUpstream;
+
+/** A policy engine may follow reloads; the default gate has nothing to follow. */
+type ReloadablePolicy = PolicyGate & { applyConfig?(config: Config): void };
+
+export interface ProxyOptions {
+  log?: Logger;
+  stats?: Stats;
+  /** Shared replay guard (worker threads); default: an in-process cache sized by `[replay]`. */
+  replay?: ReplayGuard;
+  /** Policy engine; default: admit everyone. */
+  policy?: ReloadablePolicy;
+  /** Ready-made upstreams (tests, workers); otherwise built on first use from src/upstream. */
+  upstreams?: { direct?: StartableUpstream; middle?: StartableUpstream };
+  /** What runs for each accepted socket (default: the client session). */
+  sessionHandler?: SessionHandler;
+  /** How `reloadFromFile()` obtains the next config (the CLI re-applies its flags); default: re-read config.file. */
+  loadConfig?: () => Promise<Config>;
+  /** Bind with SO_REUSEPORT so several workers share each port. */
+  reusePort?: boolean;
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  error?: string;
+}
+
+const NO_TICKET: PolicyTicket = { release() {} };
+
+export const allowAllPolicy: PolicyGate = {
+  admit: () => ({ ok: true, ticket: NO_TICKET }),
+  allowFronting: () => true,
+};
+
+/** First and longest pause of accepting after the process ran out of file descriptors. */
+const ACCEPT_BACKOFF_MIN_MS = 100;
+const ACCEPT_BACKOFF_MAX_MS = 5000;
+const FD_EXHAUSTION_CODES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+
+interface ListenerState {
+  config: ListenerConfig;
+  server: net.Server;
+  sessions: Set<net.Socket>;
+  env: SessionEnv;
+  /** The port actually bound (differs from config.port when that is 0). */
+  boundPort: number;
+  backoffMs: number;
+  backoffTimer: NodeJS.Timeout | null;
+  lastFdWarningAt: number;
+}
+
+function describeBindError(err: NodeJS.ErrnoException, l: ListenerConfig): string {
+  const where = `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `${where} is already in use`;
+    case 'EACCES':
+      return `no permission to listen on ${where} (ports below 1024 need privileges)`;
+    case 'EADDRNOTAVAIL':
+      return `${l.host} is not an address of this machine`;
+    default:
+      return `cannot listen on ${where} (${err.code ?? err.message})`;
+  }
+}
+
+/** Raised when a listener cannot bind; the message names the listener key, as config errors do. */
+export class ListenError extends Error {
+  readonly code: string;
+  constructor(index: number, l: ListenerConfig, err: NodeJS.ErrnoException) {
+    super(`listeners[${index}].port: ${describeBindError(err, l)}`);
+    this.name = 'ListenError';
+    this.code = err.code ?? 'ELISTEN';
+  }
+}
+
+function sameAddress(a: ListenerConfig, b: ListenerConfig): boolean {
+  return a.host === b.host && a.port === b.port;
+}
+
+function maxConnectionsOf(l: ListenerConfig): number {
+  return l.maxConnections > 0 ? l.maxConnections : Number.POSITIVE_INFINITY;
+}
+
+export class ProxyServer {
+  #config: Config;
+  readonly #log: Logger;
+  readonly #stats: Stats;
+  readonly #options: ProxyOptions;
+  readonly #sessionHandler: SessionHandler;
+  #replay: ReplayGuard;
+  readonly #replayInjected: boolean;
+  readonly #policy: ReloadablePolicy;
+  /** Active listeners by name. */
+  readonly #listeners = new Map<string, ListenerState>();
+  /** Listeners removed or restarted whose sessions are still draining. */
+  readonly #draining = new Set<ListenerState>();
+  #direct: StartableUpstream | null = null;
+  #middle: StartableUpstream | null = null;
+  #factories: { direct: UpstreamFactory | null; middle: UpstreamFactory | null } = {
+    direct: null,
+    middle: null,
+  };
+  #started = false;
+  #stopping: Promise<void> | null = null;
+  /** Reloads run one at a time. */
+  #reloadChain: Promise<unknown> = Promise.resolve();
+
+  constructor(config: Config, opts: ProxyOptions = {}) {
+    this.#config = config;
+    this.#options = opts;
+    this.#log = opts.log ?? defaultLogger;
+    this.#stats = opts.stats ?? defaultStats;
+    this.#sessionHandler = opts.sessionHandler ?? startSession;
+    this.#replayInjected = opts.replay !== undefined;
+    this.#replay = opts.replay ?? createReplayGuard(config.replay);
+    this.#policy = opts.policy ?? allowAllPolicy;
+    this.#direct = opts.upstreams?.direct ?? null;
+    this.#middle = opts.upstreams?.middle ?? null;
+  }
+
+  get config(): Config {
+    return this.#config;
+  }
+
+  /** Names of the active listeners, in config order. */
+  listenerNames(): string[] {
+    return this.#config.listeners.map((l) => l.name).filter((n) => this.#listeners.has(n));
+  }
+
+  /** Open client connections (all listeners, or one), including ones still draining. */
+  sessionCount(listener?: string): number {
+    let n = 0;
+    for (const s of this.#listeners.values())
+      if (!listener || s.config.name === listener) n += s.sessions.size;
+    for (const s of this.#draining) if (!listener || s.config.name === listener) n += s.sessions.size;
+    return n;
+  }
+
+  /** The bound address of a listener (the real port when the config says 0). */
+  address(listenerName: string): { host: string; port: number } {
+    const state = this.#listeners.get(listenerName);
+    const addr = state?.server.address();
+    if (!state || !addr || typeof addr === 'string')
+      throw new Error(`listener "${listenerName}" is not listening`);
+    return { host: addr.address, port: addr.port };
+  }
+
+  /** The net.Server of an active listener (metrics, tests). */
+  listeningServer(listenerName: string): net.Server {
+    const state = this.#listeners.get(listenerName);
+    if (!state) throw new Error(`listener "${listenerName}" is not listening`);
+    return state.server;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    await this.#loadUpstreamFactories();
+    await this.#startNeededUpstreams(this.#config);
+    const bound: ListenerState[] = [];
+    try {
+      for (const [i, l] of this.#config.listeners.entries()) {
+        const state = this.#createState(l);
+        await this.#listen(state, i);
+        bound.push(state);
+        this.#listeners.set(l.name, state);
+      }
+    } catch (e) {
+      for (const s of bound) s.server.close();
+      this.#listeners.clear();
+      this.#started = false;
+      throw e;
+    }
+    this.#log.info(
+      { listeners: this.#config.listeners.map((l) => ({ name: l.name, ...this.address(l.name) })) },
+      'proxy listening',
+    );
+  }
+
+  /**
+   * Stop accepting, let open sessions finish for up to `drainMs` (default `timeouts.drain`), then close what is
+   * left and the upstreams. Idempotent.
+   */
+  stop(drainMs: number = this.#config.timeouts.drainMs): Promise<void> {
+    this.#stopping ??= this.#stop(drainMs);
+    return this.#stopping;
+  }
+
+  async #stop(drainMs: number): Promise<void> {
+    const states = [...this.#listeners.values(), ...this.#draining];
+    this.#listeners.clear();
+    for (const s of states) this.#closeServer(s);
+    await Promise.all(states.map((s) => this.#drain(s, drainMs)));
+    this.#draining.clear();
+    await Promise.allSettled([this.#direct?.close(), this.#middle?.close()]);
+    this.#log.info('proxy stopped');
+  }
+
+  /**
+   * Switch to a new (already validated) config. Listeners added, removed, or with a new host/port are
+   * (re)started; if one of them cannot bind, nothing changes and the error is thrown. Everything else applies to
+   * new connections through the SessionEnv getters.
+   */
+  applyConfig(next: Config): Promise<void> {
+    const run = this.#reloadChain.then(() => this.#applyConfig(next));
+    this.#reloadChain = run.catch(() => {});
+    return run;
+  }
+
+  async #applyConfig(next: Config): Promise<void> {
+    if (this.#stopping) throw new Error('the proxy is stopping');
+    if (!this.#started) {
+      this.#config = next;
+      return;
+    }
+    const keep: Array<[ListenerState, ListenerConfig]> = [];
+    const rebind: Array<[ListenerState | null, ListenerConfig, number]> = [];
+    const remove: ListenerState[] = [];
+    const nextNames = new Set(next.listeners.map((l) => l.name));
+    next.listeners.forEach((l, i) => {
+      const current = this.#listeners.get(l.name);
+      if (current && sameAddress(current.config, l)) keep.push([current, l]);
+      else rebind.push([current ?? null, l, i]);
+    });
+    for (const state of this.#listeners.values()) if (!nextNames.has(state.config.name)) remove.push(state);
+
+    await this.#startNeededUpstreams(next);
+
+    // Free the old addresses first (a port may move from one listener to another), then bind the new ones.
+    const released = [...remove, ...rebind.flatMap(([old]) => (old ? [old] : []))];
+    for (const s of released) this.#closeServer(s);
+    const fresh: ListenerState[] = [];
+    try {
+      for (const [, l, i] of rebind) {
+        const state = this.#createState(l);
+        await this.#listen(state, i);
+        fresh.push(state);
+      }
+    } catch (e) {
+      for (const s of fresh) s.server.close();
+      await this.#rebindReleased(released);
+      throw e;
+    }
+
+    this.#config = next;
+    for (const [state, l] of keep) {
+      state.config = l;
+      state.server.maxConnections = maxConnectionsOf(l);
+    }
+    for (const s of released) {
+      this.#listeners.delete(s.config.name);
+      this.#retire(s);
+    }
+    for (const s of fresh) this.#listeners.set(s.config.name, s);
+    if (!this.#replayInjected) this.#replay = createReplayGuard(next.replay);
+    this.#policy.applyConfig?.(next);
+    this.#log.level = next.log.level;
+    this.#log.info(
+      {
+        added: rebind.filter(([old]) => !old).map(([, l]) => l.name),
+        restarted: rebind.filter(([old]) => old).map(([, l]) => l.name),
+        removed: remove.map((s) => s.config.name),
+      },
+      'configuration applied',
+    );
+  }
+
+  /** Re-read the configuration (SIGHUP, admin API, `mtproxy reload`). An invalid config leaves everything as is. */
+  async reloadFromFile(): Promise<ReloadResult> {
+    const stats = this.#stats;
+    stats.reloadsTotal++;
+    stats.lastReloadAt = Date.now();
+    let result: ReloadResult;
+    try {
+      const load = this.#options.loadConfig ?? this.#defaultLoader();
+      const next = await load();
+      await this.applyConfig(next);
+      result = { ok: true };
+    } catch (e) {
+      result = { ok: false, error: (e as Error).message.split('\n')[0] };
+    }
+    stats.lastReloadOk = result.ok;
+    if (!result.ok) {
+      stats.reloadFailures++;
+      this.#log.error({ error: result.error }, 'reload refused; the running configuration stays');
+    } else {
+      this.#log.info('reload done');
+    }
+    return result;
+  }
+
+  #defaultLoader(): () => Promise<Config> {
+    const file = this.#config.file;
+    if (!file) return () => Promise.reject(new Error('no config file to reload from'));
+    return () => loadConfigFile(file);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Listeners
+
+  #createState(l: ListenerConfig): ListenerState {
+    const server = net.createServer({
+      noDelay: true,
+      highWaterMark: this.#config.buffers.clientHighWaterMark,
+    });
+    server.maxConnections = maxConnectionsOf(l);
+    const state: ListenerState = {
+      config: l,
+      server,
+      sessions: new Set(),
+      env: null as unknown as SessionEnv,
+      boundPort: 0,
+      backoffMs: 0,
+      backoffTimer: null,
+      lastFdWarningAt: 0,
+    };
+    state.env = this.#createEnv(state);
+    server.on('connection', (socket: net.Socket) => this.#accept(state, socket));
+    return state;
+  }
+
+  #createEnv(state: ListenerState): SessionEnv {
+    const proxy = this;
+    return {
+      config: () => proxy.#config,
+      listener: () => state.config,
+      upstream: (l: ListenerConfig) => proxy.#upstreamFor(l),
+      get replay() {
+        return proxy.#replay;
+      },
+      get policy() {
+        return proxy.#policy;
+      },
+      stats: this.#stats,
+      log: this.#log,
+    };
+  }
+
+  #listen(state: ListenerState, index: number, port = state.config.port): Promise<void> {
+    const { server, config: l } = state;
+    return new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        server.off('listening', onListening);
+        reject(new ListenError(index, l, err));
+      };
+      const onListening = () => {
+        server.off('error', onError);
+        state.boundPort = (server.address() as net.AddressInfo).port;
+        server.on('error', (err: NodeJS.ErrnoException) => this.#onServerError(state, err));
+        resolve();
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen({
+        host: l.host,
+        port,
+        // "::" should not silently take IPv4 too when another listener binds 0.0.0.0 on the same port.
+        ipv6Only: l.host.includes(':') && l.host !== '::',
+        ...(this.#options.reusePort ? { reusePort: true } : {}),
+      });
+    });
+  }
+
+  #accept(state: ListenerState, socket: net.Socket): void {
+    state.sessions.add(socket);
+    socket.once('close', () => state.sessions.delete(socket));
+    try {
+      this.#sessionHandler(socket, state.env);
+    } catch (e) {
+      // A session must never take the server down; this is a bug in the session code, so log it loudly.
+      this.#log.error({ listener: state.config.name, err: e }, 'session failed to start');
+      socket.destroy();
+    }
+  }
+
+  /** Errors of a listening server: only accept() failures reach here, and none may stop the process. */
+  #onServerError(state: ListenerState, err: NodeJS.ErrnoException): void {
+    const now = Date.now();
+    if (err.code && FD_EXHAUSTION_CODES.has(err.code)) {
+      if (now - state.lastFdWarningAt > 5000) {
+        state.lastFdWarningAt = now;
+        this.#log.warn(
+          { listener: state.config.name, code: err.code, sessions: state.sessions.size },
+          'out of file descriptors: accepting slowed down',
+        );
+      }
+      this.#stats.listener(state.config.name).fail('MTP_ERR_ACCEPT_' + err.code);
+      this.#slowAccepting(state);
+      return;
+    }
+    this.#log.warn({ listener: state.config.name, code: err.code, err: err.message }, 'accept error');
+  }
+
+  /**
+   * Node cannot pause accept(), but with maxConnections at the current count it closes each new connection right
+   * away, which gives the descriptor back at once instead of failing in a loop. The cap is lifted after a
+   * backoff that doubles while the errors continue.
+   */
+  #slowAccepting(state: ListenerState): void {
+    state.backoffMs = Math.min(ACCEPT_BACKOFF_MAX_MS, Math.max(ACCEPT_BACKOFF_MIN_MS, state.backoffMs * 2));
+    state.server.maxConnections = Math.max(0, state.sessions.size - 1);
+    if (state.backoffTimer) clearTimeout(state.backoffTimer);
+    state.backoffTimer = setTimeout(() => {
+      state.backoffTimer = null;
+      state.server.maxConnections = maxConnectionsOf(state.config);
+      // Forget the backoff if no new error arrives within one more period.
+      state.backoffTimer = setTimeout(() => {
+        state.backoffTimer = null;
+        state.backoffMs = 0;
+      }, state.backoffMs);
+      state.backoffTimer.unref();
+    }, state.backoffMs);
+    state.backoffTimer.unref();
+  }
+
+  #closeServer(state: ListenerState): void {
+    if (state.backoffTimer) clearTimeout(state.backoffTimer);
+    state.backoffTimer = null;
+    if (state.server.listening) state.server.close();
+  }
+
+  /** Put back the listeners a failed reload had released. */
+  async #rebindReleased(released: ListenerState[]): Promise<void> {
+    for (const old of released) {
+      const index = this.#config.listeners.findIndex((l) => l.name === old.config.name);
+      const replacement = this.#createState(old.config);
+      replacement.sessions = old.sessions;
+      try {
+        await this.#listen(replacement, index, old.boundPort);
+        this.#listeners.set(old.config.name, replacement);
+      } catch (e) {
+        this.#log.error(
+          { listener: old.config.name, err: (e as Error).message },
+          'could not restore listener',
+        );
+        this.#listeners.delete(old.config.name);
+        this.#retire(old);
+      }
+    }
+  }
+
+  /** A listener left the config or moved: its sessions finish in the background within the drain time. */
+  #retire(state: ListenerState): void {
+    this.#closeServer(state);
+    if (state.sessions.size === 0) return;
+    this.#draining.add(state);
+    void this.#drain(state, this.#config.timeouts.drainMs).then(() => this.#draining.delete(state));
+  }
+
+  #drain(state: ListenerState, drainMs: number): Promise<void> {
+    if (state.sessions.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        clearInterval(poll);
+        for (const socket of state.sessions) socket.destroy();
+        state.sessions.clear();
+        resolve();
+      };
+      const timer = setTimeout(finish, drainMs);
+      // Sessions end on their own; look every so often rather than hooking every socket again.
+      const poll = setInterval(() => {
+        if (state.sessions.size === 0) finish();
+      }, 50);
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Upstreams
+
+  #upstreamKind(l: ListenerConfig, config: Config = this.#config): 'direct' | 'middle' {
+    const mode = config.upstream.mode;
+    if (mode === 'auto') return l.adTag ? 'middle' : 'direct';
+    return mode;
+  }
+
+  #upstreamFor(l: ListenerConfig): Upstream {
+    return this.#upstreamKind(l) === 'middle' ? this.#middleUpstream() : this.#directUpstream();
+  }
+
+  #directUpstream(): StartableUpstream {
+    if (!this.#direct) {
+      if (!this.#factories.direct) throw new Error('direct upstream is not available');
+      this.#direct = this.#factories.direct(() => this.#config, this.#log, this.#stats);
+    }
+    return this.#direct;
+  }
+
+  #middleUpstream(): StartableUpstream {
+    if (!this.#middle) {
+      if (!this.#factories.middle) throw new Error('middle-proxy upstream is not available');
+      const middle = this.#factories.middle(() => this.#config, this.#log, this.#stats);
+      this.#middle = middle;
+      middle
+        .start?.()
+        .catch((e: Error) => this.#log.error({ err: e.message }, 'middle-proxy upstream failed to start'));
+    }
+    return this.#middle;
+  }
+
+  /** Middle mode needs Telegram's config before the first client: start it as soon as a listener needs it. */
+  async #startNeededUpstreams(config: Config): Promise<void> {
+    const needsMiddle = config.listeners.some((l) => this.#upstreamKind(l, config) === 'middle');
+    if (!needsMiddle || this.#middle || !this.#factories.middle) return;
+    const middle = this.#factories.middle(() => this.#config, this.#log, this.#stats);
+    this.#middle = middle;
+    try {
+      await middle.start?.();
+    } catch (e) {
+      this.#log.error(
+        { err: (e as Error).message },
+        'middle-proxy upstream failed to start; retrying in background',
+      );
+    }
+  }
+
+  /** The upstream implementations are loaded on start so a proxy used only in one mode never loads the other. */
+  async #loadUpstreamFactories(): Promise<void> {
+    const load = async (specifier: string, exportName: string): Promise<UpstreamFactory | null> => {
+      try {
+        const mod = (await import(specifier)) as Record<
+          string,
+          new (
+            ...args: unknown[]
+          ) => StartableUpstream
+        >;
+        const Ctor = mod[exportName];
+        return Ctor ? (getConfig, log, stats) => new Ctor(getConfig, log, stats) : null;
+      } catch (e) {
+        const missing = (e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND';
+        this.#log[missing ? 'debug' : 'error'](
+          { module: exportName, err: (e as Error).message },
+          'upstream not loaded',
+        );
+        return null;
+      }
+    };
+    this.#factories = {
+      direct: (getConfig, log, stats) => new DirectUpstream(getConfig, log, stats),
+      middle: this.#middle ? null : await load(MIDDLE_MODULE, 'MiddleUpstream'),
+    };
+  }
+}
+
+// Resolved at run time so the server builds before the middle-proxy implementation exists.
+const MIDDLE_MODULE = new URL('../upstream/middle/middle-upstream.ts', import.meta.url).href;
+
+/** The agreed name; import `ProxyServer` where a binding named `Proxy` would shadow the global. */
+export { ProxyServer as Proxy };

@@ -1,0 +1,286 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { parseConfig } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/types.ts';
+import { Stats } from '../../src/metrics/stats.ts';
+import { ProxyServer, type SessionHandler } from '../../src/server/proxy.ts';
+import type { SessionEnv } from '../../src/session/types.ts';
+
+const SECRET_A = '0123456789abcdef0123456789abcdef';
+const SECRET_B = 'fedcba9876543210fedcba9876543210';
+
+function listenerToml(name: string, secret = SECRET_A, port = 0): string {
+  return `[[listeners]]\nname = "${name}"\nhost = "127.0.0.1"\nport = ${port}\nsecret = "${secret}"\n`;
+}
+
+function configOf(body: string, drain = '200ms'): Config {
+  return parseConfig(`${body}\n[timeouts]\ndrain = "${drain}"\n[log]\nlevel = "silent"\n`);
+}
+
+/** Echoes every byte and records which listener config each session saw at accept time. */
+function echoHandler(seen: string[] = []): SessionHandler {
+  return (socket: net.Socket, env: SessionEnv) => {
+    seen.push(`${env.listener().name}:${env.listener().secret.toString('hex')}`);
+    socket.on('data', (chunk) => socket.write(chunk));
+    socket.on('error', () => {});
+  };
+}
+
+async function connect(port: number): Promise<net.Socket> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  await once(socket, 'connect');
+  return socket;
+}
+
+async function roundTrip(socket: net.Socket, text: string): Promise<string> {
+  socket.write(text);
+  const [chunk] = (await once(socket, 'data')) as [Buffer];
+  return chunk.toString();
+}
+
+async function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(true));
+  });
+}
+
+const silent = pino({ level: 'silent' });
+
+describe('ProxyServer', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-server-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('listens on every listener and reports the bound port', async () => {
+    const proxy = new ProxyServer(configOf(listenerToml('a') + listenerToml('b')), {
+      log: silent,
+      stats: new Stats(),
+      sessionHandler: echoHandler(),
+    });
+    await proxy.start();
+    try {
+      assert.deepEqual(proxy.listenerNames(), ['a', 'b']);
+      const a = proxy.address('a');
+      const b = proxy.address('b');
+      assert.notEqual(a.port, 0);
+      assert.notEqual(a.port, b.port);
+      const socket = await connect(b.port);
+      assert.equal(await roundTrip(socket, 'ping'), 'ping');
+      socket.destroy();
+    } finally {
+      await proxy.stop(100);
+    }
+  });
+
+  test('reload adds and removes listeners without touching the others', async () => {
+    const seen: string[] = [];
+    const proxy = new ProxyServer(configOf(listenerToml('a') + listenerToml('b')), {
+      log: silent,
+      stats: new Stats(),
+      sessionHandler: echoHandler(seen),
+    });
+    await proxy.start();
+    try {
+      const portA = proxy.address('a').port;
+      const portB = proxy.address('b').port;
+      const onA = await connect(portA);
+      const onB = await connect(portB);
+      assert.equal(await roundTrip(onA, 'x'), 'x');
+      assert.equal(await roundTrip(onB, 'y'), 'y');
+
+      // a keeps its address (port 0 stays the bound port) but gets a new secret; b goes; c arrives.
+      const next = configOf(listenerToml('a', SECRET_B) + listenerToml('c'));
+      await proxy.applyConfig(next);
+
+      assert.deepEqual(proxy.listenerNames(), ['a', 'c']);
+      assert.equal(proxy.address('a').port, portA, 'an unchanged listener is not restarted');
+      assert.equal(await roundTrip(onA, 'still here'), 'still here');
+      assert.ok(await refused(portB), 'the removed listener no longer accepts');
+      // b's open session drains, then is closed at the drain deadline.
+      await once(onB, 'close');
+      assert.equal(onA.destroyed, false);
+
+      const onC = await connect(proxy.address('c').port);
+      assert.equal(await roundTrip(onC, 'c'), 'c');
+      const onA2 = await connect(portA);
+      assert.equal(await roundTrip(onA2, 'a2'), 'a2');
+      assert.equal(seen.at(-1), `a:${SECRET_B}`, 'new sessions see the new secret');
+      assert.equal(seen[0], `a:${SECRET_A}`);
+      for (const s of [onA, onC, onA2]) s.destroy();
+    } finally {
+      await proxy.stop(100);
+    }
+  });
+
+  test('a listener whose port changes is restarted alone', async () => {
+    const blocker = net.createServer();
+    blocker.listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const blockedPort = (blocker.address() as net.AddressInfo).port;
+    blocker.close();
+    await once(blocker, 'close');
+
+    const proxy = new ProxyServer(configOf(listenerToml('a') + listenerToml('b')), {
+      log: silent,
+      stats: new Stats(),
+      sessionHandler: echoHandler(),
+    });
+    await proxy.start();
+    try {
+      const portA = proxy.address('a').port;
+      await proxy.applyConfig(configOf(listenerToml('a') + listenerToml('b', SECRET_A, blockedPort)));
+      assert.equal(proxy.address('a').port, portA);
+      assert.equal(proxy.address('b').port, blockedPort);
+      const socket = await connect(blockedPort);
+      assert.equal(await roundTrip(socket, 'moved'), 'moved');
+      socket.destroy();
+    } finally {
+      await proxy.stop(100);
+    }
+  });
+
+  test('a reload whose new listener cannot bind changes nothing', async () => {
+    const blocker = net.createServer();
+    blocker.listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const busyPort = (blocker.address() as net.AddressInfo).port;
+    const proxy = new ProxyServer(configOf(listenerToml('a') + listenerToml('b')), {
+      log: silent,
+      stats: new Stats(),
+      sessionHandler: echoHandler(),
+    });
+    await proxy.start();
+    try {
+      const before = proxy.config;
+      const portB = proxy.address('b').port;
+      await assert.rejects(
+        proxy.applyConfig(configOf(listenerToml('a') + listenerToml('b', SECRET_A, busyPort))),
+        /listeners\[1\]\.port: 127\.0\.0\.1:\d+ is already in use/,
+      );
+      assert.equal(proxy.config, before);
+      assert.equal(proxy.address('b').port, portB, 'the old listener is back on its port');
+      const socket = await connect(portB);
+      assert.equal(await roundTrip(socket, 'ok'), 'ok');
+      socket.destroy();
+    } finally {
+      await proxy.stop(100);
+      blocker.close();
+    }
+  });
+
+  test('reloadFromFile refuses an invalid config and keeps the running one', async () => {
+    const file = path.join(dir, 'reload.toml');
+    await writeFile(file, listenerToml('a') + '[log]\nlevel = "silent"\n');
+    const stats = new Stats();
+    const config = parseConfig(listenerToml('a') + '[log]\nlevel = "silent"\n', { file });
+    const proxy = new ProxyServer(config, { log: silent, stats, sessionHandler: echoHandler() });
+    await proxy.start();
+    try {
+      await writeFile(file, listenerToml('a') + 'bogus_key = 1\n');
+      const bad = await proxy.reloadFromFile();
+      assert.equal(bad.ok, false);
+      assert.match(bad.error!, /^listeners\[0\]\.bogus_key: unknown key/);
+      assert.ok(!bad.error!.includes('\n'));
+      assert.equal(proxy.config, config);
+      assert.equal(stats.reloadFailures, 1);
+      assert.equal(stats.lastReloadOk, false);
+
+      await writeFile(file, listenerToml('a') + listenerToml('b') + '[log]\nlevel = "silent"\n');
+      const good = await proxy.reloadFromFile();
+      assert.deepEqual(good, { ok: true });
+      assert.deepEqual(proxy.listenerNames(), ['a', 'b']);
+      assert.equal(stats.lastReloadOk, true);
+      assert.equal(stats.reloadsTotal, 2);
+    } finally {
+      await proxy.stop(100);
+    }
+  });
+
+  test('a busy port fails start with one line naming the listener', async () => {
+    const blocker = net.createServer();
+    blocker.listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const busyPort = (blocker.address() as net.AddressInfo).port;
+    const proxy = new ProxyServer(configOf(listenerToml('a') + listenerToml('b', SECRET_A, busyPort)), {
+      log: silent,
+      stats: new Stats(),
+      sessionHandler: echoHandler(),
+    });
+    try {
+      await assert.rejects(proxy.start(), (e: Error) => {
+        assert.equal(e.message, `listeners[1].port: 127.0.0.1:${busyPort} is already in use`);
+        return true;
+      });
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('running out of file descriptors on accept is survived', async () => {
+    const stats = new Stats();
+    const proxy = new ProxyServer(configOf(listenerToml('a')), {
+      log: silent,
+      stats,
+      sessionHandler: echoHandler(),
+    });
+    await proxy.start();
+    try {
+      // What libuv reports when accept() fails with EMFILE.
+      const emfile = Object.assign(new Error('accept EMFILE'), {
+        code: 'EMFILE',
+        errno: -24,
+        syscall: 'accept',
+      });
+      proxy.listeningServer('a').emit('error', emfile);
+      assert.equal(stats.listener('a').handshakeFailures.get('MTP_ERR_ACCEPT_EMFILE'), 1);
+      // Accepting resumes after the backoff.
+      let answered = false;
+      for (let i = 0; i < 50 && !answered; i++) {
+        const socket = await connect(proxy.address('a').port);
+        socket.write('hi');
+        answered = await new Promise<boolean>((resolve) => {
+          socket.once('data', () => resolve(true));
+          socket.once('close', () => resolve(false));
+        });
+        socket.destroy();
+        if (!answered) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(answered);
+    } finally {
+      await proxy.stop(100);
+    }
+  });
+
+  test('stop lets open sessions finish within the drain time', async () => {
+    const proxy = new ProxyServer(configOf(listenerToml('a')), {
+      log: silent,
+      stats: new Stats(),
+      sessionHandler: echoHandler(),
+    });
+    await proxy.start();
+    const port = proxy.address('a').port;
+    const socket = await connect(port);
+    const stopped = proxy.stop(10_000);
+    // Still served while draining, but no new connections.
+    assert.equal(await roundTrip(socket, 'draining'), 'draining');
+    assert.ok(await refused(port));
+    socket.end();
+    await stopped;
+    assert.equal(proxy.sessionCount(), 0);
+  });
+});
