@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { buildClientHello, splitHelloRecords } from '../../../src/client/tls-hello.ts';
+import { isProtocolError } from '../../../src/protocol/errors.ts';
+import {
+  assembleClientHello,
+  GROUP_X25519_MLKEM768,
+  isGrease,
+  parseClientHello,
+  RANDOM_OFFSET,
+  selectKeyShare,
+  verifyHelloDigest,
+  zeroedHello,
+} from '../../../src/protocol/faketls/client-hello.ts';
+
+const secret = Buffer.from('d0d6e111bada5511fcce9584deadbeef', 'hex');
+const now = 1_790_000_000;
+
+function modern(domain = 'www.example.com'): Buffer {
+  return buildClientHello({ shape: 'modern', secret, domain, unixTime: now });
+}
+
+/** Feed `chunks` one by one as a session would, returning the first non-need-more result. */
+function assembleIncrementally(chunks: Buffer[]) {
+  let acc = Buffer.alloc(0);
+  for (const c of chunks) {
+    acc = Buffer.concat([acc, c]);
+    const r = assembleClientHello(acc);
+    if (r.kind !== 'need-more') return r;
+  }
+  return assembleClientHello(acc);
+}
+
+test('modern tdlib-shaped hello: ~1.7 KB, GREASE, PQ key share, ECH GREASE, ALPS; verifies', () => {
+  for (let i = 0; i < 20; i++) {
+    const record = modern();
+    assert.ok(record.length > 1600 && record.length < 2000, `length ${record.length}`);
+    const a = assembleClientHello(record);
+    assert.ok(a.kind === 'complete');
+    const hello = parseClientHello(a.record);
+    assert.equal(hello.sni, 'www.example.com');
+    assert.ok(hello.extensionTypes.includes(0xfe0d));
+    assert.ok(hello.extensionTypes.includes(0x44cd));
+    assert.ok(isGrease(hello.extensionTypes[0]));
+    assert.ok(isGrease(hello.extensionTypes.at(-1) ?? 0));
+    const pq = hello.keyShares?.find((k) => k.group === GROUP_X25519_MLKEM768);
+    assert.equal(pq?.key.length, 1216);
+    assert.equal(verifyHelloDigest(zeroedHello(a.record), hello.random, secret), now);
+    assert.equal(selectKeyShare(hello.keyShares ?? [], false)?.group, 0x001d);
+    assert.equal(selectKeyShare(hello.keyShares ?? [], true)?.group, GROUP_X25519_MLKEM768);
+  }
+});
+
+test('extension order is shuffled per connection', () => {
+  const orders = new Set<string>();
+  for (let i = 0; i < 10; i++) {
+    const types = parseClientHello(modern()).extensionTypes.filter((t) => !isGrease(t));
+    orders.add(types.join(','));
+  }
+  assert.ok(orders.size > 1);
+});
+
+test('legacy hello is 517 bytes and verifies', () => {
+  const record = buildClientHello({ shape: 'legacy', secret, domain: 'example.com', unixTime: now });
+  assert.equal(record.length, 517);
+  const hello = parseClientHello(record);
+  assert.equal(verifyHelloDigest(zeroedHello(record), hello.random, secret), now);
+});
+
+test('a hello split over several TLS records and many TCP segments reassembles to the same record', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 1, max: 600 }), { minLength: 1, maxLength: 8 }),
+      fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 40 }),
+      (recordSizes, segmentSizes) => {
+        const record = modern();
+        const wire = splitHelloRecords(record, recordSizes);
+        const chunks: Buffer[] = [];
+        let pos = 0;
+        for (let i = 0; pos < wire.length; i++) {
+          const n = segmentSizes[i % segmentSizes.length];
+          chunks.push(wire.subarray(pos, pos + n));
+          pos += n;
+        }
+        const a = assembleIncrementally(chunks);
+        assert.ok(a.kind === 'complete');
+        assert.equal(a.consumed, wire.length);
+        assert.deepEqual(a.record, record);
+        const hello = parseClientHello(a.record);
+        assert.equal(verifyHelloDigest(zeroedHello(a.record), hello.random, secret), now);
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+test('bytes after the hello are not consumed', () => {
+  const record = modern();
+  const a = assembleClientHello(Buffer.concat([record, Buffer.from('140303000101', 'hex')]));
+  assert.ok(a.kind === 'complete');
+  assert.equal(a.consumed, record.length);
+});
+
+test('strictness: trailing bytes, bad lengths, non-handshake records, missing SNI', () => {
+  const record = modern();
+  const throwsBad = (b: Buffer): void => {
+    assert.throws(
+      () => {
+        const a = assembleClientHello(b);
+        if (a.kind === 'complete') parseClientHello(a.record);
+      },
+      (e: unknown) => isProtocolError(e),
+    );
+  };
+  // Record claims one byte more than the handshake message.
+  const longer = Buffer.concat([record, Buffer.from([0])]);
+  longer.writeUInt16BE(record.length - 5 + 1, 3);
+  throwsBad(longer);
+  // Extensions length off by one.
+  const broken = Buffer.from(record);
+  const extLenAt = 5 + 4 + 2 + 32 + 1 + 32 + 2 + 32 + 2;
+  broken.writeUInt16BE(broken.readUInt16BE(extLenAt) - 1, extLenAt);
+  throwsBad(broken);
+  // Application data in the middle of a split hello.
+  const split = splitHelloRecords(record, [100]);
+  split[105] = 0x17;
+  throwsBad(split);
+  // Not TLS at all.
+  assert.throws(
+    () => assembleClientHello(Buffer.from('GET / HTTP/1.1\r\n')),
+    (e: unknown) => isProtocolError(e),
+  );
+});
+
+test('garbage never throws anything but ProtocolError', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 0, maxLength: 3000 }), fc.boolean(), (bytes, asHello) => {
+      const b = Buffer.from(bytes);
+      if (asHello && b.length > 9) {
+        b[0] = 0x16;
+        b[1] = 3;
+        b[2] = 1;
+        b.writeUInt16BE(b.length - 5, 3);
+        b[5] = 1;
+        b.writeUIntBE(Math.max(0, b.length - 9), 6, 3);
+      }
+      try {
+        const a = assembleClientHello(b);
+        if (a.kind === 'complete') parseClientHello(a.record);
+      } catch (e) {
+        assert.ok(isProtocolError(e), String(e));
+      }
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test('mutating a valid hello never keeps a valid digest', () => {
+  const record = modern();
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: record.length - 1 }),
+      fc.integer({ min: 1, max: 255 }),
+      (at, flip) => {
+        const b = Buffer.from(record);
+        b[at] ^= flip;
+        try {
+          const a = assembleClientHello(b);
+          if (a.kind !== 'complete') return;
+          const hello = parseClientHello(a.record);
+          const t = verifyHelloDigest(zeroedHello(a.record), hello.random, secret);
+          // Only the timestamp bytes of the random may change and still pass (they carry the time).
+          if (t !== null) assert.ok(at >= RANDOM_OFFSET + 28 && at < RANDOM_OFFSET + 32);
+        } catch (e) {
+          assert.ok(isProtocolError(e));
+        }
+      },
+    ),
+    { numRuns: 400 },
+  );
+});

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { isProtocolError } from '../../../src/protocol/errors.ts';
+import {
+  appDataEncodedLength,
+  encodeAppData,
+  MAX_RECORD_PAYLOAD,
+  TlsRecordDecoder,
+} from '../../../src/protocol/faketls/records.ts';
+
+function decodeAll(chunks: Buffer[]): Buffer {
+  const d = new TlsRecordDecoder();
+  const out: Buffer[] = [];
+  // Copy: pieces may be views of the chunk.
+  for (const c of chunks) d.decode(c, (p) => out.push(Buffer.from(p)));
+  return Buffer.concat(out);
+}
+
+function cut(bytes: Buffer, sizes: number[]): Buffer[] {
+  const chunks: Buffer[] = [];
+  let pos = 0;
+  for (let i = 0; pos < bytes.length; i++) {
+    const n = sizes.length === 0 ? bytes.length : sizes[i % sizes.length];
+    chunks.push(bytes.subarray(pos, pos + n));
+    pos += n;
+  }
+  return chunks;
+}
+
+test('vector I: CCS skipped, application data delivered', () => {
+  assert.equal(decodeAll([Buffer.from('14030300010117030300020909', 'hex')]).toString('hex'), '0909');
+});
+
+test('encodeAppData splits at 16 KiB and roundtrips', () => {
+  for (const n of [0, 1, 100, MAX_RECORD_PAYLOAD, MAX_RECORD_PAYLOAD + 1, 3 * MAX_RECORD_PAYLOAD + 7]) {
+    const payload = Buffer.alloc(n, 7);
+    const wire = encodeAppData(payload);
+    assert.equal(wire.length, appDataEncodedLength(n));
+    // Every record within the limit.
+    for (let pos = 0; pos < wire.length; ) {
+      assert.equal(wire[0], 0x17);
+      const len = wire.readUInt16BE(pos + 3);
+      assert.ok(len > 0 && len <= MAX_RECORD_PAYLOAD);
+      pos += 5 + len;
+    }
+    assert.deepEqual(decodeAll([wire]), payload);
+  }
+});
+
+test('any split of any record sequence decodes the same', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.oneof(fc.uint8Array({ minLength: 0, maxLength: 40000 }), fc.constant(null)), {
+        maxLength: 6,
+      }),
+      fc.array(fc.integer({ min: 1, max: 5000 }), { maxLength: 10 }),
+      (items, sizes) => {
+        const parts: Buffer[] = [];
+        const expected: Buffer[] = [];
+        for (const item of items) {
+          if (item === null) {
+            parts.push(Buffer.from('140303000101', 'hex'));
+          } else {
+            parts.push(encodeAppData(Buffer.from(item)));
+            expected.push(Buffer.from(item));
+          }
+        }
+        const wire = Buffer.concat(parts);
+        assert.deepEqual(decodeAll(cut(wire, sizes)), Buffer.concat(expected));
+        assert.deepEqual(decodeAll(cut(wire, [1])), Buffer.concat(expected));
+      },
+    ),
+    { numRuns: 100 },
+  );
+});
+
+test('garbage throws ProtocolError only', () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 2000 }),
+      fc.array(fc.integer({ min: 1, max: 300 })),
+      (bytes, sizes) => {
+        try {
+          decodeAll(cut(Buffer.from(bytes), sizes));
+        } catch (e) {
+          assert.ok(isProtocolError(e), String(e));
+        }
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
+test('rejects alerts, handshakes, bad versions and oversized records', () => {
+  const bad = [
+    '150303000201',
+    '160303000101',
+    '1703010001ff',
+    '17030341010000',
+    '140303000102',
+    '1403030002010100',
+  ];
+  for (const h of bad) {
+    assert.throws(
+      () => decodeAll([Buffer.from(h, 'hex')]),
+      (e: unknown) => isProtocolError(e) && e.code === 'MTP_ERR_TLS_BAD_RECORD',
+      h,
+    );
+  }
+});
+
+test('a record of 2^14 + 256 bytes is accepted', () => {
+  const n = 16384 + 256;
+  const wire = Buffer.concat([Buffer.from([0x17, 3, 3, n >> 8, n & 0xff]), Buffer.alloc(n, 1)]);
+  assert.equal(decodeAll([wire]).length, n);
+});
