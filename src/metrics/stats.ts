@@ -13,8 +13,18 @@ export class ListenerStats {
   bytesToClient = 0;
   fronted = 0;
   replays = 0;
-  readonly sessionsTotal: Record<SessionProtocol, number> = { abridged: 0, intermediate: 0, padded: 0, tls: 0 };
-  readonly sessionsActive: Record<SessionProtocol, number> = { abridged: 0, intermediate: 0, padded: 0, tls: 0 };
+  readonly sessionsTotal: Record<SessionProtocol, number> = {
+    abridged: 0,
+    intermediate: 0,
+    padded: 0,
+    tls: 0,
+  };
+  readonly sessionsActive: Record<SessionProtocol, number> = {
+    abridged: 0,
+    intermediate: 0,
+    padded: 0,
+    tls: 0,
+  };
   /** Handshake failures by reason code (a handful of distinct keys). */
   readonly handshakeFailures = new Map<string, number>();
   /** Policy rejections by rule description. */
@@ -35,6 +45,9 @@ export class DcStats {
   linksActive = 0;
   bytesToDc = 0;
   bytesFromDc = 0;
+  /** Middle mode: clients moved to another link after Telegram closed theirs, and those that could not be. */
+  migrations = 0;
+  migrationFailures = 0;
   readonly errors = new Map<string, number>();
 
   error(reason: string): void {

@@ -1,0 +1,401 @@
+/**
+ * One RPC connection to a Telegram middle proxy, shared by many clients (each known by a conn_id).
+ *
+ * Life: TCP connect -> plaintext RPC_NONCE both ways -> AES-256-CBC keys -> RPC_HANDSHAKE both ways -> ready.
+ * Every frame from the peer must have the right length, sequence number and CRC; anything else means the link
+ * can no longer be trusted and is closed (its clients are closed too). When the peer simply closes a ready
+ * link (Telegram rotates them), the clients are handed back to the pool for migration.
+ */
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import type { Logger } from '../../log.ts';
+import type { DcStats } from '../../metrics/stats.ts';
+import { isProtocolError, ProtocolError } from '../../protocol/errors.ts';
+import {
+  type CbcStream,
+  createCbcDecryptor,
+  createCbcEncryptor,
+  deriveMiddleKey,
+  ipv4ToInt,
+  type MiddleKeyInput,
+} from '../../protocol/middle/crypto.ts';
+import { FullDecoder, FullEncoder, fullWireSize, sealFullFrame } from '../../protocol/middle/full.ts';
+import {
+  CRYPTO_SCHEMA_AES,
+  decodeHandshake,
+  decodeNonce,
+  decodeProcessId,
+  decodeServerMessage,
+  encodeCloseConn,
+  encodeHandshake,
+  encodeIpPort,
+  encodeNonce,
+  encodePong,
+  encodeProcessId,
+  HANDSHAKE_FLAG_CRC32C,
+  type ProcessId,
+  processIdMatches,
+  proxyReqFlags,
+  proxyReqHeaderLength,
+  writeProxyReqHeader,
+} from '../../protocol/middle/rpc.ts';
+import type { TransportTag } from '../../protocol/obfuscated2.ts';
+
+/** What a link needs from a client it carries (implemented by the middle upstream's client handle). */
+export interface LinkClient {
+  /** Assigned by the link on attach; unique per process. */
+  connId: number;
+  readonly transport: TransportTag;
+  /** 20-byte encoded client address. */
+  readonly clientAddress: Buffer;
+  readonly adTag: Buffer | null;
+  onAnswer(payload: Buffer): void;
+  onQuickAck(confirm: number): void;
+  /** Telegram closed this client (RPC_CLOSE_EXT) or the link failed: close the client. */
+  onClosedByUpstream(reason: string): void;
+  /** The link was backlogged for this client and can take writes again. */
+  onWritable(): void;
+}
+
+export interface LinkOptions {
+  host: string;
+  port: number;
+  dcId: number;
+  secret: Buffer;
+  /** Maps the link's local IP to the one Telegram sees (external / NAT). */
+  clientIpFor(localIp: string): string;
+  connectTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  log: Logger;
+  stats: DcStats;
+  onReady(link: RpcLink): void;
+  /**
+   * The link is gone. `orphans` are the clients it still carried: the pool migrates them when `migrate` is true
+   * (the peer closed a working link), else they were already told to close.
+   */
+  onClosed(link: RpcLink, orphans: LinkClient[], migrate: boolean, reason: string): void;
+}
+
+const STATE_CONNECTING = 0;
+const STATE_NONCE = 1;
+const STATE_HANDSHAKE = 2;
+const STATE_READY = 3;
+const STATE_CLOSED = 4;
+
+const KEEPALIVE_MS = 40_000;
+
+let nextConnId = 1 + Math.floor(Math.random() * 0x10000) * 0x10000;
+const processStart = Math.floor(Date.now() / 1000);
+
+export class RpcLink {
+  readonly id: number;
+  readonly host: string;
+  readonly port: number;
+  readonly dcId: number;
+  readonly clients = new Map<number, LinkClient>();
+  /** Clients whose last write hit a full socket buffer; told when it drains. */
+  private readonly waitingForDrain = new Set<LinkClient>();
+  private state = STATE_CONNECTING;
+  private readonly opts: LinkOptions;
+  private readonly socket: net.Socket;
+  private readonly encoder = new FullEncoder();
+  private readonly decoder = new FullDecoder();
+  private encryptor: CbcStream | null = null;
+  private decryptor: CbcStream | null = null;
+  private clientNonce = randomBytes(16);
+  private clientTimestamp = 0;
+  private ourPid: ProcessId | null = null;
+  private proxyAddress: Buffer = Buffer.alloc(20);
+  private timer: NodeJS.Timeout | null = null;
+  /** Became ready at some point (a closed link that never did was a failed attempt). */
+  wasReady = false;
+  /** Bytes from Telegram, for stats. */
+  bytesIn = 0;
+  bytesOut = 0;
+
+  private static nextLinkId = 1;
+
+  constructor(opts: LinkOptions) {
+    this.opts = opts;
+    this.id = RpcLink.nextLinkId++;
+    this.host = opts.host;
+    this.port = opts.port;
+    this.dcId = opts.dcId;
+    this.socket = net.connect({ host: opts.host, port: opts.port });
+    this.socket.setNoDelay(true);
+    this.timer = setTimeout(
+      () => this.fail('MTP_ERR_UPSTREAM_TIMEOUT'),
+      opts.connectTimeoutMs + opts.handshakeTimeoutMs,
+    );
+    this.socket.once('connect', this.onConnect);
+    this.socket.on('data', this.onData);
+    this.socket.on('drain', this.onDrain);
+    this.socket.on('end', this.onEnd);
+    this.socket.on('error', this.onError);
+    this.socket.on('close', this.onSocketClose);
+  }
+
+  get ready(): boolean {
+    return this.state === STATE_READY;
+  }
+
+  get closed(): boolean {
+    return this.state === STATE_CLOSED;
+  }
+
+  get load(): number {
+    return this.clients.size;
+  }
+
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
+  }
+
+  /** Register a client on this link (new conn_id). Only on a ready link. */
+  attach(client: LinkClient): void {
+    client.connId = nextConnId++;
+    this.clients.set(client.connId, client);
+  }
+
+  /** The client ended: forget it and tell Telegram. */
+  detach(client: LinkClient): void {
+    if (this.clients.get(client.connId) !== client) return;
+    this.clients.delete(client.connId);
+    this.waitingForDrain.delete(client);
+    if (this.state === STATE_READY) this.sendBody(encodeCloseConn(client.connId));
+  }
+
+  /** One client packet as RPC_PROXY_REQ. Returns false when the socket is backlogged (the client should pause). */
+  sendRequest(client: LinkClient, payload: Buffer, quickAck: boolean): boolean {
+    if (this.state !== STATE_READY) return false;
+    const head = proxyReqHeaderLength(client.adTag);
+    const bodyLength = head + payload.length;
+    // Frame header, RPC header and payload in one buffer, then one cipher pass and one write.
+    const frame = Buffer.allocUnsafe(fullWireSize(bodyLength));
+    writeProxyReqHeader(frame, 8, {
+      flags: proxyReqFlags(client.transport, client.adTag !== null, payload, quickAck),
+      connId: client.connId,
+      clientAddress: client.clientAddress,
+      proxyAddress: this.proxyAddress,
+      adTag: client.adTag,
+    });
+    payload.copy(frame, 8 + head);
+    sealFullFrame(frame, bodyLength, this.encoder.nextSeq());
+    const ok = this.writeEncrypted(frame);
+    if (!ok) this.waitingForDrain.add(client);
+    return ok;
+  }
+
+  /** Close the link; clients still on it are closed (not migrated). */
+  close(reason = 'closed'): void {
+    this.shutdown(reason, false);
+  }
+
+  // ---- handshake ---------------------------------------------------------------------------------------
+
+  private readonly onConnect = (): void => {
+    if (this.state !== STATE_CONNECTING) return;
+    this.socket.setKeepAlive(true, KEEPALIVE_MS);
+    this.opts.stats.connects++;
+    this.state = STATE_NONCE;
+    this.clientTimestamp = Math.floor(Date.now() / 1000);
+    const nonce = encodeNonce({
+      keySelector: this.opts.secret.subarray(0, 4),
+      schema: CRYPTO_SCHEMA_AES,
+      timestamp: this.clientTimestamp,
+      nonce: this.clientNonce,
+    });
+    this.writePlain(this.encoder.encode(nonce));
+  };
+
+  private onNonce(body: Buffer): void {
+    const answer = decodeNonce(body);
+    if (answer.schema !== CRYPTO_SCHEMA_AES)
+      throw new ProtocolError('MTP_ERR_RPC_HANDSHAKE', 'unsupported crypto schema');
+    if (!answer.keySelector.equals(this.opts.secret.subarray(0, 4))) {
+      throw new ProtocolError('MTP_ERR_RPC_HANDSHAKE', 'peer uses another proxy secret');
+    }
+    const s = this.socket;
+    const localIp = s.localAddress ?? '';
+    const clientIp = this.opts.clientIpFor(localIp);
+    const input: MiddleKeyInput = {
+      serverNonce: answer.nonce,
+      clientNonce: this.clientNonce,
+      clientTimestamp: this.clientTimestamp,
+      serverIp: s.remoteAddress ?? '',
+      serverPort: s.remotePort ?? 0,
+      clientIp,
+      clientPort: s.localPort ?? 0,
+      secret: this.opts.secret,
+    };
+    this.encryptor = createCbcEncryptor(deriveMiddleKey(input, 'CLIENT'));
+    this.decryptor = createCbcDecryptor(deriveMiddleKey(input, 'SERVER'));
+    this.proxyAddress = encodeIpPort(clientIp, s.localPort ?? 0);
+    this.ourPid = {
+      ip: net.isIPv4(clientIp) ? ipv4ToInt(clientIp) : 0,
+      port: 0,
+      pid: process.pid & 0xffff,
+      utime: processStart,
+    };
+    const pid = encodeProcessId(this.ourPid);
+    // Peer PID as far as we know it: its address and port (ip 0 = any).
+    const peer = encodeProcessId({ ip: 0, port: s.remotePort ?? 0, pid: 0, utime: 0 });
+    this.state = STATE_HANDSHAKE;
+    this.writeEncrypted(this.encoder.encode(encodeHandshake({ flags: 0, senderPid: pid, peerPid: peer })));
+  }
+
+  private onHandshake(body: Buffer): void {
+    const answer = decodeHandshake(body);
+    if ((answer.flags & 0xff) !== 0 || (answer.flags & HANDSHAKE_FLAG_CRC32C) !== 0) {
+      throw new ProtocolError('MTP_ERR_RPC_HANDSHAKE', 'unsupported handshake flags');
+    }
+    const sender = decodeProcessId(answer.senderPid);
+    if (sender.port !== 0 && sender.port !== this.socket.remotePort) {
+      throw new ProtocolError('MTP_ERR_RPC_HANDSHAKE', 'peer process id names another port');
+    }
+    if (!this.ourPid || !processIdMatches(this.ourPid, decodeProcessId(answer.peerPid))) {
+      throw new ProtocolError('MTP_ERR_RPC_HANDSHAKE', 'peer does not echo our process id');
+    }
+    this.state = STATE_READY;
+    this.wasReady = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.opts.stats.linksActive++;
+    this.opts.onReady(this);
+  }
+
+  // ---- input -------------------------------------------------------------------------------------------
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.bytesIn += chunk.length;
+    this.opts.stats.bytesFromDc += chunk.length;
+    try {
+      if (this.state === STATE_NONCE) {
+        // The nonce answer is plaintext and must be exactly one frame; whatever follows it is already encrypted.
+        this.decoder.decode(chunk, this.onPlainFrame, 1);
+        if (this.state === STATE_NONCE) return;
+        const rest = this.decoder.takeRemainder();
+        if (rest.length > 0) this.decoder.decode(this.decryptor!.update(rest), this.onFrame);
+        return;
+      }
+      if (this.decryptor === null || this.state === STATE_CLOSED) return;
+      this.decoder.decode(this.decryptor.update(chunk), this.onFrame);
+    } catch (err) {
+      this.fail(isProtocolError(err) ? err.code : 'MTP_ERR_INTERNAL', err);
+    }
+  };
+
+  private readonly onPlainFrame = (body: Buffer): void => {
+    this.onNonce(body);
+  };
+
+  private readonly onFrame = (body: Buffer): void => {
+    if (this.state === STATE_HANDSHAKE) {
+      this.onHandshake(body);
+      return;
+    }
+    if (this.state !== STATE_READY) return;
+    const msg = decodeServerMessage(body);
+    switch (msg.kind) {
+      case 'answer': {
+        const c = this.clients.get(msg.connId);
+        if (c) c.onAnswer(msg.payload);
+        break;
+      }
+      case 'simple-ack':
+        this.clients.get(msg.connId)?.onQuickAck(msg.confirm);
+        break;
+      case 'close-ext': {
+        const c = this.clients.get(msg.connId);
+        if (c) {
+          // Telegram already forgot it: no RPC_CLOSE_CONN back.
+          this.clients.delete(msg.connId);
+          this.waitingForDrain.delete(c);
+          c.onClosedByUpstream('closed_by_telegram');
+        }
+        break;
+      }
+      case 'ping':
+        this.sendBody(encodePong(msg.pingId));
+        break;
+      case 'unknown':
+        this.opts.log.debug(
+          { dc: this.dcId, type: msg.type >>> 0, length: msg.length },
+          'unknown RPC message ignored',
+        );
+        break;
+    }
+  };
+
+  // ---- output ------------------------------------------------------------------------------------------
+
+  private sendBody(body: Buffer): boolean {
+    return this.writeEncrypted(this.encoder.encode(body));
+  }
+
+  private writePlain(data: Buffer): boolean {
+    this.bytesOut += data.length;
+    this.opts.stats.bytesToDc += data.length;
+    return this.socket.write(data);
+  }
+
+  private writeEncrypted(frame: Buffer): boolean {
+    return this.writePlain(this.encryptor!.update(frame));
+  }
+
+  private readonly onDrain = (): void => {
+    if (this.waitingForDrain.size === 0) return;
+    const waiting = [...this.waitingForDrain];
+    this.waitingForDrain.clear();
+    for (const c of waiting) {
+      if (this.socket.writableNeedDrain) {
+        this.waitingForDrain.add(c);
+        continue;
+      }
+      c.onWritable();
+    }
+  };
+
+  // ---- the end -----------------------------------------------------------------------------------------
+
+  private readonly onEnd = (): void => {
+    // Telegram closed a working link: its clients move elsewhere.
+    this.shutdown('closed_by_peer', this.state === STATE_READY);
+  };
+
+  private readonly onError = (err: Error): void => {
+    const code = (err as { code?: string }).code ?? 'MTP_ERR_UPSTREAM';
+    if (this.state === STATE_CONNECTING) this.opts.stats.connectErrors++;
+    // A reset of a working link is Telegram rotating it as well; the clients can move.
+    this.shutdown(code, this.state === STATE_READY && (code === 'ECONNRESET' || code === 'EPIPE'));
+  };
+
+  private readonly onSocketClose = (): void => {
+    this.shutdown('closed', this.state === STATE_READY);
+  };
+
+  private fail(code: string, err?: unknown): void {
+    if (this.state === STATE_CLOSED) return;
+    this.opts.stats.error(code);
+    this.opts.log.info(
+      { dc: this.dcId, link: this.id, code, err: err && !isProtocolError(err) ? String(err) : undefined },
+      'middle-proxy link failed',
+    );
+    this.shutdown(code, false);
+  }
+
+  private shutdown(reason: string, migrate: boolean): void {
+    if (this.state === STATE_CLOSED) return;
+    const wasReady = this.state === STATE_READY;
+    this.state = STATE_CLOSED;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (wasReady) this.opts.stats.linksActive--;
+    this.socket.destroy();
+    const orphans = [...this.clients.values()];
+    this.clients.clear();
+    this.waitingForDrain.clear();
+    if (!migrate) for (const c of orphans) c.onClosedByUpstream(reason);
+    this.opts.onClosed(this, orphans, migrate, reason);
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * Middle-proxy mode: clients reach Telegram through its middle proxies over shared RPC links (one pool per DC).
+ * Needed for the ad tag (promoted channel); also multiplexes many clients over few connections.
+ *
+ * The session decodes client frames and hands each packet to `writeFrame`; answers come back through
+ * `sink.sendFrame` / `sink.sendQuickAck`. A client that stops reading cannot stall its link: the session drops
+ * it once its own bounded backlog is full, while the link keeps serving everyone else.
+ */
+import type { Config } from '../../config/types.ts';
+import type { Logger } from '../../log.ts';
+import type { Stats } from '../../metrics/stats.ts';
+import { encodeIpPort } from '../../protocol/middle/rpc.ts';
+import type { TransportTag } from '../../protocol/obfuscated2.ts';
+import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../types.ts';
+import type { RpcLink } from './link.ts';
+import { DcPool, type PoolClient } from './pool.ts';
+import { TelegramConfigSource } from './telegram-config.ts';
+
+/** Client packets held while the client moves to another link; beyond this it is closed instead. */
+const MAX_MIGRATION_BACKLOG = 1024 * 1024;
+
+function upstreamError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+class MiddleClient implements UpstreamHandle, PoolClient {
+  readonly framed = true;
+  connId = 0;
+  readonly transport: TransportTag;
+  readonly clientAddress: Buffer;
+  readonly adTag: Buffer | null;
+  private link: RpcLink | null = null;
+  private ended = false;
+  /** Packets written while between links (migration), bounded. */
+  private held: { payload: Buffer; quickAck: boolean }[] = [];
+  private heldBytes = 0;
+  /** writeFrame returned false: the session paused the client and waits for resumeClient. */
+  private refused = false;
+  private readonly sink: ClientSink;
+  private readonly pool: DcPool;
+
+  constructor(info: ClientInfo, sink: ClientSink, pool: DcPool) {
+    this.transport = info.transport;
+    this.adTag = info.listener.adTag;
+    this.sink = sink;
+    this.pool = pool;
+    let address: Buffer;
+    try {
+      address = encodeIpPort(info.remoteAddress, info.remotePort);
+    } catch {
+      address = encodeIpPort('0.0.0.0', info.remotePort);
+    }
+    this.clientAddress = address;
+  }
+
+  // ---- UpstreamHandle (session -> Telegram) ------------------------------------------------------------
+
+  writeBytes(_plain: Buffer): boolean {
+    // Middle mode is framed; raw bytes mean a session bug. Close this client only.
+    this.fail('MTP_ERR_NOT_FRAMED');
+    return false;
+  }
+
+  writeFrame(payload: Buffer, quickAck: boolean): boolean {
+    if (this.ended) return true;
+    if (payload.length === 0 || payload.length % 4 !== 0) {
+      // A malformed client packet closes that client only, never the shared link.
+      this.fail('MTP_ERR_FRAME_UNALIGNED');
+      return false;
+    }
+    const link = this.link;
+    if (link?.ready) {
+      const ok = link.sendRequest(this, payload, quickAck);
+      if (!ok) this.refused = true;
+      return ok;
+    }
+    // Between links: hold the packet until the pool attaches us again.
+    this.heldBytes += payload.length;
+    if (this.heldBytes > MAX_MIGRATION_BACKLOG) {
+      this.fail('MTP_ERR_MIGRATION_BACKLOG');
+      return false;
+    }
+    this.held.push({ payload: Buffer.from(payload), quickAck });
+    this.refused = true;
+    return false;
+  }
+
+  pause(): void {
+    // The link is shared: it keeps reading. The session bounds what it queues for this client and drops it
+    // when that is full.
+  }
+
+  resume(): void {}
+
+  close(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.held = [];
+    if (this.link) this.link.detach(this);
+    else this.pool.cancel(this);
+    this.link = null;
+  }
+
+  // ---- PoolClient (Telegram -> session) ----------------------------------------------------------------
+
+  onAttached(link: RpcLink): void {
+    if (this.ended) {
+      link.detach(this);
+      return;
+    }
+    this.link = link;
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    let ok = true;
+    for (const p of held) ok = link.sendRequest(this, p.payload, p.quickAck) && ok;
+    if (ok && this.refused) {
+      this.refused = false;
+      this.sink.resumeClient();
+    }
+  }
+
+  onAnswer(payload: Buffer): void {
+    if (this.ended) return;
+    try {
+      this.sink.sendFrame(payload);
+    } catch {
+      this.fail('MTP_ERR_INTERNAL');
+    }
+  }
+
+  onQuickAck(confirm: number): void {
+    if (this.ended) return;
+    try {
+      this.sink.sendQuickAck(confirm);
+    } catch {
+      this.fail('MTP_ERR_INTERNAL');
+    }
+  }
+
+  onClosedByUpstream(reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.link = null;
+    this.held = [];
+    this.sink.close(reason);
+  }
+
+  onWritable(): void {
+    if (this.ended || !this.refused) return;
+    this.refused = false;
+    this.sink.resumeClient();
+  }
+
+  private fail(reason: string): void {
+    if (this.ended) return;
+    this.close();
+    this.sink.close(reason);
+  }
+}
+
+export class MiddleUpstream implements Upstream {
+  readonly kind = 'middle' as const;
+  readonly source: TelegramConfigSource;
+  private readonly pools = new Map<number, DcPool>();
+  private readonly getConfig: () => Config;
+  private readonly log: Logger;
+  private readonly stats: Stats;
+  private starting: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(getConfig: () => Config, log: Logger, stats: Stats) {
+    this.getConfig = getConfig;
+    this.log = log;
+    this.stats = stats;
+    this.source = new TelegramConfigSource(getConfig, log, stats);
+  }
+
+  /** Load Telegram's config (state cache, then URL/file) and start refreshing it. Idempotent. */
+  start(): Promise<void> {
+    this.starting ??= this.source.start();
+    return this.starting;
+  }
+
+  /** Re-read Telegram's config now (e.g. after a reload changed its sources). */
+  refreshTelegramConfig(): Promise<void> {
+    return this.source.refresh();
+  }
+
+  /** Pool of one DC (tests and diagnostics), or undefined before its first client. */
+  pool(dc: number): DcPool | undefined {
+    return this.pools.get(dc);
+  }
+
+  /** JSON-able summary for the admin status: links and clients per DC, Telegram config freshness. */
+  status(): Record<string, unknown> {
+    const dcs: Record<string, unknown> = {};
+    for (const [dc, pool] of this.pools) dcs[String(dc)] = { ...pool.status(), opened: pool.opened };
+    const s = this.source.current;
+    return {
+      mode: 'middle',
+      telegramConfig: s
+        ? { dcs: s.v4.dcs.size, defaultDc: s.v4.defaultDc, updatedAt: this.source.updatedAt }
+        : null,
+      dcs,
+    };
+  }
+
+  async open(client: ClientInfo, sink: ClientSink): Promise<UpstreamHandle> {
+    if (this.closed) throw upstreamError('MTP_ERR_UPSTREAM_CLOSED', 'upstream is shutting down');
+    if (!this.source.current) await this.start();
+    const dc = this.source.resolveDc(client.dcId);
+    if (dc === null) throw upstreamError('MTP_ERR_NO_DC', `no middle proxy for DC ${client.dcId}`);
+    const pool = this.poolFor(dc);
+    const handle = new MiddleClient(client, sink, pool);
+    return new Promise<UpstreamHandle>((resolve, reject) => {
+      pool.place(handle, (err) => (err ? reject(err) : resolve(handle)));
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.source.stop();
+    for (const pool of this.pools.values()) pool.close();
+    this.pools.clear();
+  }
+
+  private poolFor(dc: number): DcPool {
+    let pool = this.pools.get(dc);
+    if (!pool) {
+      pool = new DcPool(dc, this.source, this.getConfig, this.log, this.stats);
+      this.pools.set(dc, pool);
+    }
+    return pool;
+  }
+}
