@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { connectObfuscated, type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
+import type { TransportTag } from '../../src/protocol/obfuscated2.ts';
+import { FakeDc } from '../helpers/fake-dc.ts';
+import { basicToml, startTestProxy, TEST_SECRET_HEX, type TestProxy } from '../helpers/proxy.ts';
+
+const transports: TransportTag[] = ['abridged', 'intermediate', 'padded'];
+
+function secretFor(t: TransportTag): string {
+  return t === 'padded' ? `dd${TEST_SECRET_HEX}` : TEST_SECRET_HEX;
+}
+
+/** Payload of `n` bytes (a multiple of 4, as MTProto packets are) with recognisable content. */
+function payload(n: number, seed: number): Buffer {
+  const b = randomBytes(n);
+  if (n >= 4) b.writeUInt32LE(seed >>> 0, 0);
+  return b;
+}
+
+describe('direct mode end to end', () => {
+  let dc: FakeDc;
+  let proxy: TestProxy;
+  const open: ObfuscatedConnection[] = [];
+
+  const connect = async (transport: TransportTag, dcId: number): Promise<ObfuscatedConnection> => {
+    const c = await connectObfuscated({
+      host: '127.0.0.1',
+      port: proxy.port(),
+      secret: secretFor(transport),
+      transport,
+      dcId,
+    });
+    open.push(c);
+    return c;
+  };
+
+  before(async () => {
+    dc = await FakeDc.start({ keepFrames: 50 });
+    proxy = await startTestProxy(basicToml(dc.port, { top: '' }));
+  });
+
+  after(async () => {
+    for (const c of open) c.close();
+    await proxy.stop();
+    await dc.stop();
+  });
+
+  it('each transport x DC id (1..5, media, unknown) relays both ways', async () => {
+    const dcIds = [1, 2, 3, 4, 5, -1, -2, -5, 203, 7, 0];
+    await Promise.all(
+      transports.flatMap((t) =>
+        dcIds.map(async (id) => {
+          const c = await connect(t, id);
+          const sizes = [4, 64, 1024, 65_536];
+          const sent = sizes.map((n, i) => payload(n, id * 100 + i));
+          for (const p of sent) c.sendFrame(p);
+          for (const p of sent) assert.deepEqual((await c.nextFrame()).payload, p);
+          c.close();
+        }),
+      ),
+    );
+    // The DC saw each transport and the expected DC id in our header: the client's own id when the DC is
+    // known, the default DC (2) when it is not.
+    for (const t of transports) {
+      for (const id of [1, 2, 3, 4, 5, -1, -2, -5, 203]) {
+        assert.ok(
+          dc.connections.some((c) => c.transport === t && c.dcId === id),
+          `${t} dc ${id}`,
+        );
+      }
+      assert.ok(!dc.connections.some((c) => c.dcId === 7 || c.dcId === 0), 'unknown ids fall back to DC 2');
+    }
+    assert.equal(dc.rejected.length, 0);
+  });
+
+  it('carries frames up to 1 MiB in both directions', async () => {
+    for (const t of transports) {
+      const c = await connect(t, 2);
+      const big = payload(1024 * 1024 - 4, 1);
+      const mid = payload(300_000, 2);
+      c.sendFrame(big);
+      c.sendFrame(mid);
+      assert.deepEqual((await c.nextFrame(15_000)).payload, big);
+      assert.deepEqual((await c.nextFrame(15_000)).payload, mid);
+      c.close();
+    }
+  });
+
+  it('many packets in flight, interleaved both ways, stay in order', async () => {
+    const c = await connect('padded', -2);
+    const frames = Array.from({ length: 300 }, (_, i) => payload(4 + (i % 50) * 4, i));
+    const received: Buffer[] = [];
+    const done = new Promise<void>((resolve) => {
+      c.onFrame = (f) => {
+        received.push(f.payload);
+        if (received.length === frames.length) resolve();
+      };
+    });
+    for (let i = 0; i < frames.length; i++) {
+      c.sendFrame(frames[i]);
+      if (i % 20 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await done;
+    assert.deepEqual(received, frames);
+    c.close();
+  });
+
+  it('serves 100 parallel clients', async () => {
+    const clients = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => connect(transports[i % 3], (i % 5) + 1)),
+    );
+    await Promise.all(
+      clients.map(async (c, i) => {
+        const p = payload(256, i);
+        c.sendFrame(p);
+        assert.deepEqual((await c.nextFrame()).payload, p);
+      }),
+    );
+    for (const c of clients) c.close();
+  });
+
+  it('a half-closing client still gets its answer', async () => {
+    const c = await connect('intermediate', 2);
+    const p = payload(128, 5);
+    c.sendFrame(p);
+    c.end();
+    assert.deepEqual((await c.nextFrame()).payload, p);
+    await c.closed;
+  });
+
+  it('a wrong-secret client never reaches the DC', async () => {
+    const before = dc.connections.length;
+    const c = await connectObfuscated({
+      host: '127.0.0.1',
+      port: proxy.port(),
+      secret: 'ffffffffffffffffffffffffffffffff',
+      transport: 'intermediate',
+      dcId: 2,
+    });
+    c.sendFrame(payload(16, 1));
+    await c.closed;
+    assert.equal(c.bytesReceived, 0);
+    assert.equal(dc.connections.length, before);
+  });
+});
