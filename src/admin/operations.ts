@@ -1,0 +1,205 @@
+/**
+ * Everything an operator talks to at run time, next to the proxy: the policy engine with its persisted
+ * tables, the Prometheus endpoint and the admin API. Started after the listeners, re-configured on every
+ * reload (rules, allow list, token, and a restart of either HTTP server whose address changed), stopped last.
+ */
+import type { Config } from '../config/types.ts';
+import type { Logger } from '../log.ts';
+import { createMetricsRegistry, type MetricsRegistry, type StatsSource } from '../metrics/registry.ts';
+import { MetricsServer } from '../metrics/server.ts';
+import type { Stats } from '../metrics/stats.ts';
+import type { CounterStore } from '../policy/counters.ts';
+import { PolicyEngine } from '../policy/engine.ts';
+import { PolicyTables, type TableLookup } from '../policy/tables.ts';
+import { AdminServer, type ReloadOutcome } from './server.ts';
+import { buildStatus, type LinksDocument } from './status.ts';
+
+/** What the operations plane needs from the running proxy. */
+export interface OperationsHost {
+  readonly config: Config;
+  reloadFromFile(): Promise<ReloadOutcome>;
+  /** Optional upstream summary for /status. */
+  upstreamStatus?(): Record<string, unknown>;
+  /** The client links of every listener (bound ports resolved). */
+  links(): LinksDocument;
+}
+
+export interface OperationsOptions {
+  config: Config;
+  stats: Stats;
+  log: Logger;
+  /** Counters shared between worker threads; default in-process. */
+  counters?: CounterStore;
+  /** Ready-made tables (tests); default opened from the state folder when first needed. */
+  tables?: PolicyTables;
+  /** Stats of every worker for /metrics; default this process's. */
+  metricsSources?: StatsSource;
+}
+
+function sameListen(a: Config['admin']['listen'], b: Config['admin']['listen']): boolean {
+  return a === b || (a !== null && b !== null && a.host === b.host && a.port === b.port);
+}
+
+function usesTables(config: Config): boolean {
+  return config.admin.listen !== null || config.policies.some((p) => p.rule !== 'max_connections');
+}
+
+export class Operations {
+  readonly policy: PolicyEngine & { applyConfig(config: Config): void };
+  readonly #stats: Stats;
+  readonly #log: Logger;
+  #config: Config;
+  #tables: PolicyTables | null;
+  readonly #ownsTables: boolean;
+  #metrics: MetricsRegistry | null = null;
+  readonly #metricsSources: StatsSource;
+  #metricsServer: MetricsServer | null = null;
+  #admin: AdminServer | null = null;
+  #host: OperationsHost | null = null;
+  #stopped = false;
+
+  constructor(opts: OperationsOptions) {
+    this.#config = opts.config;
+    this.#stats = opts.stats;
+    this.#log = opts.log;
+    this.#tables = opts.tables ?? null;
+    this.#ownsTables = opts.tables === undefined;
+    const stats = [opts.stats];
+    this.#metricsSources = opts.metricsSources ?? (() => stats);
+    // Open the database up front when the config needs it, so a bad state folder fails the start, not a client.
+    if (usesTables(opts.config)) this.tables();
+    // After stop() a straggling session must not reopen the database.
+    const lazyTables: TableLookup = {
+      has: (table, value) => !this.#stopped && this.tables().has(table, value),
+    };
+    const engine = new PolicyEngine({
+      rules: opts.config.policies,
+      tables: lazyTables,
+      counters: opts.counters,
+      stats: opts.stats,
+    });
+    this.policy = Object.assign(engine, {
+      applyConfig: (config: Config) => engine.setRules(config.policies),
+    });
+  }
+
+  /** The persisted tables, opened on first use. */
+  tables(): PolicyTables {
+    if (!this.#tables) {
+      try {
+        this.#tables = new PolicyTables(this.#config.stateDir);
+      } catch (e) {
+        throw new Error(`state_dir: cannot open the policy tables database: ${(e as Error).message}`);
+      }
+    }
+    return this.#tables;
+  }
+
+  metricsAddress(): { host: string; port: number } | null {
+    return this.#metricsServer?.listening ? this.#metricsServer.address() : null;
+  }
+
+  adminAddress(): { host: string; port: number } | null {
+    return this.#admin?.listening ? this.#admin.address() : null;
+  }
+
+  async start(host: OperationsHost): Promise<void> {
+    this.#stopped = false;
+    this.#host = host;
+    this.#config = host.config;
+    await this.#configureMetrics(this.#config, null);
+    await this.#configureAdmin(this.#config, null);
+  }
+
+  /** Apply a new, already validated config. Throws (one line) if an HTTP server cannot bind its new address. */
+  async applyConfig(next: Config): Promise<void> {
+    const previous = this.#config;
+    if (usesTables(next)) this.tables();
+    this.#config = next;
+    this.policy.setRules(next.policies);
+    if (this.#host) {
+      await this.#configureMetrics(next, previous);
+      await this.#configureAdmin(next, previous);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await Promise.allSettled([this.#metricsServer?.stop(), this.#admin?.stop()]);
+    this.#metricsServer = null;
+    this.#admin = null;
+    this.#metrics?.close();
+    this.#metrics = null;
+    if (this.#ownsTables) this.#tables?.close();
+    this.#tables = null;
+    this.#host = null;
+  }
+
+  async #configureMetrics(next: Config, previous: Config | null): Promise<void> {
+    const listen = next.metrics.listen;
+    if (!listen) {
+      await this.#metricsServer?.stop();
+      this.#metricsServer = null;
+      return;
+    }
+    if (this.#metricsServer && previous && sameListen(previous.metrics.listen, listen)) {
+      this.#metricsServer.setAllow(next.metrics.allow);
+      return;
+    }
+    this.#metrics ??= createMetricsRegistry({
+      sources: this.#metricsSources,
+      gauges: {
+        mtproxy_policy_admissions_active: {
+          help: 'Connections admitted by the policy engine and not yet released.',
+          read: () => this.policy.outstanding,
+        },
+      },
+    });
+    const server = new MetricsServer({ registry: this.#metrics, allow: next.metrics.allow, log: this.#log });
+    try {
+      await server.start(listen);
+    } catch (e) {
+      // The old server (if any) keeps serving: the new address is bound before the old one is let go.
+      throw new Error(
+        `metrics.listen: cannot listen on ${listen.host}:${listen.port} (${(e as Error).message})`,
+      );
+    }
+    await this.#metricsServer?.stop();
+    this.#metricsServer = server;
+  }
+
+  async #configureAdmin(next: Config, previous: Config | null): Promise<void> {
+    const { listen, token } = next.admin;
+    if (!listen || !token) {
+      await this.#admin?.stop();
+      this.#admin = null;
+      return;
+    }
+    if (this.#admin && previous && sameListen(previous.admin.listen, listen)) {
+      this.#admin.setToken(token);
+      return;
+    }
+    const host = this.#host!;
+    const admin = new AdminServer({
+      token,
+      log: this.#log,
+      hooks: {
+        status: () => buildStatus(host.config, this.#stats, host.upstreamStatus?.() ?? {}),
+        links: () => host.links(),
+        reload: () => host.reloadFromFile(),
+        tables: this.tables(),
+        tableKey: (name) => this.policy.tableKey(name),
+        referencedTables: () => this.policy.referencedTables(),
+      },
+    });
+    try {
+      await admin.start(listen);
+    } catch (e) {
+      throw new Error(
+        `admin.listen: cannot listen on ${listen.host}:${listen.port} (${(e as Error).message})`,
+      );
+    }
+    await this.#admin?.stop();
+    this.#admin = admin;
+  }
+}

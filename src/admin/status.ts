@@ -1,0 +1,172 @@
+/**
+ * The JSON documents the admin API serves for /status and /links, built from the running config and the
+ * plain counters. Kept apart from the HTTP server so the proxy, the CLI and tests share one shape.
+ */
+import pkg from '../../package.json' with { type: 'json' };
+import type { Config } from '../config/types.ts';
+import type { SessionProtocol, Stats } from '../metrics/stats.ts';
+
+const PROTOCOLS: readonly SessionProtocol[] = ['abridged', 'intermediate', 'padded', 'tls'];
+
+export interface ListenerStatus {
+  name: string;
+  host: string;
+  port: number;
+  protocols: string[];
+  connectionsActive: number;
+  connectionsTotal: number;
+  /** Sessions past the handshake, per client protocol. */
+  sessions: Record<SessionProtocol, { active: number; total: number }>;
+  handshakeFailures: Record<string, number>;
+  policyRejections: Record<string, number>;
+  fronted: number;
+  replays: number;
+}
+
+export interface DcStatus {
+  dc: number;
+  connectionsActive: number;
+  connects: number;
+  connectErrors: number;
+}
+
+export interface ProxyStatus {
+  version: string;
+  node: string;
+  pid: number;
+  startedAt: string;
+  uptimeSeconds: number;
+  configFile: string | null;
+  reloads: { total: number; failures: number; lastOk: boolean; lastAt: string | null };
+  sessions: { active: number; total: number };
+  listeners: ListenerStatus[];
+  dcs: DcStatus[];
+  upstream: Record<string, unknown>;
+}
+
+export function buildStatus(
+  config: Config,
+  stats: Stats,
+  upstream: Record<string, unknown> = {},
+  now = Date.now(),
+): ProxyStatus {
+  let active = 0;
+  let total = 0;
+  const listeners = config.listeners.map((l): ListenerStatus => {
+    const s = stats.listener(l.name);
+    const sessions = {} as ListenerStatus['sessions'];
+    for (const p of PROTOCOLS) {
+      sessions[p] = { active: s.sessionsActive[p], total: s.sessionsTotal[p] };
+      active += s.sessionsActive[p];
+      total += s.sessionsTotal[p];
+    }
+    return {
+      name: l.name,
+      host: l.host,
+      port: l.port,
+      protocols: [...l.allowedProtocols],
+      connectionsActive: s.connectionsActive,
+      connectionsTotal: s.connectionsTotal,
+      sessions,
+      handshakeFailures: Object.fromEntries(s.handshakeFailures),
+      policyRejections: Object.fromEntries(s.policyRejections),
+      fronted: s.fronted,
+      replays: s.replays,
+    };
+  });
+  const dcs = [...stats.dcs.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([dc, s]) => ({
+      dc,
+      connectionsActive: s.linksActive,
+      connects: s.connects,
+      connectErrors: s.connectErrors,
+    }));
+  return {
+    version: pkg.version,
+    node: process.version,
+    pid: process.pid,
+    startedAt: new Date(stats.startedAt).toISOString(),
+    uptimeSeconds: Math.max(0, Math.round((now - stats.startedAt) / 1000)),
+    configFile: config.file,
+    reloads: {
+      total: stats.reloadsTotal,
+      failures: stats.reloadFailures,
+      lastOk: stats.lastReloadOk,
+      lastAt: stats.lastReloadAt ? new Date(stats.lastReloadAt).toISOString() : null,
+    },
+    sessions: { active, total },
+    listeners,
+    dcs,
+    upstream: { mode: config.upstream.mode, ...upstream },
+  };
+}
+
+/** One client link as /links serves it (the shape of config/links.ts ProxyLink). */
+export interface LinkEntry {
+  listener: string;
+  /** "classic" | "secure" | "tls" */
+  protocol: string;
+  /** Cover domain of a fake-TLS link, else null. */
+  domain: string | null;
+  secret: string;
+  /** tg://proxy?... */
+  tg: string;
+  /** https://t.me/proxy?... */
+  https: string;
+}
+
+export interface LinksDocument {
+  links: LinkEntry[];
+}
+
+function formatDuration(seconds: number): string {
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return d > 0 ? `${d}d ${h}h ${m}m` : h > 0 ? `${h}h ${m}m ${s}s` : `${m}m ${s}s`;
+}
+
+/** Human-readable rendering of /status for `mtproxy status`. */
+export function formatStatus(status: ProxyStatus): string {
+  const lines: string[] = [];
+  lines.push(`mtproxy ${status.version} (node ${status.node}, pid ${status.pid})`);
+  lines.push(`up ${formatDuration(status.uptimeSeconds)} since ${status.startedAt}`);
+  if (status.configFile) lines.push(`config ${status.configFile}`);
+  const r = status.reloads;
+  lines.push(
+    `reloads ${r.total} (${r.failures} refused)${r.lastAt ? `, last ${r.lastOk ? 'applied' : 'refused'} at ${r.lastAt}` : ''}`,
+  );
+  lines.push(`sessions ${status.sessions.active} active, ${status.sessions.total} total`);
+  lines.push('');
+  lines.push('listeners:');
+  for (const l of status.listeners) {
+    const perProtocol = Object.entries(l.sessions)
+      .filter(([, v]) => v.total > 0 || v.active > 0)
+      .map(([p, v]) => `${p} ${v.active}/${v.total}`)
+      .join(', ');
+    lines.push(
+      `  ${l.name} ${l.host}:${l.port} [${l.protocols.join(',')}] connections ${l.connectionsActive} active, ${l.connectionsTotal} total${perProtocol ? `; sessions active/total: ${perProtocol}` : ''}`,
+    );
+    const failures = Object.entries(l.handshakeFailures);
+    if (failures.length > 0)
+      lines.push(`    handshake failures: ${failures.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    const rejections = Object.entries(l.policyRejections);
+    if (rejections.length > 0)
+      lines.push(`    policy rejections: ${rejections.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    if (l.fronted > 0 || l.replays > 0) lines.push(`    fronted ${l.fronted}, replays ${l.replays}`);
+  }
+  lines.push('');
+  lines.push(
+    `upstream: ${Object.entries(status.upstream)
+      .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+      .join(' ')}`,
+  );
+  for (const dc of status.dcs) {
+    lines.push(
+      `  dc ${dc.dc}: ${dc.connectionsActive} open, ${dc.connects} connects, ${dc.connectErrors} connect errors`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
