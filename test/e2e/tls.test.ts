@@ -1,0 +1,203 @@
+/**
+ * ee (fake-TLS) clients through the proxy to a fake DC, and every way a connection can fail the fake-TLS
+ * handshake ending at a real HTTPS site on loopback (or the configured unknown-SNI action).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+import { FakeTlsHandshakeError, fakeTlsHandshake } from '../../src/client/fake-tls-client.ts';
+import { buildClientHello, helloRandom, readServerFlight } from '../../src/client/tls-hello.ts';
+import { createFrameCodec } from '../../src/protocol/framing/codec.ts';
+import { createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
+import { FakeDc } from '../helpers/fake-dc.ts';
+import { type HttpsSite, SITE_DOMAIN, startHttpsSite } from '../helpers/https-site.ts';
+import { basicToml, startTestProxy, TEST_SECRET, type TestProxy } from '../helpers/proxy.ts';
+
+let dc: FakeDc;
+let site: HttpsSite;
+let proxy: TestProxy;
+
+function listenerToml(name: string, extra: string): string {
+  return `
+[[listeners]]
+name = "${name}"
+host = "127.0.0.1"
+port = 0
+secret = "${TEST_SECRET.toString('hex')}"
+allowed_protocols = ["tls"]
+tls_domain = "${SITE_DOMAIN}"
+tls_cert_size = 2900
+${extra}
+`;
+}
+
+before(async () => {
+  dc = await FakeDc.start();
+  site = await startHttpsSite();
+  const toml = basicToml(dc.port, {
+    listener: `allowed_protocols = ["tls"]\ntls_domain = "${SITE_DOMAIN}"\ntls_cert_size = 2900\nfronting = "127.0.0.1:${site.port}"`,
+  });
+  // Extra listeners for the unknown-SNI actions, appended after the [upstream.dc] table.
+  const [head, upstream] = toml.split('[upstream]');
+  proxy = await startTestProxy(
+    `${head}${listenerToml('reject', `unknown_sni = "reject"\nfronting = "127.0.0.1:${site.port}"`)}${listenerToml(
+      'drop',
+      `unknown_sni = "drop"\nfronting = "127.0.0.1:${site.port}"`,
+    )}[upstream]${upstream}`,
+  );
+});
+
+after(async () => {
+  await proxy?.stop();
+  await site?.stop();
+  await dc?.stop();
+});
+
+function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** A full ee session: handshake, obfuscated2 header with padded framing inside TLS, one frame echoed. */
+async function eeRoundTrip(
+  opts: { shape?: 'modern' | 'legacy'; domain?: string; size?: number } = {},
+): Promise<void> {
+  const socket = await connect(proxy.port());
+  try {
+    const { framing, leftover } = await fakeTlsHandshake(socket, {
+      secret: TEST_SECRET,
+      domain: opts.domain ?? SITE_DOMAIN,
+      shape: opts.shape,
+    });
+    assert.equal(leftover.length, 0);
+    const init = createInitiatorHeader('padded', 2, TEST_SECRET);
+    const codec = createFrameCodec('padded', { fromServer: true });
+    const payload = randomBytes(opts.size ?? 64);
+    const echoed = new Promise<Buffer>((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) => {
+        framing.unwrap(chunk, (bytes) => codec.decode(init.decrypt.update(bytes), (frame) => resolve(frame)));
+      });
+      socket.once('close', () => reject(new Error('closed before the echo')));
+    });
+    socket.write(framing.wrap(Buffer.concat([init.header, init.encrypt.update(codec.encode(payload))])));
+    assert.deepEqual(await echoed, payload);
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** Send raw bytes, collect everything until the server closes (or `ms` passes). */
+async function exchange(port: number, bytes: Buffer, ms = 3000): Promise<{ data: Buffer; closed: boolean }> {
+  const socket = await connect(port);
+  const chunks: Buffer[] = [];
+  return new Promise((resolve) => {
+    const done = (closed: boolean): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ data: Buffer.concat(chunks), closed });
+    };
+    const timer = setTimeout(() => done(false), ms);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => {});
+    socket.once('close', () => done(true));
+    socket.write(bytes);
+  });
+}
+
+async function expectFronted(hello: Buffer, secret = TEST_SECRET): Promise<void> {
+  const before = proxy.stats.listener('main').fronted;
+  const { data } = await exchange(proxy.port(), hello, 800);
+  const flight = readServerFlight(data, helloRandom(hello), secret);
+  assert.equal(flight.kind, 'fronted', `expected the real site's answer, got ${flight.kind}`);
+  assert.equal(proxy.stats.listener('main').fronted, before + 1);
+}
+
+test('ee client (modern ~1.7 KB hello) through the proxy to the fake DC', async () => {
+  await eeRoundTrip();
+  assert.ok(proxy.stats.listener('main').sessionsTotal.tls >= 1);
+});
+
+test('ee client with the legacy 517-byte hello, and a payload spanning several records', async () => {
+  await eeRoundTrip({ shape: 'legacy', size: 40_000 });
+});
+
+test('wrong digest is fronted to the real site', async () => {
+  await expectFronted(
+    buildClientHello({
+      shape: 'modern',
+      secret: randomBytes(16),
+      domain: SITE_DOMAIN,
+      unixTime: Date.now() / 1000,
+    }),
+  );
+});
+
+test('stale timestamp is fronted', async () => {
+  await expectFronted(
+    buildClientHello({
+      shape: 'modern',
+      secret: TEST_SECRET,
+      domain: SITE_DOMAIN,
+      unixTime: Date.now() / 1000 - 3600,
+    }),
+  );
+});
+
+test('a replayed hello is fronted', async () => {
+  const hello = buildClientHello({
+    shape: 'modern',
+    secret: TEST_SECRET,
+    domain: SITE_DOMAIN,
+    unixTime: Date.now() / 1000,
+  });
+  const first = await exchange(proxy.port(), hello, 500);
+  assert.equal(readServerFlight(first.data, helloRandom(hello), TEST_SECRET).kind, 'proxy');
+  await expectFronted(hello);
+});
+
+test('unknown SNI: front (default), reject with unrecognized_name, drop', async () => {
+  const unknown = (): Buffer =>
+    buildClientHello({
+      shape: 'modern',
+      secret: TEST_SECRET,
+      domain: 'not-served.example',
+      unixTime: Date.now() / 1000,
+    });
+  await expectFronted(unknown());
+  const rejected = await exchange(proxy.port('reject'), unknown());
+  assert.equal(rejected.data.toString('hex'), '15030300020270');
+  assert.ok(rejected.closed);
+  const dropped = await exchange(proxy.port('drop'), unknown());
+  assert.equal(dropped.data.length, 0);
+  assert.ok(dropped.closed);
+});
+
+test('the client helper reports fronting and alerts', async () => {
+  const socket = await connect(proxy.port());
+  await assert.rejects(
+    fakeTlsHandshake(socket, { secret: randomBytes(16), domain: SITE_DOMAIN }),
+    (e: unknown) => e instanceof FakeTlsHandshakeError && e.reason === 'fronted',
+  );
+  socket.destroy();
+  const s2 = await connect(proxy.port('reject'));
+  await assert.rejects(
+    fakeTlsHandshake(s2, { secret: TEST_SECRET, domain: 'nope.example' }),
+    (e: unknown) => e instanceof FakeTlsHandshakeError && e.reason === 'alert' && e.alert === 112,
+  );
+  s2.destroy();
+});
+
+test('not TLS at all is fronted too', async () => {
+  const before = proxy.stats.listener('main').fronted;
+  const { closed } = await exchange(
+    proxy.port(),
+    Buffer.from('GET / HTTP/1.1\r\nHost: example.com\r\n\r\n'),
+    1500,
+  );
+  // Node's TLS server drops a plain-HTTP client without a word; what matters is that it got the bytes.
+  assert.ok(closed);
+  assert.equal(proxy.stats.listener('main').fronted, before + 1);
+});
