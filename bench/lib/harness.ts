@@ -1,0 +1,168 @@
+/**
+ * Orchestration shared by every figure script: spawn the sink, the proxy under test and the load generators
+ * as separate processes, run one scenario, read the proxy's own CPU and memory around it.
+ */
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Actor, spawnActor } from './ipc.ts';
+import { sizes } from './sizes.ts';
+import type { Target } from './wire.ts';
+
+const here = (p: string) => new URL(p, import.meta.url);
+
+/** What stands between the load generator and the sink. */
+export type PathKind = 'ceiling' | 'direct' | 'tls' | 'middle';
+
+export interface PathSpec {
+  kind: PathKind;
+  workers?: number;
+}
+
+export interface Usage {
+  cpuUserUs: number;
+  cpuSystemUs: number;
+  rss: number;
+  heapUsed: number;
+}
+
+export function cpuSeconds(before: Usage, after: Usage): number {
+  return (after.cpuUserUs + after.cpuSystemUs - before.cpuUserUs - before.cpuSystemUs) / 1e6;
+}
+
+export const TLS_DOMAIN = 'bench.example.com';
+
+/** A running path: proxy process + sink process, and the target the load generators aim at. */
+export interface RunningPath {
+  target: Target;
+  proxy: Actor;
+  sink: Actor;
+  usage(): Promise<Usage>;
+  stop(): Promise<void>;
+}
+
+export interface SinkSetup {
+  mode: 'echo' | 'stream';
+  downBytes?: number;
+}
+
+/** The mtproxy config (TOML-shaped object) for a path whose upstream listens on `upstreamPort`. */
+export function proxyConfig(
+  kind: PathKind,
+  secret: string,
+  upstreamPort: number,
+  workers: number,
+): Record<string, unknown> {
+  const listener: Record<string, unknown> = {
+    name: 'bench',
+    host: '127.0.0.1',
+    port: 0,
+    secret,
+    allowed_protocols: kind === 'tls' ? ['tls'] : ['classic', 'secure'],
+  };
+  if (kind === 'tls') listener.tls_domain = TLS_DOMAIN;
+  const config: Record<string, unknown> = {
+    workers,
+    state_dir: join(tmpdir(), `mtproxy-bench-state-${process.pid}`),
+    listeners: [listener],
+    upstream: { mode: kind === 'middle' ? 'middle' : 'direct' },
+    timeouts: { idle: '30m', handshake: '30s' },
+    log: { level: 'error' },
+  };
+  if (kind !== 'middle') {
+    const dc: Record<string, string[]> = {};
+    for (const id of [1, 2, 3, 4, 5]) dc[String(id)] = [`127.0.0.1:${upstreamPort}`];
+    (config.upstream as Record<string, unknown>).dc = dc;
+  }
+  return config;
+}
+
+export async function startPath(spec: PathSpec, sinkSetup: SinkSetup): Promise<RunningPath> {
+  const sink = await spawnActor(here('./sink-process.ts'));
+  const proxy = await spawnActor(here('./proxy-process.ts'), { execArgv: ['--expose-gc'] });
+  try {
+    const secret = randomBytes(16).toString('hex');
+    let target: Target;
+    if (spec.kind === 'ceiling') {
+      const { port: sinkPort } = await sink.call<{ port: number }>('start', {
+        options: { skip: 0, ...sinkSetup },
+      });
+      const { port } = await proxy.call<{ port: number }>('start', { kind: 'ceiling', targetPort: sinkPort });
+      target = { host: '127.0.0.1', port, wire: 'plain' };
+    } else if (spec.kind === 'middle') {
+      throw new Error('middle path not wired yet');
+    } else {
+      const { port: sinkPort } = await sink.call<{ port: number }>('start', {
+        options: { skip: 64, ...sinkSetup },
+      });
+      const config = proxyConfig(spec.kind, secret, sinkPort, spec.workers ?? 1);
+      const { port } = await proxy.call<{ port: number }>('start', { kind: 'mtproxy', config });
+      target = {
+        host: '127.0.0.1',
+        port,
+        wire: spec.kind === 'tls' ? 'tls' : 'o2',
+        secret,
+        domain: TLS_DOMAIN,
+      };
+    }
+    return {
+      target,
+      proxy,
+      sink,
+      usage: () => proxy.call<Usage>('usage'),
+      async stop() {
+        await Promise.allSettled([proxy.call('stop'), sink.call('stop')]);
+        await Promise.all([proxy.stop(), sink.stop()]);
+      },
+    };
+  } catch (e) {
+    await Promise.all([proxy.stop(), sink.stop()]);
+    throw e;
+  }
+}
+
+export async function spawnLoadgens(n = sizes.loadgens): Promise<Actor[]> {
+  return Promise.all(Array.from({ length: n }, () => spawnActor(here('./loadgen-process.ts'))));
+}
+
+export async function stopAll(actors: Actor[]): Promise<void> {
+  await Promise.all(actors.map((a) => a.stop()));
+}
+
+/** Split `total` sessions over the load generators and open them. */
+export async function openSessions(
+  loadgens: Actor[],
+  target: Target,
+  total: number,
+  concurrency = 64,
+): Promise<number> {
+  const per = splitEvenly(total, loadgens.length);
+  const results = await Promise.all(
+    loadgens.map((g, i) =>
+      per[i] > 0
+        ? g.call<{ opened: number; failed: number }>('open', { target, count: per[i], concurrency })
+        : { opened: 0, failed: 0 },
+    ),
+  );
+  return results.reduce((n, r) => n + r.opened, 0);
+}
+
+export function splitEvenly(total: number, parts: number): number[] {
+  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+}
+
+export function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export function mergeSamples(parts: Float64Array[]): Float64Array {
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const out = new Float64Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out.sort();
+}

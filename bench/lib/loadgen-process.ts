@@ -1,0 +1,187 @@
+/**
+ * Load generator (a child process; the orchestrator runs one or two). Opens sessions through the proxy and
+ * drives one scenario at a time on them; reports counts and raw latency samples, never judges them.
+ */
+import { serveActor } from './ipc.ts';
+import { buildFrames, type ClientSession, openSession, type Target } from './wire.ts';
+
+let sessions: ClientSession[] = [];
+let target: Target | null = null;
+
+async function openMany(t: Target, count: number, concurrency: number): Promise<number> {
+  let next = 0;
+  let failed = 0;
+  const worker = async () => {
+    while (next < count) {
+      next++;
+      try {
+        sessions.push(await openSession(t));
+      } catch {
+        failed++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return failed;
+}
+
+/** Send `message`, resolve when `replyLength` more bytes came back (false on timeout or close). */
+function roundTrip(
+  s: ClientSession,
+  message: Buffer,
+  replyLength: number,
+  timeoutMs: number,
+): Promise<boolean> {
+  const goal = s.received + replyLength;
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      s.onReceived = null;
+      s.socket.off('close', onClose);
+      resolve(ok);
+    };
+    const onClose = () => done(false);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    s.onReceived = (total) => {
+      if (total >= goal) done(true);
+    };
+    s.socket.once('close', onClose);
+    s.send(message);
+  });
+}
+
+function pingMessage(t: Target, size: number): { message: Buffer; reply: number } {
+  if (t.framed) return { message: buildFrames(size, size), reply: 4 + size };
+  return { message: Buffer.alloc(size, 0x21), reply: size };
+}
+
+serveActor({
+  async open(req) {
+    target = req.target as Target;
+    const before = sessions.length;
+    const failed = await openMany(target, req.count as number, (req.concurrency as number) ?? 64);
+    return { opened: sessions.length - before, failed };
+  },
+
+  /** Every session uploads `upBytes` and waits for `downBytes` (what the sink streams back). */
+  async throughput(req) {
+    const upBytes = req.upBytes as number;
+    const downBytes = req.downBytes as number;
+    const chunkSize = 64 * 1024;
+    const block = target?.framed
+      ? buildFrames(chunkSize - 4 * 4, 16 * 1024 - 4)
+      : Buffer.alloc(chunkSize, 0x44);
+    const startedAt = performance.now();
+    let sent = 0;
+    await Promise.all(
+      sessions.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            let left = upBytes;
+            let upDone = upBytes === 0;
+            let downDone = downBytes === 0 || s.received >= downBytes;
+            const check = () => {
+              if (upDone && downDone) {
+                s.onReceived = null;
+                s.socket.off('close', finish);
+                resolve();
+              }
+            };
+            const finish = () => {
+              upDone = downDone = true;
+              check();
+            };
+            s.onReceived = (total) => {
+              if (total >= downBytes) {
+                downDone = true;
+                check();
+              }
+            };
+            s.socket.once('close', finish);
+            const pump = () => {
+              while (left > 0) {
+                left -= block.length;
+                sent += block.length;
+                if (!s.send(block)) {
+                  s.socket.once('drain', pump);
+                  return;
+                }
+              }
+              upDone = true;
+              check();
+            };
+            pump();
+          }),
+      ),
+    );
+    const received = sessions.reduce((n, s) => n + s.received, 0);
+    return { elapsedMs: performance.now() - startedAt, sent, received };
+  },
+
+  /** Closed-loop ping-pong on every session for `durationMs`; returns every round-trip time in µs. */
+  async pingpong(req) {
+    const t = target!;
+    const { message, reply } = pingMessage(t, req.size as number);
+    const until = performance.now() + (req.durationMs as number);
+    const samples: number[] = [];
+    let failures = 0;
+    await Promise.all(
+      sessions.map(async (s) => {
+        while (performance.now() < until) {
+          const t0 = performance.now();
+          if (!(await roundTrip(s, message, reply, 10_000))) {
+            failures++;
+            return;
+          }
+          samples.push((performance.now() - t0) * 1000);
+        }
+      }),
+    );
+    return { samples: Float64Array.from(samples), failures };
+  },
+
+  /** One round trip on every open session: how many still answer. */
+  async check(req) {
+    const t = target!;
+    const { message, reply } = pingMessage(t, (req.size as number) ?? 64);
+    let answered = 0;
+    const batch = 500;
+    for (let i = 0; i < sessions.length; i += batch) {
+      const results = await Promise.all(
+        sessions.slice(i, i + batch).map((s) => roundTrip(s, message, reply, 15_000)),
+      );
+      answered += results.filter(Boolean).length;
+    }
+    return { answered, total: sessions.length };
+  },
+
+  /** Fresh sessions as fast as possible: connect, handshake, one small round trip, close. */
+  async churn(req) {
+    const t = req.target as Target;
+    const until = performance.now() + (req.durationMs as number);
+    const { message, reply } = pingMessage(t, 64);
+    let completed = 0;
+    let failures = 0;
+    const loop = async () => {
+      while (performance.now() < until) {
+        try {
+          const s = await openSession(t);
+          if (await roundTrip(s, message, reply, 5_000)) completed++;
+          else failures++;
+          s.socket.destroy();
+        } catch {
+          failures++;
+        }
+      }
+    };
+    const startedAt = performance.now();
+    await Promise.all(Array.from({ length: req.concurrency as number }, loop));
+    return { completed, failures, elapsedMs: performance.now() - startedAt };
+  },
+
+  closeAll() {
+    for (const s of sessions) s.socket.destroy();
+    sessions = [];
+    return {};
+  },
+});

@@ -1,0 +1,42 @@
+/**
+ * The process under test: either the ceiling relay or mtproxy itself (one in-process Proxy, or the worker
+ * supervisor). Reports its own CPU time and memory so figures can be per-GB and per-session.
+ */
+import { type CeilingRelay, startCeilingRelay } from '../ceiling-relay.ts';
+import { serveActor } from './ipc.ts';
+import { startProxyUnderTest } from './start-proxy.ts';
+
+let running: { port: number; close(): Promise<void> } | null = null;
+
+serveActor({
+  async start(req) {
+    if (req.kind === 'ceiling') {
+      const relay: CeilingRelay = await startCeilingRelay({
+        targetHost: '127.0.0.1',
+        targetPort: req.targetPort as number,
+      });
+      running = relay;
+    } else {
+      running = await startProxyUnderTest(req.config as Record<string, unknown>);
+    }
+    return { port: running.port };
+  },
+  usage() {
+    const cpu = process.cpuUsage();
+    const mem = process.memoryUsage();
+    return { cpuUserUs: cpu.user, cpuSystemUs: cpu.system, rss: mem.rss, heapUsed: mem.heapUsed };
+  },
+  gc() {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc) {
+      gc();
+      gc();
+    }
+    return {};
+  },
+  async stop() {
+    await running?.close();
+    running = null;
+    return {};
+  },
+});

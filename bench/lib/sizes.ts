@@ -1,0 +1,32 @@
+/**
+ * Bench sizes, from the environment so a run can be shrunk or grown without editing code:
+ * BENCH_QUICK=1 (a smoke run of a few seconds), BENCH_BYTES (per stream, throughput), BENCH_STREAMS (many-
+ * streams count), BENCH_DURATION_MS (latency and session-rate windows), BENCH_PING_CONNS, BENCH_IDLE (comma
+ * list of idle-session counts), BENCH_CHURN_CONCURRENCY.
+ */
+const quick = process.env.BENCH_QUICK === '1';
+
+function num(name: string, full: number, small: number): number {
+  const v = process.env[name];
+  if (v !== undefined && v !== '') return Number(v);
+  return quick ? small : full;
+}
+
+function list(name: string, full: number[], small: number[]): number[] {
+  const v = process.env[name];
+  if (v) return v.split(',').map(Number);
+  return quick ? small : full;
+}
+
+export const sizes = {
+  quick,
+  /** Upload = download bytes per stream for the single-stream run. */
+  streamBytes: num('BENCH_BYTES', 256 * 1024 * 1024, 8 * 1024 * 1024),
+  manyStreams: num('BENCH_STREAMS', 32, 4),
+  durationMs: num('BENCH_DURATION_MS', 4000, 600),
+  pingConnections: num('BENCH_PING_CONNS', 200, 20),
+  pingSize: num('BENCH_PING_SIZE', 512, 512),
+  churnConcurrency: num('BENCH_CHURN_CONCURRENCY', 64, 8),
+  idleCounts: list('BENCH_IDLE', [1000, 5000, 10000], [100]),
+  loadgens: num('BENCH_LOADGENS', 2, 1),
+};

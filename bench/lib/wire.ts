@@ -1,0 +1,175 @@
+/**
+ * Load-generator side of a proxied session, kept as cheap as possible so the proxy stays the bottleneck:
+ * - 'plain': no handshake (the ceiling relay).
+ * - 'o2': obfuscated2 header with the listener secret. Unframed targets (direct mode) get raw bytes after the
+ *   header, never encrypted: the proxy relays any bytes and does its full crypto work on them anyway.
+ *   Framed targets (middle mode) get real intermediate frames, encrypted, because the proxy decodes them.
+ * - 'tls': a fake-TLS ClientHello, the server flight checked, then everything above inside TLS records.
+ * Inbound bytes are only counted (TLS: application-data payload bytes), never decrypted.
+ */
+import net from 'node:net';
+import {
+  buildClientHello,
+  helloRandom,
+  readServerFlight,
+  x25519PublicKey,
+} from '../../src/client/tls-hello.ts';
+import { type CtrStream, createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
+
+export interface Target {
+  host: string;
+  port: number;
+  wire: 'plain' | 'o2' | 'tls';
+  /** 16-byte secret, hex. */
+  secret?: string;
+  domain?: string;
+  /** The proxy decodes frames on this path (middle mode): send real encrypted intermediate frames. */
+  framed?: boolean;
+  dcId?: number;
+}
+
+const MAX_RECORD = 16384;
+let sharedKeyShare: Buffer | null = null;
+
+/** Turn transport payload into what goes on the socket (encryption when framed, TLS records when tls). */
+export class ClientSession {
+  readonly socket: net.Socket;
+  readonly #encrypt: CtrStream | null;
+  readonly #tls: boolean;
+  /** Inbound counting: bytes left in the current TLS record, and header bytes still to read. */
+  #recordLeft = 0;
+  #headerLeft = 5;
+  #headerLen = [0, 0];
+  received = 0;
+  onReceived: ((total: number) => void) | null = null;
+
+  constructor(socket: net.Socket, encrypt: CtrStream | null, tls: boolean, leftover: Buffer | null) {
+    this.socket = socket;
+    this.#encrypt = encrypt;
+    this.#tls = tls;
+    socket.on('data', (chunk: Buffer) => this.#count(chunk));
+    if (leftover && leftover.length > 0) this.#count(leftover);
+  }
+
+  #count(chunk: Buffer): void {
+    if (!this.#tls) {
+      this.received += chunk.length;
+    } else {
+      let i = 0;
+      while (i < chunk.length) {
+        if (this.#headerLeft > 0) {
+          // Record header: type, version (2), length (2); only the length matters here.
+          const at = 5 - this.#headerLeft;
+          if (at === 3) this.#headerLen[0] = chunk[i];
+          if (at === 4) this.#headerLen[1] = chunk[i];
+          i++;
+          if (--this.#headerLeft === 0) this.#recordLeft = (this.#headerLen[0] << 8) | this.#headerLen[1];
+          continue;
+        }
+        const n = Math.min(this.#recordLeft, chunk.length - i);
+        this.received += n;
+        i += n;
+        this.#recordLeft -= n;
+        if (this.#recordLeft === 0) this.#headerLeft = 5;
+      }
+    }
+    this.onReceived?.(this.received);
+  }
+
+  /** Send transport bytes (already framed when the target is framed). */
+  send(payload: Buffer): boolean {
+    const data = this.#encrypt ? this.#encrypt.update(payload) : payload;
+    return this.socket.write(this.#tls ? wrapRecords(data) : data);
+  }
+
+  /** Bytes the peer sends back for `payloadLength` bytes echoed by a framed (middle) upstream. */
+  static framedReplyLength(payloadLength: number): number {
+    return 4 + payloadLength;
+  }
+}
+
+export function wrapRecords(data: Buffer): Buffer {
+  const records = Math.max(1, Math.ceil(data.length / MAX_RECORD));
+  const out = Buffer.allocUnsafe(data.length + records * 5);
+  let o = 0;
+  for (let i = 0; i < data.length || o === 0; i += MAX_RECORD) {
+    const n = Math.min(MAX_RECORD, data.length - i);
+    out[o] = 0x17;
+    out[o + 1] = 0x03;
+    out[o + 2] = 0x03;
+    out.writeUInt16BE(n, o + 3);
+    data.copy(out, o + 5, i, i + n);
+    o += 5 + n;
+  }
+  return out;
+}
+
+/** Intermediate frames carrying `total` payload bytes in frames of at most `frameSize` (multiple of 4). */
+export function buildFrames(total: number, frameSize: number): Buffer {
+  const frames = Math.ceil(total / frameSize);
+  const out = Buffer.alloc(total + frames * 4, 0x33);
+  let o = 0;
+  for (let left = total; left > 0; left -= frameSize) {
+    const n = Math.min(frameSize, left);
+    out.writeUInt32LE(n, o);
+    o += 4 + n;
+  }
+  return out;
+}
+
+function connect(t: Target): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: t.host, port: t.port, noDelay: true });
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+function readFlight(socket: net.Socket, random: Buffer, secret: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      const r = readServerFlight(buf, random, secret);
+      if (r.kind === 'need-more') return;
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      if (r.kind !== 'proxy') reject(new Error(`fake-TLS handshake: ${r.kind}`));
+      else resolve(buf.subarray(r.length));
+    };
+    const onClose = () => reject(new Error('closed during fake-TLS handshake'));
+    socket.on('data', onData);
+    socket.once('close', onClose);
+  });
+}
+
+/** Connect and complete the client side of the handshake; the session is ready for `send`. */
+export async function openSession(t: Target): Promise<ClientSession> {
+  const socket = await connect(t);
+  socket.on('error', () => {});
+  if (t.wire === 'plain') return new ClientSession(socket, null, false, null);
+  const secret = Buffer.from(t.secret ?? '', 'hex');
+  const o2 = createInitiatorHeader('intermediate', t.dcId ?? 2, secret);
+  if (t.wire === 'o2') {
+    socket.write(o2.header);
+    return new ClientSession(socket, t.framed ? o2.encrypt : null, false, null);
+  }
+  // One key share for every hello: the proxy never completes a real key exchange, and keygen is not free.
+  sharedKeyShare ??= x25519PublicKey();
+  const hello = buildClientHello({
+    shape: 'modern',
+    secret,
+    domain: t.domain ?? 'example.com',
+    unixTime: Math.floor(Date.now() / 1000),
+    x25519Key: sharedKeyShare,
+  });
+  socket.write(hello);
+  const leftover = await readFlight(socket, helloRandom(hello), secret);
+  // Telegram's clients send a ChangeCipherSpec before the first application-data record.
+  socket.write(Buffer.from('140303000101', 'hex'));
+  socket.write(wrapRecords(o2.header));
+  return new ClientSession(socket, t.framed ? o2.encrypt : null, true, leftover);
+}

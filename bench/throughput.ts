@@ -1,0 +1,81 @@
+/**
+ * Figure: relay throughput (MB/s, upload + download together) through each path, one stream and many, and
+ * the proxy's CPU seconds per GB relayed in the same runs. Every session uploads and downloads the same
+ * number of bytes at once.
+ */
+import type { Actor } from './lib/ipc.ts';
+import { type PathKind, type PathSpec, cpuSeconds, openSessions, startPath } from './lib/harness.ts';
+import { type Row, row } from './lib/report.ts';
+import { runStandalone } from './lib/standalone.ts';
+import { sizes } from './lib/sizes.ts';
+
+export interface ThroughputResult {
+  mbPerSec: number;
+  cpuSecPerGb: number;
+  bytes: number;
+}
+
+export async function measureThroughput(
+  loadgens: Actor[],
+  spec: PathSpec,
+  streams: number,
+  bytesPerStream: number,
+): Promise<ThroughputResult> {
+  const path = await startPath(spec, { mode: 'stream', downBytes: bytesPerStream });
+  try {
+    // One stream uses one generator; many streams are spread over all of them.
+    const gens = streams === 1 ? loadgens.slice(0, 1) : loadgens;
+    const opened = await openSessions(gens, path.target, streams);
+    if (opened !== streams) throw new Error(`opened ${opened}/${streams} sessions`);
+    const before = await path.usage();
+    const startedAt = performance.now();
+    const results = await Promise.all(
+      gens.map((g) =>
+        g.call<{ sent: number; received: number }>('throughput', {
+          upBytes: bytesPerStream,
+          downBytes: bytesPerStream,
+        }),
+      ),
+    );
+    const elapsed = (performance.now() - startedAt) / 1000;
+    const after = await path.usage();
+    await Promise.all(gens.map((g) => g.call('closeAll')));
+    const bytes = results.reduce((n, r) => n + r.sent + r.received, 0);
+    return { mbPerSec: bytes / 1e6 / elapsed, cpuSecPerGb: cpuSeconds(before, after) / (bytes / 1e9), bytes };
+  } finally {
+    await path.stop();
+  }
+}
+
+export const THROUGHPUT_PATHS: PathKind[] = ['direct', 'tls', 'middle'];
+
+export async function run(loadgens: Actor[], paths = THROUGHPUT_PATHS): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const streams of [1, sizes.manyStreams]) {
+    const perStream = Math.max(64 * 1024, Math.floor(sizes.streamBytes / streams));
+    const ceiling = await measureThroughput(loadgens, { kind: 'ceiling' }, streams, perStream);
+    const label = streams === 1 ? '1 stream' : `${streams} streams`;
+    rows.push(row('throughput', `ceiling, ${label}`, 'MB/s', ceiling.mbPerSec, 'MB/s', ceiling.mbPerSec));
+    for (const kind of paths) {
+      try {
+        const r = await measureThroughput(loadgens, { kind, workers: 1 }, streams, perStream);
+        rows.push(row('throughput', `${kind}, ${label}`, 'MB/s', r.mbPerSec, 'MB/s', ceiling.mbPerSec));
+      } catch (e) {
+        rows.push(
+          row(
+            'throughput',
+            `${kind}, ${label}`,
+            'MB/s',
+            Number.NaN,
+            'MB/s',
+            ceiling.mbPerSec,
+            `failed: ${(e as Error).message.split('\n')[0]}`,
+          ),
+        );
+      }
+    }
+  }
+  return rows;
+}
+
+if (import.meta.main) await runStandalone(run);

@@ -1,0 +1,451 @@
+/**
+ * Runs `workers` Proxy instances in worker threads that share every listener port through SO_REUSEPORT (the
+ * kernel spreads new connections over them), and keeps the state that must be global in one place:
+ * - the replay set and the max_connections counters live in SharedArrayBuffers every worker writes to;
+ * - policy tables are re-read by every worker when they change (`tablesChanged()`);
+ * - stats: each worker pushes a snapshot every second (and on request); `statsSources()` hands them, plus the
+ *   totals of workers that died, to the metrics registry, which sums them;
+ * - reload: the main thread loads and validates the file, then every worker applies the same Config;
+ * - a worker that exits is replaced (with a growing delay if it keeps dying); the others' sessions are not
+ *   touched, and the counters its sessions held are given back first.
+ * It offers the parts of the Proxy API the CLI and the admin API use, so `run` can hold either.
+ */
+import { availableParallelism } from 'node:os';
+import net from 'node:net';
+import { Worker } from 'node:worker_threads';
+import { loadConfigFile } from '../config/load.ts';
+import type { Config } from '../config/types.ts';
+import { type Logger, logger as defaultLogger } from '../log.ts';
+import { type Stats, Stats as StatsClass, stats as defaultStats } from '../metrics/stats.ts';
+import type { FromWorker, ListenerAddress, ToWorker, WorkerInit } from './protocol.ts';
+import { SharedCounterStore } from './shared-counters.ts';
+import { SharedReplayGuard } from './shared-replay.ts';
+import { addSnapshot, type StatsSnapshot, statsFromSnapshot, zeroGauges } from './transfer.ts';
+
+const WORKER_URL = new URL('./worker-main.ts', import.meta.url);
+const RESTART_MIN_MS = 200;
+const RESTART_MAX_MS = 10_000;
+/** A worker that ran this long before dying is restarted at once (the backoff only tames crash loops). */
+const STABLE_AFTER_MS = 30_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export interface SupervisorOptions {
+  log?: Logger;
+  /** Main-thread stats (reload counters); worker stats are separate and summed at scrape time. */
+  stats?: Stats;
+  /** How `reloadFromFile()` obtains the next config; default: re-read config.file. */
+  loadConfig?: () => Promise<Config>;
+  statsIntervalMs?: number;
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  error?: string;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker | null;
+  ready: boolean;
+  startedAt: number;
+  restartDelayMs: number;
+  restartTimer: NodeJS.Timeout | null;
+  /** Last snapshot pushed by this worker. */
+  stats: Stats;
+  lastSnapshot: StatsSnapshot | null;
+  pending: Map<number, { resolve: (m: FromWorker & { type: 'reply' }) => void; reject: (e: Error) => void }>;
+  /** Resolves when the current worker is ready (or rejects if it failed to start). */
+  started: Promise<void> | null;
+}
+
+/** True when this platform lets several sockets bind one port (SO_REUSEPORT through Node's `reusePort`). */
+export async function reusePortSupported(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    try {
+      server.listen({ host: '127.0.0.1', port: 0, reusePort: true }, () => server.close(() => resolve(true)));
+    } catch {
+      resolve(false);
+    }
+  });
+}
+
+export class Supervisor {
+  #config: Config;
+  readonly #log: Logger;
+  readonly #stats: Stats;
+  readonly #options: SupervisorOptions;
+  readonly #replay: SharedReplayGuard;
+  readonly #counters: SharedCounterStore;
+  #slots: Slot[] = [];
+  /** Totals of workers that died (their gauges zeroed). */
+  readonly #retired = new StatsClass();
+  /** Ports the listeners actually got (resolves `port = 0`), by listener name. */
+  readonly #boundPorts = new Map<string, number>();
+  #addresses: ListenerAddress[] = [];
+  #nextRequestId = 1;
+  #stopping = false;
+  #started = false;
+  #reloadChain: Promise<unknown> = Promise.resolve();
+  /** Worker restarts since start (tests and status). */
+  restarts = 0;
+
+  constructor(config: Config, opts: SupervisorOptions = {}) {
+    this.#config = config;
+    this.#options = opts;
+    this.#log = opts.log ?? defaultLogger;
+    this.#stats = opts.stats ?? defaultStats;
+    const workers = Math.max(1, config.workers || availableParallelism());
+    this.#replay = SharedReplayGuard.create({
+      enabled: config.replay.enabled,
+      maxEntries: config.replay.maxEntries,
+      maxAgeMs: config.replay.maxAgeMs,
+    });
+    // Enough distinct keys for every connection a worker can hold (bounded by its descriptors anyway).
+    this.#counters = SharedCounterStore.create({ maxKeys: 65_536, workers });
+    for (let index = 0; index < workers; index++) {
+      this.#slots.push({
+        index,
+        worker: null,
+        ready: false,
+        startedAt: 0,
+        restartDelayMs: 0,
+        restartTimer: null,
+        stats: new StatsClass(),
+        lastSnapshot: null,
+        pending: new Map(),
+        started: null,
+      });
+    }
+  }
+
+  get config(): Config {
+    return this.#config;
+  }
+
+  get workerCount(): number {
+    return this.#slots.length;
+  }
+
+  /** The shared counters (tests and status read them from the main thread). */
+  get counters(): SharedCounterStore {
+    return this.#counters;
+  }
+
+  get replay(): SharedReplayGuard {
+    return this.#replay;
+  }
+
+  listenerNames(): string[] {
+    return this.#addresses.map((a) => a.name);
+  }
+
+  address(listenerName: string): { host: string; port: number } {
+    const a = this.#addresses.find((x) => x.name === listenerName);
+    if (!a) throw new Error(`listener "${listenerName}" is not listening`);
+    return { host: a.host, port: a.port };
+  }
+
+  /** Stats of every worker (last snapshots) and of the ones that died, for the metrics registry. */
+  statsSources(): Stats[] {
+    return [this.#stats, this.#retired, ...this.#slots.map((s) => s.stats)];
+  }
+
+  /** Open client connections over all workers, as of the last snapshots. */
+  sessionCount(listener?: string): number {
+    let n = 0;
+    for (const s of this.#slots)
+      for (const [name, l] of s.stats.listeners) if (!listener || name === listener) n += l.connectionsActive;
+    return n;
+  }
+
+  async start(): Promise<void> {
+    if (this.#slots.length > 1 && !(await reusePortSupported())) {
+      this.#log.warn(
+        { workers: this.#slots.length },
+        'SO_REUSEPORT is not available here: running one worker',
+      );
+      this.#slots.length = 1;
+    }
+    // The first worker resolves `port = 0` listeners; the others then bind the same ports.
+    try {
+      await this.#spawn(this.#slots[0]);
+      await Promise.all(this.#slots.slice(1).map((s) => this.#spawn(s)));
+    } catch (e) {
+      await this.stop(0);
+      throw e;
+    }
+    this.#started = true;
+    this.#log.info({ workers: this.#slots.length, listeners: this.#addresses }, 'workers listening');
+  }
+
+  async stop(drainMs: number = this.#config.timeouts.drainMs): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        if (slot.restartTimer) clearTimeout(slot.restartTimer);
+        const worker = slot.worker;
+        if (!worker) return;
+        const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+        try {
+          const reply = await this.#request(slot, { type: 'stop', id: 0, drainMs }, drainMs + 5000);
+          if (reply.stats) this.#absorb(slot, reply.stats);
+        } catch {
+          // Unresponsive: terminate below.
+        }
+        const timer = setTimeout(() => void worker.terminate(), 2000);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  /** Apply an already validated config on every worker (worker 0 first, so new `port = 0` listeners resolve). */
+  applyConfig(next: Config): Promise<void> {
+    const run = this.#reloadChain.then(() => this.#applyConfig(next));
+    this.#reloadChain = run.catch(() => {});
+    return run;
+  }
+
+  async #applyConfig(next: Config): Promise<void> {
+    if (next.workers !== this.#config.workers) {
+      this.#log.warn(
+        { running: this.#slots.length, configured: next.workers },
+        'a new worker count applies after a restart',
+      );
+    }
+    this.#replay.configure(next.replay.enabled, next.replay.maxAgeMs);
+    const resolved = this.#withBoundPorts(next);
+    const live = this.#slots.filter((s) => s.worker && s.ready);
+    const [first, ...rest] = live;
+    const errors: string[] = [];
+    if (first) {
+      const r = await this.#request(first, { type: 'config', id: 0, config: resolved });
+      if (!r.ok) throw new Error(r.error ?? 'worker refused the config');
+      this.#learnAddresses(r.addresses ?? []);
+    }
+    const again = this.#withBoundPorts(next);
+    const replies = await Promise.all(
+      rest.map((s) => this.#request(s, { type: 'config', id: 0, config: again })),
+    );
+    for (const r of replies) if (!r.ok) errors.push(r.error ?? 'worker refused the config');
+    // Workers that are (re)starting right now pick the new config up from #config.
+    this.#config = next;
+    if (errors.length > 0) throw new Error(errors[0]);
+  }
+
+  async reloadFromFile(): Promise<ReloadResult> {
+    const stats = this.#stats;
+    stats.reloadsTotal++;
+    stats.lastReloadAt = Date.now();
+    let result: ReloadResult;
+    try {
+      const file = this.#config.file;
+      const load =
+        this.#options.loadConfig ??
+        (() => (file ? loadConfigFile(file) : Promise.reject(new Error('no config file to reload from'))));
+      await this.applyConfig(await load());
+      result = { ok: true };
+    } catch (e) {
+      result = { ok: false, error: (e as Error).message.split('\n')[0] };
+    }
+    stats.lastReloadOk = result.ok;
+    if (!result.ok) {
+      stats.reloadFailures++;
+      this.#log.error({ error: result.error }, 'reload refused; the running configuration stays');
+    } else {
+      this.#log.info({ workers: this.#slots.length }, 'reload done');
+    }
+    return result;
+  }
+
+  /** Policy tables were edited (admin API): every worker re-reads them. */
+  async tablesChanged(): Promise<void> {
+    await Promise.all(
+      this.#slots.filter((s) => s.worker && s.ready).map((s) => this.#request(s, { type: 'tables', id: 0 })),
+    );
+  }
+
+  /** Ask every worker for fresh stats now (before a scrape or a status answer). */
+  async refreshStats(): Promise<void> {
+    await Promise.all(
+      this.#slots
+        .filter((s) => s.worker && s.ready)
+        .map(async (s) => {
+          try {
+            const r = await this.#request(s, { type: 'stats', id: 0 }, 2000);
+            if (r.stats) this.#absorb(s, r.stats);
+          } catch {
+            // A worker that does not answer keeps its last snapshot.
+          }
+        }),
+    );
+  }
+
+  /** Fresh per-worker totals (bench and tests: how evenly connections spread). */
+  async workerStats(): Promise<
+    Array<{ index: number; connectionsTotal: number; connectionsActive: number }>
+  > {
+    await this.refreshStats();
+    return this.#slots.map((s) => {
+      let total = 0;
+      let active = 0;
+      for (const l of s.stats.listeners.values()) {
+        total += l.connectionsTotal;
+        active += l.connectionsActive;
+      }
+      return { index: s.index, connectionsTotal: total, connectionsActive: active };
+    });
+  }
+
+  /** Worker thread ids, by worker index (tests kill one to watch the restart). */
+  threadIds(): Array<number | null> {
+    return this.#slots.map((s) => s.worker?.threadId ?? null);
+  }
+
+  /** Workers currently listening. */
+  readyCount(): number {
+    return this.#slots.filter((s) => s.worker && s.ready).length;
+  }
+
+  /** Terminate one worker as if it crashed (tests; the supervisor restarts it). */
+  async killWorker(index: number): Promise<void> {
+    await this.#slots[index]?.worker?.terminate();
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+
+  #withBoundPorts(config: Config): Config {
+    if (!config.listeners.some((l) => l.port === 0 && this.#boundPorts.has(l.name))) return config;
+    return {
+      ...config,
+      listeners: config.listeners.map((l) =>
+        l.port === 0 && this.#boundPorts.has(l.name) ? { ...l, port: this.#boundPorts.get(l.name)! } : l,
+      ),
+    };
+  }
+
+  #learnAddresses(addresses: ListenerAddress[]): void {
+    this.#addresses = addresses;
+    for (const a of addresses) this.#boundPorts.set(a.name, a.port);
+  }
+
+  #absorb(slot: Slot, snapshot: StatsSnapshot): void {
+    slot.lastSnapshot = snapshot;
+    slot.stats = statsFromSnapshot(snapshot);
+  }
+
+  #spawn(slot: Slot): Promise<void> {
+    const init: WorkerInit = {
+      index: slot.index,
+      config: this.#withBoundPorts(this.#config),
+      replay: this.#replay.buffer,
+      counters: this.#counters.buffer,
+      statsIntervalMs: this.#options.statsIntervalMs ?? 1000,
+    };
+    const worker = new Worker(WORKER_URL, { workerData: init, name: `mtproxy-worker-${slot.index}` });
+    slot.worker = worker;
+    slot.ready = false;
+    slot.startedAt = Date.now();
+    slot.stats = new StatsClass();
+    slot.lastSnapshot = null;
+    const started = new Promise<void>((resolve, reject) => {
+      worker.on('message', (msg: FromWorker) => {
+        switch (msg.type) {
+          case 'ready':
+            slot.ready = true;
+            if (slot.index === 0 || this.#addresses.length === 0) this.#learnAddresses(msg.addresses);
+            resolve();
+            break;
+          case 'failed':
+            reject(Object.assign(new Error(msg.error), { code: msg.code }));
+            break;
+          case 'stats':
+            this.#absorb(slot, msg.stats);
+            break;
+          case 'reply': {
+            const p = slot.pending.get(msg.id);
+            if (p) {
+              slot.pending.delete(msg.id);
+              p.resolve(msg);
+            }
+            break;
+          }
+        }
+      });
+      // An uncaught error inside the worker ends that worker only; 'exit' follows and handles the restart.
+      worker.on('error', (err) => {
+        this.#log.error({ worker: slot.index, err }, 'worker crashed');
+        reject(err);
+      });
+      worker.on('exit', (code) => this.#onExit(slot, worker, code));
+    });
+    slot.started = started;
+    return started;
+  }
+
+  #onExit(slot: Slot, worker: Worker, code: number): void {
+    if (slot.worker !== worker) return;
+    slot.worker = null;
+    slot.ready = false;
+    for (const p of slot.pending.values()) p.reject(new Error(`worker ${slot.index} exited`));
+    slot.pending.clear();
+    // Keep its totals, give back the counters its sessions held, and free the shared locks if it died in one.
+    if (slot.lastSnapshot) {
+      addSnapshot(this.#retired, slot.lastSnapshot);
+      zeroGauges(this.#retired);
+    }
+    slot.stats = new StatsClass();
+    slot.lastSnapshot = null;
+    const released = this.#counters.releaseAllOf(slot.index);
+    this.#replay.recoverLock(slot.index + 1);
+    // A worker that could not start (a port in use...) fails start() instead of looping.
+    if (this.#stopping || !this.#started) return;
+    const ranMs = Date.now() - slot.startedAt;
+    slot.restartDelayMs =
+      ranMs >= STABLE_AFTER_MS
+        ? 0
+        : Math.min(RESTART_MAX_MS, Math.max(RESTART_MIN_MS, slot.restartDelayMs * 2));
+    this.#log.error(
+      { worker: slot.index, code, ranMs, releasedCounters: released, restartInMs: slot.restartDelayMs },
+      'worker exited; restarting it',
+    );
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = null;
+      if (this.#stopping) return;
+      this.restarts++;
+      this.#spawn(slot).catch((e: Error) =>
+        this.#log.error({ worker: slot.index, err: e.message }, 'worker failed to restart'),
+      );
+    }, slot.restartDelayMs);
+  }
+
+  #request(
+    slot: Slot,
+    msg: ToWorker,
+    timeoutMs = REQUEST_TIMEOUT_MS,
+  ): Promise<FromWorker & { type: 'reply' }> {
+    const worker = slot.worker;
+    if (!worker) return Promise.reject(new Error(`worker ${slot.index} is not running`));
+    const id = this.#nextRequestId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        slot.pending.delete(id);
+        reject(new Error(`worker ${slot.index} did not answer ${msg.type}`));
+      }, timeoutMs);
+      slot.pending.set(id, {
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      worker.postMessage({ ...msg, id });
+    });
+  }
+}
