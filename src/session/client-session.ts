@@ -31,6 +31,8 @@ import type { PolicyTicket, SessionEnv } from './types.ts';
 
 /** Largest ClientHello we wait for before giving up on it (real ones are under 2 KiB). */
 const MAX_HELLO_BYTES = 16 * 1024;
+/** Client bytes buffered while the upstream opens before we stop reading. */
+const MAX_PENDING_BYTES = 256 * 1024;
 /** After the upstream ended, how long the client gets to take the rest of our output. */
 const FLUSH_BEFORE_CLOSE_MS = 5000;
 
@@ -95,6 +97,7 @@ class ClientSession implements ClientSink {
   private tlsDomain: string | null = null;
   /** Obfuscated bytes that followed the header while the upstream was opening. */
   private pending: Buffer[] = [];
+  private pendingBytes = 0;
 
   private transport: TransportTag = 'abridged';
   private protocol: SessionProtocol | null = null;
@@ -250,6 +253,11 @@ class ClientSession implements ClientSink {
         return;
       case STAGE_CONNECTING:
         this.pending.push(data);
+        this.pendingBytes += data.length;
+        if (this.pendingBytes > MAX_PENDING_BYTES && !this.clientPaused) {
+          this.clientPaused = true;
+          this.socket.pause();
+        }
         return;
       case STAGE_HEADER: {
         const take = Math.min(HEADER_LENGTH - this.headerFilled, data.length);
@@ -258,7 +266,7 @@ class ClientSession implements ClientSink {
         if (this.headerFilled < HEADER_LENGTH) return;
         this.onHeader();
         if (take < data.length && (this.stage as number) === STAGE_CONNECTING)
-          this.pending.push(data.subarray(take));
+          this.onObfuscated(data.subarray(take));
         return;
       }
       default:
@@ -330,8 +338,7 @@ class ClientSession implements ClientSink {
   private openUpstream(dcId: number): void {
     this.stage = STAGE_CONNECTING;
     this.deadline.clear();
-    this.socket.pause();
-    // The idle timer also bounds a hung upstream open: the paused client shows no activity.
+    // Keep reading while the upstream opens (so a client that leaves is noticed), up to a bound.
     this.socket.setTimeout(this.idleMs);
     const s = this.socket;
     const info: ClientInfo = {
@@ -365,6 +372,10 @@ class ClientSession implements ClientSink {
     this.stage = STAGE_RELAY;
     const pending = this.pending;
     this.pending = [];
+    this.pendingBytes = 0;
+    // Paused only for the pending bound; from now on pausing follows the upstream's backpressure.
+    const pausedForPending = this.clientPaused;
+    this.clientPaused = false;
     try {
       for (const data of pending) {
         this.relayFromClient(data);
@@ -375,7 +386,7 @@ class ClientSession implements ClientSink {
       return;
     }
     if (this.clientEnded) this.endClientInput();
-    else if (!this.clientPaused) this.socket.resume();
+    else if (pausedForPending && !this.clientPaused) this.socket.resume();
   };
 
   private readonly onUpstreamFailed = (err: unknown): void => {
@@ -554,7 +565,8 @@ class ClientSession implements ClientSink {
   private readonly onSocketClose = (): void => this.finish('client_closed');
 
   private readonly onSocketEnd = (): void => {
-    if (this.stage === STAGE_CONNECTING) this.clientEnded = true;
+    // Half-closed while the upstream opens: wait for it only if there is something to deliver.
+    if (this.stage === STAGE_CONNECTING && this.pending.length > 0) this.clientEnded = true;
     else if (this.stage === STAGE_RELAY) this.endClientInput();
     else this.finish('client_end', true);
   };
