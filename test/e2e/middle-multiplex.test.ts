@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
+import { encryptedPayload, startMiddleSetup } from '../helpers/middle-harness.ts';
+
+/** Send `payload` and wait for its echo, re-sending when an answer does not come (a request in flight on a
+ * link Telegram just closed is lost, as with the real service; MTProto clients re-send the same way). */
+async function roundTrip(client: ObfuscatedConnection, payload: Buffer): Promise<void> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    client.sendFrame(payload);
+    for (;;) {
+      let frame: Awaited<ReturnType<ObfuscatedConnection['nextFrame']>>;
+      try {
+        frame = await client.nextFrame(1000);
+      } catch (err) {
+        if (String(err).includes('no frame within')) break;
+        throw err;
+      }
+      if (frame.payload.equals(payload)) return;
+      // A late echo of an earlier attempt: skip it.
+    }
+  }
+  throw new Error('no echo after 20 attempts');
+}
+
+async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
+}
+
+test('300 clients share few upstream links (one per 100 clients)', async () => {
+  const setup = await startMiddleSetup({ minConnections: 2, clientsPerConnection: 100 });
+  try {
+    const clients: ObfuscatedConnection[] = [];
+    await inBatches([...Array(300).keys()], 25, async (i) => {
+      const c = await setup.connect(i % 2 ? 'padded' : 'abridged', 2);
+      clients.push(c);
+      await roundTrip(c, encryptedPayload(i));
+    });
+    // Every client does one more round trip with all 300 connected.
+    await Promise.all(clients.map((c, i) => roundTrip(c, encryptedPayload(1000 + i))));
+    assert.equal(setup.fake.handshakes, 3, 'links opened');
+    assert.equal(new Set(setup.fake.requests.map((r) => r.link)).size, 3, 'links that carried traffic');
+    assert.equal(new Set(setup.fake.requests.map((r) => r.connId)).size, 300, 'distinct conn ids');
+    const status = setup.upstream.pool(2)!.status();
+    assert.equal(status.ready, 3);
+    assert.equal(status.clients, 300);
+    assert.ok(Math.max(...status.perLink) <= 200, `placement ${status.perLink}`);
+    for (const c of clients) c.close();
+    assert.deepEqual(setup.fake.violations, []);
+  } finally {
+    await setup.stop();
+  }
+});
+
+test('Telegram rotating its connections mid-traffic loses no client', async () => {
+  const setup = await startMiddleSetup({
+    minConnections: 2,
+    clientsPerConnection: 100,
+    fake: { rotateEveryMs: 250 },
+  });
+  try {
+    const clients = await Promise.all(
+      [...Array(40).keys()].map((i) => setup.connect(i % 2 ? 'intermediate' : 'padded', 2)),
+    );
+    let closedEarly = 0;
+    for (const c of clients) c.closed.then(() => closedEarly++);
+    await Promise.all(
+      clients.map(async (c, i) => {
+        for (let round = 0; round < 12; round++) {
+          await roundTrip(c, encryptedPayload(i * 100 + round, 128));
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }),
+    );
+    assert.equal(closedEarly, 0, 'clients closed');
+    assert.ok(setup.fake.accepted > 2, `links opened: ${setup.fake.accepted}`);
+    assert.ok(setup.stats.dc(2).migrations > 0, 'migrations happened');
+    assert.equal(setup.stats.dc(2).migrationFailures, 0);
+    assert.deepEqual(setup.fake.violations, []);
+    for (const c of clients) c.close();
+  } finally {
+    await setup.stop();
+  }
+});
+
+test('when the only link is rotated, its clients wait for a new one', async () => {
+  const setup = await startMiddleSetup({ minConnections: 1 });
+  try {
+    const a = await setup.connect('intermediate', 2);
+    await roundTrip(a, encryptedPayload(1));
+    setup.fake.rotate();
+    await roundTrip(a, encryptedPayload(2));
+    assert.equal(setup.fake.handshakes, 2);
+    assert.equal(new Set(setup.fake.requests.map((r) => r.link)).size, 2);
+    a.close();
+  } finally {
+    await setup.stop();
+  }
+});
+
+test('a client that stops reading does not stall another client on the same link', async () => {
+  const setup = await startMiddleSetup({
+    minConnections: 1,
+    clientsPerConnection: 1000,
+    buffers: 'max_client_backlog = 262144',
+  });
+  try {
+    const stalled = await setup.connect('intermediate', 2);
+    const reader = await setup.connect('intermediate', 2);
+    await roundTrip(stalled, encryptedPayload(1));
+    await roundTrip(reader, encryptedPayload(2));
+    assert.equal(setup.fake.readyLinks().length, 1, 'both clients on one link');
+
+    stalled.socket.pause();
+    const flood = Buffer.alloc(16);
+    flood.write('FLOODCMD', 'latin1');
+    flood.writeUInt32LE(256, 8); // 256 answers
+    flood.writeUInt32LE(64 * 1024, 12); // of 64 KiB: 16 MiB towards a client that does not read
+    stalled.sendFrame(flood);
+
+    let delivered = 0;
+    for (let i = 0; i < 64; i++) {
+      const p = encryptedPayload(100 + i, 16 * 1024);
+      await roundTrip(reader, p);
+      delivered += p.length;
+    }
+    assert.equal(delivered, 64 * 16 * 1024);
+    // The stalled client got dropped once its backlog was full, well before the flood ended.
+    for (
+      let i = 0;
+      i < 100 && !setup.stats.listener('main').handshakeFailures.has('MTP_ERR_CLIENT_BACKLOG');
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(setup.stats.listener('main').handshakeFailures.get('MTP_ERR_CLIENT_BACKLOG'), 1);
+    assert.ok(stalled.bytesReceived < 16 * 1024 * 1024);
+    assert.equal(setup.fake.readyLinks().length, 1, 'the shared link survived');
+    reader.close();
+    stalled.close();
+    assert.deepEqual(setup.fake.violations, []);
+  } finally {
+    await setup.stop();
+  }
+});
