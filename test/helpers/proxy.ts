@@ -2,14 +2,12 @@
  * Start a proxy for a test, on loopback and port 0, from TOML text or a config object (validated by the
  * real config loader). Every DC id a test may use can be pointed at fake DCs with `dcOverridesToml()`.
  */
-import net from 'node:net';
 import { parseConfig } from '../../src/config/load.ts';
-import type { Config, ListenerConfig } from '../../src/config/types.ts';
+import type { Config } from '../../src/config/types.ts';
 import { logger } from '../../src/log.ts';
 import { Stats } from '../../src/metrics/stats.ts';
-import { startSession } from '../../src/session/client-session.ts';
-import { createReplayGuard } from '../../src/session/replay-cache.ts';
-import type { PolicyGate, ReplayGuard, SessionEnv } from '../../src/session/types.ts';
+import { Proxy } from '../../src/server/proxy.ts';
+import type { PolicyGate, ReplayGuard } from '../../src/session/types.ts';
 import { DirectUpstream } from '../../src/upstream/direct/direct-upstream.ts';
 import type { Upstream } from '../../src/upstream/types.ts';
 
@@ -52,10 +50,12 @@ export interface TestProxyOptions {
   policy?: PolicyGate;
   replay?: ReplayGuard;
   stats?: Stats;
+  /** Replaces the direct upstream (scripted upstreams in session tests). */
   upstream?: Upstream;
 }
 
 export interface TestProxy {
+  proxy: Proxy;
   config: Config;
   stats: Stats;
   host: string;
@@ -64,8 +64,8 @@ export interface TestProxy {
 }
 
 /**
- * The session stack exactly as the server wires it: one net.Server per listener calling startSession with
- * a SessionEnv over a direct upstream.
+ * The real server (`Proxy`) with a quiet logger, its own stats, an allow-all policy unless one is given (no
+ * state files), and no admin/metrics endpoints.
  */
 export async function startTestProxy(
   input: string | Record<string, unknown>,
@@ -75,44 +75,23 @@ export async function startTestProxy(
   const stats = opts.stats ?? new Stats();
   const log = logger.child({ test: true });
   log.level = process.env.MTP_TEST_LOG ?? 'silent';
-  const upstream = opts.upstream ?? new DirectUpstream(() => config, log, stats);
-  const replay = opts.replay ?? createReplayGuard(config.replay);
-  const policy = opts.policy ?? allowAllPolicy;
-  const servers = new Map<string, net.Server>();
-  const sockets = new Set<net.Socket>();
-  for (const listener of config.listeners) {
-    const env: SessionEnv = {
-      config: () => config,
-      listener: (): ListenerConfig => listener,
-      upstream: () => upstream,
-      replay,
-      policy,
-      stats,
-      log,
-    };
-    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-      sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
-      startSession(socket, env);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(listener.port, listener.host, () => resolve());
-    });
-    servers.set(listener.name, server);
-  }
+  const upstream = opts.upstream ?? new DirectUpstream(() => proxy.config, log, stats);
+  const proxy: Proxy = new Proxy(config, {
+    log,
+    stats,
+    replay: opts.replay,
+    policy: opts.policy ?? allowAllPolicy,
+    operations: false,
+    upstreams: opts.upstream ? { direct: upstream, middle: upstream } : { direct: upstream },
+  });
+  await proxy.start();
   const first = config.listeners[0].name;
   return {
+    proxy,
     config,
     stats,
     host: config.listeners[0].host,
-    port: (name = first) => (servers.get(name)!.address() as net.AddressInfo).port,
-    stop: async () => {
-      for (const s of sockets) s.destroy();
-      await upstream.close();
-      await Promise.all(
-        [...servers.values()].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
-      );
-    },
+    port: (name = first) => proxy.address(name).port,
+    stop: () => proxy.stop(0),
   };
 }
