@@ -696,6 +696,7 @@ function issueToError(
       return new ConfigError(at ? `${at}.${key}` : key, `unknown key${hint}`);
     }
     case 'invalid_type':
+      if (issue.message.startsWith('expected')) return new ConfigError(at, issue.message);
       if (issue.expected === 'object') return new ConfigError(at, 'expected a table');
       if (issue.expected === 'array') return new ConfigError(at, 'expected an array');
       return new ConfigError(at, `expected ${issue.expected}`);

@@ -1,0 +1,148 @@
+/**
+ * The CLI behind `mtproxy [command] [options]` (entry point: main.ts). Commands are the files in ./commands (file name = command name, each exports
+ * `command`); `run` is the default. Errors an operator can fix (config, busy port) print one line, no stack.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/load.ts';
+import type { CliCommand, CliContext, OptionSpec, OptionValues } from './command.ts';
+import { GLOBAL_OPTIONS, loadCliConfig, resolveConfigFile } from './config-source.ts';
+
+const COMMANDS_DIR = new URL('./commands/', import.meta.url);
+const DEFAULT_COMMAND = 'run';
+
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+export function commandNames(): string[] {
+  return readdirSync(fileURLToPath(COMMANDS_DIR))
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
+    .map((f) => f.slice(0, -3))
+    .sort();
+}
+
+export async function loadCommand(name: string): Promise<CliCommand | null> {
+  if (!/^[a-z][a-z0-9-]*$/.test(name) || !commandNames().includes(name)) return null;
+  const mod = (await import(new URL(`${name}.ts`, COMMANDS_DIR).href)) as { command?: CliCommand };
+  return mod.command ?? null;
+}
+
+function optionLines(options: Record<string, OptionSpec>): string[] {
+  const rows = Object.entries(options).map(([name, spec]) => {
+    const flag =
+      (spec.short ? `-${spec.short}, ` : '    ') + `--${name}` + (spec.valueName ? ` ${spec.valueName}` : '');
+    return [flag, spec.description] as const;
+  });
+  const width = Math.max(...rows.map(([f]) => f.length));
+  return rows.map(([f, d]) => `  ${f.padEnd(width)}  ${d}`);
+}
+
+async function generalHelp(): Promise<string> {
+  const commands = (await Promise.all(commandNames().map(loadCommand))).filter(
+    (c): c is CliCommand => c !== null,
+  );
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'Usage: mtproxy [command] [options]',
+    '',
+    'Telegram MTProto proxy. Without a command it runs the proxy.',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Options:',
+    ...optionLines(GLOBAL_OPTIONS),
+    '',
+    'Run `mtproxy COMMAND --help` for the options of one command.',
+  ].join('\n');
+}
+
+function commandHelp(c: CliCommand): string {
+  return [
+    `Usage: mtproxy ${c.usage}`,
+    '',
+    c.summary,
+    ...(c.options && Object.keys(c.options).length > 0 ? ['', 'Options:', ...optionLines(c.options)] : []),
+    '',
+    'Global options:',
+    ...optionLines(GLOBAL_OPTIONS),
+  ].join('\n');
+}
+
+export interface MainIo {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  out?: (line: string) => void;
+  err?: (line: string) => void;
+}
+
+/** Runs the CLI and resolves to the exit code (the process entry point below exits with it). */
+export async function main(argv: string[], io: MainIo = {}): Promise<number> {
+  const env = io.env ?? process.env;
+  const cwd = io.cwd ?? process.cwd();
+  const out = io.out ?? ((line: string) => process.stdout.write(line + '\n'));
+  const err = io.err ?? ((line: string) => process.stderr.write(line + '\n'));
+  const version = packageVersion();
+
+  try {
+    // First pass only finds the command name; the second validates everything against its options.
+    const first = parseArgs({ args: argv, options: GLOBAL_OPTIONS, strict: false, allowPositionals: true });
+    const name = first.positionals[0] ?? DEFAULT_COMMAND;
+    const command = await loadCommand(name);
+    if (!command) {
+      if (first.values.help) {
+        out(await generalHelp());
+        return 0;
+      }
+      err(`mtproxy: unknown command "${name}" (see mtproxy --help)`);
+      return 2;
+    }
+    const options = { ...GLOBAL_OPTIONS, ...(command.options ?? {}) };
+    let parsed: { values: OptionValues; positionals: string[] };
+    try {
+      parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true }) as typeof parsed;
+    } catch (e) {
+      err(`mtproxy ${command.name}: ${(e as Error).message.split('\n')[0]}`);
+      return 2;
+    }
+    const { values } = parsed;
+    if (values.version) {
+      out(version);
+      return 0;
+    }
+    if (values.help) {
+      out(first.positionals.length === 0 ? await generalHelp() : commandHelp(command));
+      return 0;
+    }
+    const positionals =
+      parsed.positionals[0] === command.name ? parsed.positionals.slice(1) : parsed.positionals;
+    const ctx: CliContext = {
+      positionals,
+      values,
+      env,
+      cwd,
+      version,
+      out,
+      err,
+      configFile: () => resolveConfigFile(values, env, cwd),
+      loadConfig: (opts) => loadCliConfig(values, env, cwd, opts),
+    };
+    return await command.run(ctx);
+  } catch (e) {
+    if (e instanceof ConfigError || (e as Error).name === 'ListenError') {
+      err(`mtproxy: ${(e as Error).message}`);
+      return 1;
+    }
+    err(`mtproxy: ${(e as Error).stack ?? String(e)}`);
+    return 1;
+  }
+}

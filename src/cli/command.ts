@@ -1,0 +1,53 @@
+/**
+ * The shape of a CLI command. Each command lives in its own file under `commands/` and exports `command`;
+ * the file name is the command name, so adding a command is adding one file.
+ */
+import type { ParseArgsOptionDescriptor } from 'node:util';
+import type { Config } from '../config/types.ts';
+
+export type OptionSpec = ParseArgsOptionDescriptor & {
+  description: string;
+  /** Placeholder shown in help for options that take a value. */
+  valueName?: string;
+};
+
+export type OptionValues = Record<string, string | boolean | string[] | undefined>;
+
+export interface LoadedConfig {
+  config: Config;
+  /** The file it came from (null when built from flags alone). */
+  file: string | null;
+  /** Set when this call created a config file (first start without one). */
+  created: string | null;
+}
+
+export interface CliContext {
+  /** Arguments after the command name that are not options. */
+  positionals: string[];
+  /** Global and command options, already validated by parseArgs. */
+  values: OptionValues;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  version: string;
+  out(line: string): void;
+  err(line: string): void;
+  /** The config file the command should use (`--config`, `MTP_CONFIG`, or `./mtproxy.toml` if present). */
+  configFile(): string | null;
+  /**
+   * The effective config: the file plus flag/environment overrides. With `createIfMissing` and no file and no
+   * secret given, a new secret is generated and `mtproxy.toml` is written so the links stay the same next time.
+   * Throws ConfigError (one line).
+   */
+  loadConfig(opts?: { createIfMissing?: boolean }): Promise<LoadedConfig>;
+}
+
+export interface CliCommand {
+  name: string;
+  /** One line for `mtproxy --help`. */
+  summary: string;
+  /** Usage line(s) after `mtproxy`, e.g. `link [--domain D]`. */
+  usage: string;
+  options?: Record<string, OptionSpec>;
+  /** Resolves to the process exit code. */
+  run(ctx: CliContext): Promise<number> | number;
+}

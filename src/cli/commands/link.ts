@@ -1,0 +1,57 @@
+/**
+ * `mtproxy link`: the links of the configured listeners, read from the config file (the proxy need not run).
+ * With `--domain D`, the fake-TLS link for a user's own domain (per-SNI derived secret when a salt is set).
+ */
+import { ConfigError } from '../../config/load.ts';
+import { configLinks, domainLink, linkHost, type ProxyLink } from '../../config/links.ts';
+import { isDomainName } from '../../config/secrets.ts';
+import type { CliCommand } from '../command.ts';
+import { linkLines } from '../print-links.ts';
+
+export const command: CliCommand = {
+  name: 'link',
+  summary: 'Print proxy links from the config; --domain D for a per-user fake-TLS link',
+  usage: 'link [--config FILE] [--listener NAME] [--domain DOMAIN] [--json]',
+  options: {
+    listener: { type: 'string', valueName: 'NAME', description: 'Only this listener' },
+    domain: {
+      type: 'string',
+      valueName: 'DOMAIN',
+      description: 'Fake-TLS link for this domain (per-SNI secret if salted)',
+    },
+    json: { type: 'boolean', description: 'One JSON object per link' },
+  },
+  async run(ctx) {
+    const { config } = await ctx.loadConfig();
+    const only = typeof ctx.values.listener === 'string' ? ctx.values.listener : null;
+    const listeners = config.listeners.filter((l) => !only || l.name === only);
+    if (listeners.length === 0)
+      throw new ConfigError(
+        '--listener',
+        `expected one of: ${config.listeners.map((l) => l.name).join(', ')}`,
+      );
+
+    let links: ProxyLink[];
+    const domain = ctx.values.domain;
+    if (typeof domain === 'string') {
+      if (!isDomainName(domain))
+        throw new ConfigError('--domain', 'expected a domain name such as "example.com"');
+      links = listeners.flatMap(
+        (l) => domainLink(l, domain, { host: linkHost(config, l), port: l.port }) ?? [],
+      );
+      if (links.length === 0) throw new ConfigError('--domain', 'expected a listener that allows "tls"');
+    } else {
+      links = configLinks({ ...config, listeners });
+    }
+    if (ctx.values.json) {
+      for (const link of links) ctx.out(JSON.stringify(link));
+    } else {
+      const where = (name: string) => {
+        const l = config.listeners.find((x) => x.name === name)!;
+        return `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
+      };
+      for (const line of linkLines(links, where)) ctx.out(line);
+    }
+    return 0;
+  },
+};

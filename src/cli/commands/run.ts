@@ -1,0 +1,75 @@
+/**
+ * `mtproxy run` (the default): start the listeners, print the links, then run until SIGTERM/SIGINT, which stop
+ * accepting and let open sessions drain for at most `timeouts.drain`. SIGHUP re-reads the config.
+ */
+import { configLinks } from '../../config/links.ts';
+import { logger, setLogLevel } from '../../log.ts';
+import { ProxyServer } from '../../server/proxy.ts';
+import type { CliCommand } from '../command.ts';
+import { linkLines } from '../print-links.ts';
+
+export const command: CliCommand = {
+  name: 'run',
+  summary: 'Run the proxy in the foreground (the default command)',
+  usage: 'run [--config FILE] [-p PORT] [-s SECRET] [-t TAG] [-a PROTO]... [--tls-domain DOMAIN]...',
+  async run(ctx) {
+    const loaded = await ctx.loadConfig({ createIfMissing: true });
+    const { config } = loaded;
+    setLogLevel(config.log.level);
+    if (loaded.created) ctx.out(`Created ${loaded.created} with a new random secret.`);
+    else if (!loaded.file && !ctx.values.secret && !ctx.env.MTP_SECRET) {
+      ctx.err(
+        'mtproxy: could not write mtproxy.toml here; the secret (and the links) will change on restart',
+      );
+    }
+
+    const proxy = new ProxyServer(config, {
+      log: logger,
+      loadConfig: async () => (await ctx.loadConfig()).config,
+    });
+    await proxy.start();
+
+    const printLinks = () => {
+      const current = proxy.config;
+      const port = (name: string) => proxy.address(name).port;
+      const where = (name: string) => {
+        const l = current.listeners.find((x) => x.name === name)!;
+        return `${l.host.includes(':') ? `[${l.host}]` : l.host}:${port(name)}`;
+      };
+      for (const line of linkLines(
+        configLinks(current, (l) => port(l.name)),
+        where,
+      ))
+        ctx.out(line);
+    };
+    printLinks();
+
+    return new Promise<number>((resolve) => {
+      let stopping = false;
+      const shutdown = (signal: NodeJS.Signals) => {
+        if (stopping) {
+          logger.warn({ signal }, 'second signal: exiting without waiting for sessions');
+          resolve(1);
+          return;
+        }
+        stopping = true;
+        logger.info({ signal, drainMs: proxy.config.timeouts.drainMs }, 'shutting down: draining sessions');
+        proxy.stop().then(
+          () => resolve(0),
+          (e: Error) => {
+            logger.error({ err: e.message }, 'error while stopping');
+            resolve(1);
+          },
+        );
+      };
+      process.on('SIGTERM', shutdown);
+      process.on('SIGINT', shutdown);
+      process.on('SIGHUP', () => {
+        void proxy.reloadFromFile().then((r) => {
+          if (r.ok) printLinks();
+          else ctx.err(`mtproxy: reload refused: ${r.error}`);
+        });
+      });
+    });
+  },
+};

@@ -1,0 +1,21 @@
+/** `mtproxy status`: uptime, version, sessions by listener / protocol / DC and upstream state, from the admin API. */
+import { withAdmin } from '../../admin/cli-support.ts';
+import { formatStatus, type ProxyStatus } from '../../admin/status.ts';
+import type { CliCommand } from '../command.ts';
+
+export const command: CliCommand = {
+  name: 'status',
+  summary: 'Show what the running proxy is doing (needs [admin] in the config)',
+  usage: 'status [--config FILE] [--json]',
+  options: {
+    json: { type: 'boolean', description: 'Print the raw JSON document' },
+  },
+  run(ctx) {
+    return withAdmin(ctx, 'status', async (client) => {
+      const status = await client.call<ProxyStatus>('GET', '/status');
+      if (ctx.values.json) ctx.out(JSON.stringify(status, null, 2));
+      else ctx.out(formatStatus(status).trimEnd());
+      return 0;
+    });
+  },
+};

@@ -1,0 +1,109 @@
+/**
+ * Proxy links (`tg://proxy?...` and `https://t.me/proxy?...`) for each listener and each protocol it allows:
+ * classic (plain secret), secure (`dd`), and fake-TLS (`ee`, once per cover domain). With per-SNI secrets the
+ * `ee` links carry the secret derived for their domain, since the base secret no longer passes the TLS check.
+ */
+import { networkInterfaces } from 'node:os';
+import { deriveSniSecret } from '../protocol/faketls/sni-secret.ts';
+import { formatSecret } from './secrets.ts';
+import type { Config, ListenerConfig, ProtocolFamily } from './types.ts';
+
+export interface ProxyLink {
+  listener: string;
+  protocol: ProtocolFamily;
+  /** Cover domain of a fake-TLS link, else null. */
+  domain: string | null;
+  /** The secret as the link carries it (hex, with dd/ee prefix). */
+  secret: string;
+  tg: string;
+  https: string;
+}
+
+export interface LinkTarget {
+  host: string;
+  port: number;
+}
+
+function query(target: LinkTarget, secret: string): string {
+  const params = new URLSearchParams({ server: target.host, port: String(target.port), secret });
+  return params.toString();
+}
+
+export function makeLink(
+  listener: string,
+  protocol: ProtocolFamily,
+  domain: string | null,
+  secret: string,
+  target: LinkTarget,
+): ProxyLink {
+  const q = query(target, secret);
+  return { listener, protocol, domain, secret, tg: `tg://proxy?${q}`, https: `https://t.me/proxy?${q}` };
+}
+
+/** The fake-TLS secret for one domain: derived per SNI when the listener has a salt. */
+export function tlsSecretFor(l: ListenerConfig, domain: string, secret: Buffer = l.secret): string {
+  const effective = l.perSniSalt ? deriveSniSecret(l.perSniSalt, secret, domain) : secret;
+  return formatSecret('ee', effective, domain);
+}
+
+/** Links for one listener: every allowed protocol, every secret, every cover domain. */
+export function listenerLinks(l: ListenerConfig, target: LinkTarget): ProxyLink[] {
+  const links: ProxyLink[] = [];
+  for (const secret of [l.secret, ...l.extraSecrets]) {
+    for (const protocol of l.allowedProtocols) {
+      if (protocol === 'classic')
+        links.push(makeLink(l.name, protocol, null, formatSecret('plain', secret), target));
+      else if (protocol === 'secure')
+        links.push(makeLink(l.name, protocol, null, formatSecret('dd', secret), target));
+      else {
+        for (const domain of l.tlsDomains) {
+          links.push(makeLink(l.name, protocol, domain, tlsSecretFor(l, domain, secret), target));
+        }
+      }
+    }
+  }
+  return links;
+}
+
+/** A fake-TLS link for a user's own domain (`mtproxy link --domain D`), or null if the listener has no TLS. */
+export function domainLink(l: ListenerConfig, domain: string, target: LinkTarget): ProxyLink | null {
+  if (!l.allowedProtocols.includes('tls')) return null;
+  return makeLink(l.name, 'tls', domain.toLowerCase(), tlsSecretFor(l, domain.toLowerCase()), target);
+}
+
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
+
+/** A non-internal address of this machine, IPv4 first; null when there is none. */
+export function firstPublicAddress(): string | null {
+  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
+  const pick = (family: string) =>
+    all.find((a) => a.family === family && !a.internal && !a.address.startsWith('fe80'));
+  return (pick('IPv4') ?? pick('IPv6'))?.address ?? null;
+}
+
+/**
+ * The host users should connect to: `public_host`, else the public part of `telegram.external_ip`, else the
+ * listen address, or for a wildcard listen address some address of this machine.
+ */
+export function linkHost(
+  config: Config,
+  l: ListenerConfig,
+  detect: () => string | null = firstPublicAddress,
+): string {
+  if (l.publicHost) return l.publicHost;
+  const external = config.telegram.externalIp;
+  if (external) return external.split(':').at(-1)!;
+  if (!WILDCARD_HOSTS.has(l.host)) return l.host;
+  return detect() ?? (l.host === '::' ? '::1' : '127.0.0.1');
+}
+
+/** Links of every listener; `portOf` gives the bound port when the proxy runs (config port 0). */
+export function configLinks(
+  config: Config,
+  portOf: (l: ListenerConfig) => number = (l) => l.port,
+  detect: () => string | null = firstPublicAddress,
+): ProxyLink[] {
+  return config.listeners.flatMap((l) =>
+    listenerLinks(l, { host: linkHost(config, l, detect), port: portOf(l) }),
+  );
+}
