@@ -144,4 +144,58 @@ describe('direct mode end to end', () => {
     assert.equal(c.bytesReceived, 0);
     assert.equal(dc.connections.length, before);
   });
+
+  it('a client that stops reading stalls its DC instead of being buffered without bound', async () => {
+    const total = 48 * 1024 * 1024;
+    const frameSize = 64 * 1024;
+    let written = 0;
+    let waitingForDrain = false;
+    let lastProgress = Date.now();
+    const floodDc = await FakeDc.start({
+      keepFrames: 1,
+      onFrame: (conn) => {
+        const chunk = Buffer.alloc(frameSize, 0x5a);
+        const pump = (): void => {
+          waitingForDrain = false;
+          while (written < total) {
+            written += frameSize;
+            lastProgress = Date.now();
+            if (!conn.send(chunk)) {
+              waitingForDrain = true;
+              conn.socket.once('drain', pump);
+              return;
+            }
+          }
+        };
+        pump();
+      },
+    });
+    const p2 = await startTestProxy(basicToml(floodDc.port));
+    try {
+      const c = await connectObfuscated({
+        host: '127.0.0.1',
+        port: p2.port(),
+        secret: TEST_SECRET_HEX,
+        transport: 'intermediate',
+      });
+      let received = 0;
+      c.onFrame = (f) => {
+        received += f.payload.length;
+      };
+      c.socket.pause();
+      c.sendFrame(Buffer.from('flood...'));
+      // Wait until the DC has been blocked for a while: the proxy stopped reading it.
+      while (!(waitingForDrain && Date.now() - lastProgress > 500)) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(written < total, `DC wrote ${written} bytes: the proxy kept reading a stalled client's DC`);
+      c.socket.resume();
+      while (received < total) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(received, total);
+      c.close();
+    } finally {
+      await p2.stop();
+      await floodDc.stop();
+    }
+  });
 });

@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { parseConfig } from '../../../src/config/load.ts';
+import type { UpstreamConfig } from '../../../src/config/types.ts';
+import { logger } from '../../../src/log.ts';
+import { Stats } from '../../../src/metrics/stats.ts';
+import { DEFAULT_DC_ADDRESSES, resolveDc } from '../../../src/upstream/direct/dc-addresses.ts';
+import { DirectUpstream } from '../../../src/upstream/direct/direct-upstream.ts';
+import type { ClientInfo, ClientSink } from '../../../src/upstream/types.ts';
+import { FakeDc } from '../../helpers/fake-dc.ts';
+
+function upstreamConfig(dcToml: string, extra = ''): UpstreamConfig {
+  return parseConfig(`
+[[listeners]]
+name = "main"
+host = "127.0.0.1"
+port = 0
+secret = "0123456789abcdef0123456789abcdef"
+[upstream]
+mode = "direct"
+${extra}
+[upstream.dc]
+${dcToml}
+`).upstream;
+}
+
+describe('DC address resolution', () => {
+  it('uses the built-in table for DCs 1..5 and their media ids, IPv4 first by default', () => {
+    const cfg = upstreamConfig('');
+    for (const id of [1, 2, 3, 4, 5]) {
+      const r = resolveDc(id, cfg)!;
+      assert.equal(r.dcId, id);
+      assert.equal(r.fallback, false);
+      assert.equal(r.addresses[0].host, DEFAULT_DC_ADDRESSES.get(id)!.ipv4[0]);
+      assert.equal(r.addresses[0].port, 443);
+      assert.ok(net.isIPv6(r.addresses.at(-1)!.host));
+      const media = resolveDc(-id, cfg)!;
+      assert.equal(media.dcId, -id, 'the media id is kept in our header');
+      assert.deepEqual(media.addresses, r.addresses);
+    }
+    assert.equal(resolveDc(2, cfg)!.addresses[0].host, '149.154.167.51');
+  });
+
+  it('prefers IPv6 when asked', () => {
+    const cfg = upstreamConfig('', 'prefer_ipv6 = true');
+    assert.ok(net.isIPv6(resolveDc(4, cfg)!.addresses[0].host));
+  });
+
+  it('falls back to the default DC for unknown ids', () => {
+    const cfg = upstreamConfig('');
+    for (const id of [0, 6, 100, -203, 10002]) {
+      const r = resolveDc(id, cfg)!;
+      assert.equal(r.fallback, true, String(id));
+      assert.equal(r.dcId, 2);
+    }
+    const other = upstreamConfig('', 'default_dc = 4');
+    assert.equal(resolveDc(99, other)!.dcId, 4);
+  });
+
+  it('overrides win, signed: -2 has its own entry, -3 borrows 3', () => {
+    const cfg = upstreamConfig(
+      '2 = ["127.0.0.1:1002"]\n-2 = ["127.0.0.1:2002"]\n3 = ["127.0.0.1:1003", "[::1]:1003"]\n9 = ["127.0.0.1:1009"]',
+    );
+    assert.deepEqual(resolveDc(2, cfg)!.addresses, [{ host: '127.0.0.1', port: 1002 }]);
+    assert.deepEqual(resolveDc(-2, cfg)!.addresses, [{ host: '127.0.0.1', port: 2002 }]);
+    assert.equal(resolveDc(-3, cfg)!.addresses[0].port, 1003);
+    assert.equal(resolveDc(-3, cfg)!.dcId, -3);
+    assert.equal(resolveDc(9, cfg)!.dcId, 9, 'an override makes an id known');
+    assert.equal(resolveDc(77, cfg)!.addresses[0].port, 1002, 'fallback uses the default DC override');
+  });
+});
+
+describe('DirectUpstream', () => {
+  let dc: FakeDc;
+  let closedPort: number;
+
+  before(async () => {
+    dc = await FakeDc.start();
+    const s = net.createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    closedPort = (s.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => s.close(() => r()));
+  });
+  after(() => dc.stop());
+
+  const client = (dcId: number): ClientInfo => ({
+    listener: parseConfig(
+      '[[listeners]]\nname="main"\nhost="127.0.0.1"\nport=0\nsecret="0123456789abcdef0123456789abcdef"',
+    ).listeners[0],
+    transport: 'intermediate',
+    dcId,
+    remoteAddress: '127.0.0.1',
+    remotePort: 1,
+    localAddress: '127.0.0.1',
+    localPort: 2,
+    tlsDomain: null,
+  });
+
+  const sink = (): ClientSink & { bytes: Buffer[]; closed: string[] } => {
+    const s = {
+      bytes: [] as Buffer[],
+      closed: [] as string[],
+      sendBytes: (b: Buffer) => {
+        s.bytes.push(Buffer.from(b));
+        return true;
+      },
+      sendFrame: () => true,
+      sendQuickAck: () => {},
+      resumeClient: () => {},
+      close: (r: string) => void s.closed.push(r),
+    };
+    return s;
+  };
+
+  it('retries the next address after a refused connect and counts it', async () => {
+    const stats = new Stats();
+    const cfg = parseConfig(`[[listeners]]
+name = "main"
+host = "127.0.0.1"
+port = 0
+secret = "0123456789abcdef0123456789abcdef"
+[upstream]
+connect_retries = 1
+[upstream.dc]
+3 = ["127.0.0.1:${closedPort}", "127.0.0.1:${dc.port}"]
+`);
+    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), stats);
+    const s = sink();
+    const h = await up.open(client(3), s);
+    assert.equal(h.framed, false);
+    assert.equal(stats.dc(3).connectErrors, 1);
+    assert.equal(stats.dc(3).connects, 1);
+    // Plain intermediate transport bytes go through as they are: a 4-byte frame comes back echoed.
+    h.writeBytes(Buffer.from('0400000001020304', 'hex'));
+    const conn = await dc.waitForConnection((c) => c.dcId === 3);
+    assert.equal(conn.transport, 'intermediate');
+    while (Buffer.concat(s.bytes).length < 8) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(Buffer.concat(s.bytes).toString('hex'), '0400000001020304');
+    h.close();
+    h.close();
+    await up.close();
+    assert.equal(stats.dc(3).linksActive, 0);
+  });
+
+  it('rejects with MTP_ERR_UPSTREAM_CONNECT when every attempt fails', async () => {
+    const cfg = parseConfig(`[[listeners]]
+name = "main"
+host = "127.0.0.1"
+port = 0
+secret = "0123456789abcdef0123456789abcdef"
+[upstream]
+connect_retries = 2
+[upstream.dc]
+2 = ["127.0.0.1:${closedPort}"]
+`);
+    const stats = new Stats();
+    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), stats);
+    await assert.rejects(
+      up.open(client(2), sink()),
+      (e: { code?: string }) => e.code === 'MTP_ERR_UPSTREAM_CONNECT',
+    );
+    assert.equal(stats.dc(2).connectErrors, 3);
+  });
+
+  it('tells the session when the DC closes', async () => {
+    const cfg = parseConfig(`[[listeners]]
+name = "main"
+host = "127.0.0.1"
+port = 0
+secret = "0123456789abcdef0123456789abcdef"
+[upstream.dc]
+5 = ["127.0.0.1:${dc.port}"]
+`);
+    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), new Stats());
+    const s = sink();
+    await up.open(client(5), s);
+    const conn = await dc.waitForConnection((c) => c.dcId === 5);
+    conn.socket.destroy();
+    while (s.closed.length === 0) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(s.closed.length, 1);
+  });
+});
