@@ -22,6 +22,8 @@ export interface OperationsHost {
   upstreamStatus?(): Record<string, unknown>;
   /** The client links of every listener (bound ports resolved). */
   links(): LinksDocument;
+  /** Bound address of a running listener; throws when it is not listening. */
+  address?(listener: string): { host: string; port: number };
 }
 
 export interface OperationsOptions {
@@ -184,7 +186,14 @@ export class Operations {
       token,
       log: this.#log,
       hooks: {
-        status: () => buildStatus(host.config, this.#stats, host.upstreamStatus?.() ?? {}),
+        status: () =>
+          buildStatus(host.config, this.#stats, host.upstreamStatus?.() ?? {}, Date.now(), (name) => {
+            try {
+              return host.address?.(name).port ?? null;
+            } catch {
+              return null;
+            }
+          }),
         links: () => host.links(),
         reload: () => host.reloadFromFile(),
         tables: this.tables(),

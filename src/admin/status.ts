@@ -49,6 +49,8 @@ export function buildStatus(
   stats: Stats,
   upstream: Record<string, unknown> = {},
   now = Date.now(),
+  /** The bound port of a running listener (the config may say 0). */
+  boundPort: (listener: string) => number | null = () => null,
 ): ProxyStatus {
   let active = 0;
   let total = 0;
@@ -63,7 +65,7 @@ export function buildStatus(
     return {
       name: l.name,
       host: l.host,
-      port: l.port,
+      port: boundPort(l.name) ?? l.port,
       protocols: [...l.allowedProtocols],
       connectionsActive: s.connectionsActive,
       connectionsTotal: s.connectionsTotal,

@@ -6,10 +6,14 @@
  * drain for at most `timeouts.drain`.
  */
 import net from 'node:net';
+import { Operations } from '../admin/operations.ts';
+import type { LinksDocument } from '../admin/status.ts';
+import { configLinks } from '../config/links.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
 import { type Stats, stats as defaultStats } from '../metrics/stats.ts';
+import type { CounterStore } from '../policy/counters.ts';
 import { startSession } from '../session/client-session.ts';
 import { createReplayGuard } from '../session/replay-cache.ts';
 import type { PolicyGate, PolicyTicket, ReplayGuard, SessionEnv } from '../session/types.ts';
@@ -30,8 +34,12 @@ export interface ProxyOptions {
   stats?: Stats;
   /** Shared replay guard (worker threads); default: an in-process cache sized by `[replay]`. */
   replay?: ReplayGuard;
-  /** Policy engine; default: admit everyone. */
+  /** Policy gate; default: the policy engine over `[[policies]]` and the persisted tables. */
   policy?: ReloadablePolicy;
+  /** Counters for the default policy engine (worker threads share one store); default in-process. */
+  policyCounters?: CounterStore;
+  /** Serve the admin API and /metrics from this proxy when configured (default true; workers say false). */
+  operations?: boolean;
   /** Ready-made upstreams (tests, workers); otherwise built on first use from src/upstream. */
   upstreams?: { direct?: StartableUpstream; middle?: StartableUpstream };
   /** What runs for each accepted socket (default: the client session). */
@@ -112,6 +120,8 @@ export class ProxyServer {
   #replay: ReplayGuard;
   readonly #replayInjected: boolean;
   readonly #policy: ReloadablePolicy;
+  /** Policy engine, tables, admin API and metrics endpoint (null when a policy gate was injected). */
+  readonly #ops: Operations | null;
   /** Active listeners by name. */
   readonly #listeners = new Map<string, ListenerState>();
   /** Listeners removed or restarted whose sessions are still draining. */
@@ -135,13 +145,38 @@ export class ProxyServer {
     this.#sessionHandler = opts.sessionHandler ?? startSession;
     this.#replayInjected = opts.replay !== undefined;
     this.#replay = opts.replay ?? createReplayGuard(config.replay);
-    this.#policy = opts.policy ?? allowAllPolicy;
+    this.#ops = opts.policy
+      ? null
+      : new Operations({ config, stats: this.#stats, log: this.#log, counters: opts.policyCounters });
+    this.#policy = opts.policy ?? this.#ops?.policy ?? allowAllPolicy;
     this.#direct = opts.upstreams?.direct ?? null;
     this.#middle = opts.upstreams?.middle ?? null;
   }
 
   get config(): Config {
     return this.#config;
+  }
+
+  /** Policy engine, tables, admin API and metrics endpoint, unless a policy gate was injected. */
+  get operations(): Operations | null {
+    return this.#ops;
+  }
+
+  /** Client links of every listener, with the ports actually bound. */
+  links(): LinksDocument {
+    return {
+      links: configLinks(this.#config, (l) =>
+        this.#listeners.has(l.name) ? this.address(l.name).port : l.port,
+      ),
+    };
+  }
+
+  /** Upstream summary for the admin status. */
+  upstreamStatus(): Record<string, unknown> {
+    return {
+      direct: this.#direct ? (this.#direct.status?.() ?? { started: true }) : null,
+      middle: this.#middle ? (this.#middle.status?.() ?? { started: true }) : null,
+    };
   }
 
   /** Names of the active listeners, in config order. */
@@ -187,8 +222,10 @@ export class ProxyServer {
         bound.push(state);
         this.#listeners.set(l.name, state);
       }
+      if (this.#options.operations !== false) await this.#ops?.start(this);
     } catch (e) {
       for (const s of bound) s.server.close();
+      await this.#ops?.stop();
       this.#listeners.clear();
       this.#started = false;
       throw e;
@@ -215,6 +252,7 @@ export class ProxyServer {
     await Promise.all(states.map((s) => this.#drain(s, drainMs)));
     this.#draining.clear();
     await Promise.allSettled([this.#direct?.close(), this.#middle?.close()]);
+    await this.#ops?.stop();
     this.#log.info('proxy stopped');
   }
 
@@ -264,6 +302,7 @@ export class ProxyServer {
       throw e;
     }
 
+    const previous = this.#config;
     this.#config = next;
     for (const [state, l] of keep) {
       state.config = l;
@@ -274,8 +313,21 @@ export class ProxyServer {
       this.#retire(s);
     }
     for (const s of fresh) this.#listeners.set(s.config.name, s);
-    if (!this.#replayInjected) this.#replay = createReplayGuard(next.replay);
+    // A new cache forgets every handshake seen so far, so only build one when its settings changed.
+    const r0 = previous.replay;
+    const r1 = next.replay;
+    if (
+      !this.#replayInjected &&
+      (r0.enabled !== r1.enabled || r0.maxEntries !== r1.maxEntries || r0.maxAgeMs !== r1.maxAgeMs)
+    ) {
+      this.#replay = createReplayGuard(r1);
+    }
     this.#policy.applyConfig?.(next);
+    // The admin API / metrics endpoint follow the new config; failing to bind a new address there is not a
+    // reason to undo the listeners, so it is reported and the old address keeps serving.
+    await this.#ops
+      ?.applyConfig(next)
+      .catch((e: Error) => this.#log.error({ err: e.message }, 'reload: ' + e.message));
     this.#log.level = next.log.level;
     this.#log.info(
       {
@@ -322,6 +374,8 @@ export class ProxyServer {
 
   #createState(l: ListenerConfig): ListenerState {
     const server = net.createServer({
+      // Sessions handle a client's FIN themselves (direct mode passes it on and keeps relaying answers).
+      allowHalfOpen: true,
       noDelay: true,
       highWaterMark: this.#config.buffers.clientHighWaterMark,
     });

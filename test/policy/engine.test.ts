@@ -9,7 +9,12 @@ import { PolicyTables } from '../../src/policy/tables.ts';
 import type { PolicyDecision, PolicySubject, PolicyTicket } from '../../src/session/types.ts';
 
 function maxConn(keys: string[], limit: number): PolicyRule {
-  return { rule: 'max_connections', keys: keys.map(parsePolicyKey), limit, raw: `max_connections(${keys.join(',')})` };
+  return {
+    rule: 'max_connections',
+    keys: keys.map(parsePolicyKey),
+    limit,
+    raw: `max_connections(${keys.join(',')})`,
+  };
 }
 function tableRule(rule: 'in_table' | 'not_in_table', key: string, table: string): PolicyRule {
   return { rule, key: parsePolicyKey(key), table, raw: `${rule}(${key},${table})` };
