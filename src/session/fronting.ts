@@ -105,14 +105,13 @@ function isPrivateAddress(address: string): boolean {
   return ip === null || ip.range() !== 'unicast';
 }
 
-async function resolve(host: string): Promise<{ address: string; family: number } | null> {
+async function resolve(host: string): Promise<{ address: string; family: number }[]> {
   const literal = net.isIP(host);
-  if (literal !== 0) return { address: host, family: literal };
+  if (literal !== 0) return [{ address: host, family: literal }];
   try {
-    const all = await lookup(host, { all: true });
-    return all[0] ?? null;
+    return await lookup(host, { all: true });
   } catch {
-    return null;
+    return [];
   }
 }
 
@@ -161,31 +160,47 @@ export function frontConnection(
     setTimeout(closeBoth, 1000).unref();
   });
 
-  void resolve(destination.host).then((resolved) => {
+  void resolve(destination.host).then((addresses) => {
     if (closed) return;
     const refuse = (why: string): void => {
       log.debug({ listener: listener.name, target: destination.host, why }, 'fronting refused');
       closeBoth();
     };
-    if (resolved === null) return refuse('unresolved');
-    if (
-      loopsBack(resolved.address, destination.port, config, {
-        address: socket.localAddress,
-        port: socket.localPort,
-      })
-    ) {
-      return refuse('loop');
-    }
-    if (destination.untrusted && isPrivateAddress(resolved.address)) return refuse('private address');
-    const target = net.connect({ host: resolved.address, port: destination.port, family: resolved.family });
+    if (addresses.length === 0) return refuse('unresolved');
+    const local = { address: socket.localAddress, port: socket.localPort };
+    // Any address of the name pointing back at us means a misconfiguration: refuse them all.
+    if (addresses.some((a) => loopsBack(a.address, destination.port, config, local))) return refuse('loop');
+    const usable = destination.untrusted ? addresses.filter((a) => !isPrivateAddress(a.address)) : addresses;
+    if (usable.length === 0) return refuse('private address');
+    connectTo(usable, 0);
+  });
+
+  const connectTo = (addresses: { address: string; family: number }[], index: number): void => {
+    if (closed) return;
+    const target = net.connect({
+      host: addresses[index].address,
+      port: destination.port,
+      family: addresses[index].family,
+    });
     upstream = target;
     target.setNoDelay(true);
-    target.on('error', closeBoth);
+    let connected = false;
+    target.on('error', () => {
+      // Next address of the name (e.g. ::1 refused, 127.0.0.1 listening), else give up.
+      if (!connected && index + 1 < addresses.length && !closed) {
+        target.destroy();
+        connectTo(addresses, index + 1);
+        return;
+      }
+      closeBoth();
+    });
     target.on('close', () => {
+      if (!connected) return;
       if (!socket.destroyed) socket.end();
       setTimeout(closeBoth, 1000).unref();
     });
     target.on('connect', () => {
+      connected = true;
       if (closed) return;
       if (listener.frontingProxyProtocol !== 'off') {
         target.write(
@@ -213,5 +228,5 @@ export function frontConnection(
       target.pipe(socket);
       socket.resume();
     });
-  });
+  };
 }

@@ -111,8 +111,8 @@ export interface RecordingSite {
   port: number;
   /** Bytes received per connection, in connection order. */
   received: Buffer[];
-  /** Resolves when a connection has received at least `n` bytes (in total). */
-  waitForBytes(n: number, timeoutMs?: number): Promise<Buffer>;
+  /** Resolves when connection number `index` (0-based, in accept order) has received at least `n` bytes. */
+  waitForBytes(index: number, n: number, timeoutMs?: number): Promise<Buffer>;
   stop(): Promise<void>;
 }
 
@@ -122,13 +122,12 @@ export async function startRecordingSite(
 ): Promise<RecordingSite> {
   const received: Buffer[] = [];
   const sockets = new Set<net.Socket>();
-  const waiters: { n: number; resolve: (b: Buffer) => void }[] = [];
+  const waiters: { index: number; n: number; resolve: (b: Buffer) => void }[] = [];
   const check = (): void => {
-    const last = received.at(-1);
-    if (!last) return;
     for (let i = waiters.length - 1; i >= 0; i--) {
-      if (last.length >= waiters[i].n) {
-        waiters[i].resolve(last);
+      const got = received[waiters[i].index];
+      if (got && got.length >= waiters[i].n) {
+        waiters[i].resolve(got);
         waiters.splice(i, 1);
       }
     }
@@ -148,10 +147,11 @@ export async function startRecordingSite(
   return {
     port: (server.address() as net.AddressInfo).port,
     received,
-    waitForBytes: (n, timeoutMs = 5000) =>
+    waitForBytes: (index, n, timeoutMs = 5000) =>
       new Promise<Buffer>((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`recording site: fewer than ${n} bytes`)), timeoutMs);
         waiters.push({
+          index,
           n,
           resolve: (b) => {
             clearTimeout(t);
