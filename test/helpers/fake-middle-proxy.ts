@@ -102,6 +102,14 @@ class FakeLink {
     this.socket.write(this.encryptor!.update(this.encoder.encode(body)));
   }
 
+  sendBroken(kind: 'crc' | 'seq' | 'length'): void {
+    const frame = this.encoder.encode(encodePing(randomBytes(8)));
+    if (kind === 'crc') frame[12] ^= 0xff;
+    if (kind === 'seq') frame.writeInt32LE(frame.readInt32LE(4) + 5, 4);
+    if (kind === 'length') frame.writeUInt32LE(13, 0);
+    this.socket.write(this.encryptor!.update(frame));
+  }
+
   private violation(what: string): void {
     this.fake.violations.push(`link ${this.id}: ${what}`);
     this.socket.destroy();
@@ -272,8 +280,8 @@ export class FakeMiddleProxy {
     return new Set(this.requests.map((r) => r.adTag));
   }
 
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  async start(port = 0): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
     this.pid = {
       ip: ipv4ToInt('127.0.0.1'),
       port: this.port,
@@ -308,6 +316,11 @@ export class FakeMiddleProxy {
       l.send(encodePing(id));
     }
     return ids;
+  }
+
+  /** Send a frame that breaks the full framing on every ready link (the proxy must drop the link). */
+  sendBroken(kind: 'crc' | 'seq' | 'length'): void {
+    for (const l of this.readyLinks()) l.sendBroken(kind);
   }
 
   async stop(): Promise<void> {

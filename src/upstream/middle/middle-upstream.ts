@@ -168,6 +168,7 @@ export class MiddleUpstream implements Upstream {
   private readonly stats: Stats;
   private starting: Promise<void> | null = null;
   private closed = false;
+  private sourcesSeen = '';
 
   constructor(getConfig: () => Config, log: Logger, stats: Stats) {
     this.getConfig = getConfig;
@@ -178,8 +179,18 @@ export class MiddleUpstream implements Upstream {
 
   /** Load Telegram's config (state cache, then URL/file) and start refreshing it. Idempotent. */
   start(): Promise<void> {
-    this.starting ??= this.source.start();
+    this.starting ??= this.source.start().catch((err: unknown) => {
+      // Let the next client (or a reload) try again instead of caching the failure.
+      this.starting = null;
+      throw err;
+    });
+    this.sourcesSeen = this.sourcesKey();
     return this.starting;
+  }
+
+  private sourcesKey(): string {
+    const t = this.getConfig().telegram;
+    return `${t.proxySecret}\n${t.proxyConfig}\n${t.proxyConfigV6}\n${t.externalIp}\n${t.ipLookupUrl}`;
   }
 
   /** Re-read Telegram's config now (e.g. after a reload changed its sources). */
@@ -209,6 +220,11 @@ export class MiddleUpstream implements Upstream {
   async open(client: ClientInfo, sink: ClientSink): Promise<UpstreamHandle> {
     if (this.closed) throw upstreamError('MTP_ERR_UPSTREAM_CLOSED', 'upstream is shutting down');
     if (!this.source.current) await this.start();
+    else if (this.sourcesKey() !== this.sourcesSeen) {
+      // A reload changed where Telegram's config comes from: fetch it again, in the background.
+      this.sourcesSeen = this.sourcesKey();
+      void this.source.refresh();
+    }
     const dc = this.source.resolveDc(client.dcId);
     if (dc === null) throw upstreamError('MTP_ERR_NO_DC', `no middle proxy for DC ${client.dcId}`);
     const pool = this.poolFor(dc);

@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { test } from 'node:test';
+import { parseConfig } from '../../../src/config/load.ts';
+import { Stats } from '../../../src/metrics/stats.ts';
+import { MiddleUpstream } from '../../../src/upstream/middle/middle-upstream.ts';
+import type { ClientInfo, ClientSink } from '../../../src/upstream/types.ts';
+import { FakeMiddleProxy } from '../../helpers/fake-middle-proxy.ts';
+import {
+  encryptedPayload,
+  middleToml,
+  startMiddleSetup,
+  testLog,
+  writeTelegramFiles,
+} from '../../helpers/middle-harness.ts';
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 250; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+/** A ClientSink recording what the upstream delivers. */
+function recordingSink() {
+  const frames: Buffer[] = [];
+  const closes: string[] = [];
+  const sink: ClientSink = {
+    sendBytes: () => true,
+    sendFrame: (p) => {
+      frames.push(Buffer.from(p));
+      return true;
+    },
+    sendQuickAck: () => {},
+    resumeClient: () => {},
+    close: (reason) => closes.push(reason),
+  };
+  return { sink, frames, closes };
+}
+
+test('NAT: the external IP in "local:public" form is used for the keys and the proxy address', async () => {
+  const setup = await startMiddleSetup({
+    fake: { clientPublicIp: '203.0.113.7' },
+    telegram: 'external_ip = "127.0.0.1:203.0.113.7"',
+  });
+  try {
+    const c = await setup.connect('intermediate', 2);
+    const p = encryptedPayload(1);
+    c.sendFrame(p);
+    assert.deepEqual((await c.nextFrame()).payload, p);
+    assert.equal(setup.fake.requests[0].proxy.ip, '203.0.113.7');
+    c.close();
+    assert.deepEqual(setup.fake.violations, []);
+  } finally {
+    await setup.stop();
+  }
+});
+
+test('a wrong external IP makes the handshake fail: the client is refused, nothing crashes', async () => {
+  const setup = await startMiddleSetup({
+    fake: { clientPublicIp: '203.0.113.7' },
+    telegram: 'external_ip = "198.51.100.1"',
+  });
+  try {
+    const c = await setup.connect('intermediate', 2);
+    c.sendFrame(encryptedPayload(1));
+    await until(() => setup.fake.violations.length > 0, 'the fake to reject the handshake');
+    assert.equal(setup.fake.handshakes, 0);
+    c.close();
+  } finally {
+    await setup.stop();
+  }
+});
+
+for (const kind of ['crc', 'seq', 'length'] as const) {
+  test(`a peer frame with a bad ${kind} closes that link and its clients; the pool reconnects`, async () => {
+    const setup = await startMiddleSetup({ minConnections: 1 });
+    try {
+      const c = await setup.connect('intermediate', 2);
+      const p = encryptedPayload(1);
+      c.sendFrame(p);
+      await c.nextFrame();
+      setup.fake.sendBroken(kind);
+      await c.closed;
+      const code = {
+        crc: 'MTP_ERR_RPC_BAD_CRC',
+        seq: 'MTP_ERR_RPC_BAD_SEQ',
+        length: 'MTP_ERR_RPC_BAD_FRAME',
+      }[kind];
+      assert.equal(setup.stats.dc(2).errors.get(code), 1);
+      await until(() => setup.fake.handshakes === 2, 'a replacement link');
+      const d = await setup.connect('intermediate', 2);
+      d.sendFrame(p);
+      assert.deepEqual((await d.nextFrame()).payload, p);
+      d.close();
+    } finally {
+      await setup.stop();
+    }
+  });
+}
+
+test('the pool keeps its minimum open and reconnects with backoff until Telegram is reachable', async () => {
+  // Reserve a port, start with nothing listening on it.
+  const port = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-pool-'));
+  const fake = new FakeMiddleProxy({ secret: Buffer.alloc(128, 5) });
+  await writeTelegramFiles(dir, fake.secret, port);
+  const config = parseConfig(middleToml(dir, { minConnections: 2 }));
+  const stats = new Stats();
+  const upstream = new MiddleUpstream(() => config, testLog(), stats);
+  try {
+    await upstream.start();
+    const info: ClientInfo = {
+      listener: config.listeners[0],
+      transport: 'intermediate',
+      dcId: 2,
+      remoteAddress: '127.0.0.1',
+      remotePort: 40000,
+      localAddress: '127.0.0.1',
+      localPort: 1443,
+      tlsDomain: null,
+    };
+    const rec = recordingSink();
+    const opening = upstream.open(info, rec.sink);
+    await until(() => stats.dc(2).connectErrors >= 2, 'failed connects');
+    await fake.start(port);
+    const handle = await opening;
+    await until(() => fake.handshakes === 2, 'the minimum of two links');
+    const p = encryptedPayload(5);
+    assert.equal(handle.writeFrame(p, false), true);
+    await until(() => rec.frames.length === 1, 'the echo');
+    assert.deepEqual(rec.frames[0], p);
+    assert.equal(upstream.pool(2)!.status().ready, 2);
+    handle.close();
+    await until(() => fake.closedConns.length === 1, 'RPC_CLOSE_CONN');
+    assert.deepEqual(fake.violations, []);
+  } finally {
+    await upstream.close();
+    await fake.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an unknown DC without a default is refused with MTP_ERR_NO_DC', async () => {
+  const setup = await startMiddleSetup();
+  try {
+    const info: ClientInfo = {
+      listener: setup.config.listeners[0],
+      transport: 'abridged',
+      dcId: 99,
+      remoteAddress: '127.0.0.1',
+      remotePort: 1,
+      localAddress: '127.0.0.1',
+      localPort: 2,
+      tlsDomain: null,
+    };
+    // The fake's config has "default 2": DC 99 lands on DC 2.
+    const h = await setup.upstream.open(info, recordingSink().sink);
+    h.close();
+    setup.upstream.source.current!.v4.defaultDc = null;
+    setup.config.upstream.defaultDc = 77;
+    await assert.rejects(setup.upstream.open(info, recordingSink().sink), { code: 'MTP_ERR_NO_DC' });
+  } finally {
+    await setup.stop();
+  }
+});
