@@ -11,6 +11,7 @@ import type { LinksDocument } from '../admin/status.ts';
 import { configLinks } from '../config/links.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
+import { type CertProbeHandle, startCertProbes } from '../faketls/cert-probe.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
 import { type Stats, stats as defaultStats } from '../metrics/stats.ts';
 import type { CounterStore } from '../policy/counters.ts';
@@ -18,6 +19,7 @@ import { startSession } from '../session/client-session.ts';
 import { createReplayGuard } from '../session/replay-cache.ts';
 import type { PolicyGate, PolicyTicket, ReplayGuard, SessionEnv } from '../session/types.ts';
 import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
+import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
 
 export type SessionHandler = (socket: net.Socket, env: SessionEnv) => void;
@@ -48,6 +50,11 @@ export interface ProxyOptions {
   loadConfig?: () => Promise<Config>;
   /** Bind with SO_REUSEPORT so several workers share each port. */
   reusePort?: boolean;
+  /**
+   * Learn the cover domains' certificate flight size by connecting to them (`tls_cert_size = "auto"`).
+   * Default: on, except under the test runner (tests never reach the internet).
+   */
+  coverProbes?: boolean;
 }
 
 export interface ReloadResult {
@@ -133,6 +140,7 @@ export class ProxyServer {
     middle: null,
   };
   #started = false;
+  #certProbes: CertProbeHandle | null = null;
   #stopping: Promise<void> | null = null;
   /** Reloads run one at a time. */
   #reloadChain: Promise<unknown> = Promise.resolve();
@@ -212,7 +220,7 @@ export class ProxyServer {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    await this.#loadUpstreamFactories();
+    this.#loadUpstreamFactories();
     await this.#startNeededUpstreams(this.#config);
     const bound: ListenerState[] = [];
     try {
@@ -223,6 +231,9 @@ export class ProxyServer {
         this.#listeners.set(l.name, state);
       }
       if (this.#options.operations !== false) await this.#ops?.start(this);
+      if (this.#options.coverProbes ?? process.env.NODE_TEST_CONTEXT === undefined) {
+        this.#certProbes = startCertProbes(() => this.#config, this.#log);
+      }
     } catch (e) {
       for (const s of bound) s.server.close();
       await this.#ops?.stop();
@@ -246,6 +257,7 @@ export class ProxyServer {
   }
 
   async #stop(drainMs: number): Promise<void> {
+    this.#certProbes?.stop();
     const states = [...this.#listeners.values(), ...this.#draining];
     this.#listeners.clear();
     for (const s of states) this.#closeServer(s);
@@ -304,6 +316,8 @@ export class ProxyServer {
 
     const previous = this.#config;
     this.#config = next;
+    // New cover domains get measured now rather than at the next periodic refresh.
+    void this.#certProbes?.refresh();
     for (const [state, l] of keep) {
       state.config = l;
       state.server.maxConnections = maxConnectionsOf(l);
@@ -590,36 +604,14 @@ export class ProxyServer {
     }
   }
 
-  /** The upstream implementations are loaded on start so a proxy used only in one mode never loads the other. */
-  async #loadUpstreamFactories(): Promise<void> {
-    const load = async (specifier: string, exportName: string): Promise<UpstreamFactory | null> => {
-      try {
-        const mod = (await import(specifier)) as Record<
-          string,
-          new (
-            ...args: unknown[]
-          ) => StartableUpstream
-        >;
-        const Ctor = mod[exportName];
-        return Ctor ? (getConfig, log, stats) => new Ctor(getConfig, log, stats) : null;
-      } catch (e) {
-        const missing = (e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND';
-        this.#log[missing ? 'debug' : 'error'](
-          { module: exportName, err: (e as Error).message },
-          'upstream not loaded',
-        );
-        return null;
-      }
-    };
+  /** Factories for the upstreams not injected; the upstreams themselves are built on first use. */
+  #loadUpstreamFactories(): void {
     this.#factories = {
       direct: (getConfig, log, stats) => new DirectUpstream(getConfig, log, stats),
-      middle: this.#middle ? null : await load(MIDDLE_MODULE, 'MiddleUpstream'),
+      middle: (getConfig, log, stats) => new MiddleUpstream(getConfig, log, stats),
     };
   }
 }
-
-// Resolved at run time so the server builds before the middle-proxy implementation exists.
-const MIDDLE_MODULE = new URL('../upstream/middle/middle-upstream.ts', import.meta.url).href;
 
 /** The agreed name; import `ProxyServer` where a binding named `Proxy` would shadow the global. */
 export { ProxyServer as Proxy };
