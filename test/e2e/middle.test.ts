@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { fakeTlsHandshake } from '../../src/client/fake-tls-client.ts';
+import { connectObfuscated } from '../../src/client/obfuscated-client.ts';
 import {
   FLAG_ABRIDGED,
   FLAG_HAS_AD_TAG,
@@ -14,6 +16,7 @@ import {
   startMiddleSetup,
   TEST_AD_TAG,
 } from '../helpers/middle-harness.ts';
+import { TEST_SECRET } from '../helpers/proxy.ts';
 
 let setup: MiddleSetup;
 
@@ -124,4 +127,33 @@ test('Telegram pings are answered with pongs', async () => {
   }
   assert.ok(ids.every((id) => setup.fake.pongs.includes(id)));
   client.close();
+});
+
+test('a fake-TLS client goes through the middle proxy with the padded-intermediate flags', async () => {
+  const tls = await startMiddleSetup({
+    listener:
+      'allowed_protocols = ["classic", "secure", "tls"]\ntls_domain = "example.com"\ntls_cert_size = 2900',
+  });
+  try {
+    const client = await connectObfuscated({
+      host: '127.0.0.1',
+      port: tls.proxy.port(),
+      secret: TEST_SECRET,
+      transport: 'padded',
+      dcId: 2,
+      layer: async (socket) =>
+        (await fakeTlsHandshake(socket, { secret: TEST_SECRET, domain: 'example.com' })).framing,
+    });
+    const p = encryptedPayload(42, 256);
+    client.sendFrame(p);
+    assert.deepEqual((await client.nextFrame()).payload, p);
+    const req = tls.fake.requests[0];
+    assert.equal(req.flags & (FLAG_ABRIDGED | FLAG_INTERMEDIATE | FLAG_PAD), FLAG_INTERMEDIATE | FLAG_PAD);
+    assert.equal(req.adTag, TEST_AD_TAG);
+    assert.equal(tls.stats.listener('main').sessionsTotal.tls, 1);
+    client.close();
+    assert.deepEqual(tls.fake.violations, []);
+  } finally {
+    await tls.stop();
+  }
 });

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { connectObfuscated } from '../../src/client/obfuscated-client.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { Stats } from '../../src/metrics/stats.ts';
+import { Proxy } from '../../src/server/proxy.ts';
+import { FakeDc } from '../helpers/fake-dc.ts';
+import { FakeMiddleProxy } from '../helpers/fake-middle-proxy.ts';
+import { encryptedPayload, TEST_AD_TAG, testLog, writeTelegramFiles } from '../helpers/middle-harness.ts';
+import { dcOverridesToml, TEST_SECRET_HEX } from '../helpers/proxy.ts';
+
+test('the server picks middle mode for a listener with an ad tag under mode "auto", direct otherwise', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-middle-server-'));
+  const fake = await new FakeMiddleProxy({ secret: randomBytes(128) }).start();
+  const dc = await FakeDc.start();
+  await writeTelegramFiles(dir, fake.secret, fake.port);
+  const config = parseConfig(`state_dir = ${JSON.stringify(path.join(dir, 'state'))}
+[[listeners]]
+name = "promo"
+host = "127.0.0.1"
+port = 0
+secret = "${TEST_SECRET_HEX}"
+ad_tag = "${TEST_AD_TAG}"
+
+[[listeners]]
+name = "plain"
+host = "127.0.0.1"
+port = 0
+secret = "${TEST_SECRET_HEX}"
+
+[upstream]
+mode = "auto"
+connect_timeout = "2s"
+min_connections_per_dc = 1
+
+[upstream.dc]
+${dcOverridesToml(dc.port)}
+
+[telegram]
+proxy_secret = ${JSON.stringify(path.join(dir, 'proxy-secret'))}
+proxy_config = ${JSON.stringify(path.join(dir, 'proxy-config.txt'))}
+ip_lookup_url = ""
+`);
+  const proxy = new Proxy(config, { log: testLog(), stats: new Stats(), operations: false });
+  await proxy.start();
+  try {
+    const promo = await connectObfuscated({
+      host: '127.0.0.1',
+      port: proxy.address('promo').port,
+      secret: TEST_SECRET_HEX,
+      transport: 'abridged',
+      dcId: 4,
+    });
+    const p = encryptedPayload(1, 128);
+    promo.sendFrame(p);
+    assert.deepEqual((await promo.nextFrame()).payload, p);
+    assert.equal(fake.requests.length, 1);
+    assert.equal(fake.requests[0].adTag, TEST_AD_TAG);
+    promo.close();
+
+    const plain = await connectObfuscated({
+      host: '127.0.0.1',
+      port: proxy.address('plain').port,
+      secret: TEST_SECRET_HEX,
+      transport: 'intermediate',
+      dcId: 2,
+    });
+    const q = encryptedPayload(2, 64);
+    plain.sendFrame(q);
+    assert.deepEqual((await plain.nextFrame()).payload, q);
+    assert.equal(fake.requests.length, 1, 'the untagged listener did not use the middle proxy');
+    assert.ok(dc.connections.length >= 1, 'it went to the DC directly');
+    plain.close();
+    assert.deepEqual(fake.violations, []);
+  } finally {
+    await proxy.stop(0);
+    await fake.stop();
+    await dc.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
