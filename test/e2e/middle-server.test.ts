@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { connectObfuscated } from '../../src/client/obfuscated-client.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { Stats } from '../../src/metrics/stats.ts';
-import { Proxy } from '../../src/server/proxy.ts';
+import { ProxyServer } from '../../src/server/proxy.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
 import { FakeMiddleProxy } from '../helpers/fake-middle-proxy.ts';
 import { encryptedPayload, TEST_AD_TAG, testLog, writeTelegramFiles } from '../helpers/middle-harness.ts';
@@ -45,7 +45,7 @@ proxy_secret = ${JSON.stringify(path.join(dir, 'proxy-secret'))}
 proxy_config = ${JSON.stringify(path.join(dir, 'proxy-config.txt'))}
 ip_lookup_url = ""
 `);
-  const proxy = new Proxy(config, { log: testLog(), stats: new Stats(), operations: false });
+  const proxy = new ProxyServer(config, { log: testLog(), stats: new Stats(), operations: false });
   await proxy.start();
   try {
     const promo = await connectObfuscated({
