@@ -1,0 +1,240 @@
+/**
+ * Hot reload through the admin API on an in-process proxy: secrets, policies, ad tags, log level and
+ * listeners apply to new connections while established sessions go on; an invalid file is refused with one
+ * line and the running config stays.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { AdminClient } from '../../src/admin/client.ts';
+import { connectObfuscated, type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
+import { loadConfigFile } from '../../src/config/load.ts';
+import { logger } from '../../src/log.ts';
+import { Stats } from '../../src/metrics/stats.ts';
+import { ProxyServer } from '../../src/server/proxy.ts';
+import { FakeDc } from '../helpers/fake-dc.ts';
+import { FakeMiddleProxy } from '../helpers/fake-middle-proxy.ts';
+import { middleToml, TEST_AD_TAG, writeTelegramFiles } from '../helpers/middle-harness.ts';
+import { TEST_SECRET_HEX } from '../helpers/proxy.ts';
+
+const SECRET_B = 'fedcba9876543210fedcba9876543210';
+const TOKEN = 'reload-test-token';
+const dir = mkdtempSync(join(tmpdir(), 'mtproxy-reload-'));
+const file = join(dir, 'mtproxy.toml');
+let dc: FakeDc;
+let proxy: ProxyServer;
+let admin: AdminClient;
+let stats: Stats;
+const log = logger.child({ test: 'hot-reload' });
+log.level = 'silent';
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+interface Variant {
+  secret?: string;
+  policies?: string;
+  extraListener?: boolean;
+  logLevel?: string;
+}
+
+let adminPort = 0;
+function toml(v: Variant = {}): string {
+  return `
+state_dir = "state"
+[[listeners]]
+name = "main"
+host = "127.0.0.1"
+port = 0
+secret = "${v.secret ?? TEST_SECRET_HEX}"
+${
+  v.extraListener
+    ? `
+[[listeners]]
+name = "second"
+host = "127.0.0.1"
+port = 0
+secret = "${SECRET_B}"
+`
+    : ''
+}
+${v.policies ?? ''}
+
+[admin]
+listen = "127.0.0.1:${adminPort}"
+token = "${TOKEN}"
+
+[log]
+level = "${v.logLevel ?? 'silent'}"
+
+[upstream]
+mode = "direct"
+[upstream.dc]
+2 = ["${dc.address}"]
+`;
+}
+
+async function reloadWith(v: Variant): Promise<void> {
+  writeFileSync(file, toml(v));
+  const res = await admin.request<{ ok: boolean; error?: string }>('POST', '/reload');
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+}
+
+async function session(secret = TEST_SECRET_HEX, listener = 'main'): Promise<ObfuscatedConnection> {
+  const c = await connectObfuscated({
+    host: '127.0.0.1',
+    port: proxy.address(listener).port,
+    secret,
+    dcId: 2,
+  });
+  c.sendFrame(Buffer.alloc(40, 3));
+  await c.nextFrame(5000);
+  return c;
+}
+
+/** True when the proxy relays for this secret; false when it closes the connection instead. */
+async function works(secret = TEST_SECRET_HEX, listener = 'main'): Promise<boolean> {
+  try {
+    const c = await session(secret, listener);
+    c.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function stillEchoes(c: ObfuscatedConnection): Promise<void> {
+  const payload = randomBytes(48);
+  c.sendFrame(payload);
+  assert.deepEqual((await c.nextFrame(5000)).payload, payload);
+}
+
+before(async () => {
+  dc = await FakeDc.start();
+  adminPort = await freePort();
+  writeFileSync(file, toml());
+  stats = new Stats();
+  proxy = new ProxyServer(await loadConfigFile(file), { log, stats });
+  await proxy.start();
+  admin = new AdminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+});
+
+after(async () => {
+  await proxy.stop(0);
+  await dc.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('secret change applies to new connections; an established session goes on', async () => {
+  const established = await session();
+  await reloadWith({ secret: SECRET_B });
+  assert.equal(await works(SECRET_B), true);
+  assert.equal(await works(TEST_SECRET_HEX), false);
+  await stillEchoes(established);
+  await reloadWith({});
+  assert.equal(await works(TEST_SECRET_HEX), true);
+  await stillEchoes(established);
+  established.close();
+});
+
+test('policy change applies to new connections', async () => {
+  const established = await session();
+  await admin.call('POST', '/tables/deny', { value: '127.0.0.1' });
+  assert.equal(await works(), true, 'no rule uses the table yet');
+  await reloadWith({
+    policies: '[[policies]]\nrule = "not_in_table"\nkey = "client_ipv4"\ntable = "deny"\n',
+  });
+  assert.equal(await works(), false);
+  await stillEchoes(established);
+  await reloadWith({ policies: '[[policies]]\nrule = "max_connections"\nkeys = ["listener"]\nlimit = 1\n' });
+  // The established session was admitted before the rule existed and holds no slot.
+  const second = await session();
+  assert.equal(await works(), false, 'limit reached');
+  second.close();
+  established.close();
+  await reloadWith({});
+});
+
+test('log level change applies', async () => {
+  await reloadWith({ logLevel: 'warn' });
+  assert.equal(log.level, 'warn');
+  await reloadWith({ logLevel: 'silent' });
+  assert.equal(log.level, 'silent');
+});
+
+test('a listener added while sessions are open on another', async () => {
+  const established = await session();
+  await reloadWith({ extraListener: true });
+  assert.equal(await works(SECRET_B, 'second'), true);
+  await stillEchoes(established);
+  await reloadWith({});
+  assert.throws(() => proxy.address('second'));
+  await stillEchoes(established);
+  established.close();
+});
+
+test('an invalid config is refused with one line and the running one stays', async () => {
+  const before = stats.reloadFailures;
+  writeFileSync(file, toml({ secret: 'not-hex' }));
+  const res = await admin.request<{ ok: boolean; error: string }>('POST', '/reload');
+  assert.equal(res.status, 422);
+  assert.equal(res.body.ok, false);
+  assert.match(res.body.error, /^listeners\[0\]\.secret: /);
+  assert.ok(!res.body.error.includes('\n'));
+  assert.equal(stats.reloadFailures, before + 1);
+  assert.equal(stats.lastReloadOk, false);
+  assert.equal(await works(), true);
+
+  writeFileSync(file, 'this is [not toml');
+  const garbled = await admin.request<{ ok: boolean; error: string }>('POST', '/reload');
+  assert.equal(garbled.status, 422);
+  assert.equal(await works(), true);
+  await reloadWith({});
+  assert.equal(stats.lastReloadOk, true);
+});
+
+test('ad tag change reaches new middle-proxy connections', async () => {
+  const mdir = mkdtempSync(join(tmpdir(), 'mtproxy-reload-middle-'));
+  const proxySecret = randomBytes(128);
+  const fake = await new FakeMiddleProxy({ secret: proxySecret }).start();
+  await writeTelegramFiles(mdir, proxySecret, fake.port);
+  const mfile = join(mdir, 'mtproxy.toml');
+  const OTHER_TAG = '0123456789abcdef0123456789abcdef';
+  writeFileSync(mfile, `${middleToml(mdir)}\n[log]\nlevel = "silent"\n`);
+  const middle = new ProxyServer(await loadConfigFile(mfile), { log, stats: new Stats() });
+  try {
+    await middle.start();
+    const send = async () => {
+      const c = await connectObfuscated({
+        host: '127.0.0.1',
+        port: middle.address('main').port,
+        secret: TEST_SECRET_HEX,
+        dcId: 2,
+      });
+      c.sendFrame(randomBytes(64));
+      await c.nextFrame(5000);
+      return c;
+    };
+    const first = await send();
+    assert.deepEqual([...fake.adTags], [TEST_AD_TAG]);
+    writeFileSync(mfile, `${middleToml(mdir, { adTag: OTHER_TAG })}\n[log]\nlevel = "silent"\n`);
+    assert.deepEqual(await middle.reloadFromFile(), { ok: true });
+    const second = await send();
+    assert.deepEqual([...fake.adTags].sort(), [TEST_AD_TAG, OTHER_TAG].sort());
+    first.close();
+    second.close();
+  } finally {
+    await middle.stop(0);
+    await fake.stop();
+    rmSync(mdir, { recursive: true, force: true });
+  }
+});
