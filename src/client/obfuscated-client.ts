@@ -3,13 +3,15 @@
  * header for any transport and DC id, then sends and receives frames. Used by the tests, `mtproxy ping`,
  * the doctor and the benchmarks.
  *
- * The obfuscated stream can be carried inside another layer (fake-TLS records for `ee` secrets): pass a
- * `StreamLayer` that wraps outgoing bytes and unwraps incoming ones, and its opening bytes (the hello).
+ * The obfuscated stream can be carried inside another layer: `ee` secrets get the fake-TLS handshake and
+ * records by default, or pass a `StreamLayer` that wraps outgoing bytes and unwraps incoming ones.
  */
 import net from 'node:net';
 import { parseClientSecret, type SecretKind } from '../config/secrets.ts';
 import { createFrameCodec, type FrameCodec } from '../protocol/framing/codec.ts';
 import { type CtrStream, createInitiatorHeader, type TransportTag } from '../protocol/obfuscated2.ts';
+import { fakeTlsHandshake } from './fake-tls-client.ts';
+import type { HelloShape } from './tls-hello.ts';
 
 /** A layer under obfuscated2 (e.g. fake-TLS records). */
 export interface StreamLayer {
@@ -33,6 +35,10 @@ export interface ObfuscatedClientOptions {
   headerRandom?: Buffer;
   /** Set up the layer under obfuscated2 on the fresh socket (e.g. run a fake-TLS handshake). */
   layer?: (socket: net.Socket) => Promise<StreamLayer>;
+  /** `ee` secrets without a custom `layer`: the ClientHello shape (default modern). */
+  tlsShape?: HelloShape;
+  /** `ee` secrets: client clock in Unix seconds for the hello (default now). */
+  tlsUnixTime?: number;
 }
 
 export interface ReceivedFrame {
@@ -78,13 +84,26 @@ function connectSocket(host: string, port: number, timeoutMs: number): Promise<n
 /** Connect through a proxy and send the obfuscated2 header; resolves when the header is on its way. */
 export async function connectObfuscated(opts: ObfuscatedClientOptions): Promise<ObfuscatedConnection> {
   const parsed = parseSecretOption(opts.secret);
-  if (parsed.kind === 'ee' && !opts.layer) throw new Error('an ee secret needs the fake-TLS layer');
+  const setupLayer =
+    opts.layer ??
+    (parsed.kind === 'ee'
+      ? async (socket: net.Socket): Promise<StreamLayer> =>
+          (
+            await fakeTlsHandshake(socket, {
+              secret: parsed.secret,
+              domain: parsed.domain ?? '',
+              shape: opts.tlsShape,
+              unixTime: opts.tlsUnixTime,
+              timeoutMs: opts.connectTimeoutMs,
+            })
+          ).framing
+      : undefined);
   const transport = opts.transport ?? (parsed.kind === 'plain' ? 'intermediate' : 'padded');
   const socket = await connectSocket(opts.host, opts.port, opts.connectTimeoutMs ?? 10_000);
   socket.setNoDelay(true);
   let layer: StreamLayer | null = null;
   try {
-    if (opts.layer) layer = await opts.layer(socket);
+    if (setupLayer) layer = await setupLayer(socket);
   } catch (err) {
     socket.destroy();
     throw err;

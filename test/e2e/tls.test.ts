@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { FakeTlsHandshakeError, fakeTlsHandshake } from '../../src/client/fake-tls-client.ts';
+import { connectObfuscated } from '../../src/client/obfuscated-client.ts';
 import { buildClientHello, helloRandom, readServerFlight } from '../../src/client/tls-hello.ts';
 import { createFrameCodec } from '../../src/protocol/framing/codec.ts';
 import { createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
@@ -122,6 +123,20 @@ test('ee client (modern ~1.7 KB hello) through the proxy to the fake DC', async 
 
 test('ee client with the legacy 517-byte hello, and a payload spanning several records', async () => {
   await eeRoundTrip({ shape: 'legacy', size: 40_000 });
+});
+
+test('the shared client with an ee link secret (both hello shapes)', async () => {
+  const link = `ee${TEST_SECRET.toString('hex')}${Buffer.from(SITE_DOMAIN).toString('hex')}`;
+  for (const tlsShape of ['modern', 'legacy'] as const) {
+    const conn = await connectObfuscated({ host: '127.0.0.1', port: proxy.port(), secret: link, tlsShape });
+    try {
+      const payload = randomBytes(128);
+      conn.sendFrame(payload);
+      assert.deepEqual((await conn.nextFrame()).payload, payload);
+    } finally {
+      conn.close();
+    }
+  }
 });
 
 test('wrong digest is fronted to the real site', async () => {
