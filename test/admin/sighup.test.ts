@@ -1,0 +1,176 @@
+/**
+ * Reload of a spawned `mtproxy run`: SIGHUP and `mtproxy reload` re-read the file, secrets and log level apply
+ * to new connections, an established session goes on, and an invalid file is refused while the old config
+ * keeps serving.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+import { AdminClient } from '../../src/admin/client.ts';
+import type { ProxyStatus } from '../../src/admin/status.ts';
+import { main } from '../../src/cli/cli.ts';
+import { connectObfuscated, type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
+import { FakeDc } from '../helpers/fake-dc.ts';
+import { TEST_SECRET_HEX } from '../helpers/proxy.ts';
+
+const SECRET_B = 'fedcba9876543210fedcba9876543210';
+const TOKEN = 'sighup-test-token';
+const ENTRY = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'mtproxy-sighup-'));
+const file = join(dir, 'mtproxy.toml');
+let dc: FakeDc;
+let child: ChildProcess;
+let admin: AdminClient;
+let adminPort = 0;
+let stdout = '';
+let stderr = '';
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+function toml(secret: string, level: string): string {
+  return `
+state_dir = "state"
+[[listeners]]
+name = "main"
+host = "127.0.0.1"
+port = 0
+secret = "${secret}"
+
+[admin]
+listen = "127.0.0.1:${adminPort}"
+token = "${TOKEN}"
+
+[log]
+level = "${level}"
+
+[upstream]
+mode = "direct"
+[upstream.dc]
+2 = ["${dc.address}"]
+`;
+}
+
+async function until<T>(probe: () => Promise<T | null | undefined | false>, what: string): Promise<T> {
+  for (let i = 0; i < 300; i++) {
+    const v = await probe().catch(() => null);
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  throw new Error(`timed out waiting for ${what}; stderr: ${stderr.slice(-500)}`);
+}
+
+const status = () => admin.call<ProxyStatus>('GET', '/status');
+let port = 0;
+
+async function session(secret: string): Promise<ObfuscatedConnection> {
+  const c = await connectObfuscated({ host: '127.0.0.1', port, secret, dcId: 2 });
+  c.sendFrame(Buffer.alloc(40, 3));
+  await c.nextFrame(5000);
+  return c;
+}
+
+async function works(secret: string): Promise<boolean> {
+  try {
+    (await session(secret)).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function reloadsDone(total: number): Promise<ProxyStatus> {
+  return until(async () => {
+    const s = await status();
+    return s.reloads.total >= total ? s : null;
+  }, `reload #${total}`);
+}
+
+before(async () => {
+  dc = await FakeDc.start();
+  adminPort = await freePort();
+  writeFileSync(file, toml(TEST_SECRET_HEX, 'info'));
+  child = spawn(process.execPath, [ENTRY, 'run', '--config', file], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  admin = new AdminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+  const first = await until(() => status(), 'the admin API');
+  port = first.listeners[0].port;
+  assert.notEqual(port, 0);
+});
+
+after(async () => {
+  if (child.exitCode === null) {
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+  }
+  await dc.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('SIGHUP applies a new secret and log level to new connections', async () => {
+  const established = await session(TEST_SECRET_HEX);
+  assert.doesNotMatch(stdout, /"level":"debug"/);
+  writeFileSync(file, toml(SECRET_B, 'debug'));
+  child.kill('SIGHUP');
+  const s = await reloadsDone(1);
+  assert.equal(s.reloads.lastOk, true);
+  assert.equal(await works(SECRET_B), true);
+  assert.equal(await works(TEST_SECRET_HEX), false);
+  await until(async () => /"level":"debug"/.test(stdout), 'debug lines after the reload');
+  established.sendFrame(Buffer.alloc(16, 9));
+  assert.equal((await established.nextFrame(5000)).payload.length, 16);
+  established.close();
+});
+
+test('`mtproxy reload` re-reads the file of the running proxy', async () => {
+  writeFileSync(file, toml(TEST_SECRET_HEX, 'info'));
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(['reload', '--config', file], {
+    env: {},
+    cwd: dir,
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+  });
+  assert.equal(code, 0, err.join('\n'));
+  assert.deepEqual(out, ['reload applied']);
+  assert.equal(await works(TEST_SECRET_HEX), true);
+  assert.equal(await works(SECRET_B), false);
+});
+
+test('an invalid file on SIGHUP is refused and the old config keeps serving', async () => {
+  const before = (await status()).reloads.total;
+  writeFileSync(file, toml('xyz', 'info'));
+  child.kill('SIGHUP');
+  const s = await reloadsDone(before + 1);
+  assert.equal(s.reloads.lastOk, false);
+  assert.equal(s.reloads.failures, 1);
+  await until(async () => /reload refused: listeners\[0\]\.secret/.test(stderr), 'the refusal message');
+  assert.equal(await works(TEST_SECRET_HEX), true);
+});
+
+test('SIGTERM stops the proxy cleanly', async () => {
+  child.kill('SIGTERM');
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 0);
+});
