@@ -58,6 +58,8 @@ export interface FakeMiddleOptions {
   rotateEveryMs?: number;
   /** Ping every connection on this period. */
   pingEveryMs?: number;
+  /** Pad the nonce answer to 16 bytes like some proxies do (the real middle proxy does not). */
+  padNonceAnswer?: boolean;
 }
 
 export interface SeenRequest {
@@ -165,7 +167,7 @@ class FakeLink {
         nonce: serverNonce,
       }),
       this.encoder.nextSeq(),
-    ).subarray(0, 44);
+    ).subarray(0, this.fake.padNonceAnswer ? 48 : 44);
     this.socket.write(answer);
     const s = this.socket;
     const input = {
@@ -245,6 +247,7 @@ class FakeLink {
 export class FakeMiddleProxy {
   readonly secret: Buffer;
   readonly clientPublicIp: string | undefined;
+  readonly padNonceAnswer: boolean;
   readonly violations: string[] = [];
   readonly requests: SeenRequest[] = [];
   readonly closedConns: number[] = [];
@@ -263,6 +266,7 @@ export class FakeMiddleProxy {
     this.opts = opts;
     this.secret = opts.secret;
     this.clientPublicIp = opts.clientPublicIp;
+    this.padNonceAnswer = opts.padNonceAnswer ?? false;
     this.server = net.createServer((socket) => {
       this.accepted++;
       const link = new FakeLink(this, this.accepted, socket);

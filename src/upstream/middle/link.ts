@@ -107,6 +107,8 @@ export class RpcLink {
   private ourPid: ProcessId | null = null;
   private proxyAddress: Buffer = Buffer.alloc(20);
   private timer: NodeJS.Timeout | null = null;
+  /** Right after the plaintext nonce answer (see onData). */
+  private mayHavePlainPadding = true;
   /** Became ready at some point (a closed link that never did was a failed attempt). */
   wasReady = false;
   /** Bytes from Telegram, for stats. */
@@ -251,7 +253,11 @@ export class RpcLink {
     }
     const sender = decodeProcessId(answer.senderPid);
     if (sender.port !== 0 && sender.port !== this.socket.remotePort) {
-      throw new ProtocolError('MTP_ERR_RPC_HANDSHAKE', 'peer process id names another port');
+      // Worth knowing (a middle proxy behind a port mapping), not worth refusing: the keys already proved the peer.
+      this.opts.log.debug(
+        { dc: this.dcId, link: this.id, port: sender.port },
+        'middle proxy reports another port',
+      );
     }
     if (!this.ourPid || !processIdMatches(this.ourPid, decodeProcessId(answer.peerPid))) {
       throw new ProtocolError('MTP_ERR_RPC_HANDSHAKE', 'peer does not echo our process id');
@@ -274,11 +280,16 @@ export class RpcLink {
         // The nonce answer is plaintext and must be exactly one frame; whatever follows it is already encrypted.
         this.decoder.decode(chunk, this.onPlainFrame, 1);
         if (this.state === STATE_NONCE) return;
-        const rest = this.decoder.takeRemainder();
-        if (rest.length > 0) this.decoder.decode(this.decryptor!.update(rest), this.onFrame);
-        return;
+        chunk = this.decoder.takeRemainder();
+        if (chunk.length === 0) return;
       }
       if (this.decryptor === null || this.state === STATE_CLOSED) return;
+      if (this.mayHavePlainPadding) {
+        // Telegram sends its nonce answer unpadded, but a peer that pads it to 16 bytes (as proxies do with their
+        // own nonce) sends one plaintext padding word before the encrypted stream.
+        this.mayHavePlainPadding = false;
+        if (chunk.length >= 4 && chunk.readUInt32LE(0) === 4) chunk = chunk.subarray(4);
+      }
       this.decoder.decode(this.decryptor.update(chunk), this.onFrame);
     } catch (err) {
       this.fail(isProtocolError(err) ? err.code : 'MTP_ERR_INTERNAL', err);

@@ -173,3 +173,17 @@ test('an unknown DC without a default is refused with MTP_ERR_NO_DC', async () =
     await setup.stop();
   }
 });
+
+test('a nonce answer followed by a padding word is tolerated', async () => {
+  const setup = await startMiddleSetup({ fake: { padNonceAnswer: true } });
+  try {
+    const c = await setup.connect('abridged', 2);
+    const p = encryptedPayload(3);
+    c.sendFrame(p);
+    assert.deepEqual((await c.nextFrame()).payload, p);
+    c.close();
+    assert.deepEqual(setup.fake.violations, []);
+  } finally {
+    await setup.stop();
+  }
+});
