@@ -15,9 +15,11 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 
 # Stage 2: the runtime image.
 FROM ${NODE_IMAGE} AS runtime
+# MTP_STATE_DIR: policy tables and Telegram's cached config go to the volume, whatever folder the config is in.
 ENV NODE_ENV=production \
     MTPROXY_HOME=/opt/mtproxy \
-    MTPROXY_CONFIG=/etc/mtproxy/mtproxy.toml
+    MTPROXY_CONFIG=/etc/mtproxy/mtproxy.toml \
+    MTP_STATE_DIR=/var/lib/mtproxy
 WORKDIR /opt/mtproxy
 COPY --from=deps /build/node_modules ./node_modules
 COPY package.json package-lock.json README.md CHANGELOG.md ./

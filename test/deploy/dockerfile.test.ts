@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -97,6 +97,16 @@ describe('Dockerfile', () => {
     );
   });
 
+  it('keeps state in a volume owned by the runtime user', () => {
+    const env = finalStage
+      .filter((i) => i.op === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
+    assert.match(env, /MTP_STATE_DIR=\/var\/lib\/mtproxy\b/);
+    assert.ok(finalStage.some((i) => i.op === 'VOLUME' && i.args.includes('/var/lib/mtproxy')));
+    assert.ok(finalStage.some((i) => i.op === 'RUN' && /chown node:node \/var\/lib\/mtproxy/.test(i.args)));
+  });
+
   it('runs as a non-root user with a health check and an exec-form entry point', () => {
     const users = finalStage.filter((i) => i.op === 'USER');
     assert.ok(users.length > 0, 'USER in the final stage');
@@ -171,6 +181,8 @@ describe('image entry point, run directly', () => {
       MTPROXY_HOME: repo,
       MTPROXY_CONFIG: join(dir, 'etc-mtproxy.toml'),
       MTPROXY_RUN_ARGS_FILE: join(dir, 'run.args'),
+      // The image's ENV points state at its volume.
+      MTP_STATE_DIR: join(dir, 'state'),
     };
   }
 
@@ -188,20 +200,21 @@ describe('image entry point, run directly', () => {
   });
 
   for (const source of ['env', 'mounted config'] as const) {
-    it(`runs with ${source === 'env' ? 'MTP_* variables' : 'a config at /etc/mtproxy'}, passes its health check, stops on SIGTERM`, async () => {
+    it(`runs with ${source === 'env' ? 'MTP_* variables over a mounted config' : 'a config at /etc/mtproxy'}, passes its health check, stops on SIGTERM`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'mtproxy-image-'));
       scratch.push(dir);
       const port = await freePort();
       const secret = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
       const env = containerEnv(dir);
-      if (source === 'env') {
-        Object.assign(env, { MTP_PORT: String(port), MTP_SECRET: secret });
-      } else {
-        writeFileSync(
-          env.MTPROXY_CONFIG as string,
-          `[[listeners]]\nname = "main"\nhost = "127.0.0.1"\nport = ${port}\nsecret = "${secret}"\n`,
-        );
-      }
+      // The listen host comes from the file in both cases (tests stay on loopback); with MTP_* set, the
+      // variables override the file's port and secret, as in the image.
+      const fileSecret = source === 'env' ? 'ffffffffffffffffffffffffffffffff' : secret;
+      const filePort = source === 'env' ? port + 1 : port;
+      writeFileSync(
+        env.MTPROXY_CONFIG as string,
+        `[[listeners]]\nname = "main"\nhost = "127.0.0.1"\nport = ${filePort}\nsecret = "${fileSecret}"\n`,
+      );
+      if (source === 'env') Object.assign(env, { MTP_PORT: String(port), MTP_SECRET: secret });
       const child = spawn(entry[0], [...entry.slice(1), ...jsonArgs('CMD')], {
         cwd: dir,
         env,
@@ -212,10 +225,14 @@ describe('image entry point, run directly', () => {
       child.stdout?.on('data', (d) => (output += d));
       child.stderr?.on('data', (d) => (output += d));
       await waitForPort(port, child, () => output);
+      for (let i = 0; i < 100 && !output.includes(`dd${secret}`); i++)
+        await new Promise((r) => setTimeout(r, 50));
       assert.match(output, new RegExp(`dd${secret}`), 'links printed');
 
       const h = spawnSync(health[0], health.slice(1), { cwd: dir, env, encoding: 'utf8' });
       assert.equal(h.status, 0, `health check: ${h.stdout}${h.stderr}`);
+
+      assert.ok(!existsSync(join(dir, 'mtproxy-state')), 'no state next to the (read-only) config');
 
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
