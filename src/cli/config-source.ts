@@ -81,6 +81,8 @@ interface Overrides {
   tlsDomains?: string[];
   workers?: number;
   logLevel?: string;
+  /** MTP_STATE_DIR: the container image and the systemd unit point state at their writable folder. */
+  stateDir?: string;
 }
 
 function pick(
@@ -158,6 +160,7 @@ export function readOverrides(values: OptionValues, env: NodeJS.ProcessEnv): Ove
   }
   const logLevel = pick(values, env, 'log-level', 'MTP_LOG_LEVEL');
   if (logLevel !== undefined) o.logLevel = logLevel;
+  if (env.MTP_STATE_DIR) o.stateDir = env.MTP_STATE_DIR;
   return o;
 }
 
@@ -190,6 +193,7 @@ function applyOverrides(raw: Record<string, unknown>, o: Overrides): void {
     }
   }
   if (o.workers !== undefined) raw.workers = o.workers;
+  if (o.stateDir !== undefined) raw.state_dir = o.stateDir;
   if (o.logLevel !== undefined) {
     const log = typeof raw.log === 'object' && raw.log !== null ? (raw.log as Record<string, unknown>) : {};
     log.level = o.logLevel;
