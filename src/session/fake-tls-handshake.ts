@@ -73,20 +73,26 @@ interface DigestMatch {
   perSni: boolean;
 }
 
+/**
+ * The secret this hello was signed with. With a per-SNI salt only secrets derived for the hello's own SNI
+ * count (reference §3.7): the base secret never goes into an ee link, so it must not open one either.
+ */
 function matchSecret(listener: ListenerConfig, record: Buffer, hello: ClientHello): DigestMatch | null {
   const zeroed = zeroedHello(record);
-  const bases =
-    listener.extraSecrets.length === 0 ? [listener.secret] : [listener.secret, ...listener.extraSecrets];
-  for (const secret of bases) {
-    const unixTime = verifyHelloDigest(zeroed, hello.random, secret);
-    if (unixTime !== null) return { secret, unixTime, perSni: false };
-  }
-  if (listener.perSniSalt !== null && hello.sni !== null) {
-    for (const base of bases) {
-      const secret = deriveSniSecret(listener.perSniSalt, base, hello.sni);
+  const bases = listener.extraSecrets.length === 0 ? [listener.secret] : [listener.secret, ...listener.extraSecrets];
+  const salt = listener.perSniSalt;
+  if (salt === null) {
+    for (const secret of bases) {
       const unixTime = verifyHelloDigest(zeroed, hello.random, secret);
-      if (unixTime !== null) return { secret, unixTime, perSni: true };
+      if (unixTime !== null) return { secret, unixTime, perSni: false };
     }
+    return null;
+  }
+  if (hello.sni === null) return null;
+  for (const base of bases) {
+    const secret = deriveSniSecret(salt, base, hello.sni);
+    const unixTime = verifyHelloDigest(zeroed, hello.random, secret);
+    if (unixTime !== null) return { secret, unixTime, perSni: true };
   }
   return null;
 }

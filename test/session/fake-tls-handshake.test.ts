@@ -118,15 +118,19 @@ test('per-SNI secrets: the derived secret for the hello SNI is accepted, even fo
   const r = tryFakeTlsHandshake(hello({ domain: 'alice.example.com', key: derived }), l, nowMs);
   assert.ok(r.kind === 'ok');
   assert.deepEqual(r.secret, derived);
-  // A derived secret for another SNI does not pass.
-  const wrong = tryFakeTlsHandshake(
-    hello({ domain: 'example.com', key: deriveSniSecret(salt, secret, 'alice.example.com') }),
+  // A derived secret for another SNI does not pass, nor does the base secret.
+  const wrong = tryFakeTlsHandshake(hello({ domain: 'example.com', key: derived }), l, nowMs);
+  assert.ok(wrong.kind === 'fail' && wrong.code === 'MTP_ERR_TLS_BAD_DIGEST');
+  const base = tryFakeTlsHandshake(hello({ domain: 'example.com' }), l, nowMs);
+  assert.ok(base.kind === 'fail' && base.code === 'MTP_ERR_TLS_BAD_DIGEST');
+  // A listed domain with its own derived secret.
+  const listed = tryFakeTlsHandshake(
+    hello({ domain: 'example.com', key: deriveSniSecret(salt, secret, 'example.com') }),
     l,
     nowMs,
   );
-  assert.ok(wrong.kind === 'fail' && wrong.code === 'MTP_ERR_TLS_BAD_DIGEST');
+  assert.equal(listed.kind, 'ok');
 });
-
 test('extra secrets are candidates too', () => {
   const other = Buffer.alloc(16, 0x42);
   const l = { ...listener(), extraSecrets: [other] };
