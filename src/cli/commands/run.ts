@@ -27,7 +27,42 @@ export const command: CliCommand = {
       log: logger,
       loadConfig: async () => (await ctx.loadConfig()).config,
     });
-    await proxy.start();
+    // Signal handlers go in before anything is printed: a supervisor may signal as soon as it sees the links.
+    let stopping = false;
+    let started = false;
+    let finish: (code: number) => void = () => {};
+    const exitCode = new Promise<number>((resolve) => {
+      finish = resolve;
+    });
+    const shutdown = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting without waiting for sessions');
+        finish(1);
+        return;
+      }
+      stopping = true;
+      if (!started) return; // start() finishes first, then stops (below)
+      logger.info({ signal, drainMs: proxy.config.timeouts.drainMs }, 'shutting down: draining sessions');
+      proxy.stop().then(
+        () => finish(0),
+        (e: Error) => {
+          logger.error({ err: e.message }, 'error while stopping');
+          finish(1);
+        },
+      );
+    };
+    process.on('SIGTERM', shutdown);
+    process.on('SIGINT', shutdown);
+
+    try {
+      await proxy.start();
+    } finally {
+      started = true;
+    }
+    if (stopping) {
+      await proxy.stop();
+      return 0;
+    }
 
     const printLinks = () => {
       const current = proxy.config;
@@ -42,34 +77,13 @@ export const command: CliCommand = {
       ))
         ctx.out(line);
     };
-    printLinks();
-
-    return new Promise<number>((resolve) => {
-      let stopping = false;
-      const shutdown = (signal: NodeJS.Signals) => {
-        if (stopping) {
-          logger.warn({ signal }, 'second signal: exiting without waiting for sessions');
-          resolve(1);
-          return;
-        }
-        stopping = true;
-        logger.info({ signal, drainMs: proxy.config.timeouts.drainMs }, 'shutting down: draining sessions');
-        proxy.stop().then(
-          () => resolve(0),
-          (e: Error) => {
-            logger.error({ err: e.message }, 'error while stopping');
-            resolve(1);
-          },
-        );
-      };
-      process.on('SIGTERM', shutdown);
-      process.on('SIGINT', shutdown);
-      process.on('SIGHUP', () => {
-        void proxy.reloadFromFile().then((r) => {
-          if (r.ok) printLinks();
-          else ctx.err(`mtproxy: reload refused: ${r.error}`);
-        });
+    process.on('SIGHUP', () => {
+      void proxy.reloadFromFile().then((r) => {
+        if (r.ok) printLinks();
+        else ctx.err(`mtproxy: reload refused: ${r.error}`);
       });
     });
+    printLinks();
+    return exitCode;
   },
 };
