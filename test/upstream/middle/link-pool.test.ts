@@ -187,3 +187,48 @@ test('a nonce answer followed by a padding word is tolerated', async () => {
     await setup.stop();
   }
 });
+
+test('a peer answering garbage to the nonce fails the link without crashing anything', async () => {
+  const { randomBytes } = await import('node:crypto');
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  let answered = 0;
+  const garbage = net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => {
+      answered++;
+      s.write(randomBytes(200));
+    });
+  });
+  await new Promise<void>((resolve) => garbage.listen(0, '127.0.0.1', resolve));
+  const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-garbage-'));
+  await writeTelegramFiles(dir, randomBytes(128), (garbage.address() as net.AddressInfo).port);
+  const config = parseConfig(middleToml(dir, { minConnections: 1 }));
+  const stats = new Stats();
+  const upstream = new MiddleUpstream(() => config, testLog(), stats);
+  try {
+    await upstream.start();
+    const rec = recordingSink();
+    const opening = upstream.open(
+      {
+        listener: config.listeners[0],
+        transport: 'intermediate',
+        dcId: 2,
+        remoteAddress: '127.0.0.1',
+        remotePort: 1,
+        localAddress: '127.0.0.1',
+        localPort: 2,
+        tlsDomain: null,
+      },
+      rec.sink,
+    );
+    opening.catch(() => {});
+    await until(() => answered >= 2 && stats.dc(2).errors.size > 0, 'failed handshakes');
+    assert.equal(stats.dc(2).linksActive, 0);
+  } finally {
+    await upstream.close();
+    await new Promise<void>((resolve) => garbage.close(() => resolve()));
+    await rm(dir, { recursive: true, force: true });
+  }
+});
