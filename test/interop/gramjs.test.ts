@@ -11,11 +11,11 @@ import { basicToml, startTestProxy, TEST_SECRET_HEX, type TestProxy } from '../h
 
 const require = createRequire(import.meta.url);
 const { TelegramClient } = require('telegram') as typeof import('telegram');
-const { StringSession } = require('telegram/sessions') as typeof import('telegram/sessions');
+const { StringSession } = require('telegram/sessions/index.js') as typeof import('telegram/sessions/index.js');
 const { ConnectionTCPMTProxyAbridged } =
-  require('telegram/network/connection/TCPMTProxy') as typeof import('telegram/network/connection/TCPMTProxy');
+  require('telegram/network/connection/TCPMTProxy.js') as typeof import('telegram/network/connection/TCPMTProxy.js');
 const { Logger, LogLevel } =
-  require('telegram/extensions/Logger') as typeof import('telegram/extensions/Logger');
+  require('telegram/extensions/Logger.js') as typeof import('telegram/extensions/Logger.js');
 
 describe('GramJS interop (abridged, plain secret)', () => {
   let dc: FakeDc;
