@@ -13,12 +13,14 @@ import { FakeMiddleProxy } from '../helpers/fake-middle-proxy.ts';
 import { encryptedPayload, TEST_AD_TAG, testLog, writeTelegramFiles } from '../helpers/middle-harness.ts';
 import { dcOverridesToml, TEST_SECRET_HEX } from '../helpers/proxy.ts';
 
+const NEW_TAG = '00112233445566778899aabbccddeeff';
+
 test('the server picks middle mode for a listener with an ad tag under mode "auto", direct otherwise', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-middle-server-'));
   const fake = await new FakeMiddleProxy({ secret: randomBytes(128) }).start();
   const dc = await FakeDc.start();
   await writeTelegramFiles(dir, fake.secret, fake.port);
-  const config = parseConfig(`state_dir = ${JSON.stringify(path.join(dir, 'state'))}
+  const toml = `state_dir = ${JSON.stringify(path.join(dir, 'state'))}
 [[listeners]]
 name = "promo"
 host = "127.0.0.1"
@@ -44,7 +46,8 @@ ${dcOverridesToml(dc.port)}
 proxy_secret = ${JSON.stringify(path.join(dir, 'proxy-secret'))}
 proxy_config = ${JSON.stringify(path.join(dir, 'proxy-config.txt'))}
 ip_lookup_url = ""
-`);
+`;
+  const config = parseConfig(toml);
   const proxy = new ProxyServer(config, { log: testLog(), stats: new Stats(), operations: false });
   await proxy.start();
   try {
@@ -75,6 +78,21 @@ ip_lookup_url = ""
     assert.equal(fake.requests.length, 1, 'the untagged listener did not use the middle proxy');
     assert.ok(dc.connections.length >= 1, 'it went to the DC directly');
     plain.close();
+
+    // A reload changing the ad tag applies to new connections.
+    const retagged = parseConfig(toml.replace(TEST_AD_TAG, NEW_TAG));
+    await proxy.applyConfig(retagged);
+    const again = await connectObfuscated({
+      host: '127.0.0.1',
+      port: proxy.address('promo').port,
+      secret: TEST_SECRET_HEX,
+      transport: 'padded',
+      dcId: 2,
+    });
+    again.sendFrame(p);
+    assert.deepEqual((await again.nextFrame()).payload, p);
+    assert.equal(fake.requests.at(-1)!.adTag, NEW_TAG);
+    again.close();
     assert.deepEqual(fake.violations, []);
   } finally {
     await proxy.stop(0);
