@@ -35,6 +35,7 @@ RUN apt-get update \
  && apt-get autoremove -y \
  && rm -rf /var/lib/apt/lists/* \
  && chmod 0755 deploy/docker/entrypoint.sh deploy/docker/healthcheck.sh \
+ && ln -s /opt/mtproxy/deploy/docker/entrypoint.sh /usr/local/bin/mtproxy \
  && mkdir -p /etc/mtproxy /var/lib/mtproxy \
  && chown node:node /var/lib/mtproxy
 # The unprivileged "node" user (uid 1000) of the official image runs the proxy. It owns only the state folder,

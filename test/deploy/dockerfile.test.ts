@@ -107,6 +107,14 @@ describe('Dockerfile', () => {
     assert.ok(finalStage.some((i) => i.op === 'RUN' && /chown node:node \/var\/lib\/mtproxy/.test(i.args)));
   });
 
+  it('puts the entry point in PATH as mtproxy', () => {
+    assert.ok(
+      finalStage.some(
+        (i) => i.op === 'RUN' && /ln -s \S*entrypoint\.sh \/usr\/local\/bin\/mtproxy/.test(i.args),
+      ),
+    );
+  });
+
   it('runs as a non-root user with a health check and an exec-form entry point', () => {
     const users = finalStage.filter((i) => i.op === 'USER');
     assert.ok(users.length > 0, 'USER in the final stage');
@@ -233,6 +241,18 @@ describe('image entry point, run directly', () => {
       assert.equal(h.status, 0, `health check: ${h.stdout}${h.stderr}`);
 
       assert.ok(!existsSync(join(dir, 'mtproxy-state')), 'no state next to the (read-only) config');
+
+      // `docker exec NAME mtproxy doctor` goes through the same entry point and finds the same config.
+      const doctor = spawnSync(entry[0], [...entry.slice(1), 'doctor', '--offline'], {
+        cwd: dir,
+        env,
+        encoding: 'utf8',
+      });
+      assert.match(
+        doctor.stdout,
+        new RegExp(`valid from ${env.MTPROXY_CONFIG}.*127\\.0\\.0\\.1:${port}`),
+        doctor.stderr,
+      );
 
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
