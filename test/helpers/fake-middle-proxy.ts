@@ -284,8 +284,8 @@ export class FakeMiddleProxy {
     return new Set(this.requests.map((r) => r.adTag));
   }
 
-  async start(port = 0): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
+  async start(port = 0, host = '127.0.0.1'): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(port, host, resolve));
     this.pid = {
       ip: ipv4ToInt('127.0.0.1'),
       port: this.port,

@@ -27,6 +27,8 @@ export interface MiddleSetupOptions {
   telegram?: string;
   /** Extra TOML lines for the listener. */
   listener?: string;
+  /** Extra TOML lines for [upstream]. */
+  upstream?: string;
   /** Extra TOML lines for [buffers]. */
   buffers?: string;
 }
@@ -72,6 +74,7 @@ mode = "middle"
 connect_timeout = "2s"
 min_connections_per_dc = ${o.minConnections ?? 1}
 clients_per_connection = ${o.clientsPerConnection ?? 300}
+${o.upstream ?? ''}
 
 [telegram]
 proxy_secret = ${JSON.stringify(path.join(dir, 'proxy-secret'))}

@@ -32,7 +32,7 @@ class MiddleClient implements UpstreamHandle, PoolClient {
   private link: RpcLink | null = null;
   private ended = false;
   /** Packets written while between links (migration), bounded. */
-  private held: { payload: Buffer; quickAck: boolean }[] = [];
+  private held: { payload: Buffer; quickAck: boolean }[] | null = null;
   private heldBytes = 0;
   /** writeFrame returned false: the session paused the client and waits for resumeClient. */
   private refused = false;
@@ -80,7 +80,7 @@ class MiddleClient implements UpstreamHandle, PoolClient {
       this.fail('MTP_ERR_MIGRATION_BACKLOG');
       return false;
     }
-    this.held.push({ payload: Buffer.from(payload), quickAck });
+    (this.held ??= []).push({ payload: Buffer.from(payload), quickAck });
     this.refused = true;
     return false;
   }
@@ -95,7 +95,7 @@ class MiddleClient implements UpstreamHandle, PoolClient {
   close(): void {
     if (this.ended) return;
     this.ended = true;
-    this.held = [];
+    this.held = null;
     if (this.link) this.link.detach(this);
     else this.pool.cancel(this);
     this.link = null;
@@ -110,10 +110,10 @@ class MiddleClient implements UpstreamHandle, PoolClient {
     }
     this.link = link;
     const held = this.held;
-    this.held = [];
+    this.held = null;
     this.heldBytes = 0;
     let ok = true;
-    for (const p of held) ok = link.sendRequest(this, p.payload, p.quickAck) && ok;
+    if (held) for (const p of held) ok = link.sendRequest(this, p.payload, p.quickAck) && ok;
     if (ok && this.refused) {
       this.refused = false;
       this.sink.resumeClient();
@@ -142,7 +142,7 @@ class MiddleClient implements UpstreamHandle, PoolClient {
     if (this.ended) return;
     this.ended = true;
     this.link = null;
-    this.held = [];
+    this.held = null;
     this.sink.close(reason);
   }
 

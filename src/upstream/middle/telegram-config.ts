@@ -6,6 +6,7 @@
  * A fetch that fails or returns garbage keeps what we have (logged and counted in stats.configFetches). The
  * last good copies live in the state folder, so the proxy starts even when Telegram's site is unreachable.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 import path from 'node:path';
@@ -279,7 +280,8 @@ export class TelegramConfigSource {
     const file = path.join(config.stateDir, CACHE_FILES[item]);
     try {
       await mkdir(config.stateDir, { recursive: true });
-      const tmp = `${file}.${process.pid}.tmp`;
+      // Worker threads share the pid: a random suffix keeps their writes apart.
+      const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
       await writeFile(tmp, data, { mode: 0o600 });
       await rename(tmp, file);
     } catch (err) {

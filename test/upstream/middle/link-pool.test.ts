@@ -232,3 +232,50 @@ test('a peer answering garbage to the nonce fails the link without crashing anyt
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('IPv6 middle proxies (prefer_ipv6): the link derives its keys with the IPv6 addresses', async () => {
+  const { writeFile, mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const fake = await new FakeMiddleProxy({ secret: Buffer.alloc(128, 9) }).start(0, '::1');
+  const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-v6-'));
+  // The IPv4 list points nowhere useful; the IPv6 list at the fake.
+  await writeTelegramFiles(dir, fake.secret, 1);
+  await writeFile(path.join(dir, 'proxy-config-v6.txt'), `default 2;\nproxy_for 2 [::1]:${fake.port};\n`);
+  const config = parseConfig(
+    middleToml(dir, {
+      upstream: 'prefer_ipv6 = true',
+      telegram: `proxy_config_v6 = ${JSON.stringify(path.join(dir, 'proxy-config-v6.txt'))}`,
+    }),
+  );
+  const upstream = new MiddleUpstream(() => config, testLog(), new Stats());
+  try {
+    await upstream.start();
+    const rec = recordingSink();
+    const handle = await upstream.open(
+      {
+        listener: config.listeners[0],
+        transport: 'abridged',
+        dcId: 2,
+        remoteAddress: '2001:db8::7',
+        remotePort: 5555,
+        localAddress: '::1',
+        localPort: 443,
+        tlsDomain: null,
+      },
+      rec.sink,
+    );
+    const p = encryptedPayload(8);
+    handle.writeFrame(p, false);
+    await until(() => rec.frames.length === 1, 'the echo');
+    assert.deepEqual(rec.frames[0], p);
+    assert.deepEqual(fake.requests[0].client, { ip: '2001:db8:0:0:0:0:0:7', port: 5555 });
+    assert.equal(fake.requests[0].proxy.ip, '0:0:0:0:0:0:0:1');
+    handle.close();
+    assert.deepEqual(fake.violations, []);
+  } finally {
+    await upstream.close();
+    await fake.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
