@@ -13,7 +13,8 @@
 # --dry-run only prints what would be done.
 set -euo pipefail
 
-readonly SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# Piped into bash (curl … | bash) there is no script file: then --source is needed.
+readonly SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)"
 readonly NODE_MIN_MAJOR=22
 readonly NODE_MIN_MINOR=12
 readonly NODE_DIST_VERSION="${MTPROXY_NODE_VERSION:-latest-v24.x}"
@@ -52,7 +53,8 @@ Proxy settings (asked interactively when missing and a terminal is attached):
       --public-host HOST   host name or IP put into the links (default: detected public IPv4)
 
 Installation:
-      --source DIR         proxy sources to install (default: this script's checkout)
+      --source DIR|URL     proxy sources to install: a checkout, a .tar.gz (URL or file), or a git URL
+                           (default: this script's checkout)
       --node PATH          Node.js binary to run the proxy with (default: `node` in PATH, else downloaded)
       --sysctl             also install /etc/sysctl.d/90-mtproxy.conf with the recommended kernel settings
   -y, --yes                never ask; use defaults for anything not given
@@ -152,7 +154,8 @@ is_hex32() { [[ $1 =~ ^[0-9a-fA-F]{32}$ ]]; }
 is_port() { [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 > 0 && 10#$1 < 65536)); }
 is_domain() { [[ $1 =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ && $1 == *.* ]]; }
 
-interactive() { [[ $assume_yes == no && -t 0 ]]; }
+# Piped into bash, stdin is the script: questions then go to the terminal, if there is one.
+interactive() { [[ $assume_yes == no ]] && { [[ -t 0 ]] || { [[ -t 1 ]] && [[ -r /dev/tty ]]; }; }; }
 ask() { # ask PROMPT DEFAULT -> answer on stdout
   local answer
   read -r -p "$1 [$2]: " answer </dev/tty || true
@@ -458,8 +461,47 @@ print_links() {
   note "check the set-up: $node_bin $(app_dir)/bin/mtproxy.js doctor --config /etc/mtproxy/mtproxy.toml"
 }
 
+# A --source that is not a folder: fetch it into a temporary one (removed on exit).
+fetched_dir=""
+cleanup_fetched() { if [[ -n $fetched_dir ]]; then rm -rf "$fetched_dir"; fi; }
+
+fetch_source() {
+  local tmp
+  case $source_dir in
+    *.tar.gz | *.tgz)
+      [[ $source_dir == file://* || $source_dir == /* || $with_network == yes ]] ||
+        die "--source $source_dir needs the network (--offline is set)"
+      tmp=$(mktemp -d)
+      fetched_dir=$tmp
+      trap cleanup_fetched EXIT
+      say "Fetching $source_dir"
+      if [[ $source_dir == /* ]]; then
+        tar -xzf "$source_dir" -C "$tmp"
+      else
+        curl -fsSL "$source_dir" | tar -xz -C "$tmp"
+      fi
+      ;;
+    *://* | git@*)
+      [[ $with_network == yes ]] || die "--source $source_dir needs the network (--offline is set)"
+      command -v git >/dev/null || die "git is needed to fetch $source_dir"
+      tmp=$(mktemp -d)
+      fetched_dir=$tmp
+      trap cleanup_fetched EXIT
+      say "Cloning $source_dir"
+      git clone --quiet --depth 1 "$source_dir" "$tmp/src"
+      ;;
+    *) return 0 ;;
+  esac
+  # Archives usually hold one top folder; use the folder that has package.json.
+  local found
+  found=$(find "$tmp" -maxdepth 2 -name package.json -print | head -n1)
+  [[ -n $found ]] || die "no package.json in $source_dir"
+  source_dir=$(dirname "$found")
+}
+
 do_install() {
   if [[ -z $source_dir ]]; then source_dir=$(cd "$SELF_DIR/.." && pwd); fi
+  fetch_source
   [[ -f $source_dir/package.json && -d $source_dir/src ]] ||
     die "no proxy sources in $source_dir (pass --source DIR with a checkout)"
   collect_settings

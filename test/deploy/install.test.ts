@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -170,6 +170,39 @@ describe('install.sh', () => {
     assert.match(r.out, /would write: .*90-mtproxy\.conf/);
     assert.ok(!existsSync(join(root, 'opt')));
     assert.ok(!existsSync(join(root, 'etc')));
+  });
+
+  it('installs from a source archive, and from a piped script', () => {
+    const work = freshRoot();
+    const top = join(work, 'mtproxy-main');
+    for (const item of ['bin', 'src', 'deploy', 'package.json', 'package-lock.json']) {
+      cpSync(join(repo, item), join(top, item), { recursive: true });
+    }
+    const archive = join(work, 'mtproxy.tar.gz');
+    assert.equal(spawnSync('tar', ['-czf', archive, '-C', work, 'mtproxy-main']).status, 0);
+    const root = join(work, 'root');
+    const r = install(root, '--source', archive, '--public-host', '192.0.2.1');
+    assert.equal(r.code, 0, r.err);
+    assert.ok(existsSync(join(root, 'opt/mtproxy/src/cli/main.ts')));
+    assert.ok(existsSync(join(root, 'etc/systemd/system/mtproxy.service')));
+
+    // `curl … | bash -s -- …`: no script file, so the sources must be named.
+    const piped = (args: string[]) =>
+      spawnSync(
+        'bash',
+        ['-s', '--', '--root', join(work, 'piped'), '--node', process.execPath, '--yes', ...args],
+        {
+          input: readFileSync(script),
+          cwd: work,
+          encoding: 'utf8',
+        },
+      );
+    const without = piped(['--public-host', '192.0.2.1']);
+    assert.notEqual(without.status, 0);
+    assert.match(without.stderr, /--source/);
+    const withSource = piped(['--source', `file://${archive}`, '--public-host', '192.0.2.1']);
+    assert.equal(withSource.status, 0, withSource.stderr);
+    assert.ok(existsSync(join(work, 'piped/opt/mtproxy/bin/mtproxy.js')));
   });
 
   it('--sysctl installs the kernel settings', () => {
