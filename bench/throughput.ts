@@ -34,6 +34,8 @@ export async function measureThroughput(
         g.call<{ sent: number; received: number }>('throughput', {
           upBytes: bytesPerStream,
           downBytes: bytesPerStream,
+          // The fake middle proxy echoes: what comes back is the upload itself.
+          echo: spec.kind === 'middle',
         }),
       ),
     );
@@ -41,6 +43,10 @@ export async function measureThroughput(
     const after = await path.usage();
     await Promise.all(gens.map((g) => g.call('closeAll')));
     const bytes = results.reduce((n, r) => n + r.sent + r.received, 0);
+    const received = results.reduce((n, r) => n + r.received, 0);
+    // A session that closed early would make the figure meaningless: refuse it.
+    if (received < streams * bytesPerStream)
+      throw new Error(`only ${received} of ${streams * bytesPerStream} bytes came back`);
     return { mbPerSec: bytes / 1e6 / elapsed, cpuSecPerGb: cpuSeconds(before, after) / (bytes / 1e9), bytes };
   } finally {
     await path.stop();

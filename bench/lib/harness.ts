@@ -52,6 +52,7 @@ export function proxyConfig(
   secret: string,
   upstreamPort: number,
   workers: number,
+  middleFiles?: { secretFile: string; configFile: string },
 ): Record<string, unknown> {
   const listener: Record<string, unknown> = {
     name: 'bench',
@@ -69,7 +70,14 @@ export function proxyConfig(
     timeouts: { idle: '30m', handshake: '30s' },
     log: { level: 'error' },
   };
-  if (kind !== 'middle') {
+  if (kind === 'middle' && middleFiles) {
+    config.telegram = {
+      proxy_secret: middleFiles.secretFile,
+      proxy_config: middleFiles.configFile,
+      proxy_config_v6: middleFiles.configFile,
+      ip_lookup_url: '',
+    };
+  } else {
     const dc: Record<string, string[]> = {};
     for (const id of [1, 2, 3, 4, 5]) dc[String(id)] = [`127.0.0.1:${upstreamPort}`];
     (config.upstream as Record<string, unknown>).dc = dc;
@@ -79,7 +87,11 @@ export function proxyConfig(
 
 export async function startPath(spec: PathSpec, sinkSetup: SinkSetup): Promise<RunningPath> {
   const sink = await spawnActor(here('./sink-process.ts'));
-  const proxy = await spawnActor(here('./proxy-process.ts'), { execArgv: ['--expose-gc'] });
+  // BENCH_PROFILE=<dir>: write a V8 CPU profile of the proxy process (and its worker threads) per path.
+  const profile = process.env.BENCH_PROFILE
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
+    : [];
+  const proxy = await spawnActor(here('./proxy-process.ts'), { execArgv: ['--expose-gc', ...profile] });
   try {
     const secret = randomBytes(16).toString('hex');
     let target: Target;
@@ -90,7 +102,13 @@ export async function startPath(spec: PathSpec, sinkSetup: SinkSetup): Promise<R
       const { port } = await proxy.call<{ port: number }>('start', { kind: 'ceiling', targetPort: sinkPort });
       target = { host: '127.0.0.1', port, wire: 'plain' };
     } else if (spec.kind === 'middle') {
-      throw new Error('middle path not wired yet');
+      // The fake middle proxy echoes every packet: uploads come back as downloads of the same size.
+      const files = await sink.call<{ port: number; secretFile: string; configFile: string }>('start', {
+        kind: 'middle',
+      });
+      const config = proxyConfig('middle', secret, files.port, spec.workers ?? 1, files);
+      const { port } = await proxy.call<{ port: number }>('start', { kind: 'mtproxy', config });
+      target = { host: '127.0.0.1', port, wire: 'o2', secret, framed: true };
     } else {
       const { port: sinkPort } = await sink.call<{ port: number }>('start', {
         options: { skip: 64, ...sinkSetup },

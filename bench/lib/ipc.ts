@@ -89,5 +89,7 @@ export function serveActor(handlers: Record<string, Handler>): void {
     }
   });
   process.on('disconnect', () => process.exit(0));
+  // Exit normally on SIGTERM so `--cpu-prof` gets to write its profile.
+  process.on('SIGTERM', () => process.exit(0));
   process.send!({ ready: true });
 }

@@ -63,23 +63,28 @@ serveActor({
     return { opened: sessions.length - before, failed };
   },
 
-  /** Every session uploads `upBytes` and waits for `downBytes` (what the sink streams back). */
+  /**
+   * Every session uploads `upBytes` and waits for `downBytes` more received bytes (what the sink streams
+   * back). `echo`: the upstream echoes (middle mode), so the download is the upload rounded up to whole blocks.
+   */
   async throughput(req) {
-    const upBytes = req.upBytes as number;
-    const downBytes = req.downBytes as number;
     const chunkSize = 64 * 1024;
     const block = target?.framed
       ? buildFrames(chunkSize - 4 * 4, 16 * 1024 - 4)
       : Buffer.alloc(chunkSize, 0x44);
+    const upBytes = Math.ceil((req.upBytes as number) / chunkSize) * chunkSize;
+    const downBytes = req.echo ? upBytes : (req.downBytes as number);
+    const base = sessions.map((s) => s.received);
     const startedAt = performance.now();
     let sent = 0;
     await Promise.all(
       sessions.map(
-        (s) =>
+        (s, i) =>
           new Promise<void>((resolve) => {
+            const goal = base[i] + downBytes;
             let left = upBytes;
             let upDone = upBytes === 0;
-            let downDone = downBytes === 0 || s.received >= downBytes;
+            let downDone = s.received >= goal;
             const check = () => {
               if (upDone && downDone) {
                 s.onReceived = null;
@@ -92,7 +97,7 @@ serveActor({
               check();
             };
             s.onReceived = (total) => {
-              if (total >= downBytes) {
+              if (total >= goal) {
                 downDone = true;
                 check();
               }
@@ -114,7 +119,7 @@ serveActor({
           }),
       ),
     );
-    const received = sessions.reduce((n, s) => n + s.received, 0);
+    const received = sessions.reduce((n, s, i) => n + s.received - base[i], 0);
     return { elapsedMs: performance.now() - startedAt, sent, received };
   },
 
@@ -142,7 +147,8 @@ serveActor({
 
   /** One round trip on every open session: how many still answer. */
   async check(req) {
-    const t = target!;
+    const t = target;
+    if (!t) return { answered: 0, total: 0 };
     const { message, reply } = pingMessage(t, (req.size as number) ?? 64);
     let answered = 0;
     const batch = 500;

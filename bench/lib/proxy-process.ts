@@ -4,9 +4,9 @@
  */
 import { type CeilingRelay, startCeilingRelay } from '../ceiling-relay.ts';
 import { serveActor } from './ipc.ts';
-import { startProxyUnderTest } from './start-proxy.ts';
+import { type ProxyUnderTest, startProxyUnderTest } from './start-proxy.ts';
 
-let running: { port: number; close(): Promise<void> } | null = null;
+let running: ProxyUnderTest | null = null;
 
 serveActor({
   async start(req) {
@@ -25,6 +25,10 @@ serveActor({
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
     return { cpuUserUs: cpu.user, cpuSystemUs: cpu.system, rss: mem.rss, heapUsed: mem.heapUsed };
+  },
+  /** Connections accepted by each worker so far (empty for a single in-process proxy). */
+  async spread() {
+    return { perWorker: (await running?.workerConnections?.()) ?? [] };
   },
   gc() {
     const gc = (globalThis as { gc?: () => void }).gc;

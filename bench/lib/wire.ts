@@ -7,11 +7,13 @@
  * - 'tls': a fake-TLS ClientHello, the server flight checked, then everything above inside TLS records.
  * Inbound bytes are only counted (TLS: application-data payload bytes), never decrypted.
  */
+import { randomFillSync } from 'node:crypto';
 import net from 'node:net';
 import {
   buildClientHello,
   helloRandom,
   readServerFlight,
+  signClientHello,
   x25519PublicKey,
 } from '../../src/client/tls-hello.ts';
 import { type CtrStream, createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
@@ -29,7 +31,33 @@ export interface Target {
 }
 
 const MAX_RECORD = 16384;
-let sharedKeyShare: Buffer | null = null;
+let helloTemplate: { key: string; record: Buffer } | null = null;
+/** Offset of the 32-byte session id in a ClientHello record (after the random and its length byte). */
+const SESSION_ID_OFFSET = 5 + 4 + 2 + 32 + 1;
+
+/**
+ * A fresh, correctly signed ClientHello. Building the modern shape is far dearer than the proxy's check of it,
+ * so the load generator builds one per process and only renews the session id and the digest each time.
+ */
+function nextHello(secret: Buffer, domain: string): Buffer {
+  const key = `${secret.toString('hex')}/${domain}`;
+  if (helloTemplate?.key !== key) {
+    const record = buildClientHello({
+      shape: 'modern',
+      secret,
+      domain,
+      unixTime: Math.floor(Date.now() / 1000),
+      // One key share for every hello: the proxy never completes a real key exchange, and keygen is not free.
+      x25519Key: x25519PublicKey(),
+      fixedOrder: true,
+    });
+    helloTemplate = { key, record };
+  }
+  const record = Buffer.from(helloTemplate.record);
+  randomFillSync(record, SESSION_ID_OFFSET, 32);
+  signClientHello(record, secret, Math.floor(Date.now() / 1000));
+  return record;
+}
 
 /** Turn transport payload into what goes on the socket (encryption when framed, TLS records when tls). */
 export class ClientSession {
@@ -152,20 +180,13 @@ export async function openSession(t: Target): Promise<ClientSession> {
   socket.on('error', () => {});
   if (t.wire === 'plain') return new ClientSession(socket, null, false, null);
   const secret = Buffer.from(t.secret ?? '', 'hex');
-  const o2 = createInitiatorHeader('intermediate', t.dcId ?? 2, secret);
+  // Inside fake-TLS, clients speak padded intermediate (what `ee` clients do); elsewhere plain intermediate.
+  const o2 = createInitiatorHeader(t.wire === 'tls' ? 'padded' : 'intermediate', t.dcId ?? 2, secret);
   if (t.wire === 'o2') {
     socket.write(o2.header);
     return new ClientSession(socket, t.framed ? o2.encrypt : null, false, null);
   }
-  // One key share for every hello: the proxy never completes a real key exchange, and keygen is not free.
-  sharedKeyShare ??= x25519PublicKey();
-  const hello = buildClientHello({
-    shape: 'modern',
-    secret,
-    domain: t.domain ?? 'example.com',
-    unixTime: Math.floor(Date.now() / 1000),
-    x25519Key: sharedKeyShare,
-  });
+  const hello = nextHello(secret, t.domain ?? 'example.com');
   socket.write(hello);
   const leftover = await readFlight(socket, helloRandom(hello), secret);
   // Telegram's clients send a ChangeCipherSpec before the first application-data record.

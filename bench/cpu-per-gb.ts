@@ -1,0 +1,65 @@
+/**
+ * Figure: the proxy process's CPU seconds (user + system, all threads) per GB relayed, with 1 and 2 workers,
+ * under the many-streams throughput load. The 2-worker figure shows what coordination costs the data path
+ * (target: within 15% of one worker's).
+ */
+import type { PathKind } from './lib/harness.ts';
+import type { Actor } from './lib/ipc.ts';
+import { type Row, row } from './lib/report.ts';
+import { sizes } from './lib/sizes.ts';
+import { runStandalone } from './lib/standalone.ts';
+import { measureThroughput } from './throughput.ts';
+
+export async function run(loadgens: Actor[], paths: PathKind[] = ['direct', 'middle']): Promise<Row[]> {
+  const streams = sizes.manyStreams;
+  const perStream = Math.max(64 * 1024, Math.floor(sizes.streamBytes / streams));
+  const ceiling = await measureThroughput(loadgens, { kind: 'ceiling' }, streams, perStream);
+  const rows = [
+    row(
+      'cpu-per-gb',
+      `ceiling, ${streams} streams`,
+      'CPU s/GB',
+      ceiling.cpuSecPerGb,
+      's/GB',
+      ceiling.cpuSecPerGb,
+    ),
+  ];
+  for (const kind of paths) {
+    let one: number | null = null;
+    for (const workers of [1, 2]) {
+      const scenario = `${kind}, ${workers} worker${workers > 1 ? 's' : ''}, ${streams} streams`;
+      try {
+        const r = await measureThroughput(loadgens, { kind, workers }, streams, perStream);
+        const vsOne =
+          one !== null ? `${((100 * (r.cpuSecPerGb - one)) / one).toFixed(0)}% vs 1 worker; ` : '';
+        if (workers === 1) one = r.cpuSecPerGb;
+        rows.push(
+          row(
+            'cpu-per-gb',
+            scenario,
+            'CPU s/GB',
+            r.cpuSecPerGb,
+            's/GB',
+            ceiling.cpuSecPerGb,
+            `${vsOne}${r.mbPerSec.toFixed(0)} MB/s`,
+          ),
+        );
+      } catch (e) {
+        rows.push(
+          row(
+            'cpu-per-gb',
+            scenario,
+            'CPU s/GB',
+            Number.NaN,
+            's/GB',
+            ceiling.cpuSecPerGb,
+            `failed: ${(e as Error).message.split('\n')[0]}`,
+          ),
+        );
+      }
+    }
+  }
+  return rows;
+}
+
+if (import.meta.main) await runStandalone(run);

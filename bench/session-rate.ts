@@ -1,0 +1,116 @@
+/**
+ * Figure: new sessions per second. Each load-generator loop connects, completes the handshake (fake-TLS:
+ * ClientHello, ServerHello check, obfuscated2 header), does one small round trip through the upstream and
+ * closes, as fast as it can. With 2 workers the per-worker split of accepted connections is reported too.
+ */
+import { cpuSeconds, type PathKind, startPath } from './lib/harness.ts';
+import type { Actor } from './lib/ipc.ts';
+import { type Row, row } from './lib/report.ts';
+import { sizes } from './lib/sizes.ts';
+import { runStandalone } from './lib/standalone.ts';
+
+export interface RateResult {
+  perSec: number;
+  failures: number;
+  perWorker: number[];
+  /** Proxy CPU time per completed session. */
+  cpuUsPerSession: number;
+  /** Proxy CPU use during the run, in cores. */
+  proxyCores: number;
+}
+
+export async function measureSessionRate(
+  loadgens: Actor[],
+  kind: PathKind,
+  workers: number,
+): Promise<RateResult> {
+  const path = await startPath({ kind, workers }, { mode: 'echo' });
+  try {
+    const before = await path.usage();
+    const results = await Promise.all(
+      loadgens.map((g) =>
+        g.call<{ completed: number; failures: number; elapsedMs: number }>('churn', {
+          target: path.target,
+          concurrency: sizes.churnConcurrency,
+          durationMs: sizes.durationMs,
+        }),
+      ),
+    );
+    const after = await path.usage();
+    const { perWorker } = await path.proxy.call<{ perWorker: number[] }>('spread');
+    const elapsed = Math.max(...results.map((r) => r.elapsedMs)) / 1000;
+    const completed = results.reduce((n, r) => n + r.completed, 0);
+    const cpu = cpuSeconds(before, after);
+    return {
+      perSec: completed / elapsed,
+      cpuUsPerSession: (cpu * 1e6) / Math.max(1, completed),
+      proxyCores: cpu / elapsed,
+      failures: results.reduce((n, r) => n + r.failures, 0),
+      perWorker,
+    };
+  } finally {
+    await path.stop();
+  }
+}
+
+function spreadNote(r: RateResult): string | undefined {
+  const notes: string[] = [];
+  if (r.perWorker.length > 1) {
+    const total = r.perWorker.reduce((a, b) => a + b, 0);
+    notes.push(
+      `per-worker share ${r.perWorker.map((n) => `${((100 * n) / Math.max(1, total)).toFixed(0)}%`).join(' / ')}`,
+    );
+  }
+  notes.push(`proxy at ${r.proxyCores.toFixed(2)} cores, ${r.cpuUsPerSession.toFixed(0)} µs CPU/session`);
+  if (r.failures > 0) notes.push(`${r.failures} failed`);
+  return notes.length ? notes.join('; ') : undefined;
+}
+
+export async function run(loadgens: Actor[]): Promise<Row[]> {
+  const ceiling = await measureSessionRate(loadgens, 'ceiling', 1);
+  const rows = [
+    row(
+      'session-rate',
+      'ceiling (connect + round trip)',
+      'sessions/s',
+      ceiling.perSec,
+      '1/s',
+      ceiling.perSec,
+    ),
+  ];
+  for (const [kind, workers] of [
+    ['tls', 1],
+    ['tls', 2],
+    ['direct', 1],
+  ] as Array<[PathKind, number]>) {
+    try {
+      const r = await measureSessionRate(loadgens, kind, workers);
+      rows.push(
+        row(
+          'session-rate',
+          `${kind}, ${workers} worker${workers > 1 ? 's' : ''}`,
+          'sessions/s',
+          r.perSec,
+          '1/s',
+          ceiling.perSec,
+          spreadNote(r),
+        ),
+      );
+    } catch (e) {
+      rows.push(
+        row(
+          'session-rate',
+          `${kind}, ${workers} workers`,
+          'sessions/s',
+          Number.NaN,
+          '1/s',
+          ceiling.perSec,
+          `failed: ${(e as Error).message.split('\n')[0]}`,
+        ),
+      );
+    }
+  }
+  return rows;
+}
+
+if (import.meta.main) await runStandalone(run);
