@@ -107,6 +107,7 @@ export class RpcLink {
   private ourPid: ProcessId | null = null;
   private proxyAddress: Buffer = Buffer.alloc(20);
   private timer: NodeJS.Timeout | null = null;
+  private corked = false;
   /** Right after the plaintext nonce answer (see onData). */
   private mayHavePlainPadding = true;
   /** Became ready at some point (a closed link that never did was a failed attempt). */
@@ -347,8 +348,19 @@ export class RpcLink {
   private writePlain(data: Buffer): boolean {
     this.bytesOut += data.length;
     this.opts.stats.bytesToDc += data.length;
+    if (!this.corked) {
+      // Many clients write small packets in the same tick: send them in one syscall, without Nagle's delay.
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
     return this.socket.write(data);
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   private writeEncrypted(frame: Buffer): boolean {
     return this.writePlain(this.encryptor!.update(frame));
