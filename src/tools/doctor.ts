@@ -572,6 +572,40 @@ async function readSource(source: string, timeoutMs: number): Promise<string> {
   return await readFile(source, 'utf8');
 }
 
+/** Middle mode: the public IPv4 goes into the RPC key derivation, so it must be right (NAT included). */
+export async function checkExternalIp(config: Config, timeoutMs: number): Promise<CheckResult> {
+  const check = 'external ip';
+  const configured = config.telegram.externalIp;
+  if (configured) return result(check, 'ok', `telegram.external_ip = ${configured}`);
+  const url = config.telegram.ipLookupUrl;
+  if (!url)
+    return result(check, 'ok', 'the local address of each upstream connection is used (ip_lookup_url = "")');
+  let text: string;
+  try {
+    text = (await readSource(url, timeoutMs)).trim();
+  } catch (e) {
+    return result(
+      check,
+      'warn',
+      `cannot detect the public IPv4 through ${url} (${errorCode(e)}); behind NAT the middle proxies will refuse the handshake`,
+      'set telegram.external_ip = "PUBLIC" (or "LOCAL:PUBLIC" behind NAT)',
+    );
+  }
+  if (net.isIP(text) !== 4) {
+    return result(check, 'warn', `${url} did not answer with an IPv4 address`, 'set telegram.external_ip');
+  }
+  const local = Object.values(networkInterfaces())
+    .flat()
+    .some((a) => a?.address === text);
+  return result(
+    check,
+    'ok',
+    local
+      ? `public IPv4 ${text} (an address of this host)`
+      : `public IPv4 ${text} is not on this host (NAT): it is used in the middle-proxy key derivation`,
+  );
+}
+
 export async function checkMiddleProxies(config: Config, opts: DoctorOptions): Promise<CheckResult[]> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const source = config.telegram.proxyConfig;
@@ -609,6 +643,7 @@ export async function checkMiddleProxies(config: Config, opts: DoctorOptions): P
       'allow outbound TCP to the addresses in the middle-proxy list (port 8888)',
     ),
   ];
+  out.push(await checkExternalIp(config, timeoutMs));
   try {
     const secret = await readSource(config.telegram.proxySecret, timeoutMs);
     out.push(

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -211,14 +212,34 @@ describe('doctor', () => {
     const list = dcPorts.map((p, i) => `proxy_for ${i + 1} 127.0.0.1:${p};`).join('\n');
     writeFileSync(join(dir, 'proxy-multi.conf'), `default 2;\n${list}\n`);
     writeFileSync(join(dir, 'proxy-secret'), Buffer.alloc(128, 7));
-    const top = `[telegram]\nproxy_config = "${join(dir, 'proxy-multi.conf')}"\nproxy_secret = "${join(dir, 'proxy-secret')}"`;
+    const ipService = createHttpServer((_req, res) => res.end('203.0.113.9\n'));
+    const ipPort = await listen(ipService);
+    const top = [
+      '[telegram]',
+      `proxy_config = "${join(dir, 'proxy-multi.conf')}"`,
+      `proxy_secret = "${join(dir, 'proxy-secret')}"`,
+      `ip_lookup_url = "http://127.0.0.1:${ipPort}/"`,
+    ].join('\n');
     const text = configText()
       .replace('mode = "direct"', 'mode = "middle"')
       .replace('workers = 1', `workers = 1\n${top}`);
     const results = await doctor(parseConfig(text));
     assert.equal(find(results, 'telegram middle')?.status, 'ok');
     assert.equal(find(results, 'telegram secret')?.status, 'ok');
+    assert.match(
+      find(results, 'external ip', 'ok')?.message ?? '',
+      /203\.0\.113\.9 is not on this host \(NAT\)/,
+    );
     assert.equal(find(results, 'telegram direct'), undefined, 'no direct listener');
+
+    const noLookup = await doctor(
+      parseConfig(text.replace(`http://127.0.0.1:${ipPort}/`, `http://127.0.0.1:${closedPort}/`)),
+    );
+    assert.equal(find(noLookup, 'external ip')?.status, 'warn');
+    const fixed = await doctor(
+      parseConfig(text.replace('[telegram]', '[telegram]\nexternal_ip = "10.0.0.5:203.0.113.5"')),
+    );
+    assert.match(find(fixed, 'external ip', 'ok')?.message ?? '', /10\.0\.0\.5:203\.0\.113\.5/);
 
     writeFileSync(join(dir, 'proxy-multi.conf'), '<html>blocked</html>\n');
     const garbage = await doctor(parseConfig(text));
