@@ -3,6 +3,7 @@
  * tables, the Prometheus endpoint and the admin API. Started after the listeners, re-configured on every
  * reload (rules, allow list, token, and a restart of either HTTP server whose address changed), stopped last.
  */
+import { configLinks } from '../config/links.ts';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log.ts';
 import { createMetricsRegistry, type MetricsRegistry, type StatsSource } from '../metrics/registry.ts';
@@ -20,8 +21,8 @@ export interface OperationsHost {
   reloadFromFile(): Promise<ReloadOutcome>;
   /** Optional upstream summary for /status. */
   upstreamStatus?(): Record<string, unknown>;
-  /** The client links of every listener (bound ports resolved). */
-  links(): LinksDocument;
+  /** The client links of every listener (default: from the config and the bound ports). */
+  links?(): LinksDocument;
   /** Bound address of a running listener; throws when it is not listening. */
   address?(listener: string): { host: string; port: number };
 }
@@ -34,8 +35,12 @@ export interface OperationsOptions {
   counters?: CounterStore;
   /** Ready-made tables (tests); default opened from the state folder when first needed. */
   tables?: PolicyTables;
-  /** Stats of every worker for /metrics; default this process's. */
+  /** Stats of every worker for /metrics and /status; default this process's. */
   metricsSources?: StatsSource;
+  /** Bring worker stats up to date before a scrape or a status answer. */
+  refreshStats?: () => Promise<void>;
+  /** A table was edited through the admin API (worker threads re-read their copies). */
+  tablesChanged?: () => Promise<void>;
 }
 
 function sameListen(a: Config['admin']['listen'], b: Config['admin']['listen']): boolean {
@@ -58,6 +63,8 @@ export class Operations {
   #metricsServer: MetricsServer | null = null;
   #admin: AdminServer | null = null;
   #host: OperationsHost | null = null;
+  readonly #refreshStats: (() => Promise<void>) | undefined;
+  readonly #tablesChanged: (() => Promise<void>) | undefined;
   #stopped = false;
 
   constructor(opts: OperationsOptions) {
@@ -68,6 +75,8 @@ export class Operations {
     this.#ownsTables = opts.tables === undefined;
     const stats = [opts.stats];
     this.#metricsSources = opts.metricsSources ?? (() => stats);
+    this.#refreshStats = opts.refreshStats;
+    this.#tablesChanged = opts.tablesChanged;
     // Open the database up front when the config needs it, so a bad state folder fails the start, not a client.
     if (usesTables(opts.config)) this.tables();
     // After stop() a straggling session must not reopen the database.
@@ -157,7 +166,12 @@ export class Operations {
         },
       },
     });
-    const server = new MetricsServer({ registry: this.#metrics, allow: next.metrics.allow, log: this.#log });
+    const server = new MetricsServer({
+      registry: this.#metrics,
+      allow: next.metrics.allow,
+      log: this.#log,
+      beforeScrape: this.#refreshStats,
+    });
     try {
       await server.start(listen);
     } catch (e) {
@@ -182,19 +196,22 @@ export class Operations {
       return;
     }
     const host = this.#host!;
+    const portOf = (name: string): number | null => {
+      try {
+        return host.address?.(name).port ?? null;
+      } catch {
+        return null;
+      }
+    };
     const admin = new AdminServer({
       token,
       log: this.#log,
       hooks: {
         status: () =>
-          buildStatus(host.config, this.#stats, host.upstreamStatus?.() ?? {}, Date.now(), (name) => {
-            try {
-              return host.address?.(name).port ?? null;
-            } catch {
-              return null;
-            }
-          }),
-        links: () => host.links(),
+          buildStatus(host.config, this.#metricsSources(), host.upstreamStatus?.() ?? {}, Date.now(), portOf),
+        links: () => host.links?.() ?? { links: configLinks(host.config, (l) => portOf(l.name) ?? l.port) },
+        refresh: this.#refreshStats,
+        tablesChanged: this.#tablesChanged,
         reload: () => host.reloadFromFile(),
         tables: this.tables(),
         tableKey: (name) => this.policy.tableKey(name),

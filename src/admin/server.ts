@@ -21,6 +21,10 @@ export interface AdminHooks {
   status(): unknown;
   /** Client links per listener. */
   links(): unknown;
+  /** Optional: bring the numbers up to date before /status (worker threads report asynchronously). */
+  refresh?(): Promise<void>;
+  /** Optional: a table was edited (worker threads re-read their copies). */
+  tablesChanged?(): Promise<void>;
   reload(): Promise<ReloadOutcome>;
   tables: PolicyTables;
   /** Key the current policy rules check a table against (null: not referenced). */
@@ -219,6 +223,7 @@ export class AdminServer {
     }
     if (segments.length === 1 && head === 'status') {
       if (method !== 'GET') methodNotAllowed('GET');
+      await this.#hooks.refresh?.();
       return sendJson(res, 200, this.#hooks.status());
     }
     if (segments.length === 1 && head === 'links') {
@@ -285,18 +290,20 @@ export class AdminServer {
     }
   }
 
-  #addValue(res: http.ServerResponse, name: string, input: string): void {
+  async #addValue(res: http.ServerResponse, name: string, input: string): Promise<void> {
     const value = this.#canonical(name, input);
     const added = this.#hooks.tables.add(name, value);
+    if (added) await this.#hooks.tablesChanged?.();
     this.#log?.info({ table: name, value, added }, 'policy table value added');
     sendJson(res, added ? 201 : 200, { table: name, value, added });
   }
 
-  #removeValue(res: http.ServerResponse, name: string, input: string): void {
+  async #removeValue(res: http.ServerResponse, name: string, input: string): Promise<void> {
     const value = this.#canonical(name, input);
     if (!this.#hooks.tables.remove(name, value)) {
       throw new HttpError(404, `"${value}" is not in table "${name}"`);
     }
+    await this.#hooks.tablesChanged?.();
     this.#log?.info({ table: name, value }, 'policy table value removed');
     sendJson(res, 200, { table: name, value, removed: true });
   }

@@ -44,58 +44,85 @@ export interface ProxyStatus {
   upstream: Record<string, unknown>;
 }
 
+function addMap(into: Record<string, number>, from: Map<string, number>): void {
+  for (const [k, v] of from) into[k] = (into[k] ?? 0) + v;
+}
+
+/**
+ * The /status document. `stats` may be several sources (one per worker thread): counts are summed, and the
+ * reload and start facts come from the first (the process that reloads).
+ */
 export function buildStatus(
   config: Config,
-  stats: Stats,
+  stats: Stats | readonly Stats[],
   upstream: Record<string, unknown> = {},
   now = Date.now(),
   /** The bound port of a running listener (the config may say 0). */
   boundPort: (listener: string) => number | null = () => null,
 ): ProxyStatus {
+  const sources: readonly Stats[] = Array.isArray(stats) ? stats : [stats as Stats];
+  const primary = sources[0];
   let active = 0;
   let total = 0;
   const listeners = config.listeners.map((l): ListenerStatus => {
-    const s = stats.listener(l.name);
-    const sessions = {} as ListenerStatus['sessions'];
-    for (const p of PROTOCOLS) {
-      sessions[p] = { active: s.sessionsActive[p], total: s.sessionsTotal[p] };
-      active += s.sessionsActive[p];
-      total += s.sessionsTotal[p];
-    }
-    return {
+    const out: ListenerStatus = {
       name: l.name,
       host: l.host,
       port: boundPort(l.name) ?? l.port,
       protocols: [...l.allowedProtocols],
-      connectionsActive: s.connectionsActive,
-      connectionsTotal: s.connectionsTotal,
-      sessions,
-      handshakeFailures: Object.fromEntries(s.handshakeFailures),
-      policyRejections: Object.fromEntries(s.policyRejections),
-      fronted: s.fronted,
-      replays: s.replays,
+      connectionsActive: 0,
+      connectionsTotal: 0,
+      sessions: Object.fromEntries(
+        PROTOCOLS.map((p) => [p, { active: 0, total: 0 }]),
+      ) as ListenerStatus['sessions'],
+      handshakeFailures: {},
+      policyRejections: {},
+      fronted: 0,
+      replays: 0,
     };
+    for (const source of sources) {
+      const s = source.listeners.get(l.name);
+      if (!s) continue;
+      out.connectionsActive += s.connectionsActive;
+      out.connectionsTotal += s.connectionsTotal;
+      for (const p of PROTOCOLS) {
+        out.sessions[p].active += s.sessionsActive[p];
+        out.sessions[p].total += s.sessionsTotal[p];
+      }
+      addMap(out.handshakeFailures, s.handshakeFailures);
+      addMap(out.policyRejections, s.policyRejections);
+      out.fronted += s.fronted;
+      out.replays += s.replays;
+    }
+    for (const p of PROTOCOLS) {
+      active += out.sessions[p].active;
+      total += out.sessions[p].total;
+    }
+    return out;
   });
-  const dcs = [...stats.dcs.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([dc, s]) => ({
-      dc,
-      connectionsActive: s.linksActive,
-      connects: s.connects,
-      connectErrors: s.connectErrors,
-    }));
+  const dcMap = new Map<number, DcStatus>();
+  for (const source of sources) {
+    for (const [dc, s] of source.dcs) {
+      const d = dcMap.get(dc) ?? { dc, connectionsActive: 0, connects: 0, connectErrors: 0 };
+      d.connectionsActive += s.linksActive;
+      d.connects += s.connects;
+      d.connectErrors += s.connectErrors;
+      dcMap.set(dc, d);
+    }
+  }
+  const dcs = [...dcMap.values()].sort((a, b) => a.dc - b.dc);
   return {
     version: pkg.version,
     node: process.version,
     pid: process.pid,
-    startedAt: new Date(stats.startedAt).toISOString(),
-    uptimeSeconds: Math.max(0, Math.round((now - stats.startedAt) / 1000)),
+    startedAt: new Date(primary.startedAt).toISOString(),
+    uptimeSeconds: Math.max(0, Math.round((now - primary.startedAt) / 1000)),
     configFile: config.file,
     reloads: {
-      total: stats.reloadsTotal,
-      failures: stats.reloadFailures,
-      lastOk: stats.lastReloadOk,
-      lastAt: stats.lastReloadAt ? new Date(stats.lastReloadAt).toISOString() : null,
+      total: primary.reloadsTotal,
+      failures: primary.reloadFailures,
+      lastOk: primary.lastReloadOk,
+      lastAt: primary.lastReloadAt ? new Date(primary.lastReloadAt).toISOString() : null,
     },
     sessions: { active, total },
     listeners,

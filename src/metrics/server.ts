@@ -44,17 +44,21 @@ export interface MetricsServerOptions {
   registry: MetricsRegistry;
   allow: readonly string[];
   log?: Logger;
+  /** Runs before each scrape (worker threads report their counters on request). */
+  beforeScrape?: () => Promise<void>;
 }
 
 export class MetricsServer {
   readonly #registry: MetricsRegistry;
   readonly #log: Logger | undefined;
+  readonly #beforeScrape: (() => Promise<void>) | undefined;
   #allow: net.BlockList | null;
   #server: http.Server | null = null;
 
   constructor(opts: MetricsServerOptions) {
     this.#registry = opts.registry;
     this.#log = opts.log;
+    this.#beforeScrape = opts.beforeScrape;
     this.#allow = compileAllowList(opts.allow);
   }
 
@@ -106,7 +110,10 @@ export class MetricsServer {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;
     }
-    this.#registry.scrape().then(
+    const scrape = this.#beforeScrape
+      ? this.#beforeScrape().then(() => this.#registry.scrape())
+      : this.#registry.scrape();
+    scrape.then(
       (text) => {
         res.writeHead(200, { 'content-type': this.#registry.contentType });
         res.end(req.method === 'HEAD' ? undefined : text);

@@ -21,6 +21,8 @@ const tables = new PolicyTables(null);
 const engine = new PolicyEngine({ rules, tables });
 let nextReload: ReloadOutcome = { ok: true };
 let reloads = 0;
+let refreshes = 0;
+let tableEdits = 0;
 const admin = new AdminServer({
   token: TOKEN,
   hooks: {
@@ -31,6 +33,12 @@ const admin = new AdminServer({
       return nextReload;
     },
     tables,
+    refresh: async () => {
+      refreshes++;
+    },
+    tablesChanged: async () => {
+      tableEdits++;
+    },
     tableKey: (name) => engine.tableKey(name),
     referencedTables: () => engine.referencedTables(),
   },
@@ -96,12 +104,14 @@ test('every path answers 401 without the right token, before routing', async () 
     }
   }
   assert.equal(reloads, 0, 'nothing ran');
+  assert.equal(refreshes + tableEdits, 0, 'no hook ran');
   assert.equal(tables.size('blocked'), 0, 'nothing was written');
 });
 
 test('health, status, links', async () => {
   assert.equal((await client.call<{ status: string }>('GET', '/health')).status, 'ok');
   assert.equal((await client.call<{ version: string }>('GET', '/status')).version, '0.0.0-test');
+  assert.ok(refreshes >= 1, 'status refreshes worker stats first');
   const links = await client.call<{ listeners: Array<{ name: string }> }>('GET', '/links');
   assert.equal(links.listeners[0].name, 'main');
   const res = await raw('GET', '/status', { authorization: `bearer ${TOKEN}` });
@@ -171,8 +181,10 @@ test('tables: list, add, get, delete with canonical values and clear errors', as
   assert.match(String((res.body as { error: string }).error), /not in table/);
   res = await client.request('DELETE', '/tables/free', { value: 'example.com' });
   assert.equal(res.status, 200);
+  // Not blocked any more, but not in the (now empty) "nets" whitelist either.
   assert.equal(engine.admit({ listener: 'main', remoteAddress: '203.0.113.9', tlsDomain: null }).ok, false);
   assert.equal(tables.size('blocked'), 0);
+  assert.equal(tableEdits, 6, 'every successful add/remove is announced, no-ops are not');
 });
 
 test('reload reports success and refusal', async () => {

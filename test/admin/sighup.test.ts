@@ -132,6 +132,8 @@ test('SIGHUP applies a new secret and log level to new connections', async () =>
   assert.doesNotMatch(stdout, /"level":"debug"/);
   writeFileSync(file, toml(SECRET_B, 'debug'));
   child.kill('SIGHUP');
+  // The proxy prints its links again once a reload has applied.
+  await until(async () => stdout.includes(`secret=${SECRET_B}`), 'the links of the new secret');
   const s = await reloadsDone(1);
   assert.equal(s.reloads.lastOk, true);
   assert.equal(await works(SECRET_B), true);
@@ -162,10 +164,10 @@ test('an invalid file on SIGHUP is refused and the old config keeps serving', as
   const before = (await status()).reloads.total;
   writeFileSync(file, toml('xyz', 'info'));
   child.kill('SIGHUP');
+  await until(async () => /reload refused: listeners\[0\]\.secret/.test(stderr), 'the refusal message');
   const s = await reloadsDone(before + 1);
   assert.equal(s.reloads.lastOk, false);
   assert.equal(s.reloads.failures, 1);
-  await until(async () => /reload refused: listeners\[0\]\.secret/.test(stderr), 'the refusal message');
   assert.equal(await works(TEST_SECRET_HEX), true);
 });
 

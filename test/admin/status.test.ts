@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildStatus, formatStatus } from '../../src/admin/status.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { Stats } from '../../src/metrics/stats.ts';
+
+const config = parseConfig(`
+[[listeners]]
+name = "main"
+host = "127.0.0.1"
+port = 0
+secret = "0123456789abcdef0123456789abcdef"
+[[listeners]]
+name = "side"
+host = "127.0.0.1"
+port = 0
+secret = "0123456789abcdef0123456789abcdef"
+`);
+
+test('status sums worker sources and takes reload facts from the first', () => {
+  const main = new Stats();
+  const w1 = new Stats();
+  const w2 = new Stats();
+  main.reloadsTotal = 2;
+  main.reloadFailures = 1;
+  main.lastReloadOk = false;
+  main.lastReloadAt = Date.now();
+  w1.listener('main').connectionsActive = 2;
+  w1.listener('main').sessionsActive.padded = 2;
+  w1.listener('main').sessionsTotal.padded = 5;
+  w1.listener('main').fail('MTP_ERR_BAD');
+  w2.listener('main').connectionsActive = 1;
+  w2.listener('main').sessionsActive.tls = 1;
+  w2.listener('main').sessionsTotal.tls = 1;
+  w2.listener('main').fail('MTP_ERR_BAD');
+  w2.listener('main').reject('max_connections(listener)');
+  w1.dc(2).linksActive = 2;
+  w2.dc(2).linksActive = 1;
+  w2.dc(4).connectErrors = 3;
+
+  const s = buildStatus(config, [main, w1, w2], { direct: { started: true } }, Date.now(), (name) =>
+    name === 'main' ? 4443 : null,
+  );
+  assert.equal(s.sessions.active, 3);
+  assert.equal(s.sessions.total, 6);
+  const [m, side] = s.listeners;
+  assert.equal(m.port, 4443);
+  assert.equal(side.port, 0);
+  assert.equal(m.connectionsActive, 3);
+  assert.deepEqual(m.sessions.padded, { active: 2, total: 5 });
+  assert.deepEqual(m.handshakeFailures, { MTP_ERR_BAD: 2 });
+  assert.deepEqual(m.policyRejections, { 'max_connections(listener)': 1 });
+  assert.deepEqual(s.dcs, [
+    { dc: 2, connectionsActive: 3, connects: 0, connectErrors: 0 },
+    { dc: 4, connectionsActive: 0, connects: 0, connectErrors: 3 },
+  ]);
+  assert.deepEqual(s.reloads.total, 2);
+  assert.equal(s.reloads.lastOk, false);
+  assert.deepEqual(s.upstream, { mode: 'auto', direct: { started: true } });
+
+  const text = formatStatus(s);
+  assert.match(text, /sessions 3 active, 6 total/);
+  assert.match(text, /main 127\.0\.0\.1:4443 \[classic,secure,tls\] connections 3 active/);
+  assert.match(text, /handshake failures: MTP_ERR_BAD 2/);
+  assert.match(text, /dc 4: 0 open, 0 connects, 3 connect errors/);
+});
