@@ -18,6 +18,10 @@ export interface CoverProfile {
   certRecordSize: number;
   /** The site answered a PQ-capable hello with X25519MLKEM768 (null: unknown). */
   selectsPq: boolean | null;
+  /** Cipher suite the site picked for a Telegram-shaped hello (null: unknown). */
+  cipherSuite: number | null;
+  /** Its ServerHello puts supported_versions before key_share (as OpenSSL does); null: unknown. */
+  versionsFirst: boolean | null;
   source: 'probe' | 'random';
 }
 
@@ -40,6 +44,8 @@ export function coverProfile(domain: string): CoverProfile {
     d = {
       certRecordSize: randomInt(MIN_RANDOM_SIZE, MAX_RANDOM_SIZE + 1),
       selectsPq: null,
+      cipherSuite: null,
+      versionsFirst: null,
       source: 'random',
     };
     drawn.set(k, d);
@@ -115,7 +121,7 @@ export function measure(flight: Buffer, final: boolean): CoverProfile | null {
   if (flight.length < 5 || flight[0] !== 0x16) return null;
   let pos = 0;
   let sawHello = false;
-  let selectsPq = false;
+  let shape: ServerHelloShape | null = null;
   let size = 0;
   while (pos + 5 <= flight.length) {
     const type = flight[pos];
@@ -125,7 +131,7 @@ export function measure(flight: Buffer, final: boolean): CoverProfile | null {
     if (!sawHello) {
       if (type !== 0x16 || body[0] !== 0x02) return null;
       sawHello = true;
-      selectsPq = serverHelloGroup(body) === GROUP_X25519_MLKEM768;
+      shape = serverHelloShape(body);
     } else if (type === 0x17 || type === 0x16) {
       size += length;
     } else if (type === 0x15) {
@@ -133,28 +139,50 @@ export function measure(flight: Buffer, final: boolean): CoverProfile | null {
     }
     pos += 5 + length;
   }
-  if (!sawHello || size === 0 || !final) return null;
-  return { certRecordSize: Math.min(size, MAX_RECORD_PAYLOAD), selectsPq, source: 'probe' };
+  if (!sawHello || shape === null || size === 0 || !final) return null;
+  return {
+    certRecordSize: Math.min(size, MAX_RECORD_PAYLOAD),
+    selectsPq: shape.group === GROUP_X25519_MLKEM768,
+    cipherSuite: shape.cipherSuite,
+    versionsFirst: shape.versionsFirst,
+    source: 'probe',
+  };
 }
 
-/** The key_share group a ServerHello body selected, or -1. */
-function serverHelloGroup(body: Buffer): number {
+interface ServerHelloShape {
+  cipherSuite: number;
+  group: number;
+  versionsFirst: boolean;
+}
+
+/** What a ServerHello handshake body chose, or null when it does not parse as one. */
+function serverHelloShape(body: Buffer): ServerHelloShape | null {
   try {
     let p = 4 + 2 + 32;
     p += 1 + body[p];
+    const cipherSuite = body.readUInt16BE(p);
     p += 2 + 1;
     const extEnd = p + 2 + body.readUInt16BE(p);
     p += 2;
-    while (p + 4 <= extEnd) {
+    let group = -1;
+    let versionsAt = -1;
+    let keyShareAt = -1;
+    for (let i = 0; p + 4 <= extEnd; i++) {
       const type = body.readUInt16BE(p);
       const len = body.readUInt16BE(p + 2);
-      if (type === 0x0033 && len >= 2) return body.readUInt16BE(p + 4);
+      if (type === 0x0033 && len >= 2) {
+        group = body.readUInt16BE(p + 4);
+        keyShareAt = i;
+      } else if (type === 0x002b) {
+        versionsAt = i;
+      }
       p += 4 + len;
     }
+    return { cipherSuite, group, versionsFirst: versionsAt >= 0 && versionsAt < keyShareAt };
   } catch {
-    // A truncated ServerHello just means "unknown".
+    // A truncated ServerHello: nothing learned.
+    return null;
   }
-  return -1;
 }
 
 /** Where to probe a listener's cover domain: the fronting target (fixed host, or the domain itself). */

@@ -79,7 +79,8 @@ interface DigestMatch {
  */
 function matchSecret(listener: ListenerConfig, record: Buffer, hello: ClientHello): DigestMatch | null {
   const zeroed = zeroedHello(record);
-  const bases = listener.extraSecrets.length === 0 ? [listener.secret] : [listener.secret, ...listener.extraSecrets];
+  const bases =
+    listener.extraSecrets.length === 0 ? [listener.secret] : [listener.secret, ...listener.extraSecrets];
   const salt = listener.perSniSalt;
   if (salt === null) {
     for (const secret of bases) {
@@ -134,10 +135,12 @@ export function tryFakeTlsHandshake(
     secret: match.secret,
     clientRandom: hello.random,
     sessionId: hello.sessionId,
-    cipherSuite: chooseCipherSuite(hello.cipherSuites),
+    cipherSuite: chooseCipherSuite(hello.cipherSuites, profile.cipherSuite),
     keyShareGroup: share.group,
     keyShare: randomBytes(serverKeyShareLength(share.group, share.key.length)),
     appData: fakeCertificatePayload(certRecordSizeFor(listener, hello.sni)),
+    // Most TLS 1.3 servers (OpenSSL, BoringSSL, Go) put supported_versions first.
+    versionsFirst: profile.versionsFirst ?? true,
   });
   return {
     kind: 'ok',

@@ -16,6 +16,7 @@ import {
   coverProfile,
   forgetCoverProfiles,
   probeCoverDomain,
+  rememberCoverProfile,
   startCertProbes,
 } from '../../src/faketls/cert-probe.ts';
 import { logger } from '../../src/log.ts';
@@ -29,7 +30,7 @@ import {
   startHttpsSite,
   startRecordingSite,
 } from '../helpers/https-site.ts';
-import { basicToml, startTestProxy, type TestProxy } from '../helpers/proxy.ts';
+import { basicToml, startTestProxy, TEST_SECRET, type TestProxy } from '../helpers/proxy.ts';
 
 const run = promisify(execFile);
 
@@ -219,4 +220,84 @@ test('certificate size probe learns the cover site flight size', async () => {
   probes.stop();
   assert.equal(coverProfile(SITE_DOMAIN).source, 'probe');
   forgetCoverProfiles();
+});
+
+/** Records of a server flight: [type, payload] until the bytes run out. */
+function records(flight: Buffer): [number, Buffer][] {
+  const out: [number, Buffer][] = [];
+  for (let pos = 0; pos + 5 <= flight.length; ) {
+    const len = flight.readUInt16BE(pos + 3);
+    out.push([flight[pos], flight.subarray(pos + 5, pos + 5 + len)]);
+    pos += 5 + len;
+  }
+  return out;
+}
+
+/** Send a hello, collect the answer until the server goes quiet. */
+async function flightFrom(port: number, hello: Buffer): Promise<Buffer> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  socket.on('error', () => {});
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve) => {
+    let quiet: NodeJS.Timeout | null = null;
+    const done = setTimeout(resolve, 3000);
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      if (quiet) clearTimeout(quiet);
+      quiet = setTimeout(() => {
+        clearTimeout(done);
+        resolve();
+      }, 300);
+    });
+    socket.write(hello);
+  });
+  socket.destroy();
+  return Buffer.concat(chunks);
+}
+
+test('with tls_cert_size = "auto" the fake flight has the shape of the cover site flight', async () => {
+  restore();
+  forgetCoverProfiles();
+  const profile = await probeCoverDomain({ host: '127.0.0.1', port: site.port }, SITE_DOMAIN, 3000);
+  assert.ok(profile);
+  rememberCoverProfile(SITE_DOMAIN, profile);
+  setListener({ tlsCertSize: 'auto' });
+  try {
+    const real = records(
+      await flightFrom(
+        site.port,
+        buildClientHello({ shape: 'modern', secret: Buffer.alloc(16), domain: SITE_DOMAIN, unixTime: 1 }),
+      ),
+    );
+    const fake = records(
+      await flightFrom(
+        proxy.port(),
+        buildClientHello({
+          shape: 'modern',
+          secret: TEST_SECRET,
+          domain: SITE_DOMAIN,
+          unixTime: Math.floor(Date.now() / 1000),
+        }),
+      ),
+    );
+    assert.equal(fake.length, 3);
+    assert.deepEqual(
+      fake.map(([t]) => t),
+      [0x16, 0x14, 0x17],
+    );
+    // Same ServerHello size and bytes outside random/session id/key share (cipher, extension order, PQ group).
+    const [realHello, fakeHello] = [real[0][1], fake[0][1]];
+    assert.equal(fakeHello.length, realHello.length);
+    const suiteAt = 4 + 2 + 32 + 1 + 32;
+    assert.equal(fakeHello.readUInt16BE(suiteAt), realHello.readUInt16BE(suiteAt));
+    assert.deepEqual(fakeHello.subarray(suiteAt, suiteAt + 11), realHello.subarray(suiteAt, suiteAt + 11));
+    assert.equal(fakeHello.readUInt16BE(suiteAt + 3 + 2 + 6 + 4), 0x11ec);
+    // The encrypted flight: one record about as long as all of the site's records together.
+    const realFlight = real.filter(([t]) => t === 0x17).reduce((n, [, p]) => n + p.length, 0);
+    // (An ECDSA signature's DER length varies by a byte or two between handshakes.)
+    assert.ok(Math.abs(fake[2][1].length - realFlight) <= 8, `${fake[2][1].length} vs ${realFlight}`);
+  } finally {
+    setListener({ tlsCertSize: 2900 });
+    forgetCoverProfiles();
+  }
 });

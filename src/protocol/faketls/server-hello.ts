@@ -6,7 +6,7 @@
  * "certificate" must be a single record whatever size it imitates.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { GROUP_X25519_MLKEM768 } from './client-hello.ts';
+import { GROUP_X25519_MLKEM768, hmacKey } from './client-hello.ts';
 import { MAX_RECORD_PAYLOAD } from './records.ts';
 
 export const CIPHER_TLS_AES_128_GCM_SHA256 = 0x1301;
@@ -23,7 +23,11 @@ export interface ServerHelloParams {
   keyShare: Buffer;
   /** Payload of the application-data record imitating the encrypted certificate flight. */
   appData: Buffer;
+  /** supported_versions before key_share (OpenSSL's order); default key_share first, as the reference. */
+  versionsFirst?: boolean;
 }
+
+const SUPPORTED_VERSIONS_TLS13 = Buffer.from([0x00, 0x2b, 0x00, 0x02, 0x03, 0x04]);
 
 const DIGEST_OFFSET = 11;
 
@@ -48,25 +52,33 @@ export function buildServerHello(p: ServerHelloParams): Buffer {
   o = out.writeUInt16BE(p.cipherSuite, o);
   out[o++] = 0; // compression
   o = out.writeUInt16BE(extensionsLength, o);
+  if (p.versionsFirst) o += SUPPORTED_VERSIONS_TLS13.copy(out, o);
   o = out.writeUInt16BE(0x0033, o);
   o = out.writeUInt16BE(4 + p.keyShare.length, o);
   o = out.writeUInt16BE(p.keyShareGroup, o);
   o = out.writeUInt16BE(p.keyShare.length, o);
   o += p.keyShare.copy(out, o);
-  o += Buffer.from([0x00, 0x2b, 0x00, 0x02, 0x03, 0x04]).copy(out, o);
+  if (!p.versionsFirst) o += SUPPORTED_VERSIONS_TLS13.copy(out, o);
   o += Buffer.from([0x14, 0x03, 0x03, 0x00, 0x01, 0x01]).copy(out, o);
   out[o++] = 0x17;
   out[o++] = 3;
   out[o++] = 3;
   o = out.writeUInt16BE(p.appData.length, o);
   p.appData.copy(out, o);
-  const digest = createHmac('sha256', p.secret).update(p.clientRandom).update(out).digest();
+  const digest = createHmac('sha256', hmacKey(p.secret)).update(p.clientRandom).update(out).digest();
   digest.copy(out, DIGEST_OFFSET);
   return out;
 }
 
-/** TLS 1.3 suite in the client's order, as a server honouring client preference picks; else the reference's. */
-export function chooseCipherSuite(clientSuites: readonly number[]): number {
+/**
+ * The cover site's own choice when the client offered it; else the first TLS 1.3 suite in the client's
+ * order (a server honouring client preference); else the reference's.
+ */
+export function chooseCipherSuite(
+  clientSuites: readonly number[],
+  coverChoice: number | null = null,
+): number {
+  if (coverChoice !== null && clientSuites.includes(coverChoice)) return coverChoice;
   for (const s of clientSuites) if (TLS13_SUITES.includes(s)) return s;
   return CIPHER_ECDHE_RSA_AES_128_GCM_SHA256;
 }
