@@ -366,9 +366,9 @@ install_app() {
   dest=$(app_dir)
   say "Installing the proxy into $dest"
   local item
+  run mkdir -p "$dest"
   for item in package.json package-lock.json bin src deploy README.md CHANGELOG.md; do
     [[ -e $source_dir/$item ]] || continue
-    run mkdir -p "$dest"
     run rm -rf "${dest:?}/$item"
     run cp -R "$source_dir/$item" "$dest/$item"
   done
