@@ -13,6 +13,7 @@
 import { availableParallelism } from 'node:os';
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
+import { Operations } from '../admin/operations.ts';
 import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
@@ -56,6 +57,8 @@ interface Slot {
   pending: Map<number, { resolve: (m: FromWorker & { type: 'reply' }) => void; reject: (e: Error) => void }>;
   /** Resolves when the current worker is ready (or rejects if it failed to start). */
   started: Promise<void> | null;
+  /** Port of each listener in the config this worker runs (0 = it picked one itself). */
+  ports: Map<string, number>;
 }
 
 /** True when this platform lets several sockets bind one port (SO_REUSEPORT through Node's `reusePort`). */
@@ -90,6 +93,8 @@ export class Supervisor {
   #reloadChain: Promise<unknown> = Promise.resolve();
   /** Worker restarts since start (tests and status). */
   restarts = 0;
+  /** Admin API, /metrics and the table store, served from the main thread over every worker's numbers. */
+  readonly #ops: Operations;
 
   constructor(config: Config, opts: SupervisorOptions = {}) {
     this.#config = config;
@@ -104,6 +109,15 @@ export class Supervisor {
     });
     // Enough distinct keys for every connection a worker can hold (bounded by its descriptors anyway).
     this.#counters = SharedCounterStore.create({ maxKeys: 65_536, workers });
+    this.#ops = new Operations({
+      config,
+      stats: this.#stats,
+      log: this.#log,
+      counters: this.#counters,
+      metricsSources: () => this.statsSources(),
+      refreshStats: () => this.refreshStats(),
+      tablesChanged: () => this.tablesChanged(),
+    });
     for (let index = 0; index < workers; index++) {
       this.#slots.push({
         index,
@@ -116,6 +130,7 @@ export class Supervisor {
         lastSnapshot: null,
         pending: new Map(),
         started: null,
+        ports: new Map(),
       });
     }
   }
@@ -131,6 +146,11 @@ export class Supervisor {
   /** The shared counters (tests and status read them from the main thread). */
   get counters(): SharedCounterStore {
     return this.#counters;
+  }
+
+  /** Admin API, metrics endpoint and policy tables of this process. */
+  get operations(): Operations {
+    return this.#ops;
   }
 
   get replay(): SharedReplayGuard {
@@ -176,6 +196,12 @@ export class Supervisor {
       await this.stop(0);
       throw e;
     }
+    try {
+      await this.#ops.start(this);
+    } catch (e) {
+      await this.stop(0);
+      throw e;
+    }
     this.#started = true;
     this.#log.info({ workers: this.#slots.length, listeners: this.#addresses }, 'workers listening');
   }
@@ -200,6 +226,7 @@ export class Supervisor {
         clearTimeout(timer);
       }),
     );
+    await this.#ops.stop();
   }
 
   /** Apply an already validated config on every worker (worker 0 first, so new `port = 0` listeners resolve). */
@@ -217,22 +244,23 @@ export class Supervisor {
       );
     }
     this.#replay.configure(next.replay.enabled, next.replay.maxAgeMs);
-    const resolved = this.#withBoundPorts(next);
     const live = this.#slots.filter((s) => s.worker && s.ready);
     const [first, ...rest] = live;
     const errors: string[] = [];
     if (first) {
-      const r = await this.#request(first, { type: 'config', id: 0, config: resolved });
+      const r = await this.#request(first, { type: 'config', id: 0, config: this.#configFor(first, next) });
       if (!r.ok) throw new Error(r.error ?? 'worker refused the config');
       this.#learnAddresses(r.addresses ?? []);
     }
-    const again = this.#withBoundPorts(next);
     const replies = await Promise.all(
-      rest.map((s) => this.#request(s, { type: 'config', id: 0, config: again })),
+      rest.map((s) => this.#request(s, { type: 'config', id: 0, config: this.#configFor(s, next) })),
     );
     for (const r of replies) if (!r.ok) errors.push(r.error ?? 'worker refused the config');
     // Workers that are (re)starting right now pick the new config up from #config.
     this.#config = next;
+    await this.#ops
+      .applyConfig(next)
+      .catch((e: Error) => this.#log.error({ err: e.message }, `reload: ${e.message}`));
     if (errors.length > 0) throw new Error(errors[0]);
   }
 
@@ -317,14 +345,20 @@ export class Supervisor {
 
   // ---------------------------------------------------------------------------------------------------------
 
-  #withBoundPorts(config: Config): Config {
-    if (!config.listeners.some((l) => l.port === 0 && this.#boundPorts.has(l.name))) return config;
-    return {
-      ...config,
-      listeners: config.listeners.map((l) =>
-        l.port === 0 && this.#boundPorts.has(l.name) ? { ...l, port: this.#boundPorts.get(l.name)! } : l,
-      ),
-    };
+  /**
+   * The config as one worker must see it. A `port = 0` listener already bound gets the real port, except that a
+   * worker keeps the port its own config already says for that listener: the server compares addresses to
+   * decide what to rebind, and a worker started with port 0 must not see its own listener "move".
+   */
+  #configFor(slot: Slot, config: Config): Config {
+    const listeners = config.listeners.map((l) => {
+      if (l.port !== 0) return l;
+      const own = slot.ports.get(l.name);
+      const port = own ?? this.#boundPorts.get(l.name);
+      return port === undefined || port === 0 ? l : { ...l, port };
+    });
+    slot.ports = new Map(listeners.map((l) => [l.name, l.port]));
+    return { ...config, listeners };
   }
 
   #learnAddresses(addresses: ListenerAddress[]): void {
@@ -338,9 +372,11 @@ export class Supervisor {
   }
 
   #spawn(slot: Slot): Promise<void> {
+    // A fresh thread: it takes every already bound port as it is now.
+    slot.ports = new Map();
     const init: WorkerInit = {
       index: slot.index,
-      config: this.#withBoundPorts(this.#config),
+      config: this.#configFor(slot, this.#config),
       replay: this.#replay.buffer,
       counters: this.#counters.buffer,
       statsIntervalMs: this.#options.statsIntervalMs ?? 1000,
