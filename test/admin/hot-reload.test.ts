@@ -45,6 +45,7 @@ interface Variant {
   policies?: string;
   extraListener?: boolean;
   logLevel?: string;
+  protocols?: string;
 }
 
 let adminPort = 0;
@@ -56,6 +57,7 @@ name = "main"
 host = "127.0.0.1"
 port = 0
 secret = "${v.secret ?? TEST_SECRET_HEX}"
+${v.protocols ? `allowed_protocols = ${v.protocols}` : ''}
 ${
   v.extraListener
     ? `
@@ -162,6 +164,17 @@ test('policy change applies to new connections', async () => {
   second.close();
   established.close();
   await reloadWith({});
+});
+
+test('allowed protocols change applies to new connections', async () => {
+  const classic = await session();
+  await reloadWith({ protocols: '["secure"]' });
+  assert.equal(await works(TEST_SECRET_HEX), false, 'classic (plain secret) refused');
+  assert.equal(await works(`dd${TEST_SECRET_HEX}`), true, 'secure (dd) accepted');
+  await stillEchoes(classic);
+  await reloadWith({});
+  assert.equal(await works(TEST_SECRET_HEX), true);
+  classic.close();
 });
 
 test('log level change applies', async () => {
