@@ -5,6 +5,7 @@
 import { configLinks } from '../../config/links.ts';
 import { logger, setLogLevel } from '../../log.ts';
 import { ProxyServer } from '../../server/proxy.ts';
+import { Supervisor } from '../../workers/supervisor.ts';
 import type { CliCommand } from '../command.ts';
 import { linkLines } from '../print-links.ts';
 
@@ -23,10 +24,10 @@ export const command: CliCommand = {
       );
     }
 
-    const proxy = new ProxyServer(config, {
-      log: logger,
-      loadConfig: async () => (await ctx.loadConfig()).config,
-    });
+    const proxyOptions = { log: logger, loadConfig: async () => (await ctx.loadConfig()).config };
+    // Several workers: threads sharing the listeners (src/workers); one: the proxy runs in this thread.
+    const proxy =
+      config.workers > 1 ? new Supervisor(config, proxyOptions) : new ProxyServer(config, proxyOptions);
     // Signal handlers go in before anything is printed: a supervisor may signal as soon as it sees the links.
     let stopping = false;
     let started = false;
