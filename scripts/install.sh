@@ -155,10 +155,19 @@ is_port() { [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 > 0 && 10#$1 < 65536)); }
 is_domain() { [[ $1 =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ && $1 == *.* ]]; }
 
 # Piped into bash, stdin is the script: questions then go to the terminal, if there is one.
-interactive() { [[ $assume_yes == no ]] && { [[ -t 0 ]] || { [[ -t 1 ]] && [[ -r /dev/tty ]]; }; }; }
+# MTPROXY_INSTALL_ANSWERS_ON_STDIN=1 (tests): ask anyway and read the answers from stdin.
+interactive() {
+  [[ $assume_yes == no ]] || return 1
+  [[ -n ${MTPROXY_INSTALL_ANSWERS_ON_STDIN:-} || -t 0 ]] || { [[ -t 1 ]] && [[ -r /dev/tty ]]; }
+}
 ask() { # ask PROMPT DEFAULT -> answer on stdout
-  local answer
-  read -r -p "$1 [$2]: " answer </dev/tty || true
+  local answer=""
+  if [[ -n ${MTPROXY_INSTALL_ANSWERS_ON_STDIN:-} ]]; then
+    read -r answer || true
+    printf '%s [%s]: %s\n' "$1" "$2" "$answer" >&2
+  else
+    read -r -p "$1 [$2]: " answer </dev/tty || true
+  fi
   printf '%s' "${answer:-$2}"
 }
 
@@ -268,6 +277,13 @@ collect_settings() {
   if [[ -n $tls_domain ]]; then
     is_domain "$tls_domain" || die "--tls-domain: expected a domain name like www.example.com"
     tls_domain=${tls_domain,,}
+  fi
+
+  if interactive && ((${#opt_allow[@]} == 0)); then
+    local suggested=secure
+    [[ -n $tls_domain ]] && suggested=secure,tls
+    [[ -n $default_allow ]] && suggested=$default_allow
+    IFS=', ' read -ra opt_allow <<<"$(ask "Allowed protocols: classic, secure (dd), tls (ee)" "$suggested")"
   fi
 
   allow=()

@@ -119,6 +119,44 @@ describe('install.sh', () => {
     assert.equal(config.stateDir, '/var/lib/mtproxy');
   });
 
+  it('asks for what the flags do not give, with the installed values as defaults', () => {
+    const root = freshRoot();
+    const ask = (answers: string, ...args: string[]) =>
+      spawnSync(
+        'bash',
+        [script, '--root', root, '--node', process.execPath, '--public-host', '192.0.2.9', ...args],
+        {
+          input: answers,
+          encoding: 'utf8',
+          env: { ...process.env, MTPROXY_INSTALL_ANSWERS_ON_STDIN: '1' },
+        },
+      );
+    // port, secret (empty = random), ad tag, cover domain, protocols
+    const first = ask(`8443\n\n${'ab'.repeat(16)}\nwww.example.com\nsecure,tls\n`);
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stderr, /Port to listen on \[443\]: 8443/);
+    const config = read(root, 'etc/mtproxy/mtproxy.toml');
+    assert.match(config, /^port = 8443$/m);
+    assert.match(config, new RegExp(`^ad_tag = "${'ab'.repeat(16)}"$`, 'm'));
+    assert.match(config, /^allowed_protocols = \["secure", "tls"\]$/m);
+    const secret = /^secret = "([0-9a-f]{32})"$/m.exec(config)?.[1];
+    assert.ok(secret);
+
+    // Enter everywhere keeps what is installed, except "none" drops the ad tag.
+    const second = ask('\n\nnone\n\n\n');
+    assert.equal(second.status, 0, second.stderr);
+    assert.match(second.stderr, /Port to listen on \[8443\]/);
+    const after = read(root, 'etc/mtproxy/mtproxy.toml');
+    assert.match(after, new RegExp(`^secret = "${secret}"$`, 'm'));
+    assert.match(after, /^tls_domain = "www\.example\.com"$/m);
+    assert.doesNotMatch(after, /ad_tag/);
+
+    // Flags are not asked for.
+    const third = ask('\n\n\n', '-p', '9443', '-s', secret!, '-a', 'secure');
+    assert.equal(third.status, 0, third.stderr);
+    assert.doesNotMatch(third.stderr, /Port to listen on|Allowed protocols/);
+  });
+
   it('is idempotent: a second run keeps the secret and changes nothing', () => {
     const root = freshRoot();
     const first = install(root, '-p', '1443', '--public-host', '198.51.100.1');
