@@ -7,7 +7,7 @@
  * the client computed its digest over one record, so the digest is checked over the reassembled message
  * under a single record header, with the first record's version bytes.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 import { ProtocolError } from '../errors.ts';
 import { CONTENT_HANDSHAKE, RECORD_HEADER_LENGTH } from './records.ts';
 
@@ -261,12 +261,24 @@ export function zeroedHello(record: Buffer): Buffer {
 
 const ZERO_PREFIX = Buffer.alloc(28);
 
+const hmacKeys = new WeakMap<Buffer, KeyObject>();
+
+/** createHmac with a raw Buffer key costs several times more than with a KeyObject (Node 24): cache one per secret. */
+export function hmacKey(secret: Buffer): KeyObject {
+  let key = hmacKeys.get(secret);
+  if (!key) {
+    key = createSecretKey(secret);
+    hmacKeys.set(secret, key);
+  }
+  return key;
+}
+
 /**
  * Check `random` against HMAC-SHA256(secret, zeroed hello): the first 28 bytes must match, the last 4 are
  * the client's Unix time XOR-ed in (uint32 LE). Returns that time, or null when the secret does not match.
  */
 export function verifyHelloDigest(zeroed: Buffer, random: Buffer, secret: Buffer): number | null {
-  const digest = createHmac('sha256', secret).update(zeroed).digest();
+  const digest = createHmac('sha256', hmacKey(secret)).update(zeroed).digest();
   for (let i = 0; i < 32; i++) digest[i] ^= random[i];
   if (!timingSafeEqual(digest.subarray(0, 28), ZERO_PREFIX)) return null;
   return digest.readUInt32LE(28);
