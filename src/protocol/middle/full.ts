@@ -43,6 +43,25 @@ export function sealFullFrame(out: Buffer, bodyLength: number, seq: number): voi
   for (let off = len; off < out.length; off += 4) out.writeUInt32LE(PAD_WORD, off);
 }
 
+/**
+ * The same frame as sealFullFrame, for a body split in two: `head` holds 8 reserved bytes then the first part
+ * of the body, `tail` the rest (a large payload, left where it is instead of being copied). Fills len and seq
+ * in `head` and returns the trailer (CRC and padding). The frame on the wire is head ‖ tail ‖ trailer.
+ */
+export function sealFullFrameParts(head: Buffer, tail: Buffer, seq: number): Buffer {
+  const bodyLength = head.length - FULL_HEADER + tail.length;
+  if (bodyLength % 4 !== 0) {
+    throw new ProtocolError('MTP_ERR_RPC_BAD_FRAME', `body of ${bodyLength} bytes is not a multiple of 4`);
+  }
+  const len = FULL_OVERHEAD + bodyLength;
+  head.writeUInt32LE(len, 0);
+  head.writeInt32LE(seq, 4);
+  const trailer = Buffer.allocUnsafe(4 + fullPadding(len));
+  trailer.writeUInt32LE(crc32(tail, crc32(head)), 0);
+  for (let off = 4; off < trailer.length; off += 4) trailer.writeUInt32LE(PAD_WORD, off);
+  return trailer;
+}
+
 /** One frame with padding, in a fresh buffer. */
 export function encodeFullFrame(body: Buffer, seq: number): Buffer {
   const out = Buffer.allocUnsafe(fullWireSize(body.length));

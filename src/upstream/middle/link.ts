@@ -19,7 +19,13 @@ import {
   ipv4ToInt,
   type MiddleKeyInput,
 } from '../../protocol/middle/crypto.ts';
-import { FullDecoder, FullEncoder, fullWireSize, sealFullFrame } from '../../protocol/middle/full.ts';
+import {
+  FullDecoder,
+  FullEncoder,
+  fullWireSize,
+  sealFullFrame,
+  sealFullFrameParts,
+} from '../../protocol/middle/full.ts';
 import {
   CRYPTO_SCHEMA_AES,
   decodeHandshake,
@@ -83,6 +89,8 @@ const STATE_READY = 3;
 const STATE_CLOSED = 4;
 
 const KEEPALIVE_MS = 40_000;
+/** Payloads from this size on are encrypted in place rather than copied into a frame buffer. */
+const SPLIT_PAYLOAD = 2048;
 
 let nextConnId = 1 + Math.floor(Math.random() * 0x10000) * 0x10000;
 const processStart = Math.floor(Date.now() / 1000);
@@ -172,19 +180,32 @@ export class RpcLink {
   sendRequest(client: LinkClient, payload: Buffer, quickAck: boolean): boolean {
     if (this.state !== STATE_READY) return false;
     const head = proxyReqHeaderLength(client.adTag);
-    const bodyLength = head + payload.length;
-    // Frame header, RPC header and payload in one buffer, then one cipher pass and one write.
-    const frame = Buffer.allocUnsafe(fullWireSize(bodyLength));
-    writeProxyReqHeader(frame, 8, {
+    const header = {
       flags: proxyReqFlags(client.transport, client.adTag !== null, payload, quickAck),
       connId: client.connId,
       clientAddress: client.clientAddress,
       proxyAddress: this.proxyAddress,
       adTag: client.adTag,
-    });
-    payload.copy(frame, 8 + head);
-    sealFullFrame(frame, bodyLength, this.encoder.nextSeq());
-    const ok = this.writeEncrypted(frame);
+    };
+    let ok: boolean;
+    if (payload.length < SPLIT_PAYLOAD) {
+      // Frame header, RPC header and payload in one buffer, then one cipher pass and one write.
+      const bodyLength = head + payload.length;
+      const frame = Buffer.allocUnsafe(fullWireSize(bodyLength));
+      writeProxyReqHeader(frame, 8, header);
+      payload.copy(frame, 8 + head);
+      sealFullFrame(frame, bodyLength, this.encoder.nextSeq());
+      ok = this.writeEncrypted(frame);
+    } else {
+      // A large payload is encrypted where it lies: no copy into a frame buffer (the writes are corked).
+      const headBuf = Buffer.allocUnsafe(8 + head);
+      writeProxyReqHeader(headBuf, 8, header);
+      const trailer = sealFullFrameParts(headBuf, payload, this.encoder.nextSeq());
+      const enc = this.encryptor!;
+      this.writePlain(enc.update(headBuf));
+      this.writePlain(enc.update(payload));
+      ok = this.writePlain(enc.update(trailer));
+    }
     if (!ok) this.waitingForDrain.add(client);
     return ok;
   }

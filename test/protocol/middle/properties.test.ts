@@ -3,7 +3,12 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { isProtocolError } from '../../../src/protocol/errors.ts';
 import { createCbcDecryptor, createCbcEncryptor } from '../../../src/protocol/middle/crypto.ts';
-import { FullDecoder, FullEncoder } from '../../../src/protocol/middle/full.ts';
+import {
+  encodeFullFrame,
+  FullDecoder,
+  FullEncoder,
+  sealFullFrameParts,
+} from '../../../src/protocol/middle/full.ts';
 import { parseProxyConfig, validateProxySecret } from '../../../src/protocol/middle/proxy-config.ts';
 import {
   decodeProxyMessage,
@@ -59,6 +64,18 @@ test('full codec: round trip under any split of the stream', () => {
         assert.equal(dec.buffered, 0);
       },
     ),
+  );
+});
+
+test('full codec: a frame sealed in two parts is the same bytes as one sealed whole', () => {
+  fc.assert(
+    fc.property(aligned(128), aligned(2048), fc.integer({ min: -2, max: 1000 }), (first, rest, seq) => {
+      const head = Buffer.concat([Buffer.alloc(8), Buffer.from(first)]);
+      const tail = Buffer.from(rest);
+      const trailer = sealFullFrameParts(head, tail, seq);
+      const whole = encodeFullFrame(Buffer.concat([Buffer.from(first), tail]), seq);
+      assert.deepEqual(Buffer.concat([head, tail, trailer]), whole);
+    }),
   );
 });
 
