@@ -150,6 +150,16 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
     perDc((dc, s, id) => c.inc({ dc }, s.dc(id).bytesFromDc)),
   );
   counter(
+    'mtproxy_middle_migrations_total',
+    'Middle mode: clients moved to another link after Telegram closed theirs, by result.',
+    ['dc', 'result'],
+    (c) =>
+      perDc((dc, s, id) => {
+        c.inc({ dc, result: 'ok' }, s.dc(id).migrations);
+        c.inc({ dc, result: 'failed' }, s.dc(id).migrationFailures);
+      }),
+  );
+  counter(
     'mtproxy_telegram_config_fetches_total',
     'Fetches of the Telegram proxy secret / proxy config, by result.',
     ['what', 'result'],
