@@ -78,6 +78,16 @@ function commandHelp(c: CliCommand): string {
   ].join('\n');
 }
 
+/** Bind failures may arrive re-wrapped (from a worker thread), so they are recognised by their code too. */
+const LISTEN_ERROR_CODES = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL', 'ELISTEN']);
+
+/** Problems the operator fixes in the config or environment: one line, no stack. */
+function isOperatorError(e: unknown): boolean {
+  if (e instanceof ConfigError) return true;
+  if (!(e instanceof Error)) return false;
+  return e.name === 'ListenError' || LISTEN_ERROR_CODES.has((e as NodeJS.ErrnoException).code ?? '');
+}
+
 export interface MainIo {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
@@ -138,7 +148,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
     };
     return await command.run(ctx);
   } catch (e) {
-    if (e instanceof ConfigError || (e as Error).name === 'ListenError') {
+    if (isOperatorError(e)) {
       err(`mtproxy: ${(e as Error).message}`);
       return 1;
     }

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { run, SECRET } from './spawn-cli.ts';
+
+describe('mtproxy commands and flags', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-cli-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('bad flag values name the flag', async () => {
+    const r = await run(['-p', 'http'], dir);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, 'mtproxy: --port (MTP_PORT): expected a port number from 1 to 65535\n');
+    const env = await run([], dir, { MTP_SECRET: 'xyz' });
+    assert.equal(env.code, 1);
+    assert.equal(env.stderr, 'mtproxy: --secret (MTP_SECRET): expected 32 hex characters\n');
+    const allow = await run(['-a', 'ftp', '-s', SECRET], dir);
+    assert.equal(allow.stderr, 'mtproxy: --allow (MTP_ALLOW): expected classic, secure (dd) or tls (ee)\n');
+  });
+
+  test('secret: plain, dd, ee (hex and base64url)', async () => {
+    const plain = await run(['secret'], dir);
+    assert.equal(plain.code, 0);
+    assert.match(plain.stdout, /^[0-9a-f]{32}\n$/);
+    assert.match((await run(['secret', '--dd'], dir)).stdout, /^dd[0-9a-f]{32}\n$/);
+    const ee = await run(['secret', '--ee', '--domain', 'example.com', '-s', SECRET], dir);
+    assert.equal(ee.stdout, `ee${SECRET}6578616d706c652e636f6d\n`);
+    const b64 = await run(['secret', '--ee', '--domain', 'example.com', '--base64', '-s', SECRET], dir);
+    assert.equal(b64.stdout, '7tDW4RG62lUR_M6VhN6tvu9leGFtcGxlLmNvbQ\n');
+    const noDomain = await run(['secret', '--ee'], dir);
+    assert.equal(noDomain.code, 1);
+    assert.match(noDomain.stderr, /^mtproxy: --domain: expected a domain name/);
+  });
+
+  test('link: from the config, with flag and environment overrides, and per-SNI --domain', async () => {
+    const cwd = await mkdtemp(path.join(dir, 'link-'));
+    const file = path.join(cwd, 'mtproxy.toml');
+    await writeFile(
+      file,
+      `[[listeners]]\nhost = "127.0.0.1"\nport = 443\nsecret = "${SECRET}"\ntls_domain = "example.com"\n` +
+        'per_sni_salt = "my-private-salt-change-me"\npublic_host = "proxy.example.net"\n',
+    );
+    const r = await run(['link'], cwd);
+    assert.equal(r.code, 0);
+    assert.match(
+      r.stdout,
+      new RegExp(`tg://proxy\\?server=proxy\\.example\\.net&port=443&secret=${SECRET}\\n`),
+    );
+    assert.match(
+      r.stdout,
+      new RegExp(`https://t\\.me/proxy\\?server=proxy\\.example\\.net&port=443&secret=dd${SECRET}\\n`),
+    );
+
+    const overridden = await run(['link', '-p', '8443', '--json'], cwd, { MTP_ALLOW: 'dd' });
+    const links = overridden.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      links.map((l) => [l.protocol, l.secret]),
+      [['secure', `dd${SECRET}`]],
+    );
+    assert.match(links[0].tg, /port=8443/);
+
+    const user = await run(['link', '--domain', 'alice.example.com'], cwd);
+    assert.equal(user.code, 0);
+    const derived = 'eeaf4d5729ce2a0de4a40bbf439ac9d515' + Buffer.from('alice.example.com').toString('hex');
+    assert.match(user.stdout, new RegExp(`secret=${derived}\\n`));
+  });
+
+  test('--help, --version, unknown command', async () => {
+    const help = await run(['--help'], dir);
+    assert.equal(help.code, 0);
+    for (const name of ['run', 'secret', 'link']) assert.match(help.stdout, new RegExp(`\\n  ${name} `));
+    const version = await run(['--version'], dir);
+    assert.match(version.stdout, /^\d+\.\d+\.\d+/);
+    const unknown = await run(['frobnicate'], dir);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command "frobnicate"/);
+  });
+});

@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { linkSecrets, run, SECRET, start, waitForOutput } from './spawn-cli.ts';
+
+describe('mtproxy run: process life cycle', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-cli-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('first start without a config writes mtproxy.toml, prints links, and SIGTERM exits 0', async (t) => {
+    const cwd = await mkdtemp(path.join(dir, 'first-'));
+    const child = start(['-p', '0'], cwd);
+    t.after(() => child.kill('SIGKILL'));
+    const stdout = await waitForOutput(child, /secret=ee[0-9a-f]+/);
+    const file = path.join(cwd, 'mtproxy.toml');
+    assert.ok(existsSync(file));
+    const secret = /secret = "([0-9a-f]{32})"/.exec(await readFile(file, 'utf8'))![1]!;
+    const secrets = linkSecrets(stdout);
+    assert.ok(secrets.includes(secret), 'classic link');
+    assert.ok(secrets.includes(`dd${secret}`), 'dd link');
+    assert.ok(
+      secrets.some((s) => s.startsWith(`ee${secret}`)),
+      'ee link',
+    );
+    assert.match(stdout, /https:\/\/t\.me\/proxy\?server=/);
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0);
+
+    // The next start reuses the file, so the links stay the same.
+    const again = start([], cwd);
+    t.after(() => again.kill('SIGKILL'));
+    const stdout2 = await waitForOutput(again, /secret=ee[0-9a-f]+/);
+    assert.ok(linkSecrets(stdout2).includes(secret));
+    again.kill('SIGINT');
+    assert.equal((await once(again, 'exit'))[0], 0);
+  });
+
+  test('SIGTERM waits for open sessions at most timeouts.drain, then exits 0', async (t) => {
+    const cwd = await mkdtemp(path.join(dir, 'drain-'));
+    await writeFile(
+      path.join(cwd, 'mtproxy.toml'),
+      `[[listeners]]\nhost = "127.0.0.1"\nport = 0\nsecret = "${SECRET}"\nallowed_protocols = ["classic"]\n` +
+        '[timeouts]\ndrain = "300ms"\n',
+    );
+    const child = start([], cwd);
+    t.after(() => child.kill('SIGKILL'));
+    const stdout = await waitForOutput(child, /tg:\/\/proxy/);
+    const port = Number(/port=(\d+)/.exec(stdout)![1]);
+    const client = net.connect({ host: '127.0.0.1', port });
+    await once(client, 'connect');
+    client.on('error', () => {});
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0);
+    client.destroy();
+  });
+
+  test('SIGHUP reloads the file; an invalid file is refused with one line and the proxy keeps running', async (t) => {
+    const cwd = await mkdtemp(path.join(dir, 'hup-'));
+    const file = path.join(cwd, 'mtproxy.toml');
+    const listener = (name: string) =>
+      `[[listeners]]\nname = "${name}"\nhost = "127.0.0.1"\nport = 0\nsecret = "${SECRET}"\nallowed_protocols = ["classic"]\n`;
+    await writeFile(file, listener('a'));
+    const child = start([], cwd);
+    t.after(() => child.kill('SIGKILL'));
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    await waitForOutput(child, /listener "a"[^]*tg:\/\/proxy/);
+
+    await writeFile(file, listener('a') + listener('b'));
+    const reloaded = waitForOutput(child, /listener "b"[^]*https:\/\/t\.me/);
+    child.kill('SIGHUP');
+    await reloaded;
+
+    await writeFile(file, listener('a') + 'colour = "x"\n');
+    child.kill('SIGHUP');
+    while (!stderr.includes('reload refused')) await new Promise((r) => setTimeout(r, 20));
+    assert.match(stderr, /mtproxy: reload refused: listeners\[0\]\.colour: unknown key[^\n]*\n$/);
+    assert.equal(child.exitCode, null, 'still running');
+
+    child.kill('SIGTERM');
+    assert.equal((await once(child, 'exit'))[0], 0);
+  });
+
+  test('a bad config stops the start with one line and exit code 1', async () => {
+    const cwd = await mkdtemp(path.join(dir, 'bad-'));
+    const file = path.join(cwd, 'bad.toml');
+    await writeFile(file, '[[listeners]]\nport = 0\nsecret = "not-hex"\n');
+    const r = await run(['--config', file], cwd);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, 'mtproxy: listeners[0].secret: expected 32 hex characters\n');
+
+    await writeFile(file, `[[listeners]]\nport = 0\nsecret = "${SECRET}"\ncolour = "blue"\n`);
+    const unknown = await run([], cwd, { MTP_CONFIG: file });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^mtproxy: listeners\[0\]\.colour: unknown key[^\n]*\n$/);
+
+    const missing = await run(['-c', path.join(cwd, 'nope.toml')], cwd);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /^mtproxy: .*nope\.toml: expected a readable config file: file not found\n$/,
+    );
+  });
+
+  test('a port in use stops the start with one line and exit code 1', async () => {
+    const blocker = net.createServer();
+    blocker.listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const cwd = await mkdtemp(path.join(dir, 'busy-'));
+      await writeFile(
+        path.join(cwd, 'mtproxy.toml'),
+        `[[listeners]]\nhost = "127.0.0.1"\nport = ${port}\nsecret = "${SECRET}"\n`,
+      );
+      const r = await run([], cwd);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, `mtproxy: listeners[0].port: 127.0.0.1:${port} is already in use\n`);
+    } finally {
+      blocker.close();
+    }
+  });
+});
