@@ -219,7 +219,10 @@ export class DcPool {
         this.scheduleRetry();
       }
     }
-    if (this.closed) return;
+    if (this.closed) {
+      if (migrate) for (const c of orphans) c.onClosedByUpstream('shutdown');
+      return;
+    }
     if (orphans.length > 0) {
       this.log.debug(
         { dc: this.dcId, link: link.id, clients: orphans.length, migrate, reason },
