@@ -128,7 +128,8 @@ export function tryFakeTlsHandshake(
 
   if (hello.keyShares === null) return front('MTP_ERR_TLS_NO_KEY_SHARE', hello.sni);
   const profile = coverProfile(hello.sni);
-  const share = selectKeyShare(hello.keyShares, profile.selectsPq === true);
+  // Unknown cover site: answer PQ when offered, as most large sites do by now.
+  const share = selectKeyShare(hello.keyShares, profile.selectsPq !== false);
   if (share === null) return front('MTP_ERR_TLS_NO_KEY_SHARE', hello.sni);
 
   const serverHello = buildServerHello({
