@@ -279,3 +279,19 @@ test('IPv6 middle proxies (prefer_ipv6): the link derives its keys with the IPv6
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('mode "middle" without an ad tag leaves the tag block out', async () => {
+  const setup = await startMiddleSetup({ adTag: null });
+  try {
+    const c = await setup.connect('abridged', 2);
+    const p = encryptedPayload(4);
+    c.sendFrame(p);
+    assert.deepEqual((await c.nextFrame()).payload, p);
+    assert.equal(setup.fake.requests[0].adTag, null);
+    assert.equal(setup.fake.requests[0].flags & 0x8, 0);
+    c.close();
+    assert.deepEqual(setup.fake.violations, []);
+  } finally {
+    await setup.stop();
+  }
+});
