@@ -79,6 +79,7 @@ interface ListenerState {
   server: net.Server;
   sessions: Set<net.Socket>;
   env: SessionEnv;
+  ipv6Only: boolean;
   /** The port actually bound (differs from config.port when that is 0). */
   boundPort: number;
   backoffMs: number;
@@ -304,7 +305,7 @@ export class ProxyServer {
     const fresh: ListenerState[] = [];
     try {
       for (const [, l, i] of rebind) {
-        const state = this.#createState(l);
+        const state = this.#createState(l, next);
         await this.#listen(state, i);
         fresh.push(state);
       }
@@ -386,12 +387,12 @@ export class ProxyServer {
   // -------------------------------------------------------------------------------------------------------------
   // Listeners
 
-  #createState(l: ListenerConfig): ListenerState {
+  #createState(l: ListenerConfig, config: Config = this.#config): ListenerState {
     const server = net.createServer({
       // Sessions handle a client's FIN themselves (direct mode passes it on and keeps relaying answers).
       allowHalfOpen: true,
       noDelay: true,
-      highWaterMark: this.#config.buffers.clientHighWaterMark,
+      highWaterMark: config.buffers.clientHighWaterMark,
     });
     server.maxConnections = maxConnectionsOf(l);
     const state: ListenerState = {
@@ -399,6 +400,8 @@ export class ProxyServer {
       server,
       sessions: new Set(),
       env: null as unknown as SessionEnv,
+      // "::" takes IPv4 too (dual stack) unless another listener has 0.0.0.0 on the same port.
+      ipv6Only: l.host === '::' && config.listeners.some((o) => o.host === '0.0.0.0' && o.port === l.port),
       boundPort: 0,
       backoffMs: 0,
       backoffTimer: null,
@@ -444,8 +447,7 @@ export class ProxyServer {
       server.listen({
         host: l.host,
         port,
-        // "::" should not silently take IPv4 too when another listener binds 0.0.0.0 on the same port.
-        ipv6Only: l.host.includes(':') && l.host !== '::',
+        ipv6Only: state.ipv6Only,
         ...(this.#options.reusePort ? { reusePort: true } : {}),
       });
     });
