@@ -28,6 +28,8 @@ function echoHandler(seen: string[] = []): SessionHandler {
   return (socket: net.Socket, env: SessionEnv) => {
     seen.push(`${env.listener().name}:${env.listener().secret.toString('hex')}`);
     socket.on('data', (chunk) => socket.write(chunk));
+    // Listening sockets allow half-open connections: close our side when the client ends.
+    socket.on('end', () => socket.end());
     socket.on('error', () => {});
   };
 }
