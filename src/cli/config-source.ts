@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, readConfigObject } from '../config/load.ts';
-import { DEFAULT_PORT, PROTOCOL_FAMILIES, parseConfigObject } from '../config/schema.ts';
+import { DEFAULT_PORT, LOG_LEVELS, PROTOCOL_FAMILIES, parseConfigObject } from '../config/schema.ts';
 import { generateSecret, isDomainName, parseClientSecret, parseHexSecret } from '../config/secrets.ts';
 import type { ProtocolFamily } from '../config/types.ts';
 import type { LoadedConfig, OptionSpec, OptionValues } from './command.ts';
@@ -159,7 +159,12 @@ export function readOverrides(values: OptionValues, env: NodeJS.ProcessEnv): Ove
     o.workers = Number(workers);
   }
   const logLevel = pick(values, env, 'log-level', 'MTP_LOG_LEVEL');
-  if (logLevel !== undefined) o.logLevel = logLevel;
+  if (logLevel !== undefined) {
+    if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+      throw new ConfigError(label('log-level', 'MTP_LOG_LEVEL'), `expected one of ${LOG_LEVELS.join(', ')}`);
+    }
+    o.logLevel = logLevel;
+  }
   if (env.MTP_STATE_DIR) o.stateDir = env.MTP_STATE_DIR;
   return o;
 }

@@ -23,6 +23,9 @@ describe('mtproxy commands and flags', () => {
     assert.equal(env.stderr, 'mtproxy: --secret (MTP_SECRET): expected 32 hex characters\n');
     const allow = await run(['-a', 'ftp', '-s', SECRET], dir);
     assert.equal(allow.stderr, 'mtproxy: --allow (MTP_ALLOW): expected classic, secure (dd) or tls (ee)\n');
+    const level = await run(['link', '-s', SECRET], dir, { MTP_LOG_LEVEL: 'verbose' });
+    assert.equal(level.code, 1);
+    assert.match(level.stderr, /^mtproxy: --log-level \(MTP_LOG_LEVEL\): expected one of trace, debug, info/);
   });
 
   test('secret: plain, dd, ee (hex and base64url)', async () => {
