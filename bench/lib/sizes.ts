@@ -27,6 +27,6 @@ export const sizes = {
   pingConnections: num('BENCH_PING_CONNS', 200, 20),
   pingSize: num('BENCH_PING_SIZE', 512, 512),
   churnConcurrency: num('BENCH_CHURN_CONCURRENCY', 64, 8),
-  idleCounts: list('BENCH_IDLE', [1000, 5000, 10000], [100]),
+  idleCounts: list('BENCH_IDLE', [1000, 5000, 8000, 10000, 15000], [100]),
   loadgens: num('BENCH_LOADGENS', 2, 1),
 };
