@@ -3,7 +3,21 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { run, SECRET } from './spawn-cli.ts';
+import { main } from '../../src/cli/cli.ts';
+import { type Result, SECRET } from './spawn-cli.ts';
+
+/** The CLI in this process (the process-level behaviour is covered by run.test.ts). */
+async function run(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, {
+    cwd,
+    env,
+    out: (line) => (stdout += line + '\n'),
+    err: (line) => (stderr += line + '\n'),
+  });
+  return { code, stdout, stderr };
+}
 
 describe('mtproxy commands and flags', () => {
   let dir: string;
