@@ -9,7 +9,7 @@
 import type { Config } from '../../config/types.ts';
 import type { Logger } from '../../log.ts';
 import type { Stats } from '../../metrics/stats.ts';
-import { encodeIpPort } from '../../protocol/middle/rpc.ts';
+import { IP_PORT_LENGTH, writeIpPort } from '../../protocol/middle/rpc.ts';
 import type { TransportTag } from '../../protocol/obfuscated2.ts';
 import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../types.ts';
 import type { RpcLink } from './link.ts';
@@ -44,11 +44,12 @@ class MiddleClient implements UpstreamHandle, PoolClient {
     this.adTag = info.listener.adTag;
     this.sink = sink;
     this.pool = pool;
-    let address: Buffer;
+    // From the shared buffer pool: a separate 20-byte allocation per idle client costs more than the bytes.
+    const address = Buffer.allocUnsafe(IP_PORT_LENGTH);
     try {
-      address = encodeIpPort(info.remoteAddress, info.remotePort);
+      writeIpPort(address, 0, info.remoteAddress, info.remotePort);
     } catch {
-      address = encodeIpPort('0.0.0.0', info.remotePort);
+      writeIpPort(address, 0, '0.0.0.0', info.remotePort);
     }
     this.clientAddress = address;
   }
