@@ -27,6 +27,7 @@ export interface CoverProfile {
 
 const MIN_RANDOM_SIZE = 2500;
 const MAX_RANDOM_SIZE = 4500;
+const MAX_DRAWN = 10_000;
 const learned = new Map<string, CoverProfile>();
 const drawn = new Map<string, CoverProfile>();
 
@@ -48,6 +49,8 @@ export function coverProfile(domain: string): CoverProfile {
       versionsFirst: null,
       source: 'random',
     };
+    // Only authenticated clients reach here, but per-SNI domains are open-ended: keep the table bounded.
+    if (drawn.size >= MAX_DRAWN) drawn.clear();
     drawn.set(k, d);
   }
   return d;
