@@ -1,5 +1,6 @@
 /** Human-readable link listing shared by `run` (on start) and `link`. */
 import type { ProxyLink } from '../config/links.ts';
+import type { ListenerConfig } from '../config/types.ts';
 
 export function linkLines(links: ProxyLink[], where: (listener: string) => string): string[] {
   const lines: string[] = [];
@@ -13,4 +14,14 @@ export function linkLines(links: ProxyLink[], where: (listener: string) => strin
     lines.push(`  ${kind}: ${link.tg}`, `  ${kind}: ${link.https}`);
   }
   return lines;
+}
+
+/** Listeners that allow fake-TLS but name no cover domain have no `ee` link to print: say how to get one. */
+export function missingTlsLinkNotes(listeners: ListenerConfig[]): string[] {
+  return listeners
+    .filter((l) => l.allowedProtocols.includes('tls') && l.tlsDomains.length === 0)
+    .map(
+      (l) =>
+        `Listener "${l.name}" accepts fake-TLS for any domain: set tls_domain for an ee link, or run \`mtproxy link --domain DOMAIN\`.`,
+    );
 }

@@ -92,6 +92,18 @@ describe('mtproxy commands and flags', () => {
     assert.match(user.stdout, new RegExp(`secret=${derived}\\n`));
   });
 
+  test('link: a fake-TLS listener without a cover domain gets a hint instead of an ee link', async () => {
+    const cwd = await mkdtemp(path.join(dir, 'nodomain-'));
+    await writeFile(
+      path.join(cwd, 'mtproxy.toml'),
+      `[[listeners]]\nhost = "127.0.0.1"\nsecret = "${SECRET}"\n`,
+    );
+    const r = await run(['link'], cwd);
+    assert.equal(r.code, 0);
+    assert.doesNotMatch(r.stdout, /secret=ee/);
+    assert.match(r.stdout, /Listener "main" accepts fake-TLS for any domain: set tls_domain/);
+  });
+
   test('--help, --version, unknown command', async () => {
     const help = await run(['--help'], dir);
     assert.equal(help.code, 0);

@@ -6,7 +6,7 @@ import { ConfigError } from '../../config/load.ts';
 import { configLinks, domainLink, linkHost, type ProxyLink } from '../../config/links.ts';
 import { isDomainName } from '../../config/secrets.ts';
 import type { CliCommand } from '../command.ts';
-import { linkLines } from '../print-links.ts';
+import { linkLines, missingTlsLinkNotes } from '../print-links.ts';
 
 export const command: CliCommand = {
   name: 'link',
@@ -51,6 +51,7 @@ export const command: CliCommand = {
         return `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
       };
       for (const line of linkLines(links, where)) ctx.out(line);
+      if (typeof domain !== 'string') for (const line of missingTlsLinkNotes(listeners)) ctx.out(line);
     }
     return 0;
   },

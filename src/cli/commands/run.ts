@@ -7,7 +7,7 @@ import { logger, setLogLevel } from '../../log.ts';
 import { ProxyServer } from '../../server/proxy.ts';
 import { Supervisor } from '../../workers/supervisor.ts';
 import type { CliCommand } from '../command.ts';
-import { linkLines } from '../print-links.ts';
+import { linkLines, missingTlsLinkNotes } from '../print-links.ts';
 
 export const command: CliCommand = {
   name: 'run',
@@ -72,11 +72,9 @@ export const command: CliCommand = {
         const l = current.listeners.find((x) => x.name === name)!;
         return `${l.host.includes(':') ? `[${l.host}]` : l.host}:${port(name)}`;
       };
-      for (const line of linkLines(
-        configLinks(current, (l) => port(l.name)),
-        where,
-      ))
-        ctx.out(line);
+      const links = configLinks(current, (l) => port(l.name));
+      for (const line of linkLines(links, where)) ctx.out(line);
+      for (const line of missingTlsLinkNotes(current.listeners)) ctx.out(line);
     };
     process.on('SIGHUP', () => {
       void proxy.reloadFromFile().then((r) => {
