@@ -225,6 +225,12 @@ function fronting(value: unknown): FrontingTarget | null {
   if (value === 'off' || value === false) return { kind: 'off' };
   if (value === 'sni') return { kind: 'sni', port: 443 };
   if (typeof value !== 'string') return null;
+  // "sni:8443": the SNI's host on another port.
+  const sniPort = /^sni:(\d{1,5})$/.exec(value);
+  if (sniPort) {
+    const port = Number(sniPort[1]);
+    return port >= 1 && port <= 65535 ? { kind: 'sni', port } : null;
+  }
   const target = parseHostPort(value);
   return target ? { kind: 'fixed', host: target.host, port: target.port } : null;
 }
@@ -348,8 +354,8 @@ const listenerShape = {
   fronting: withDefault(
     leaf('"sni", "off" or "host:port"', fronting),
     'sni',
-    '"sni" | "off" | "host:port"',
-    'Where failed or non-proxy connections are forwarded: the SNI host on 443, a fixed address, or nowhere.',
+    '"sni" | "sni:PORT" | "off" | "host:port"',
+    'Where failed or non-proxy connections are forwarded: the SNI host on 443 (or PORT), a fixed address, or nowhere.',
   ),
   fronting_proxy_protocol: withDefault(
     oneOf(['off', 'v1', 'v2'] as const),
