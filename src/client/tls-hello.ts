@@ -5,13 +5,15 @@
  * Shapes:
  * - 'modern': the 2026 Chrome-like hello (~1.7 KB): GREASE, 16 extensions in a random order per connection,
  *   X25519MLKEM768 + X25519 key shares, ECH GREASE with a 144..240-byte payload, ALPS, no padding.
+ * - 'darwin': the variant the same library sends on Apple platforms (Safari-like): fixed extension order, one
+ *   of two cipher lists, no ECH, PQ key share.
  * - 'legacy': the older fixed 517-byte hello (key share, supported_versions, SNI, padding to 512 bytes).
  */
 import { createHmac, generateKeyPairSync, randomBytes, randomInt } from 'node:crypto';
 import { RANDOM_OFFSET } from '../protocol/faketls/client-hello.ts';
 import { verifyServerHelloDigest } from '../protocol/faketls/server-hello.ts';
 
-export type HelloShape = 'modern' | 'legacy';
+export type HelloShape = 'modern' | 'darwin' | 'legacy';
 
 export interface ClientHelloOptions {
   shape: HelloShape;
@@ -142,6 +144,55 @@ function modernBody(o: ClientHelloOptions): Buffer {
   ]);
 }
 
+const DARWIN_SUITES = [
+  hex('1302 1301 1303 c02c c030 c02b cca9 c02f cca8 c00a c009 c014 c013'),
+  hex('1302 1303 1301 c02c c02b cca9 c030 c02f cca8 c00a c009 c014 c013 009d 009c 0035 002f c008 c012 000a'),
+];
+
+function darwinBody(o: ClientHelloOptions): Buffer {
+  const grease = drawGrease();
+  const alpn =
+    randomInt(2) === 0
+      ? vec16(hex('08'), Buffer.from('http/1.1'))
+      : vec16(hex('02'), Buffer.from('h2'), hex('08'), Buffer.from('http/1.1'));
+  const extensions = [
+    ext(grease[2]),
+    serverNameExt(o.domain),
+    ext(0x0017),
+    ext(0xff01, hex('00')),
+    ext(0x000a, vec16(u16(grease[4]), hex('11ec 001d 0017 0018 0019'))),
+    ext(0x000b, hex('01 00')),
+    ext(0x0010, alpn),
+    ext(0x0005, hex('01 00000000')),
+    ext(0x000d, vec16(hex('0403 0804 0401 0503 0805 0805 0501 0806 0601 0201'))),
+    ext(0x0012),
+    ext(
+      0x0033,
+      vec16(
+        u16(grease[4]),
+        hex('0001 00'),
+        hex('11ec'),
+        vec16(mlKem768Key(), x25519PublicKey()),
+        hex('001d'),
+        vec16(o.x25519Key ?? x25519PublicKey()),
+      ),
+    ),
+    ext(0x002d, hex('01 01')),
+    ext(0x002b, Buffer.from([6]), u16(grease[6]), hex('0304 0303')),
+    ext(0x001b, hex('02 0001')),
+    ext(grease[3], hex('00')),
+  ];
+  return Buffer.concat([
+    hex('0303'),
+    Buffer.alloc(32),
+    Buffer.from([32]),
+    o.sessionId ?? randomBytes(32),
+    vec16(u16(grease[0]), DARWIN_SUITES[randomInt(2)]),
+    hex('01 00'),
+    vec16(...extensions),
+  ]);
+}
+
 const LEGACY_SUITES = hex('1301 1302 1303 c02b c02f c02c c030 cca9 cca8 c013 c014 009c 009d 002f 0035 000a');
 
 function legacyBody(o: ClientHelloOptions): Buffer {
@@ -173,7 +224,7 @@ function legacyBody(o: ClientHelloOptions): Buffer {
 
 /** A complete ClientHello record with the digest for `secret` and `unixTime` in its random. */
 export function buildClientHello(o: ClientHelloOptions): Buffer {
-  const body = o.shape === 'legacy' ? legacyBody(o) : modernBody(o);
+  const body = o.shape === 'legacy' ? legacyBody(o) : o.shape === 'darwin' ? darwinBody(o) : modernBody(o);
   const handshake = Buffer.concat([Buffer.from([0x01, 0x00]), vec16(body)]);
   const record = Buffer.concat([hex('160301'), vec16(handshake)]);
   signClientHello(record, o.secret, o.unixTime);

@@ -125,9 +125,9 @@ test('ee client with the legacy 517-byte hello, and a payload spanning several r
   await eeRoundTrip({ shape: 'legacy', size: 40_000 });
 });
 
-test('the shared client with an ee link secret (both hello shapes)', async () => {
+test('the shared client with an ee link secret (every hello shape)', async () => {
   const link = `ee${TEST_SECRET.toString('hex')}${Buffer.from(SITE_DOMAIN).toString('hex')}`;
-  for (const tlsShape of ['modern', 'legacy'] as const) {
+  for (const tlsShape of ['modern', 'darwin', 'legacy'] as const) {
     const conn = await connectObfuscated({ host: '127.0.0.1', port: proxy.port(), secret: link, tlsShape });
     try {
       const payload = randomBytes(128);

@@ -61,6 +61,17 @@ test('extension order is shuffled per connection', () => {
   assert.ok(orders.size > 1);
 });
 
+test('the Apple-platform variant (fixed order, no ECH, PQ share) parses and verifies', () => {
+  for (let i = 0; i < 10; i++) {
+    const record = buildClientHello({ shape: 'darwin', secret, domain: 'example.com', unixTime: now });
+    const hello = parseClientHello(record);
+    assert.equal(hello.sni, 'example.com');
+    assert.ok(!hello.extensionTypes.includes(0xfe0d));
+    assert.equal(hello.keyShares?.find((k) => k.group === GROUP_X25519_MLKEM768)?.key.length, 1216);
+    assert.equal(verifyHelloDigest(zeroedHello(record), hello.random, secret), now);
+  }
+});
+
 test('legacy hello is 517 bytes and verifies', () => {
   const record = buildClientHello({ shape: 'legacy', secret, domain: 'example.com', unixTime: now });
   assert.equal(record.length, 517);
