@@ -28,6 +28,22 @@ describe('mtproxy commands and flags', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  test('run: an unknown key or a missing file is one line and exit code 1', async () => {
+    const cwd = await mkdtemp(path.join(dir, 'bad-'));
+    const file = path.join(cwd, 'bad.toml');
+    await writeFile(file, `[[listeners]]\nport = 0\nsecret = "${SECRET}"\ncolour = "blue"\n`);
+    const unknown = await run([], cwd, { MTP_CONFIG: file });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^mtproxy: listeners\[0\]\.colour: unknown key[^\n]*\n$/);
+
+    const missing = await run(['-c', path.join(cwd, 'nope.toml')], cwd);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /^mtproxy: .*nope\.toml: expected a readable config file: file not found\n$/,
+    );
+  });
+
   test('bad flag values name the flag', async () => {
     const r = await run(['-p', 'http'], dir);
     assert.equal(r.code, 1);

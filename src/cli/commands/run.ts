@@ -1,7 +1,10 @@
 /**
  * `mtproxy run` (the default): start the listeners, print the links, then run until SIGTERM/SIGINT, which stop
- * accepting and let open sessions drain for at most `timeouts.drain`. SIGHUP re-reads the config.
+ * accepting and let open sessions drain for at most `timeouts.drain`. SIGHUP (or, with --watch, saving the file)
+ * re-reads the config.
  */
+import { watch } from 'node:fs';
+import path from 'node:path';
 import { configLinks } from '../../config/links.ts';
 import { logger, setLogLevel } from '../../log.ts';
 import { ProxyServer } from '../../server/proxy.ts';
@@ -12,7 +15,11 @@ import { linkLines, missingTlsLinkNotes } from '../print-links.ts';
 export const command: CliCommand = {
   name: 'run',
   summary: 'Run the proxy in the foreground (the default command)',
-  usage: 'run [--config FILE] [-p PORT] [-s SECRET] [-t TAG] [-a PROTO]... [--tls-domain DOMAIN]...',
+  usage:
+    'run [--config FILE] [--watch] [-p PORT] [-s SECRET] [-t TAG] [-a PROTO]... [--tls-domain DOMAIN]...',
+  options: {
+    watch: { type: 'boolean', description: 'Reload when the config file changes (env MTP_WATCH=1)' },
+  },
   async run(ctx) {
     const loaded = await ctx.loadConfig({ createIfMissing: true });
     const { config } = loaded;
@@ -76,13 +83,31 @@ export const command: CliCommand = {
       for (const line of linkLines(links, where)) ctx.out(line);
       for (const line of missingTlsLinkNotes(current.listeners)) ctx.out(line);
     };
-    process.on('SIGHUP', () => {
+    const reload = () => {
       void proxy.reloadFromFile().then((r) => {
         if (r.ok) printLinks();
         else ctx.err(`mtproxy: reload refused: ${r.error}`);
       });
-    });
+    };
+    process.on('SIGHUP', reload);
+    if (loaded.file && (ctx.values.watch || ctx.env.MTP_WATCH === '1')) watchFile(loaded.file, reload);
     printLinks();
     return exitCode;
   },
 };
+
+/** Editors often replace the file instead of writing it, so the folder is watched; bursts of events coalesce. */
+function watchFile(file: string, onChange: () => void): void {
+  const name = path.basename(file);
+  let timer: NodeJS.Timeout | null = null;
+  const watcher = watch(path.dirname(file), (_event, changed) => {
+    if (changed !== null && changed !== name) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      onChange();
+    }, 200);
+  });
+  watcher.unref();
+  watcher.on('error', (e) => logger.warn({ err: e.message }, 'config watch stopped'));
+}
