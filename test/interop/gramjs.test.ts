@@ -11,7 +11,8 @@ import { basicToml, startTestProxy, TEST_SECRET_HEX, type TestProxy } from '../h
 
 const require = createRequire(import.meta.url);
 const { TelegramClient } = require('telegram') as typeof import('telegram');
-const { StringSession } = require('telegram/sessions/index.js') as typeof import('telegram/sessions/index.js');
+const { StringSession } =
+  require('telegram/sessions/index.js') as typeof import('telegram/sessions/index.js');
 const { ConnectionTCPMTProxyAbridged } =
   require('telegram/network/connection/TCPMTProxy.js') as typeof import('telegram/network/connection/TCPMTProxy.js');
 const { Logger, LogLevel } =
