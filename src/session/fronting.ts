@@ -177,6 +177,11 @@ export function frontConnection(
 
   const connectTo = (addresses: { address: string; family: number }[], index: number): void => {
     if (closed) return;
+    // The client gave up while we were resolving: nothing to splice.
+    if (socket.destroyed) {
+      closeBoth();
+      return;
+    }
     const target = net.connect({
       host: addresses[index].address,
       port: destination.port,
