@@ -322,6 +322,9 @@ export class ProxyServer {
     for (const [state, l] of keep) {
       state.config = l;
       state.server.maxConnections = maxConnectionsOf(l);
+      // Read by net.Server for each connection it accepts, so new sessions get the new size.
+      (state.server as net.Server & { highWaterMark: number }).highWaterMark =
+        next.buffers.clientHighWaterMark;
     }
     for (const s of released) {
       this.#listeners.delete(s.config.name);

@@ -129,6 +129,38 @@ describe('ProxyServer', () => {
     }
   });
 
+  test('reloaded buffer and connection limits reach new connections of a running listener', async () => {
+    const marks: number[] = [];
+    const handler: SessionHandler = (socket, env) => {
+      marks.push(socket.readableHighWaterMark);
+      echoHandler()(socket, env);
+    };
+    const proxy = new ProxyServer(configOf(listenerToml('a')), {
+      log: silent,
+      stats: new Stats(),
+      sessionHandler: handler,
+    });
+    await proxy.start();
+    try {
+      const port = proxy.address('a').port;
+      const first = await connect(port);
+      assert.equal(await roundTrip(first, '1'), '1');
+      const next = parseConfig(
+        `${listenerToml('a')}max_connections = 7\n[buffers]\nclient_high_water_mark = 4096\n[log]\nlevel = "silent"\n`,
+      );
+      await proxy.applyConfig(next);
+      assert.equal(proxy.address('a').port, port);
+      assert.equal(proxy.listeningServer('a').maxConnections, 7);
+      const second = await connect(port);
+      assert.equal(await roundTrip(second, '2'), '2');
+      assert.deepEqual(marks, [65536, 4096]);
+      first.destroy();
+      second.destroy();
+    } finally {
+      await proxy.stop(100);
+    }
+  });
+
   test('a listener whose port changes is restarted alone', async () => {
     const blocker = net.createServer();
     blocker.listen(0, '127.0.0.1');
