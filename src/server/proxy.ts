@@ -238,6 +238,8 @@ export class ProxyServer {
     } catch (e) {
       for (const s of bound) s.server.close();
       await this.#ops?.stop();
+      // A middle-proxy upstream may already be refreshing Telegram's config; don't leave its timers behind.
+      await Promise.allSettled([this.#direct?.close(), this.#middle?.close()]);
       this.#listeners.clear();
       this.#started = false;
       throw e;
