@@ -530,7 +530,12 @@ class ClientSession implements ClientSink {
     s.pause();
     s.setTimeout(0);
     this.countEnd();
-    frontConnection(s, alreadyRead, this.listener, sni, this.env);
+    try {
+      frontConnection(s, alreadyRead, this.listener, sni, this.env);
+    } catch (err) {
+      this.env.log.warn({ err, listener: this.listener.name }, 'fronting failed');
+      s.destroy();
+    }
   }
 
   private logFailure(code: string): void {

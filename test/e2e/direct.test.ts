@@ -198,4 +198,45 @@ describe('direct mode end to end', () => {
       await floodDc.stop();
     }
   });
+
+  it('a DC that stops reading stalls its client instead of being buffered without bound', async () => {
+    const stallingDc = await FakeDc.start({
+      keepFrames: 1,
+      // After the first frame the DC stops reading: everything else must stay in the client's socket.
+      onFrame: (conn) => conn.socket.pause(),
+    });
+    const p2 = await startTestProxy(basicToml(stallingDc.port));
+    try {
+      const c = await connectObfuscated({
+        host: '127.0.0.1',
+        port: p2.port(),
+        secret: TEST_SECRET_HEX,
+        transport: 'intermediate',
+      });
+      c.sendFrame(Buffer.alloc(16));
+      await stallingDc.waitForConnection();
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      const limit = 64 * 1024 * 1024;
+      let sent = 0;
+      // Write until our own socket reports a backlog that stops moving: the proxy stopped reading us.
+      let lastBacklog = -1;
+      let stableRounds = 0;
+      while (sent < limit && stableRounds < 10) {
+        while (c.socket.writableLength < 4 * 1024 * 1024 && sent < limit) {
+          c.sendFrame(chunk);
+          sent += chunk.length;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+        const backlog = c.socket.writableLength;
+        stableRounds = backlog === lastBacklog ? stableRounds + 1 : 0;
+        lastBacklog = backlog;
+      }
+      assert.ok(sent < limit, `sent ${sent} bytes into a DC that reads nothing`);
+      assert.ok(c.socket.writableLength > 0);
+      c.close();
+    } finally {
+      await p2.stop();
+      await stallingDc.stop();
+    }
+  });
 });
