@@ -11,6 +11,7 @@ import type { Config } from '../../src/config/types.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import { ProxyServer, type SessionHandler } from '../../src/server/proxy.ts';
 import type { SessionEnv } from '../../src/session/types.ts';
+import type { Upstream } from '../../src/upstream/types.ts';
 
 const SECRET_A = '0123456789abcdef0123456789abcdef';
 const SECRET_B = 'fedcba9876543210fedcba9876543210';
@@ -156,6 +157,45 @@ describe('ProxyServer', () => {
       assert.deepEqual(marks, [65536, 4096]);
       first.destroy();
       second.destroy();
+    } finally {
+      await proxy.stop(100);
+    }
+  });
+
+  test('upstream per listener: auto = middle with an ad tag, else direct; a forced mode wins', async () => {
+    const fake = (kind: 'direct' | 'middle'): Upstream => ({
+      kind,
+      open: () => Promise.reject(new Error('not used')),
+      close: () => Promise.resolve(),
+    });
+    const upstreams = { direct: fake('direct'), middle: fake('middle') };
+    const tagged = `${listenerToml('tagged')}ad_tag = "dcbe8f1493fa4cd9ab300891c0b5b326"\n`;
+    const seen: string[] = [];
+    const proxy = new ProxyServer(configOf(tagged + listenerToml('plain')), {
+      log: silent,
+      stats: new Stats(),
+      upstreams,
+      sessionHandler: (socket, env) => {
+        seen.push(`${env.listener().name}:${env.upstream(env.listener()).kind}`);
+        echoHandler()(socket, env);
+      },
+    });
+    await proxy.start();
+    try {
+      const kinds = async () => {
+        seen.length = 0;
+        for (const name of ['tagged', 'plain']) {
+          const socket = await connect(proxy.address(name).port);
+          await roundTrip(socket, name);
+          socket.destroy();
+        }
+        return [...seen];
+      };
+      assert.deepEqual(await kinds(), ['tagged:middle', 'plain:direct']);
+      await proxy.applyConfig(configOf(`[upstream]\nmode = "direct"\n${tagged}${listenerToml('plain')}`));
+      assert.deepEqual(await kinds(), ['tagged:direct', 'plain:direct']);
+      await proxy.applyConfig(configOf(`[upstream]\nmode = "middle"\n${tagged}${listenerToml('plain')}`));
+      assert.deepEqual(await kinds(), ['tagged:middle', 'plain:middle']);
     } finally {
       await proxy.stop(100);
     }
