@@ -96,6 +96,20 @@ describe('README', () => {
     for (const p of [...paths, ...linked]) assert.ok(existsSync(join(repo, p)), p);
   });
 
+  it('names only environment variables and flags the code reads', () => {
+    const sources = [
+      ...readdirSync(join(repo, 'src'), { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.ts'))
+        .map((f) => readFileSync(join(repo, 'src', f), 'utf8')),
+      readFileSync(join(repo, 'Dockerfile'), 'utf8'),
+      readFileSync(join(repo, 'deploy/docker/entrypoint.sh'), 'utf8'),
+    ].join('\n');
+    for (const m of readme.matchAll(/\b(MTP_[A-Z_]+)\b/g)) assert.ok(sources.includes(m[1]), m[1]);
+    for (const m of section('Command line').matchAll(/`(--[a-z-]+)/g)) {
+      assert.ok(sources.includes(`'${m[1].slice(2)}'`) || sources.includes(` ${m[1].slice(2)}:`), m[1]);
+    }
+  });
+
   it('documents the installer options it has', () => {
     const installer = readFileSync(join(repo, 'scripts/install.sh'), 'utf8');
     const text = section('systemd and the installer');
