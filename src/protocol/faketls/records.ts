@@ -3,8 +3,9 @@
  *
  * Incoming: application-data records (17 03 03) carry the obfuscated2 stream; record boundaries mean nothing
  * to that stream, so payload is handed out as soon as it arrives (a record split over TCP segments is not
- * reassembled first, and a record fully inside a chunk is handed out as a view of that chunk, without
- * copying). ChangeCipherSpec records are skipped wherever they appear; anything else is a protocol error.
+ * reassembled first) and all of a chunk's payload goes out as one view of that chunk: one decrypt and one
+ * upstream write per read, however many records the read held. ChangeCipherSpec records are skipped
+ * wherever they appear; anything else is a protocol error.
  *
  * Outgoing: payload cut into records of at most 16 KiB, written into one buffer.
  */
@@ -37,17 +38,28 @@ export class TlsRecordDecoder {
   private remaining = 0;
 
   /**
-   * Feed one chunk; `onAppData` gets application-data payload in stream order, possibly in several pieces
-   * per record. The pieces may be views of `chunk`: consume them before `chunk` is reused. Throws
-   * ProtocolError (MTP_ERR_TLS_BAD_RECORD) on anything that is not an application-data or CCS record.
+   * Feed one chunk; `onAppData` gets the application-data payload it carries, in stream order, at most once
+   * per chunk. To hand over one contiguous view without allocating, payload that follows a record header
+   * inside the chunk is moved down over that header: `chunk` is rewritten in place and must not be used
+   * by the caller afterwards. Throws ProtocolError (MTP_ERR_TLS_BAD_RECORD) on anything that is not an
+   * application-data or CCS record (payload decoded before the bad record in the same chunk is dropped).
    */
   decode(chunk: Buffer, onAppData: (payload: Buffer) => void): void {
     let pos = 0;
     const end = chunk.length;
+    // Payload collected so far in this chunk lives at [outStart, outEnd).
+    let outStart = -1;
+    let outEnd = 0;
     while (pos < end) {
       if (this.state === STATE_APP_DATA) {
         const take = Math.min(this.remaining, end - pos);
-        onAppData(take === end && pos === 0 ? chunk : chunk.subarray(pos, pos + take));
+        if (outStart < 0) {
+          outStart = pos;
+          outEnd = pos + take;
+        } else {
+          if (outEnd !== pos) chunk.copy(chunk, outEnd, pos, pos + take);
+          outEnd += take;
+        }
         pos += take;
         this.remaining -= take;
         if (this.remaining === 0) this.state = STATE_HEADER;
@@ -84,6 +96,9 @@ export class TlsRecordDecoder {
         length = (this.header[3] << 8) | this.header[4];
       }
       this.startRecord(type, versionMajor, versionMinor, length);
+    }
+    if (outStart >= 0 && outEnd > outStart) {
+      onAppData(outStart === 0 && outEnd === end ? chunk : chunk.subarray(outStart, outEnd));
     }
   }
 
