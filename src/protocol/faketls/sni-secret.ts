@@ -9,6 +9,10 @@ export const DEFAULT_SNI_SALT = 'mtproto-proxy-per-sni-v1';
 
 export function deriveSniSecret(salt: string, baseSecret: Buffer, sni: string | Buffer): Buffer {
   const sniBytes = typeof sni === 'string' ? Buffer.from(sni, 'latin1') : sni;
-  const input = Buffer.concat([Buffer.from(salt, 'utf8'), Buffer.from(baseSecret.toString('hex'), 'latin1'), sniBytes]);
+  const input = Buffer.concat([
+    Buffer.from(salt, 'utf8'),
+    Buffer.from(baseSecret.toString('hex'), 'latin1'),
+    sniBytes,
+  ]);
   return (hash('sha256', input, 'buffer') as Buffer).subarray(0, 16);
 }
