@@ -25,10 +25,10 @@ describe('mtproxy run: reloading', () => {
     t.after(() => child.kill('SIGKILL'));
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
-    await waitForOutput(child, /listener "a"[^]*tg:\/\/proxy/);
+    await waitForOutput(child, /listener "a"[\s\S]*tg:\/\/proxy/);
 
     await writeFile(file, listener('a') + listener('b'));
-    const reloaded = waitForOutput(child, /listener "b"[^]*https:\/\/t\.me/);
+    const reloaded = waitForOutput(child, /listener "b"[\s\S]*https:\/\/t\.me/);
     child.kill('SIGHUP');
     await reloaded;
 
@@ -50,8 +50,8 @@ describe('mtproxy run: reloading', () => {
     await writeFile(file, listener('a'));
     const child = start(['--watch'], cwd, { MTP_WORKERS: '1' });
     t.after(() => child.kill('SIGKILL'));
-    await waitForOutput(child, /listener "a"[^]*https:\/\/t\.me/);
-    const reloaded = waitForOutput(child, /listener "w2"[^]*https:\/\/t\.me/);
+    await waitForOutput(child, /listener "a"[\s\S]*https:\/\/t\.me/);
+    const reloaded = waitForOutput(child, /listener "w2"[\s\S]*https:\/\/t\.me/);
     await writeFile(file, listener('a') + listener('w2'));
     await reloaded;
     child.kill('SIGTERM');

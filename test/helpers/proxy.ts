@@ -6,7 +6,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
 import { logger } from '../../src/log.ts';
 import { Stats } from '../../src/metrics/stats.ts';
-import { Proxy } from '../../src/server/proxy.ts';
+import { ProxyServer } from '../../src/server/proxy.ts';
 import type { PolicyGate, ReplayGuard } from '../../src/session/types.ts';
 import { DirectUpstream } from '../../src/upstream/direct/direct-upstream.ts';
 import type { Upstream } from '../../src/upstream/types.ts';
@@ -55,7 +55,7 @@ export interface TestProxyOptions {
 }
 
 export interface TestProxy {
-  proxy: Proxy;
+  proxy: ProxyServer;
   config: Config;
   stats: Stats;
   host: string;
@@ -76,7 +76,7 @@ export async function startTestProxy(
   const log = logger.child({ test: true });
   log.level = process.env.MTP_TEST_LOG ?? 'silent';
   const upstream = opts.upstream ?? new DirectUpstream(() => proxy.config, log, stats);
-  const proxy: Proxy = new Proxy(config, {
+  const proxy: ProxyServer = new ProxyServer(config, {
     log,
     stats,
     replay: opts.replay,
