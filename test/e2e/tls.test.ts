@@ -6,12 +6,18 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { FakeTlsHandshakeError, fakeTlsHandshake } from '../../src/client/fake-tls-client.ts';
+import { FakeTlsFraming, FakeTlsHandshakeError, fakeTlsHandshake } from '../../src/client/fake-tls-client.ts';
 import { connectObfuscated } from '../../src/client/obfuscated-client.ts';
-import { buildClientHello, helloRandom, readServerFlight } from '../../src/client/tls-hello.ts';
+import {
+  buildClientHello,
+  helloRandom,
+  readServerFlight,
+  splitHelloRecords,
+} from '../../src/client/tls-hello.ts';
 import { createFrameCodec } from '../../src/protocol/framing/codec.ts';
 import { createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
+import { randomSegments } from '../helpers/tls-hello.ts';
 import { type HttpsSite, SITE_DOMAIN, startHttpsSite } from '../helpers/https-site.ts';
 import { basicToml, startTestProxy, TEST_SECRET, type TestProxy } from '../helpers/proxy.ts';
 
@@ -136,6 +142,50 @@ test('the shared client with an ee link secret (every hello shape)', async () =>
     } finally {
       conn.close();
     }
+  }
+});
+
+test('a hello split over several TLS records and many TCP segments, then a full session', async () => {
+  const socket = await connect(proxy.port());
+  socket.setNoDelay(true);
+  try {
+    const hello = buildClientHello({
+      shape: 'modern',
+      secret: TEST_SECRET,
+      domain: SITE_DOMAIN,
+      unixTime: Math.floor(Date.now() / 1000),
+    });
+    const wire = splitHelloRecords(hello, [90, 400, 700]);
+    let answer = Buffer.alloc(0);
+    socket.on('data', (c: Buffer) => {
+      answer = Buffer.concat([answer, c]);
+    });
+    for (const segment of randomSegments(wire, 200)) {
+      socket.write(segment);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    for (
+      let i = 0;
+      i < 200 && readServerFlight(answer, helloRandom(hello), TEST_SECRET).kind === 'need-more';
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(readServerFlight(answer, helloRandom(hello), TEST_SECRET).kind, 'proxy');
+    socket.removeAllListeners('data');
+    const framing = new FakeTlsFraming();
+    const init = createInitiatorHeader('padded', 2, TEST_SECRET);
+    const codec = createFrameCodec('padded', { fromServer: true });
+    const payload = randomBytes(256);
+    const echoed = new Promise<Buffer>((resolve) => {
+      socket.on('data', (chunk: Buffer) =>
+        framing.unwrap(chunk, (bytes) => codec.decode(init.decrypt.update(bytes), (frame) => resolve(frame))),
+      );
+    });
+    socket.write(framing.wrap(Buffer.concat([init.header, init.encrypt.update(codec.encode(payload))])));
+    assert.deepEqual(await echoed, payload);
+  } finally {
+    socket.destroy();
   }
 });
 
