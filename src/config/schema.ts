@@ -11,7 +11,7 @@ import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { DEFAULT_SNI_SALT } from '../protocol/faketls/sni-secret.ts';
-import { isDomainName, parseHexSecret } from './secrets.ts';
+import { isDomainName, parseClientSecret, parseHexSecret } from './secrets.ts';
 import type {
   Config,
   FrontingTarget,
@@ -112,11 +112,17 @@ function section<T extends z.core.$ZodLooseShape>(shape: T, description: string)
 const MISSING = ' (required)';
 
 /** A leaf that accepts unknown input and either returns the parsed value or reports `expected ...`. */
-function leaf<T>(expected: string, parse: (value: unknown) => T | null) {
+function leaf<T>(
+  expected: string,
+  parse: (value: unknown) => T | null,
+  hint?: (value: unknown) => string | null,
+) {
   return z.unknown().transform((value, ctx): T => {
     const parsed = value === undefined ? null : parse(value);
     if (parsed === null) {
-      ctx.addIssue({ code: 'custom', message: `expected ${expected}${value === undefined ? MISSING : ''}` });
+      const why = value === undefined ? null : (hint?.(value) ?? null);
+      const extra = value === undefined ? MISSING : why ? ` (${why})` : '';
+      ctx.addIssue({ code: 'custom', message: `expected ${expected}${extra}` });
       return z.NEVER;
     }
     return parsed;
@@ -162,7 +168,18 @@ function text(expected = 'a string') {
 const nonEmptyText = (expected = 'a non-empty string') =>
   leaf(expected, (v) => (typeof v === 'string' && v.trim() !== '' ? v : null));
 
-const hexSecret = () => leaf('32 hex characters', (v) => (typeof v === 'string' ? parseHexSecret(v) : null));
+const hexSecret = () =>
+  leaf(
+    '32 hex characters',
+    (v) => (typeof v === 'string' ? parseHexSecret(v) : null),
+    // Operators often paste the secret from a link: say what to keep.
+    (v) => {
+      const linkForm = typeof v === 'string' ? parseClientSecret(v) : null;
+      if (!linkForm || linkForm.kind === 'plain') return null;
+      const rest = linkForm.domain ? ' and domain' : '';
+      return `without the ${linkForm.kind} prefix${rest}: "${linkForm.secret.toString('hex')}"`;
+    },
+  );
 
 const ipAddress = () =>
   leaf('an IPv4 or IPv6 address such as "0.0.0.0" or "::"', (v) =>
