@@ -48,7 +48,7 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
     multiple: true,
     valueName: 'PROTO',
     description:
-      'Allowed protocol, repeatable: classic, secure (dd), tls (ee) (env MTP_ALLOW, comma-separated)',
+      'Allowed protocol, repeatable: classic, secure (dd), tls (ee) (env MTP_ALLOW, comma-separated; or MTP_DD_ONLY / MTP_TLS_ONLY)',
   },
   'tls-domain': {
     type: 'string',
@@ -139,6 +139,12 @@ export function readOverrides(values: OptionValues, env: NodeJS.ProcessEnv): Ove
     if (families.size === 0)
       throw new ConfigError(label('allow', 'MTP_ALLOW'), 'expected classic, secure (dd) or tls (ee)');
     o.allow = PROTOCOL_FAMILIES.filter((f) => families.has(f));
+  }
+  if (!o.allow && (env.MTP_DD_ONLY || env.MTP_TLS_ONLY)) {
+    // The variables of the Erlang proxy's image: either or both restrict the protocols to dd / fake-TLS.
+    o.allow = PROTOCOL_FAMILIES.filter(
+      (f) => (f === 'secure' && env.MTP_DD_ONLY) || (f === 'tls' && env.MTP_TLS_ONLY),
+    );
   }
   const domains = pick(values, env, 'tls-domain', 'MTP_TLS_DOMAIN');
   if (domains !== undefined) {

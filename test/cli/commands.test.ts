@@ -102,6 +102,23 @@ describe('mtproxy commands and flags', () => {
     );
     assert.match(links[0].tg, /port=8443/);
 
+    const ddOnly = await run(['link', '--json'], cwd, { MTP_DD_ONLY: '1' });
+    assert.deepEqual(
+      ddOnly.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).protocol),
+      ['secure'],
+    );
+    const both = await run(['link', '--json'], cwd, { MTP_DD_ONLY: '1', MTP_TLS_ONLY: 'yes' });
+    assert.deepEqual(
+      both.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).protocol),
+      ['secure', 'tls'],
+    );
+
     const user = await run(['link', '--domain', 'alice.example.com'], cwd);
     assert.equal(user.code, 0);
     const derived = 'eeaf4d5729ce2a0de4a40bbf439ac9d515' + Buffer.from('alice.example.com').toString('hex');
