@@ -177,7 +177,8 @@ const hexSecret = () =>
       const linkForm = typeof v === 'string' ? parseClientSecret(v) : null;
       if (!linkForm || linkForm.kind === 'plain') return null;
       const rest = linkForm.domain ? ' and domain' : '';
-      return `without the ${linkForm.kind} prefix${rest}: "${linkForm.secret.toString('hex')}"`;
+      // The secret itself stays out of the message: reload errors end up in the logs.
+      return `keep only the secret, without the ${linkForm.kind} prefix${rest}`;
     },
   );
 

@@ -219,12 +219,12 @@ describe('config: every error is one line naming the key', () => {
     [
       'dd-prefixed secret',
       `[[listeners]]\nsecret = "dd${SECRET}"\n`,
-      /^listeners\[0\]\.secret: expected 32 hex characters \(without the dd prefix: "0123456789abcdef0123456789abcdef"\)$/,
+      /^listeners\[0\]\.secret: expected 32 hex characters \(keep only the secret, without the dd prefix\)$/,
     ],
     [
       'ee secret pasted from a link',
       `[[listeners]]\nsecret = "ee${SECRET}6578616d706c652e636f6d"\n`,
-      /^listeners\[0\]\.secret: expected 32 hex characters \(without the ee prefix and domain: "0123/,
+      /^listeners\[0\]\.secret: expected 32 hex characters \(keep only the secret, without the ee prefix and domain\)$/,
     ],
     ['secret of wrong type', '[[listeners]]\nsecret = 5\n', /^listeners\[0\]\.secret: expected 32 hex/],
     ['bad ad tag', `${MINIMAL}ad_tag = "xyz"\n`, /^listeners\[0\]\.ad_tag: expected 32 hex characters$/],
