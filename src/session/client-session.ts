@@ -73,6 +73,17 @@ function looksLikeTlsHello(buf: Buffer): boolean {
 
 function noop(): void {}
 
+/**
+ * Socket events reach their session through this property, so one shared handler per event serves every
+ * connection (no per-connection closures for the socket listeners).
+ */
+const SESSION = Symbol('mtproxy.session');
+type SessionSocket = net.Socket & { [SESSION]?: ClientSession };
+
+function sessionOf(socket: net.Socket): ClientSession | undefined {
+  return (socket as SessionSocket)[SESSION];
+}
+
 class ClientSession implements ClientSink {
   private readonly socket: net.Socket;
   private readonly env: SessionEnv;
@@ -94,6 +105,8 @@ class ClientSession implements ClientSink {
   /** Secrets to try on the header: the listener's, or the one the TLS handshake settled on. */
   private secrets: Buffer[];
   private tls: TlsRecordDecoder | null = null;
+  /** tls.decode's callback (fake-TLS sessions only). */
+  private tlsPayload: ((data: Buffer) => void) | null = null;
   private tlsDomain: string | null = null;
   /** Obfuscated bytes that followed the header while the upstream was opening. */
   private pending: Buffer[] = [];
@@ -104,6 +117,8 @@ class ClientSession implements ClientSink {
   private decrypt: CtrStream | null = null;
   private encrypt: CtrStream | null = null;
   private codec: FrameCodec | null = null;
+  /** codec.decode's callback (framed upstreams only). */
+  private clientFrame: ((payload: Buffer, quickAck: boolean) => void) | null = null;
   private handle: UpstreamHandle | null = null;
   private ticket: PolicyTicket | null = null;
 
@@ -132,25 +147,27 @@ class ClientSession implements ClientSink {
     const s = this.socket;
     this.stats.connectionsTotal++;
     this.stats.connectionsActive++;
-    s.on('error', this.onSocketError);
-    s.on('close', this.onSocketClose);
-    s.on('end', this.onSocketEnd);
-    s.on('timeout', this.onIdle);
-    s.on('drain', this.onDrain);
-    s.on('data', this.onData);
+    (s as SessionSocket)[SESSION] = this;
+    s.on('error', socketError);
+    s.on('close', socketClose);
+    s.on('end', socketEnd);
+    s.on('timeout', socketIdle);
+    s.on('drain', socketDrain);
+    s.on('data', socketData);
     s.setNoDelay(true);
-    this.deadline.arm(this.handshakeMs, this.onHandshakeTimeout);
+    this.deadline.arm(this.handshakeMs, () => this.onHandshakeTimeout());
     if (s.destroyed) this.finish('client_closed');
   }
 
   // ---- client input ------------------------------------------------------------------------------
 
-  private readonly onData = (chunk: Buffer): void => {
+  /** @internal (socket listener) */
+  onData(chunk: Buffer): void {
     this.stats.bytesFromClient += chunk.length;
     try {
       switch (this.stage) {
         case STAGE_RELAY:
-          if (this.tls) this.tls.decode(chunk, this.onObfuscated);
+          if (this.tls) this.tls.decode(chunk, this.tlsPayload!);
           else this.relayFromClient(chunk);
           return;
         case STAGE_HELLO:
@@ -160,7 +177,7 @@ class ClientSession implements ClientSink {
         case STAGE_HEADER:
         case STAGE_CONNECTING:
           this.keepRaw(chunk);
-          if (this.tls) this.tls.decode(chunk, this.onObfuscated);
+          if (this.tls) this.tls.decode(chunk, this.tlsPayload!);
           else this.onObfuscated(chunk);
           return;
         default:
@@ -170,7 +187,7 @@ class ClientSession implements ClientSink {
     } catch (err) {
       this.onBadInput(err);
     }
-  };
+  }
 
   private keepRaw(chunk: Buffer): void {
     if (this.raw === null) return;
@@ -239,14 +256,15 @@ class ClientSession implements ClientSink {
     this.raw = null;
     this.stage = STAGE_HEADER;
     this.tls = new TlsRecordDecoder();
+    this.tlsPayload = (data) => this.onObfuscated(data);
     this.stats.bytesToClient += outcome.serverHello.length;
     this.socket.write(outcome.serverHello);
     if (outcome.consumed < buffered.length)
-      this.tls.decode(buffered.subarray(outcome.consumed), this.onObfuscated);
+      this.tls.decode(buffered.subarray(outcome.consumed), this.tlsPayload);
   }
 
   /** Obfuscated2 stream bytes (after TLS unwrapping, if any), before decryption. */
-  private readonly onObfuscated = (data: Buffer): void => {
+  private onObfuscated(data: Buffer): void {
     switch (this.stage) {
       case STAGE_RELAY:
         this.relayFromClient(data);
@@ -272,7 +290,7 @@ class ClientSession implements ClientSink {
       default:
         return;
     }
-  };
+  }
 
   private onHeader(): void {
     let hs: ClientHandshake | null = null;
@@ -358,16 +376,24 @@ class ClientSession implements ClientSink {
       this.onUpstreamFailed(err);
       return;
     }
-    opening.then(this.onUpstreamReady, this.onUpstreamFailed);
+    opening.then(
+      (handle) => this.onUpstreamReady(handle),
+      (err: unknown) => this.onUpstreamFailed(err),
+    );
   }
 
-  private readonly onUpstreamReady = (handle: UpstreamHandle): void => {
+  private onUpstreamReady(handle: UpstreamHandle): void {
     if (this.stage !== STAGE_CONNECTING) {
       handle.close();
       return;
     }
     this.handle = handle;
-    if (handle.framed) this.codec = createFrameCodec(this.transport, { requireAligned: true });
+    if (handle.framed) {
+      this.codec = createFrameCodec(this.transport, { requireAligned: true });
+      this.clientFrame = (payload, quickAck) => {
+        if (this.handle && !this.handle.writeFrame(payload, quickAck)) this.upstreamAccepting = false;
+      };
+    }
     if (this.upstreamPaused) handle.pause();
     this.stage = STAGE_RELAY;
     const pending = this.pending;
@@ -387,9 +413,9 @@ class ClientSession implements ClientSink {
     }
     if (this.clientEnded) this.endClientInput();
     else if (pausedForPending && !this.clientPaused) this.socket.resume();
-  };
+  }
 
-  private readonly onUpstreamFailed = (err: unknown): void => {
+  private onUpstreamFailed(err: unknown): void {
     const code = (err as { code?: unknown })?.code;
     this.stats.fail('MTP_ERR_UPSTREAM');
     this.env.log.debug(
@@ -401,7 +427,7 @@ class ClientSession implements ClientSink {
       'upstream open failed',
     );
     this.finish('upstream_failed');
-  };
+  }
 
   private relayFromClient(data: Buffer): void {
     const plain = this.decrypt!.update(data);
@@ -409,7 +435,7 @@ class ClientSession implements ClientSink {
     let accepting: boolean;
     if (this.codec) {
       this.upstreamAccepting = true;
-      this.codec.decode(plain, this.onClientFrame);
+      this.codec.decode(plain, this.clientFrame!);
       accepting = this.upstreamAccepting;
     } else {
       accepting = handle.writeBytes(plain);
@@ -419,10 +445,6 @@ class ClientSession implements ClientSink {
       this.socket.pause();
     }
   }
-
-  private readonly onClientFrame = (payload: Buffer, quickAck: boolean): void => {
-    if (this.handle && !this.handle.writeFrame(payload, quickAck)) this.upstreamAccepting = false;
-  };
 
   // ---- ClientSink: upstream -> client -------------------------------------------------------------
 
@@ -473,11 +495,12 @@ class ClientSession implements ClientSink {
     return ok;
   }
 
-  private readonly onDrain = (): void => {
+  /** @internal (socket listener) */
+  onDrain(): void {
     if (!this.upstreamPaused) return;
     this.upstreamPaused = false;
     this.handle?.resume();
-  };
+  }
 
   // ---- failures and the end ----------------------------------------------------------------------
 
@@ -519,12 +542,13 @@ class ClientSession implements ClientSink {
     this.stage = STAGE_DONE;
     this.deadline.clear();
     const s = this.socket;
-    s.off('data', this.onData);
-    s.off('end', this.onSocketEnd);
-    s.off('timeout', this.onIdle);
-    s.off('drain', this.onDrain);
-    s.off('close', this.onSocketClose);
-    s.off('error', this.onSocketError);
+    s.off('data', socketData);
+    s.off('end', socketEnd);
+    s.off('timeout', socketIdle);
+    s.off('drain', socketDrain);
+    s.off('close', socketClose);
+    s.off('error', socketError);
+    (s as SessionSocket)[SESSION] = undefined;
     // Whatever the splice does, an error on this socket must never become an uncaught exception.
     s.on('error', noop);
     s.pause();
@@ -550,12 +574,10 @@ class ClientSession implements ClientSink {
   }
 
   private finishLater(ms: number): void {
-    this.deadline.arm(ms, this.onRejectTimer);
+    this.deadline.arm(ms, () => this.finish('rejected'));
   }
 
-  private readonly onRejectTimer = (): void => this.finish('rejected');
-
-  private readonly onHandshakeTimeout = (): void => {
+  private onHandshakeTimeout(): void {
     if (this.stage === STAGE_REJECTED) {
       this.finish('rejected');
       return;
@@ -563,18 +585,15 @@ class ClientSession implements ClientSink {
     this.stats.fail('MTP_ERR_HANDSHAKE_TIMEOUT');
     this.logFailure('MTP_ERR_HANDSHAKE_TIMEOUT');
     this.finish('handshake_timeout');
-  };
+  }
 
-  private readonly onIdle = (): void => this.finish('idle_timeout');
-  private readonly onSocketError = (): void => this.finish('client_error');
-  private readonly onSocketClose = (): void => this.finish('client_closed');
-
-  private readonly onSocketEnd = (): void => {
+  /** @internal (socket listener) */
+  onSocketEnd(): void {
     // Half-closed while the upstream opens: wait for it only if there is something to deliver.
     if (this.stage === STAGE_CONNECTING && this.pending.length > 0) this.clientEnded = true;
     else if (this.stage === STAGE_RELAY) this.endClientInput();
     else this.finish('client_end', true);
-  };
+  }
 
   /**
    * The client will send nothing more. An upstream that can half-close (direct) passes the FIN on and keeps
@@ -597,7 +616,8 @@ class ClientSession implements ClientSink {
     if (this.protocol !== null && this.decrypt !== null) this.stats.sessionsActive[this.protocol]--;
   }
 
-  private finish(reason: string, flush = false): void {
+  /** @internal End the session (idempotent). */
+  finish(reason: string, flush = false): void {
     if (this.stage === STAGE_DONE) return;
     this.stage = STAGE_DONE;
     this.deadline.clear();
@@ -608,7 +628,7 @@ class ClientSession implements ClientSink {
     this.raw = null;
     this.countEnd();
     const s = this.socket;
-    s.off('data', this.onData);
+    s.off('data', socketData);
     if (flush && !s.destroyed && s.writableLength > 0) {
       s.end();
       s.setTimeout(FLUSH_BEFORE_CLOSE_MS, () => s.destroy());
@@ -624,4 +644,30 @@ class ClientSession implements ClientSink {
     }
     this.env.log.trace({ listener: this.listener.name, reason }, 'session ended');
   }
+}
+
+// Shared socket listeners: `this` is the socket, the session is found through SESSION.
+
+function socketData(this: net.Socket, chunk: Buffer): void {
+  sessionOf(this)?.onData(chunk);
+}
+
+function socketDrain(this: net.Socket): void {
+  sessionOf(this)?.onDrain();
+}
+
+function socketEnd(this: net.Socket): void {
+  sessionOf(this)?.onSocketEnd();
+}
+
+function socketIdle(this: net.Socket): void {
+  sessionOf(this)?.finish('idle_timeout');
+}
+
+function socketError(this: net.Socket): void {
+  sessionOf(this)?.finish('client_error');
+}
+
+function socketClose(this: net.Socket): void {
+  sessionOf(this)?.finish('client_closed');
 }

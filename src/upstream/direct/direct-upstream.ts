@@ -12,6 +12,14 @@ import { type CtrStream, createInitiatorHeader, type TransportTag } from '../../
 import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../types.ts';
 import { resolveDc } from './dc-addresses.ts';
 
+/** DC socket events reach their link through this property (one shared listener per event for all links). */
+const LINK = Symbol('mtproxy.directLink');
+type LinkSocket = net.Socket & { [LINK]?: DirectLink };
+
+function linkOf(socket: net.Socket): DirectLink | undefined {
+  return (socket as LinkSocket)[LINK];
+}
+
 /** How long a closed link may take to flush its last bytes to the DC. */
 const FLUSH_BEFORE_CLOSE_MS = 5000;
 
@@ -133,11 +141,12 @@ export class DirectLink implements UpstreamHandle {
     stats.linksActive++;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    socket.on('data', this.onData);
-    socket.on('drain', this.onDrain);
-    socket.on('end', this.onEnd);
-    socket.on('error', this.onError);
-    socket.on('close', this.onClose);
+    (socket as LinkSocket)[LINK] = this;
+    socket.on('data', dcData);
+    socket.on('drain', dcDrain);
+    socket.on('end', dcEnd);
+    socket.on('error', dcError);
+    socket.on('close', dcClose);
     stats.bytesToDc += hs.header.length;
     socket.write(hs.header);
   }
@@ -173,7 +182,7 @@ export class DirectLink implements UpstreamHandle {
     this.registry.delete(this);
     this.stats.linksActive--;
     const s = this.socket;
-    s.off('data', this.onData);
+    s.off('data', dcData);
     if (!s.destroyed && s.writableLength > 0) {
       s.end();
       s.setTimeout(FLUSH_BEFORE_CLOSE_MS, () => s.destroy());
@@ -182,29 +191,51 @@ export class DirectLink implements UpstreamHandle {
     }
   }
 
-  private readonly onData = (chunk: Buffer): void => {
+  /** @internal (socket listener) */
+  onData(chunk: Buffer): void {
     this.stats.bytesFromDc += chunk.length;
     // Backpressure comes back through pause()/resume(): the session calls them when the client's socket
     // fills and drains.
     this.sink.sendBytes(this.decrypt.update(chunk));
-  };
+  }
 
-  private readonly onDrain = (): void => {
+  /** @internal (socket listener) */
+  onDrain(): void {
     if (!this.closed) this.sink.resumeClient();
-  };
+  }
 
-  private readonly onEnd = (): void => this.gone('dc_end');
-
-  private readonly onError = (err: Error): void => {
+  /** @internal (socket listener) */
+  onError(err: Error): void {
     this.stats.error((err as { code?: string }).code ?? 'error');
     this.gone('dc_error');
-  };
+  }
 
-  private readonly onClose = (): void => this.gone('dc_closed');
-
-  private gone(reason: string): void {
+  /** @internal The DC side ended or failed: close the link and tell the session (once). */
+  gone(reason: string): void {
     if (this.closed) return;
     this.close();
     this.sink.close(reason);
   }
+}
+
+// Shared DC socket listeners: `this` is the socket.
+
+function dcData(this: net.Socket, chunk: Buffer): void {
+  linkOf(this)?.onData(chunk);
+}
+
+function dcDrain(this: net.Socket): void {
+  linkOf(this)?.onDrain();
+}
+
+function dcEnd(this: net.Socket): void {
+  linkOf(this)?.gone('dc_end');
+}
+
+function dcError(this: net.Socket, err: Error): void {
+  linkOf(this)?.onError(err);
+}
+
+function dcClose(this: net.Socket): void {
+  linkOf(this)?.gone('dc_closed');
 }
