@@ -33,6 +33,8 @@ export async function measureSessionRate(
           target: path.target,
           concurrency: sizes.churnConcurrency,
           durationMs: sizes.durationMs,
+          // Enough for ~8,000 sessions/s per generator over the window.
+          prepare: Math.ceil((sizes.durationMs / 1000) * 8000),
         }),
       ),
     );
@@ -76,6 +78,7 @@ export async function run(loadgens: Actor[]): Promise<Row[]> {
       ceiling.perSec,
       '1/s',
       ceiling.perSec,
+      spreadNote(ceiling),
     ),
   ];
   for (const [kind, workers] of [

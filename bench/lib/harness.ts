@@ -3,6 +3,7 @@
  * as separate processes, run one scenario, read the proxy's own CPU and memory around it.
  */
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Actor, spawnActor } from './ipc.ts';
@@ -31,6 +32,10 @@ export function cpuSeconds(before: Usage, after: Usage): number {
 }
 
 export const TLS_DOMAIN = 'bench.example.com';
+
+/** The proxy's state folder (policy tables) for this bench run; removed when the orchestrator exits. */
+const BENCH_STATE_DIR = join(tmpdir(), `mtproxy-bench-state-${process.pid}`);
+process.once('exit', () => rmSync(BENCH_STATE_DIR, { recursive: true, force: true }));
 
 /** A running path: proxy process + sink process, and the target the load generators aim at. */
 export interface RunningPath {
@@ -64,7 +69,7 @@ export function proxyConfig(
   if (kind === 'tls') listener.tls_domain = TLS_DOMAIN;
   const config: Record<string, unknown> = {
     workers,
-    state_dir: join(tmpdir(), `mtproxy-bench-state-${process.pid}`),
+    state_dir: BENCH_STATE_DIR,
     listeners: [listener],
     upstream: { mode: kind === 'middle' ? 'middle' : 'direct' },
     timeouts: { idle: '30m', handshake: '30s' },

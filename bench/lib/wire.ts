@@ -7,16 +7,19 @@
  * - 'tls': a fake-TLS ClientHello, the server flight checked, then everything above inside TLS records.
  * Inbound bytes are only counted (TLS: application-data payload bytes), never decrypted.
  */
-import { randomFillSync } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, randomFillSync } from 'node:crypto';
 import net from 'node:net';
 import {
   buildClientHello,
   helloRandom,
   readServerFlight,
-  signClientHello,
   x25519PublicKey,
 } from '../../src/client/tls-hello.ts';
-import { type CtrStream, createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
+import {
+  type CtrStream,
+  createInitiatorHeader,
+  type InitiatorHandshake,
+} from '../../src/protocol/obfuscated2.ts';
 
 export interface Target {
   host: string;
@@ -32,12 +35,15 @@ export interface Target {
 
 const MAX_RECORD = 16384;
 let helloTemplate: { key: string; record: Buffer } | null = null;
-/** Offset of the 32-byte session id in a ClientHello record (after the random and its length byte). */
-const SESSION_ID_OFFSET = 5 + 4 + 2 + 32 + 1;
+const hmacKeys = new Map<string, KeyObject>();
+/** Offset of the hello's random and of its 32-byte session id (after the random and its length byte). */
+const RANDOM_OFFSET = 5 + 4 + 2;
+const SESSION_ID_OFFSET = RANDOM_OFFSET + 32 + 1;
 
 /**
  * A fresh, correctly signed ClientHello. Building the modern shape is far dearer than the proxy's check of it,
- * so the load generator builds one per process and only renews the session id and the digest each time.
+ * so the load generator builds one per process and only renews the session id and the digest each time
+ * (HMAC with a KeyObject: a raw Buffer key costs several times more on Node 24).
  */
 function nextHello(secret: Buffer, domain: string): Buffer {
   const key = `${secret.toString('hex')}/${domain}`;
@@ -53,10 +59,37 @@ function nextHello(secret: Buffer, domain: string): Buffer {
     });
     helloTemplate = { key, record };
   }
+  let hmacKey = hmacKeys.get(key);
+  if (!hmacKey) hmacKeys.set(key, (hmacKey = createSecretKey(secret)));
   const record = Buffer.from(helloTemplate.record);
   randomFillSync(record, SESSION_ID_OFFSET, 32);
-  signClientHello(record, secret, Math.floor(Date.now() / 1000));
+  // random = HMAC(secret, hello with zero random) XOR (28 zero bytes ‖ uint32le(unix time)).
+  record.fill(0, RANDOM_OFFSET, RANDOM_OFFSET + 32);
+  const digest = createHmac('sha256', hmacKey).update(record).digest();
+  digest.writeUInt32LE((digest.readUInt32LE(28) ^ Math.floor(Date.now() / 1000)) >>> 0, 28);
+  digest.copy(record, RANDOM_OFFSET);
   return record;
+}
+
+interface PreparedHandshake {
+  o2: InitiatorHandshake;
+  hello: Buffer | null;
+}
+
+/** Handshakes made ahead of time (session-rate runs), so the timed loop spends nothing on them. */
+const prepared: PreparedHandshake[] = [];
+
+function makeHandshake(t: Target, secret: Buffer): PreparedHandshake {
+  // Inside fake-TLS, clients speak padded intermediate (what `ee` clients do); elsewhere plain intermediate.
+  const o2 = createInitiatorHeader(t.wire === 'tls' ? 'padded' : 'intermediate', t.dcId ?? 2, secret);
+  return { o2, hello: t.wire === 'tls' ? nextHello(secret, t.domain ?? 'example.com') : null };
+}
+
+export function prepareHandshakes(t: Target, count: number): void {
+  prepared.length = 0;
+  if (t.wire === 'plain') return;
+  const secret = Buffer.from(t.secret ?? '', 'hex');
+  for (let i = 0; i < count; i++) prepared.push(makeHandshake(t, secret));
 }
 
 /** Turn transport payload into what goes on the socket (encryption when framed, TLS records when tls). */
@@ -156,19 +189,43 @@ function connect(t: Target): Promise<net.Socket> {
   });
 }
 
-function readFlight(socket: net.Socket, random: Buffer, secret: Buffer): Promise<Buffer> {
+/**
+ * Wait for the proxy's three-record flight (ServerHello, ChangeCipherSpec, one application-data record).
+ * `verify` also checks its digest; the timed session-rate loop skips that (tests check it elsewhere).
+ */
+function readFlight(socket: net.Socket, random: Buffer, secret: Buffer, verify: boolean): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      const r = readServerFlight(buf, random, secret);
-      if (r.kind === 'need-more') return;
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      let length = -1;
+      if (verify) {
+        const r = readServerFlight(buf, random, secret);
+        if (r.kind === 'need-more') return;
+        if (r.kind !== 'proxy') return fail(new Error(`fake-TLS handshake: ${r.kind}`));
+        length = r.length;
+      } else {
+        let pos = 0;
+        for (const type of [0x16, 0x14, 0x17]) {
+          if (buf.length < pos + 5) return;
+          if (buf[pos] !== type) return fail(new Error('fake-TLS handshake: unexpected answer'));
+          pos += 5 + buf.readUInt16BE(pos + 3);
+        }
+        if (buf.length < pos) return;
+        length = pos;
+      }
+      done();
+      resolve(buf.subarray(length));
+    };
+    const fail = (e: Error) => {
+      done();
+      reject(e);
+    };
+    const done = () => {
       socket.off('data', onData);
       socket.off('close', onClose);
-      if (r.kind !== 'proxy') reject(new Error(`fake-TLS handshake: ${r.kind}`));
-      else resolve(buf.subarray(r.length));
     };
-    const onClose = () => reject(new Error('closed during fake-TLS handshake'));
+    const onClose = () => fail(new Error('closed during fake-TLS handshake'));
     socket.on('data', onData);
     socket.once('close', onClose);
   });
@@ -180,17 +237,17 @@ export async function openSession(t: Target): Promise<ClientSession> {
   socket.on('error', () => {});
   if (t.wire === 'plain') return new ClientSession(socket, null, false, null);
   const secret = Buffer.from(t.secret ?? '', 'hex');
-  // Inside fake-TLS, clients speak padded intermediate (what `ee` clients do); elsewhere plain intermediate.
-  const o2 = createInitiatorHeader(t.wire === 'tls' ? 'padded' : 'intermediate', t.dcId ?? 2, secret);
+  const ready = prepared.pop();
+  const hs = ready ?? makeHandshake(t, secret);
   if (t.wire === 'o2') {
-    socket.write(o2.header);
-    return new ClientSession(socket, t.framed ? o2.encrypt : null, false, null);
+    socket.write(hs.o2.header);
+    return new ClientSession(socket, t.framed ? hs.o2.encrypt : null, false, null);
   }
-  const hello = nextHello(secret, t.domain ?? 'example.com');
+  const hello = hs.hello!;
   socket.write(hello);
-  const leftover = await readFlight(socket, helloRandom(hello), secret);
+  const leftover = await readFlight(socket, helloRandom(hello), secret, ready === undefined);
   // Telegram's clients send a ChangeCipherSpec before the first application-data record.
   socket.write(Buffer.from('140303000101', 'hex'));
-  socket.write(wrapRecords(o2.header));
-  return new ClientSession(socket, t.framed ? o2.encrypt : null, true, leftover);
+  socket.write(wrapRecords(hs.o2.header));
+  return new ClientSession(socket, t.framed ? hs.o2.encrypt : null, true, leftover);
 }
