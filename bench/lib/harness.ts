@@ -96,7 +96,11 @@ export async function startPath(spec: PathSpec, sinkSetup: SinkSetup): Promise<R
   const profile = process.env.BENCH_PROFILE
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
     : [];
-  const proxy = await spawnActor(here('./proxy-process.ts'), { execArgv: ['--expose-gc', ...profile] });
+  // BENCH_PROXY_FLAGS: extra node flags for the proxy process (e.g. "--max-semi-space-size=32").
+  const extra = process.env.BENCH_PROXY_FLAGS ? process.env.BENCH_PROXY_FLAGS.split(' ').filter(Boolean) : [];
+  const proxy = await spawnActor(here('./proxy-process.ts'), {
+    execArgv: ['--expose-gc', ...profile, ...extra],
+  });
   try {
     const secret = randomBytes(16).toString('hex');
     let target: Target;
