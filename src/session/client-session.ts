@@ -100,10 +100,11 @@ class ClientSession implements ClientSink {
   private raw: Buffer[] | null = [];
   private rawLength = 0;
   /** The obfuscated2 header being assembled. */
-  private readonly header = Buffer.allocUnsafe(HEADER_LENGTH);
+  /** Dropped once parsed: a small pooled buffer held for the session's life would pin its whole slab. */
+  private header: Buffer | null = Buffer.allocUnsafe(HEADER_LENGTH);
   private headerFilled = 0;
-  /** Secrets to try on the header: the listener's, or the one the TLS handshake settled on. */
-  private secrets: Buffer[];
+  /** The secret the fake-TLS handshake settled on (the header is then tried with it alone). */
+  private tlsSecret: Buffer | null = null;
   private tls: TlsRecordDecoder | null = null;
   /** tls.decode's callback (fake-TLS sessions only). */
   private tlsPayload: ((data: Buffer) => void) | null = null;
@@ -140,7 +141,6 @@ class ClientSession implements ClientSink {
     this.handshakeMs = config.timeouts.handshakeMs;
     this.idleMs = config.timeouts.idleMs;
     this.maxClientBacklog = config.buffers.maxClientBacklog;
-    this.secrets = [this.listener.secret, ...this.listener.extraSecrets];
   }
 
   start(): void {
@@ -250,7 +250,7 @@ class ClientSession implements ClientSink {
     }
     if (!this.admit(outcome.tlsDomain)) return;
     this.tlsDomain = outcome.tlsDomain;
-    this.secrets = [outcome.secret];
+    this.tlsSecret = outcome.secret;
     this.protocol = 'tls';
     // From here on we have answered as the proxy; the connection can no longer pass as a web server.
     this.raw = null;
@@ -279,7 +279,7 @@ class ClientSession implements ClientSink {
         return;
       case STAGE_HEADER: {
         const take = Math.min(HEADER_LENGTH - this.headerFilled, data.length);
-        data.copy(this.header, this.headerFilled, 0, take);
+        data.copy(this.header!, this.headerFilled, 0, take);
         this.headerFilled += take;
         if (this.headerFilled < HEADER_LENGTH) return;
         this.onHeader();
@@ -293,10 +293,15 @@ class ClientSession implements ClientSink {
   }
 
   private onHeader(): void {
+    const header = this.header!;
+    this.header = null;
     let hs: ClientHandshake | null = null;
-    for (const secret of this.secrets) {
+    const l = this.listener;
+    const secrets = this.tlsSecret ? [this.tlsSecret] : [l.secret, ...l.extraSecrets];
+    this.tlsSecret = null;
+    for (const secret of secrets) {
       try {
-        hs = parseClientHeader(this.header, secret);
+        hs = parseClientHeader(header, secret);
         break;
       } catch {
         // Not this secret; try the next one.
