@@ -170,6 +170,28 @@ describe('client session: handshake failures', () => {
     assert.ok((stats.listener('main').handshakeFailures.get('MTP_ERR_HANDSHAKE_TIMEOUT') ?? 0) >= 1);
   });
 
+  it('a header and frames in one write, or dribbled byte by byte, are handled the same', async () => {
+    for (const mode of ['one-write', 'byte-by-byte'] as const) {
+      const hs = createInitiatorHeader('intermediate', 3, TEST_SECRET);
+      const frame = Buffer.concat([Buffer.from('0c000000', 'hex'), Buffer.alloc(12, 0x42)]);
+      const wire = Buffer.concat([hs.header, hs.encrypt.update(frame)]);
+      const socket = net.connect({ host: '127.0.0.1', port: proxy.port() });
+      await new Promise((r) => socket.once('connect', r));
+      socket.setNoDelay(true);
+      const got: Buffer[] = [];
+      socket.on('data', (c) => got.push(hs.decrypt.update(c)));
+      if (mode === 'one-write') socket.write(wire);
+      else
+        for (const b of wire) {
+          socket.write(Buffer.from([b]));
+          await new Promise((r) => setImmediate(r));
+        }
+      await until(() => Buffer.concat(got).length >= frame.length);
+      assert.deepEqual(Buffer.concat(got), frame, mode);
+      socket.destroy();
+    }
+  });
+
   it('extra secrets are accepted', async () => {
     const extra = 'fedcba9876543210fedcba9876543210';
     const p2 = await startTestProxy(
