@@ -636,7 +636,8 @@ class ClientSession implements ClientSink {
     s.off('data', socketData);
     if (flush && !s.destroyed && s.writableLength > 0) {
       s.end();
-      s.setTimeout(FLUSH_BEFORE_CLOSE_MS, () => s.destroy());
+      // An absolute bound: a peer that keeps sending must not keep the socket (inactivity timers would).
+      setTimeout(destroySocket, FLUSH_BEFORE_CLOSE_MS, s).unref();
     } else {
       s.destroy();
     }
@@ -675,4 +676,8 @@ function socketError(this: net.Socket): void {
 
 function socketClose(this: net.Socket): void {
   sessionOf(this)?.finish('client_closed');
+}
+
+function destroySocket(socket: net.Socket): void {
+  socket.destroy();
 }

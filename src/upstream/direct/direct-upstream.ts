@@ -185,7 +185,8 @@ export class DirectLink implements UpstreamHandle {
     s.off('data', dcData);
     if (!s.destroyed && s.writableLength > 0) {
       s.end();
-      s.setTimeout(FLUSH_BEFORE_CLOSE_MS, () => s.destroy());
+      // An absolute bound: a peer that keeps sending must not keep the socket (inactivity timers would).
+      setTimeout(destroySocket, FLUSH_BEFORE_CLOSE_MS, s).unref();
     } else {
       s.destroy();
     }
@@ -238,4 +239,8 @@ function dcError(this: net.Socket, err: Error): void {
 
 function dcClose(this: net.Socket): void {
   linkOf(this)?.gone('dc_closed');
+}
+
+function destroySocket(socket: net.Socket): void {
+  socket.destroy();
 }
