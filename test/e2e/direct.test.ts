@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { connectObfuscated, type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
 import type { TransportTag } from '../../src/protocol/obfuscated2.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
 import { basicToml, startTestProxy, TEST_SECRET_HEX, type TestProxy } from '../helpers/proxy.ts';
 
@@ -237,6 +238,79 @@ describe('direct mode end to end', () => {
     } finally {
       await p2.stop();
       await stallingDc.stop();
+    }
+  });
+
+  it('IPv6 both sides: a listener on ::1 and a DC reached over IPv6 with prefer_ipv6', async () => {
+    const dc6 = await FakeDc.start({ host: '::1' });
+    const p2 = await startTestProxy(`
+[[listeners]]
+name = "v6"
+host = "::1"
+port = 0
+secret = "${TEST_SECRET_HEX}"
+
+[upstream]
+prefer_ipv6 = true
+
+[upstream.dc]
+4 = ["127.0.0.1:${dc.port}", "[::1]:${dc6.port}"]
+`);
+    try {
+      const c = await connectObfuscated({
+        host: '::1',
+        port: p2.port('v6'),
+        secret: TEST_SECRET_HEX,
+        dcId: 4,
+      });
+      const p = payload(64, 6);
+      c.sendFrame(p);
+      assert.deepEqual((await c.nextFrame()).payload, p);
+      assert.equal(dc6.connections.length, 1, 'the IPv6 address was tried first');
+      assert.equal(dc6.connections[0].dcId, 4);
+      c.close();
+    } finally {
+      await p2.stop();
+      await dc6.stop();
+    }
+  });
+
+  it('a reload that moves a DC sends new sessions to the new address; open ones keep theirs', async () => {
+    const dcB = await FakeDc.start();
+    const p2 = await startTestProxy(basicToml(dc.port));
+    try {
+      const old = await connectObfuscated({
+        host: '127.0.0.1',
+        port: p2.port(),
+        secret: TEST_SECRET_HEX,
+        dcId: 5,
+      });
+      old.sendFrame(payload(8, 1));
+      await old.nextFrame();
+      const next = parseConfig(
+        basicToml(dc.port).replace(`5 = ["127.0.0.1:${dc.port}"]`, `5 = ["127.0.0.1:${dcB.port}"]`),
+      );
+      next.listeners[0].port = p2.port();
+      await p2.proxy.applyConfig(next);
+      const fresh = await connectObfuscated({
+        host: '127.0.0.1',
+        port: p2.port(),
+        secret: TEST_SECRET_HEX,
+        dcId: 5,
+      });
+      const p = payload(32, 2);
+      fresh.sendFrame(p);
+      assert.deepEqual((await fresh.nextFrame()).payload, p);
+      assert.equal(dcB.connections.length, 1);
+      const q = payload(32, 3);
+      old.sendFrame(q);
+      assert.deepEqual((await old.nextFrame()).payload, q, 'the established session still works');
+      assert.equal(dcB.connections.length, 1);
+      old.close();
+      fresh.close();
+    } finally {
+      await p2.stop();
+      await dcB.stop();
     }
   });
 });
