@@ -226,7 +226,7 @@ class ClientSession implements ClientSink {
         if (buffered.length > MAX_HELLO_BYTES) this.reject('MTP_ERR_HELLO_TOO_LARGE', true);
         return;
       case 'fail': {
-        const sni = 'sni' in outcome && typeof outcome.sni === 'string' ? outcome.sni : null;
+        const sni = outcome.sni ?? null;
         if (outcome.action === 'front') {
           this.reject(outcome.code as SessionFailure, true, sni);
         } else if (outcome.action === 'reject' && outcome.reply) {
