@@ -250,6 +250,16 @@ describe('install.sh', () => {
     const sysctl = read(root, 'etc/sysctl.d/90-mtproxy.conf');
     assert.match(sysctl, /net\.ipv4\.tcp_max_orphans/);
     assert.match(sysctl, /nf_conntrack_max/);
+    // The README's "Kernel tuning" block is the same set of settings.
+    const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+    const block = /## Kernel tuning[\s\S]*?```ini\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const settings = (text: string) =>
+      text
+        .split('\n')
+        .map((l) => l.replace(/#.*$/, '').trim())
+        .filter(Boolean)
+        .map((l) => l.replace(/\s+/g, ' '));
+    assert.deepEqual(settings(block), settings(sysctl));
   });
 
   it('--uninstall removes the app and unit but keeps config; --purge removes everything', () => {
