@@ -149,6 +149,7 @@ config_file() { printf '%s/etc/mtproxy/mtproxy.toml' "$root"; }
 state_dir() { printf '%s/var/lib/mtproxy' "$root"; }
 unit_file() { printf '%s/etc/systemd/system/mtproxy.service' "$root"; }
 sysctl_file() { printf '%s/etc/sysctl.d/90-mtproxy.conf' "$root"; }
+command_file() { printf '%s/usr/local/bin/mtproxy' "$root"; }
 
 is_hex32() { [[ $1 =~ ^[0-9a-fA-F]{32}$ ]]; }
 is_port() { [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 > 0 && 10#$1 < 65536)); }
@@ -437,6 +438,22 @@ install_config() {
   fi
 }
 
+# `mtproxy` in PATH for the operator, pointed at the installed config (a --config flag still wins).
+render_command() {
+  cat <<WRAPPER
+#!/bin/sh
+# mtproxy command line, installed by scripts/install.sh.
+: "\${MTP_CONFIG:=/etc/mtproxy/mtproxy.toml}"
+export MTP_CONFIG
+exec $node_bin /opt/mtproxy/bin/mtproxy.js "\$@"
+WRAPPER
+}
+
+install_command() {
+  say "Installing the command $(command_file)"
+  render_command | write_file "$(command_file)" 0755
+}
+
 install_unit() {
   local file
   file=$(unit_file)
@@ -474,7 +491,7 @@ print_links() {
     note "ad tag set: register the proxy with @MTProxybot using the plain secret to see the promoted channel"
   fi
   note "config: $(config_file)   status: systemctl status mtproxy   logs: journalctl -u mtproxy -f"
-  note "check the set-up: $node_bin $(app_dir)/bin/mtproxy.js doctor --config /etc/mtproxy/mtproxy.toml"
+  note "check the set-up: mtproxy doctor    test a link: mtproxy ping 'tg://proxy?…'"
 }
 
 # A --source that is not a folder: fetch it into a temporary one (removed on exit).
@@ -527,6 +544,7 @@ do_install() {
   ensure_user
   install_app
   install_config
+  install_command
   install_unit
   print_links
 }
@@ -539,6 +557,7 @@ do_uninstall() {
   if [[ -e $(unit_file) ]]; then run rm -f "$(unit_file)"; fi
   if [[ $with_systemd == yes ]]; then run systemctl daemon-reload; fi
   if [[ -e $(sysctl_file) ]]; then run rm -f "$(sysctl_file)"; fi
+  if [[ -e $(command_file) ]]; then run rm -f "$(command_file)"; fi
   if [[ -e $(app_dir) ]]; then run rm -rf "$(app_dir)"; fi
   if [[ $purge == yes ]]; then
     run rm -rf "$(config_dir)" "$(state_dir)"

@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -69,6 +69,26 @@ describe('install.sh', () => {
     assert.match(config, /^tls_domain = "www\.example\.com"$/m);
     assert.match(config, /^allowed_protocols = \["secure", "tls"\]$/m);
     assert.equal(statSync(join(root, 'etc/mtproxy/mtproxy.toml')).mode & 0o777, 0o640);
+
+    // `mtproxy` in PATH runs the installed copy with the installed config.
+    const wrapper = read(root, 'usr/local/bin/mtproxy');
+    assert.match(wrapper, /MTP_CONFIG:=\/etc\/mtproxy\/mtproxy\.toml/);
+    assert.match(wrapper, /^exec \S+ \/opt\/mtproxy\/bin\/mtproxy\.js "\$@"$/m);
+    assert.equal(statSync(join(root, 'usr/local/bin/mtproxy')).mode & 0o777, 0o755);
+    // Under --root npm is skipped: borrow the checkout's dependencies.
+    symlinkSync(join(repo, 'node_modules'), join(root, 'opt/mtproxy/node_modules'));
+    const viaWrapper = spawnSync(
+      'sh',
+      [
+        '-c',
+        wrapper.replace('/opt/mtproxy/', `${root}/opt/mtproxy/`).replace('#!/bin/sh\n', ''),
+        'mtproxy',
+        'secret',
+      ],
+      { encoding: 'utf8', cwd: root },
+    );
+    assert.equal(viaWrapper.status, 0, viaWrapper.stderr);
+    assert.match(viaWrapper.stdout, /^[0-9a-f]{32}$/m);
 
     const unit = read(root, 'etc/systemd/system/mtproxy.service');
     assert.match(
@@ -270,6 +290,7 @@ describe('install.sh', () => {
     assert.ok(!existsSync(join(root, 'opt/mtproxy')));
     assert.ok(!existsSync(join(root, 'etc/systemd/system/mtproxy.service')));
     assert.ok(!existsSync(join(root, 'etc/sysctl.d/90-mtproxy.conf')));
+    assert.ok(!existsSync(join(root, 'usr/local/bin/mtproxy')));
     assert.ok(existsSync(join(root, 'etc/mtproxy/mtproxy.toml')));
     const again = install(root, '--uninstall');
     assert.equal(again.code, 0, again.err);
