@@ -99,6 +99,16 @@ export function checkConfig(config: Config): CheckResult[] {
         ),
       );
     }
+    if (!l.allowedProtocols.includes('tls') && (l.tlsDomains.length > 0 || l.perSniSalt)) {
+      out.push(
+        result(
+          `config ${l.name}`,
+          'warn',
+          'tls_domain / per_sni_salt are set but fake-TLS is not in allowed_protocols, so they have no effect',
+          `add "tls" to allowed_protocols on listener ${l.name}`,
+        ),
+      );
+    }
     if (l.allowedProtocols.length === 1 && l.allowedProtocols[0] === 'classic') {
       out.push(
         result(

@@ -263,6 +263,10 @@ describe('doctor', () => {
     assert.ok(messages.some((m) => /no tls_domain/.test(m)));
     assert.ok(messages.some((m) => /ad tag/.test(m)));
     assert.ok(messages.some((m) => /admin API/.test(m)));
+    const unused = await doctor(parseConfig(configText().replace('["secure", "tls"]', '["secure"]')), {
+      network: false,
+    });
+    assert.ok(unused.some((r) => r.status === 'warn' && /no effect/.test(r.message)));
   });
 });
 
