@@ -34,7 +34,8 @@ export async function measureIdle(loadgens: Actor[], kind: PathKind, count: numb
   try {
     // One warm-up session so lazily created state (upstream pools, code) is not charged to the idle ones.
     await openSessions(loadgens.slice(0, 1), path.target, 1);
-    await loadgens[0].call('check', { size: 64 });
+    const warm = await loadgens[0].call<{ answered: number }>('check', { size: 64 });
+    if (warm.answered !== 1) throw new Error('the warm-up session does not answer');
     const before = await settledUsage(path.proxy);
     const opened = (await openSessions(loadgens, path.target, count, 128)) + 1;
     // Every session makes one round trip first, so each has its upstream open and has moved data.

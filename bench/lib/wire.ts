@@ -78,6 +78,12 @@ interface PreparedHandshake {
 
 /** Handshakes made ahead of time (session-rate runs), so the timed loop spends nothing on them. */
 const prepared: PreparedHandshake[] = [];
+/** The target they were made for: a handshake for another secret or port is useless elsewhere. */
+let preparedFor = '';
+
+function targetKey(t: Target): string {
+  return `${t.host}:${t.port}/${t.wire}/${t.secret ?? ''}/${t.domain ?? ''}/${t.dcId ?? 2}`;
+}
 
 function makeHandshake(t: Target, secret: Buffer): PreparedHandshake {
   // Inside fake-TLS, clients speak padded intermediate (what `ee` clients do); elsewhere plain intermediate.
@@ -87,6 +93,7 @@ function makeHandshake(t: Target, secret: Buffer): PreparedHandshake {
 
 export function prepareHandshakes(t: Target, count: number): void {
   prepared.length = 0;
+  preparedFor = targetKey(t);
   if (t.wire === 'plain') return;
   const secret = Buffer.from(t.secret ?? '', 'hex');
   for (let i = 0; i < count; i++) prepared.push(makeHandshake(t, secret));
@@ -237,7 +244,7 @@ export async function openSession(t: Target): Promise<ClientSession> {
   socket.on('error', () => {});
   if (t.wire === 'plain') return new ClientSession(socket, null, false, null);
   const secret = Buffer.from(t.secret ?? '', 'hex');
-  const ready = prepared.pop();
+  const ready = prepared.length > 0 && preparedFor === targetKey(t) ? prepared.pop() : undefined;
   const hs = ready ?? makeHandshake(t, secret);
   if (t.wire === 'o2') {
     socket.write(hs.o2.header);
