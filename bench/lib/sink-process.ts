@@ -48,6 +48,10 @@ serveActor({
       violations: middle?.violations.slice(0, 5) ?? [],
     };
   },
+  usage() {
+    const cpu = process.cpuUsage();
+    return { cpuUserUs: cpu.user, cpuSystemUs: cpu.system, rss: process.memoryUsage().rss, heapUsed: 0 };
+  },
   async stop() {
     await stop();
     return {};
