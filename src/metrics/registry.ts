@@ -177,7 +177,7 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
 
   // Process.
   const primary = () => sources()[0];
-  counter('mtproxy_reloads_total', 'Configuration reloads attempted.', [], (c) =>
+  counter('mtproxy_reloads_total', 'Configuration reloads finished, applied or refused.', [], (c) =>
     c.inc(primary()?.reloadsTotal ?? 0),
   );
   counter(
@@ -191,7 +191,7 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
   );
   gauge(
     'mtproxy_last_reload_timestamp_seconds',
-    'Unix time of the last reload attempt (0 = none).',
+    'Unix time the last reload finished (0 = none).',
     [],
     (g) => g.set((primary()?.lastReloadAt ?? 0) / 1000),
   );

@@ -362,8 +362,6 @@ export class ProxyServer {
   /** Re-read the configuration (SIGHUP, admin API, `mtproxy reload`). An invalid config leaves everything as is. */
   async reloadFromFile(): Promise<ReloadResult> {
     const stats = this.#stats;
-    stats.reloadsTotal++;
-    stats.lastReloadAt = Date.now();
     let result: ReloadResult;
     try {
       const load = this.#options.loadConfig ?? this.#defaultLoader();
@@ -373,6 +371,9 @@ export class ProxyServer {
     } catch (e) {
       result = { ok: false, error: (e as Error).message.split('\n')[0] };
     }
+    // Counted once the outcome is known, so a scrape never sees a reload without its result.
+    stats.reloadsTotal++;
+    stats.lastReloadAt = Date.now();
     stats.lastReloadOk = result.ok;
     if (!result.ok) {
       stats.reloadFailures++;

@@ -266,8 +266,6 @@ export class Supervisor {
 
   async reloadFromFile(): Promise<ReloadResult> {
     const stats = this.#stats;
-    stats.reloadsTotal++;
-    stats.lastReloadAt = Date.now();
     let result: ReloadResult;
     try {
       const file = this.#config.file;
@@ -279,6 +277,9 @@ export class Supervisor {
     } catch (e) {
       result = { ok: false, error: (e as Error).message.split('\n')[0] };
     }
+    // Counted once the outcome is known, so a scrape never sees a reload without its result.
+    stats.reloadsTotal++;
+    stats.lastReloadAt = Date.now();
     stats.lastReloadOk = result.ok;
     if (!result.ok) {
       stats.reloadFailures++;

@@ -285,6 +285,31 @@ describe('ProxyServer', () => {
     }
   });
 
+  test('a reload is counted when it finishes, together with its result', async () => {
+    const stats = new Stats();
+    let release: () => void = () => {};
+    const config = configOf(listenerToml('a'));
+    const loadConfig = () =>
+      new Promise<Config>((resolve) => {
+        release = () => resolve(config);
+      });
+    const proxy = new ProxyServer(config, { log: silent, stats, sessionHandler: echoHandler(), loadConfig });
+    await proxy.start();
+    try {
+      const pending = proxy.reloadFromFile();
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(stats.reloadsTotal, 0, 'not counted while the new config is still loading');
+      assert.equal(stats.lastReloadAt, 0);
+      release();
+      assert.deepEqual(await pending, { ok: true });
+      assert.equal(stats.reloadsTotal, 1);
+      assert.equal(stats.lastReloadOk, true);
+      assert.ok(stats.lastReloadAt > 0);
+    } finally {
+      await proxy.stop(100);
+    }
+  });
+
   test('a busy port fails start with one line naming the listener', async () => {
     const blocker = net.createServer();
     blocker.listen(0, '127.0.0.1');
