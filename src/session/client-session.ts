@@ -25,7 +25,7 @@ import {
 } from '../protocol/obfuscated2.ts';
 import type { ClientInfo, ClientSink, UpstreamHandle } from '../upstream/types.ts';
 import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
-import { frontConnection } from './fronting.ts';
+import { frontConnection, frontingDestination } from './fronting.ts';
 import { badClientCloseDelay, Deadline } from './timers.ts';
 import type { PolicyTicket, SessionEnv } from './types.ts';
 
@@ -531,7 +531,13 @@ class ClientSession implements ClientSink {
     this.stats.fail(code);
     this.logFailure(code);
     this.releaseTicket();
-    if (mayFront && this.raw !== null && allowsTls(this.listener) && this.listener.fronting.kind !== 'off') {
+    // Nowhere to front to (fronting off, or no cover domain and no SNI): the same silent close as elsewhere.
+    if (
+      mayFront &&
+      this.raw !== null &&
+      allowsTls(this.listener) &&
+      frontingDestination(this.listener, sni) !== null
+    ) {
       this.handOffToFronting(sni);
       return;
     }

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { connectObfuscated } from '../../src/client/obfuscated-client.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import { createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
+import { BAD_CLIENT_CLOSE_MIN_MS } from '../../src/session/timers.ts';
 import type { PolicyGate } from '../../src/session/types.ts';
 import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../../src/upstream/types.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
@@ -104,6 +105,23 @@ describe('client session: handshake failures', () => {
     assert.equal(dc.connections.length, 0);
     const ls = stats.listener('main');
     assert.ok((ls.handshakeFailures.get('MTP_ERR_UNKNOWN_TRANSPORT') ?? 0) >= 2);
+  });
+
+  it('on a fake-TLS listener with nowhere to front to, garbage gets the same delayed silent close', async () => {
+    // All protocols allowed (tls too), no cover domain, fronting "sni": a non-TLS probe carries no SNI.
+    const p2 = await startTestProxy(basicToml(dc.port, { top: noTls.top }));
+    try {
+      const sentAt = performance.now();
+      const probe = await rawConnect(p2.port(), randomBytes(200));
+      await probe.closed;
+      assert.equal(probe.received.length, 0);
+      assert.equal(p2.stats.listener('main').fronted, 0);
+      assert.equal(p2.stats.listener('main').handshakeFailures.get('MTP_ERR_UNKNOWN_TRANSPORT'), 1);
+      // A lower bound only (load can make it later, never earlier): not an immediate hang-up.
+      assert.ok(performance.now() - sentAt >= BAD_CLIENT_CLOSE_MIN_MS - 20, 'closed after the random pause');
+    } finally {
+      await p2.stop();
+    }
   });
 
   it('a replayed header is refused after the first use', async () => {
