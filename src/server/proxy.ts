@@ -21,6 +21,7 @@ import type { PolicyGate, PolicyTicket, ReplayGuard, SessionEnv } from '../sessi
 import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
 import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
+import { onFdExhaustion } from './fd-pressure.ts';
 
 export type SessionHandler = (socket: net.Socket, env: SessionEnv) => void;
 
@@ -145,6 +146,9 @@ export class ProxyServer {
   #stopping: Promise<void> | null = null;
   /** Reloads run one at a time. */
   #reloadChain: Promise<unknown> = Promise.resolve();
+  /** Unsubscribes from descriptor-exhaustion reports of the upstreams (set while running). */
+  #fdUnsubscribe: (() => void) | null = null;
+  #lastFdReportWarningAt = 0;
 
   constructor(config: Config, opts: ProxyOptions = {}) {
     this.#config = config;
@@ -231,11 +235,14 @@ export class ProxyServer {
         bound.push(state);
         this.#listeners.set(l.name, state);
       }
+      this.#fdUnsubscribe = onFdExhaustion((code, where) => this.#onFdExhaustion(code, where));
       if (this.#options.operations !== false) await this.#ops?.start(this);
       if (this.#options.coverProbes ?? process.env.NODE_TEST_CONTEXT === undefined) {
         this.#certProbes = startCertProbes(() => this.#config, this.#log);
       }
     } catch (e) {
+      this.#fdUnsubscribe?.();
+      this.#fdUnsubscribe = null;
       for (const s of bound) s.server.close();
       await this.#ops?.stop();
       // A middle-proxy upstream may already be refreshing Telegram's config; don't leave its timers behind.
@@ -261,6 +268,8 @@ export class ProxyServer {
 
   async #stop(drainMs: number): Promise<void> {
     this.#certProbes?.stop();
+    this.#fdUnsubscribe?.();
+    this.#fdUnsubscribe = null;
     const states = [...this.#listeners.values(), ...this.#draining];
     this.#listeners.clear();
     for (const s of states) this.#closeServer(s);
@@ -487,6 +496,22 @@ export class ProxyServer {
       return;
     }
     this.#log.warn({ listener: state.config.name, code: err.code, err: err.message }, 'accept error');
+  }
+
+  /**
+   * An upstream connect (or anything else off the accept path) failed for want of descriptors: accepting more
+   * clients now would only fail them too, so every listener slows down as after an accept() EMFILE.
+   */
+  #onFdExhaustion(code: string, where: string): void {
+    const now = Date.now();
+    if (now - this.#lastFdReportWarningAt > 5000) {
+      this.#lastFdReportWarningAt = now;
+      this.#log.warn(
+        { code, where, sessions: this.sessionCount() },
+        'out of file descriptors: accepting slowed down',
+      );
+    }
+    for (const state of this.#listeners.values()) this.#slowAccepting(state);
   }
 
   /**

@@ -9,6 +9,7 @@ import { logger } from '../log.ts';
 import { Stats } from '../metrics/stats.ts';
 import { PolicyEngine } from '../policy/engine.ts';
 import { PolicyTables } from '../policy/tables.ts';
+import { reportFdExhaustion } from '../server/fd-pressure.ts';
 import { Proxy as MtProxy } from '../server/proxy.ts';
 import type { FromWorker, ListenerAddress, ToWorker, WorkerInit } from './protocol.ts';
 import { SharedCounterStore } from './shared-counters.ts';
@@ -27,6 +28,7 @@ const send = (msg: FromWorker) => port.postMessage(msg);
 process.on('uncaughtException', (err: NodeJS.ErrnoException) => {
   if (err.code && FD_EXHAUSTION.has(err.code)) {
     log.warn({ code: err.code }, 'out of file descriptors');
+    reportFdExhaustion(err.code, 'uncaught');
     return;
   }
   log.error({ err }, 'worker failed; it will be restarted');

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
 import { Stats } from '../../src/metrics/stats.ts';
+import { reportFdExhaustion } from '../../src/server/fd-pressure.ts';
 import { ProxyServer, type SessionHandler } from '../../src/server/proxy.ts';
 import type { SessionEnv } from '../../src/session/types.ts';
 import type { Upstream } from '../../src/upstream/types.ts';
@@ -363,6 +364,36 @@ describe('ProxyServer', () => {
     } finally {
       await proxy.stop(100);
     }
+  });
+
+  test('an upstream out of file descriptors is logged and slows accepting on every listener', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    const proxy = new ProxyServer(configOf(listenerToml('a') + listenerToml('b')), {
+      log,
+      stats: new Stats(),
+      sessionHandler: echoHandler(),
+    });
+    await proxy.start();
+    try {
+      // What the direct and middle upstreams report when a connect to Telegram fails with EMFILE.
+      reportFdExhaustion('EMFILE', 'dc-connect');
+      for (const name of ['a', 'b'])
+        assert.ok(Number.isFinite(proxy.listeningServer(name).maxConnections), `${name} slowed`);
+      const warning = lines.map((l) => JSON.parse(l)).find((l) => l.code === 'EMFILE');
+      assert.equal(warning?.where, 'dc-connect');
+      assert.match(warning?.msg, /out of file descriptors/);
+      // Accepting is back to normal after the backoff.
+      for (let i = 0; i < 50 && Number.isFinite(proxy.listeningServer('a').maxConnections); i++)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.equal(proxy.listeningServer('a').maxConnections, Number.POSITIVE_INFINITY);
+    } finally {
+      await proxy.stop(100);
+    }
+    // A stopped proxy no longer listens for reports.
+    lines.length = 0;
+    reportFdExhaustion('EMFILE', 'dc-connect');
+    assert.deepEqual(lines, []);
   });
 
   test('stop lets open sessions finish within the drain time', async () => {

@@ -9,6 +9,7 @@ import type { Logger } from '../../log.ts';
 import type { DcStats, Stats } from '../../metrics/stats.ts';
 import { createFrameCodec, type FrameCodec } from '../../protocol/framing/codec.ts';
 import { type CtrStream, createInitiatorHeader, type TransportTag } from '../../protocol/obfuscated2.ts';
+import { isFdExhaustion, reportFdExhaustion } from '../../server/fd-pressure.ts';
 import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../types.ts';
 import { resolveDc } from './dc-addresses.ts';
 
@@ -93,6 +94,12 @@ export class DirectUpstream implements Upstream {
         dcStats.connectErrors++;
         dcStats.error((err as { code?: string }).code ?? 'connect');
         lastError = err;
+        const code = (err as { code?: string }).code;
+        if (isFdExhaustion(code)) {
+          // Another address would fail the same way; the listeners slow down instead.
+          reportFdExhaustion(code, 'dc-connect');
+          break;
+        }
         this.log.debug(
           { dc: route.dcId, host: addr.host, port: addr.port, code: (err as { code?: string }).code },
           'DC connect failed',

@@ -46,6 +46,7 @@ import {
   writeProxyReqHeader,
 } from '../../protocol/middle/rpc.ts';
 import type { TransportTag } from '../../protocol/obfuscated2.ts';
+import { isFdExhaustion, reportFdExhaustion } from '../../server/fd-pressure.ts';
 
 /** What a link needs from a client it carries (implemented by the middle upstream's client handle). */
 export interface LinkClient {
@@ -410,6 +411,7 @@ export class RpcLink {
   private readonly onError = (err: Error): void => {
     const code = (err as { code?: string }).code ?? 'MTP_ERR_UPSTREAM';
     if (this.state === STATE_CONNECTING) this.opts.stats.connectErrors++;
+    if (isFdExhaustion(code)) reportFdExhaustion(code, 'middle-connect');
     // A reset of a working link is Telegram rotating it as well; the clients can move.
     this.shutdown(code, this.state === STATE_READY && (code === 'ECONNRESET' || code === 'EPIPE'));
   };

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startRawSink } from '../../bench/lib/raw-sink.ts';
+import { type ClientSession, openSession } from '../../bench/lib/wire.ts';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/low-fd-proxy.ts', import.meta.url));
+
+async function echoes(session: ClientSession): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 2000);
+    session.onReceived = (n) => {
+      if (n >= 16) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    };
+    session.socket.once('close', () => resolve(false));
+    session.send(Buffer.alloc(16, 1));
+  });
+}
+
+// libuv hides accept() EMFILE from Node; what the proxy sees is the connect to Telegram failing. That must be
+// logged, counted, and must not stop the proxy from serving once descriptors are free again.
+test('a direct-mode proxy out of descriptors logs it, counts it and serves again afterwards', async () => {
+  const sink = await startRawSink({ skip: 64, mode: 'echo' });
+  const secret = randomBytes(16).toString('hex');
+  const dir = mkdtempSync(join(tmpdir(), 'mtproxy-lowfd-'));
+  const child = spawn(
+    'bash',
+    [
+      '-c',
+      `ulimit -n 70 && exec "${process.execPath}" "${FIXTURE}" ${sink.port} ${secret} "${join(dir, 'state')}"`,
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async () => JSON.parse((await lines.next()).value as string);
+  const sessions: ClientSession[] = [];
+  try {
+    const { port } = await next();
+    // Each direct session holds two descriptors: the limit runs out at about 30 sessions.
+    for (let i = 0; i < 60; i++) {
+      try {
+        const session = await openSession({ host: '127.0.0.1', port, wire: 'o2', secret, dcId: 2 });
+        session.socket.on('error', () => {});
+        session.send(Buffer.alloc(16, 1));
+        sessions.push(session);
+      } catch {
+        // Closed by the proxy: expected once it is out of descriptors.
+      }
+    }
+    let warning: { code?: string; where?: string; msg?: string } = {};
+    while (warning.code === undefined) warning = await next();
+    assert.equal(warning.code, 'EMFILE');
+    assert.equal(warning.where, 'dc-connect');
+    assert.match(warning.msg ?? '', /out of file descriptors: accepting slowed down/);
+
+    for (const s of sessions) s.socket.destroy();
+    let answered = false;
+    for (let attempt = 0; attempt < 40 && !answered; attempt++) {
+      await new Promise((r) => setTimeout(r, 250));
+      try {
+        const session = await openSession({ host: '127.0.0.1', port, wire: 'o2', secret, dcId: 2 });
+        session.socket.on('error', () => {});
+        answered = await echoes(session);
+        session.socket.destroy();
+      } catch {
+        // Still slowed down: try again.
+      }
+    }
+    assert.ok(answered, 'a session works once descriptors are free');
+    child.stdin!.write('stats\n');
+    let counted: { dcErrors?: Record<string, number> } = {};
+    while (counted.dcErrors === undefined) counted = await next();
+    assert.ok((counted.dcErrors.EMFILE ?? 0) >= 1, JSON.stringify(counted));
+    assert.equal(child.exitCode, null, 'the proxy is still running');
+  } finally {
+    for (const s of sessions) s.socket.destroy();
+    child.kill('SIGKILL');
+    await sink.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
