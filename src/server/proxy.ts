@@ -328,6 +328,8 @@ export class ProxyServer {
 
     const previous = this.#config;
     this.#config = next;
+    this.#direct?.configChanged?.();
+    this.#middle?.configChanged?.();
     // New cover domains get measured now rather than at the next periodic refresh.
     void this.#certProbes?.refresh();
     for (const [state, l] of keep) {

@@ -68,4 +68,6 @@ export interface Upstream {
   close(): Promise<void>;
   /** Optional: a small JSON-able summary for the admin status (links per DC, Telegram config age...). */
   status?(): Record<string, unknown>;
+  /** Optional: a reload swapped the config; follow what is not re-read per connection (timers, sources). */
+  configChanged?(): void;
 }

@@ -164,10 +164,12 @@ describe('ProxyServer', () => {
   });
 
   test('upstream per listener: auto = middle with an ad tag, else direct; a forced mode wins', async () => {
+    const followed: string[] = [];
     const fake = (kind: 'direct' | 'middle'): Upstream => ({
       kind,
       open: () => Promise.reject(new Error('not used')),
       close: () => Promise.resolve(),
+      configChanged: () => followed.push(kind),
     });
     const upstreams = { direct: fake('direct'), middle: fake('middle') };
     const tagged = `${listenerToml('tagged')}ad_tag = "dcbe8f1493fa4cd9ab300891c0b5b326"\n`;
@@ -197,6 +199,8 @@ describe('ProxyServer', () => {
       assert.deepEqual(await kinds(), ['tagged:direct', 'plain:direct']);
       await proxy.applyConfig(configOf(`[upstream]\nmode = "middle"\n${tagged}${listenerToml('plain')}`));
       assert.deepEqual(await kinds(), ['tagged:middle', 'plain:middle']);
+      // Each reload tells the upstreams, so timers such as the Telegram config refresh follow it.
+      assert.deepEqual(followed, ['direct', 'middle', 'direct', 'middle']);
     } finally {
       await proxy.stop(100);
     }

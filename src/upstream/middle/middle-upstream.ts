@@ -194,6 +194,16 @@ export class MiddleUpstream implements Upstream {
     return `${t.proxySecret}\n${t.proxyConfig}\n${t.proxyConfigV6}\n${t.externalIp}\n${t.ipLookupUrl}`;
   }
 
+  /** After a reload: a new refresh interval applies now, and changed sources are fetched at once. */
+  configChanged(): void {
+    if (!this.source.current) return;
+    this.source.followInterval();
+    if (this.sourcesKey() !== this.sourcesSeen) {
+      this.sourcesSeen = this.sourcesKey();
+      void this.source.refresh();
+    }
+  }
+
   /** Re-read Telegram's config now (e.g. after a reload changed its sources). */
   refreshTelegramConfig(): Promise<void> {
     return this.source.refresh();

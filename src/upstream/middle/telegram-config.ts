@@ -98,6 +98,8 @@ export class TelegramConfigSource {
   updatedAt = 0;
   private detectedIp: string | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** The refresh interval the pending timer was set with. */
+  private scheduledIntervalMs = 0;
   private refreshing: Promise<void> | null = null;
   private readonly getConfig: () => Config;
   private readonly log: Logger;
@@ -159,10 +161,17 @@ export class TelegramConfigSource {
 
   private schedule(): void {
     this.stop();
+    this.scheduledIntervalMs = this.getConfig().telegram.refreshIntervalMs;
     this.timer = setTimeout(() => {
       this.refresh().finally(() => this.schedule());
-    }, this.getConfig().telegram.refreshIntervalMs);
+    }, this.scheduledIntervalMs);
     this.timer.unref();
+  }
+
+  /** A reload changed refresh_interval: the next refresh comes after the new interval, not the old one. */
+  followInterval(): void {
+    if (this.timer && this.getConfig().telegram.refreshIntervalMs !== this.scheduledIntervalMs)
+      this.schedule();
   }
 
   /** Fetch everything once; concurrent callers share one run. Never rejects. */

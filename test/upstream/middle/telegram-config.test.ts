@@ -172,6 +172,20 @@ test('refreshes on its interval', async () => {
   assert.ok(hits > 4);
 });
 
+test('a reload that shortens the refresh interval applies at once, not after the old interval', async () => {
+  routes.set('/getProxySecret', { status: 200, body: SECRET });
+  routes.set('/getProxyConfig', { status: 200, body: CONFIG_A });
+  const config = configFor(path.join(dir, 'state-4'), base);
+  const source = new TelegramConfigSource(() => config, testLog(), new Stats());
+  await source.start();
+  const before = hits;
+  config.telegram.refreshIntervalMs = 50;
+  source.followInterval();
+  for (let i = 0; i < 100 && hits < before + 4; i++) await new Promise((r) => setTimeout(r, 20));
+  source.stop();
+  assert.ok(hits >= before + 4, `refreshed on the new interval (${hits - before} fetches)`);
+});
+
 test('external IP: configured, NAT form, detected, local', () => {
   assert.equal(translateLocalIp('10.0.0.5', '203.0.113.1', null), '203.0.113.1');
   assert.equal(translateLocalIp('10.0.0.5', '10.0.0.5:203.0.113.1', null), '203.0.113.1');
