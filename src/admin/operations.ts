@@ -186,8 +186,10 @@ export class Operations {
 
   async #configureAdmin(next: Config, previous: Config | null): Promise<void> {
     const { listen, token } = next.admin;
+    // The old server is not awaited: the reload that moves it may be one of its own requests, still waiting
+    // for its answer.
     if (!listen || !token) {
-      await this.#admin?.stop();
+      void this.#admin?.stop();
       this.#admin = null;
       return;
     }
@@ -225,7 +227,7 @@ export class Operations {
         `admin.listen: cannot listen on ${listen.host}:${listen.port} (${(e as Error).message})`,
       );
     }
-    await this.#admin?.stop();
+    void this.#admin?.stop();
     this.#admin = admin;
   }
 }

@@ -39,6 +39,8 @@ export interface AdminServerOptions {
 }
 
 const MAX_BODY_BYTES = 64 * 1024;
+/** How long stop() lets requests in flight finish. */
+const STOP_GRACE_MS = 2000;
 
 class HttpError extends Error {
   readonly status: number;
@@ -113,6 +115,8 @@ export class AdminServer {
   readonly #log: Logger | undefined;
   #tokenDigest: Buffer;
   #server: http.Server | null = null;
+  /** Responses not yet finished, so stop() can make them the last on their connection. */
+  readonly #inFlight = new Set<http.ServerResponse>();
   readonly #startedAt = Date.now();
 
   constructor(opts: AdminServerOptions) {
@@ -140,6 +144,8 @@ export class AdminServer {
   async start(listen: HostPort): Promise<void> {
     if (this.#server) throw new Error('admin server already started');
     const server = http.createServer((req, res) => {
+      this.#inFlight.add(res);
+      res.once('close', () => this.#inFlight.delete(res));
       this.#handle(req, res).catch((err: unknown) => this.#fail(res, err));
     });
     server.headersTimeout = 10_000;
@@ -160,8 +166,14 @@ export class AdminServer {
     const server = this.#server;
     if (!server) return;
     this.#server = null;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    // A reload that moves or turns off the admin API is itself an admin request: let requests in flight get
+    // their answer (close() drops idle keep-alive connections), and cut whatever is left after a grace period.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    for (const res of this.#inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
+    const grace = setTimeout(() => server.closeAllConnections(), STOP_GRACE_MS);
+    await closed;
+    clearTimeout(grace);
   }
 
   #authorized(req: http.IncomingMessage): boolean {

@@ -46,6 +46,9 @@ interface Variant {
   extraListener?: boolean;
   logLevel?: string;
   protocols?: string;
+  /** Extra top-level tables ([timeouts], [replay], [metrics]...). */
+  tables?: string;
+  adminPort?: number;
 }
 
 let adminPort = 0;
@@ -70,9 +73,10 @@ secret = "${SECRET_B}"
     : ''
 }
 ${v.policies ?? ''}
+${v.tables ?? ''}
 
 [admin]
-listen = "127.0.0.1:${adminPort}"
+listen = "127.0.0.1:${v.adminPort ?? adminPort}"
 token = "${TOKEN}"
 
 [log]
@@ -91,12 +95,17 @@ async function reloadWith(v: Variant): Promise<void> {
   assert.equal(res.status, 200, JSON.stringify(res.body));
 }
 
-async function session(secret = TEST_SECRET_HEX, listener = 'main'): Promise<ObfuscatedConnection> {
+async function session(
+  secret = TEST_SECRET_HEX,
+  listener = 'main',
+  headerRandom?: Buffer,
+): Promise<ObfuscatedConnection> {
   const c = await connectObfuscated({
     host: '127.0.0.1',
     port: proxy.address(listener).port,
     secret,
     dcId: 2,
+    headerRandom,
   });
   c.sendFrame(Buffer.alloc(40, 3));
   await c.nextFrame(5000);
@@ -104,9 +113,9 @@ async function session(secret = TEST_SECRET_HEX, listener = 'main'): Promise<Obf
 }
 
 /** True when the proxy relays for this secret; false when it closes the connection instead. */
-async function works(secret = TEST_SECRET_HEX, listener = 'main'): Promise<boolean> {
+async function works(secret = TEST_SECRET_HEX, listener = 'main', headerRandom?: Buffer): Promise<boolean> {
   try {
-    const c = await session(secret, listener);
+    const c = await session(secret, listener, headerRandom);
     c.close();
     return true;
   } catch {
@@ -193,6 +202,57 @@ test('a listener added while sessions are open on another', async () => {
   assert.throws(() => proxy.address('second'));
   await stillEchoes(established);
   established.close();
+});
+
+test('timeouts apply to new connections', async () => {
+  await reloadWith({ tables: '[timeouts]\nhandshake = "200ms"\n' });
+  const silentClient = net.connect({ host: '127.0.0.1', port: proxy.address('main').port });
+  silentClient.on('error', () => {});
+  // The default handshake timeout is 60 s; closed well within the test's time, the new one applies.
+  const closed = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 10_000);
+    silentClient.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  silentClient.destroy();
+  assert.ok(closed, 'a client that says nothing is closed after the reloaded handshake timeout');
+  await reloadWith({});
+});
+
+test('replay protection can be switched off and on again', async () => {
+  const random = randomBytes(64);
+  const randomAgain = () => Buffer.from(random);
+  assert.equal(await works(TEST_SECRET_HEX, 'main', randomAgain()), true);
+  assert.equal(await works(TEST_SECRET_HEX, 'main', randomAgain()), false, 'a replayed handshake is refused');
+  await reloadWith({ tables: '[replay]\nenabled = false\n' });
+  assert.equal(await works(TEST_SECRET_HEX, 'main', randomAgain()), true, 'replays pass with replay off');
+  await reloadWith({});
+  const fresh = randomBytes(64);
+  assert.equal(await works(TEST_SECRET_HEX, 'main', Buffer.from(fresh)), true);
+  assert.equal(await works(TEST_SECRET_HEX, 'main', Buffer.from(fresh)), false, 'on again after the reload');
+});
+
+test('the metrics endpoint and the admin API follow their listen addresses', async () => {
+  const metricsPort = await freePort();
+  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  await assert.rejects(fetch(metricsUrl), 'metrics are off at first');
+  await reloadWith({ tables: `[metrics]\nlisten = "127.0.0.1:${metricsPort}"\n` });
+  const scrape = await fetch(metricsUrl);
+  assert.equal(scrape.status, 200);
+  assert.match(await scrape.text(), /^mtproxy_reloads_total \d+/m);
+
+  const oldAdmin = admin;
+  const movedPort = await freePort();
+  writeFileSync(file, toml({ adminPort: movedPort }));
+  assert.equal((await oldAdmin.request('POST', '/reload')).status, 200);
+  admin = new AdminClient(`http://127.0.0.1:${movedPort}`, TOKEN);
+  assert.equal((await admin.request('GET', '/health')).status, 200, 'the admin API answers on its new port');
+  await assert.rejects(oldAdmin.request('GET', '/health'), 'and no longer on the old one');
+  await reloadWith({ adminPort: movedPort });
+  await assert.rejects(fetch(metricsUrl), 'metrics off again');
+  adminPort = movedPort;
 });
 
 test('an invalid config is refused with one line and the running one stays', async () => {
