@@ -125,6 +125,13 @@ export class Operations {
   /** Apply a new, already validated config. Throws (one line) if an HTTP server cannot bind its new address. */
   async applyConfig(next: Config): Promise<void> {
     const previous = this.#config;
+    if (previous.stateDir !== next.stateDir) {
+      // The tables database stays open where it is: the admin API and every worker thread hold it.
+      this.#log.warn(
+        { running: previous.stateDir, configured: next.stateDir },
+        'a new state_dir applies after a restart',
+      );
+    }
     if (usesTables(next)) this.tables();
     this.#config = next;
     this.policy.setRules(next.policies);

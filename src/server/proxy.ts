@@ -327,6 +327,10 @@ export class ProxyServer {
     }
 
     const previous = this.#config;
+    // One thread cannot become several: `run` picks a Supervisor at start. (The Supervisor warns for itself.)
+    if (this.#ops && next.workers !== previous.workers) {
+      this.#log.warn({ running: 1, configured: next.workers }, 'a new worker count applies after a restart');
+    }
     this.#config = next;
     this.#direct?.configChanged?.();
     this.#middle?.configChanged?.();

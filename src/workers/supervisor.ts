@@ -243,6 +243,12 @@ export class Supervisor {
         'a new worker count applies after a restart',
       );
     }
+    if (next.replay.maxEntries !== this.#config.replay.maxEntries) {
+      this.#log.warn(
+        { running: this.#config.replay.maxEntries, configured: next.replay.maxEntries },
+        'with several workers, a new replay.max_entries applies after a restart (the shared cache is sized at start)',
+      );
+    }
     this.#replay.configure(next.replay.enabled, next.replay.maxAgeMs);
     const live = this.#slots.filter((s) => s.worker && s.ready);
     const [first, ...rest] = live;

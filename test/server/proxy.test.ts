@@ -315,6 +315,25 @@ describe('ProxyServer', () => {
     }
   });
 
+  test('a reload that changes a setting fixed at start says so in the log', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    const proxy = new ProxyServer(configOf(`workers = 1\nstate_dir = "${dir}/a"\n${listenerToml('a')}`), {
+      log,
+      stats: new Stats(),
+      sessionHandler: echoHandler(),
+    });
+    await proxy.start();
+    try {
+      await proxy.applyConfig(configOf(`workers = 4\nstate_dir = "${dir}/b"\n${listenerToml('a')}`));
+      const messages = lines.map((l) => JSON.parse(l).msg);
+      assert.ok(messages.includes('a new worker count applies after a restart'), messages.join('; '));
+      assert.ok(messages.includes('a new state_dir applies after a restart'), messages.join('; '));
+    } finally {
+      await proxy.stop(100);
+    }
+  });
+
   test('a busy port fails start with one line naming the listener', async () => {
     const blocker = net.createServer();
     blocker.listen(0, '127.0.0.1');
