@@ -163,6 +163,26 @@ describe('framing properties', () => {
     );
   });
 
+  it('frames larger than one read decode under any split, small ones between them too', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...transports),
+        fc.array(fc.constantFrom(4, 512, 70_000, 200_000), { minLength: 1, maxLength: 5 }),
+        fc.array(fc.nat(), { maxLength: 16 }),
+        (t, sizes, cuts) => {
+          const payloads = sizes.map((n, i) => Buffer.alloc(n, i + 1));
+          const enc = createFrameCodec(t);
+          const wire = Buffer.concat(payloads.map((p) => enc.encode(p)));
+          const codec = createFrameCodec(t);
+          const got = decodeAll(codec, splitAt(wire, cuts)).map((f) => f.payload);
+          assert.deepEqual(got, payloads);
+          assert.equal(codec.buffered, 0);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it('random garbage never throws anything but ProtocolError, for any options', () => {
     fc.assert(
       fc.property(

@@ -42,10 +42,23 @@ export interface FrameCodec {
   readonly buffered: number;
 }
 
-/** Shared partial-frame handling: a decoder works on `chunk`, or on `pending ‖ chunk` when a frame straddles reads. */
+/** Frames up to this size that straddle reads are assembled in one buffer of their exact size. */
+const ASSEMBLE_LIMIT = 64 * 1024;
+
+/**
+ * Shared partial-frame handling. A frame cut by the end of a read is completed from the next reads without
+ * copying what follows it: a frame of known size (up to ASSEMBLE_LIMIT) is filled into a buffer of its own;
+ * a cut header, or a larger frame, waits as a list of chunks joined once there are enough bytes (so a client
+ * cannot make us reserve a large buffer with a few header bytes).
+ */
 abstract class BaseDecoder implements FrameCodec {
   abstract readonly transport: TransportTag;
-  protected pending: Buffer | null = null;
+  private assembling: Buffer | null = null;
+  private assembled = 0;
+  private waiting: Buffer[] | null = null;
+  private waitingLength = 0;
+  /** Bytes `waiting` must reach before decoding can progress (0: unknown, try with the next chunk). */
+  private waitingFor = 0;
   protected readonly maxFrame: number;
   protected readonly requireAligned: boolean;
   protected readonly fromServer: boolean;
@@ -57,26 +70,55 @@ abstract class BaseDecoder implements FrameCodec {
   }
 
   get buffered(): number {
-    return this.pending ? this.pending.length : 0;
+    return this.assembling ? this.assembled : this.waitingLength;
   }
 
   decode(chunk: Buffer, onFrame: FrameHandler): void {
     let buf = chunk;
-    if (this.pending) {
-      buf = Buffer.concat([this.pending, chunk]);
-      this.pending = null;
-    }
     let off = 0;
+    const assembling = this.assembling;
+    if (assembling) {
+      const n = Math.min(assembling.length - this.assembled, chunk.length);
+      chunk.copy(assembling, this.assembled, 0, n);
+      this.assembled += n;
+      if (this.assembled < assembling.length) return;
+      this.assembling = null;
+      this.assembled = 0;
+      this.decodeOne(assembling, 0, onFrame);
+      off = n;
+    } else if (this.waiting) {
+      this.waiting.push(chunk);
+      this.waitingLength += chunk.length;
+      if (this.waitingLength < this.waitingFor) return;
+      buf = Buffer.concat(this.waiting, this.waitingLength);
+      this.waiting = null;
+      this.waitingLength = 0;
+      this.waitingFor = 0;
+    }
     while (off < buf.length) {
       const used = this.decodeOne(buf, off, onFrame);
-      if (used === 0) break;
-      off += used;
+      if (used > 0) {
+        off += used;
+        continue;
+      }
+      // Copy the tail: a view would pin the whole read buffer for as long as the frame stays incomplete.
+      if (used < 0 && -used <= ASSEMBLE_LIMIT) {
+        this.assembling = Buffer.allocUnsafe(-used);
+        this.assembled = buf.copy(this.assembling, 0, off);
+      } else {
+        const tail = Buffer.from(buf.subarray(off));
+        this.waiting = [tail];
+        this.waitingLength = tail.length;
+        this.waitingFor = -used;
+      }
+      return;
     }
-    // Copy the tail: a view would pin the whole read buffer for as long as the frame stays incomplete.
-    if (off < buf.length) this.pending = Buffer.from(buf.subarray(off));
   }
 
-  /** Decode one frame at `off`; returns the bytes consumed, or 0 when the frame is incomplete. */
+  /**
+   * Decode one frame at `off`; returns the bytes consumed, 0 when even its header is incomplete, or minus the
+   * frame's whole wire size when only its body is.
+   */
   protected abstract decodeOne(buf: Buffer, off: number, onFrame: FrameHandler): number;
   abstract encode(payload: Buffer, quickAck?: boolean): Buffer;
   abstract encodeQuickAck(token: number): Buffer;
@@ -113,7 +155,7 @@ export class AbridgedCodec extends BaseDecoder {
     }
     const len = words * 4;
     this.checkLength(len);
-    if (buf.length - off < head + len) return 0;
+    if (buf.length - off < head + len) return -(head + len);
     onFrame(buf.subarray(off + head, off + head + len), quickAck);
     return head + len;
   }
@@ -158,7 +200,7 @@ export class IntermediateCodec extends BaseDecoder {
     if (this.requireAligned && len % 4 !== 0) {
       throw new ProtocolError('MTP_ERR_FRAME_UNALIGNED', `frame of ${len} bytes is not a multiple of 4`);
     }
-    if (buf.length - off < 4 + len) return 0;
+    if (buf.length - off < 4 + len) return -(4 + len);
     onFrame(buf.subarray(off + 4, off + 4 + this.payloadLength(len)), quickAck);
     return 4 + len;
   }
@@ -196,7 +238,7 @@ export class PaddedCodec extends IntermediateCodec {
     }
     const len = raw & 0x7fffffff;
     this.checkLength(len);
-    if (buf.length - off < 4 + len) return 0;
+    if (buf.length - off < 4 + len) return -(4 + len);
     onFrame(buf.subarray(off + 4, off + 4 + len - (len % 4)), quickAck);
     return 4 + len;
   }

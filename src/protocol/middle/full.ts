@@ -92,14 +92,23 @@ export class FullEncoder {
 
 export type FullFrameHandler = (body: Buffer, seq: number) => void;
 
+/** Frames up to this size that straddle reads are assembled in one buffer of their exact size. */
+const ASSEMBLE_LIMIT = 256 * 1024;
+
 /**
  * Streaming decoder for frames coming from the peer. Any split of the stream decodes the same. Requires the
  * exact expected sequence number, a valid CRC and a sane length; anything else throws ProtocolError and the
  * link must be closed (its state can no longer be trusted).
+ *
+ * A frame cut by the end of a read is completed without copying what follows it: a frame of known size (up to
+ * ASSEMBLE_LIMIT) is filled into a buffer of its own; a cut length word, or a larger frame, waits as a list of
+ * chunks joined once there are enough bytes.
  */
 export class FullDecoder {
   expectedSeq: number;
-  /** Tail chunks of an incomplete frame, joined only once the frame is complete (no quadratic copying). */
+  private assembling: Buffer | null = null;
+  private assembled = 0;
+  /** Chunks of an incomplete frame, joined only once the frame is complete (no quadratic copying). */
   private parts: Buffer[] = [];
   private partsLength = 0;
   /** Bytes needed before decoding can make progress again. */
@@ -112,12 +121,16 @@ export class FullDecoder {
   }
 
   get buffered(): number {
-    return this.partsLength;
+    return this.assembling ? this.assembled : this.partsLength;
   }
 
   /** Bytes received but not yet part of a complete frame; the decoder forgets them. */
   takeRemainder(): Buffer {
-    const rest = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsLength);
+    let rest: Buffer;
+    if (this.assembling) rest = this.assembling.subarray(0, this.assembled);
+    else rest = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsLength);
+    this.assembling = null;
+    this.assembled = 0;
     this.parts = [];
     this.partsLength = 0;
     this.needed = 0;
@@ -131,7 +144,20 @@ export class FullDecoder {
    */
   decode(chunk: Buffer, onFrame: FullFrameHandler, maxFrames = Number.POSITIVE_INFINITY): number {
     let buf = chunk;
-    if (this.partsLength > 0) {
+    let off = 0;
+    let frames = 0;
+    const assembling = this.assembling;
+    if (assembling) {
+      const n = Math.min(assembling.length - this.assembled, chunk.length);
+      chunk.copy(assembling, this.assembled, 0, n);
+      this.assembled += n;
+      if (this.assembled < assembling.length) return 0;
+      this.assembling = null;
+      this.assembled = 0;
+      this.deliver(assembling, 0, assembling.length, onFrame);
+      frames++;
+      off = n;
+    } else if (this.partsLength > 0) {
       if (chunk.length > 0) {
         this.parts.push(chunk);
         this.partsLength += chunk.length;
@@ -141,8 +167,6 @@ export class FullDecoder {
       this.parts = [];
       this.partsLength = 0;
     }
-    let off = 0;
-    let frames = 0;
     let needed = 4;
     while (frames < maxFrames && buf.length - off >= 4) {
       const len = buf.readUInt32LE(off);
@@ -157,26 +181,36 @@ export class FullDecoder {
         needed = len;
         break;
       }
-      const seq = buf.readInt32LE(off + 4);
-      if (seq !== this.expectedSeq) {
-        throw new ProtocolError('MTP_ERR_RPC_BAD_SEQ', `sequence ${seq}, expected ${this.expectedSeq}`);
-      }
-      const crcAt = off + len - 4;
-      if (crc32(buf.subarray(off, crcAt)) !== buf.readUInt32LE(crcAt)) {
-        throw new ProtocolError('MTP_ERR_RPC_BAD_CRC', 'frame checksum mismatch');
-      }
-      this.expectedSeq = (this.expectedSeq + 1) | 0;
+      this.deliver(buf, off, len, onFrame);
       frames++;
-      onFrame(buf.subarray(off + FULL_HEADER, crcAt), seq);
       off += len;
     }
     if (off < buf.length) {
       // Copy the tail so a partial frame does not pin the whole read buffer.
-      const tail = Buffer.from(buf.subarray(off));
-      this.parts.push(tail);
-      this.partsLength = tail.length;
-      this.needed = needed;
+      if (needed > 4 && needed <= ASSEMBLE_LIMIT && frames < maxFrames) {
+        this.assembling = Buffer.allocUnsafe(needed);
+        this.assembled = buf.copy(this.assembling, 0, off);
+      } else {
+        const tail = Buffer.from(buf.subarray(off));
+        this.parts.push(tail);
+        this.partsLength = tail.length;
+        this.needed = needed;
+      }
     }
     return frames;
+  }
+
+  /** Check the frame of `len` bytes at `off` (sequence, CRC) and hand its body over. */
+  private deliver(buf: Buffer, off: number, len: number, onFrame: FullFrameHandler): void {
+    const seq = buf.readInt32LE(off + 4);
+    if (seq !== this.expectedSeq) {
+      throw new ProtocolError('MTP_ERR_RPC_BAD_SEQ', `sequence ${seq}, expected ${this.expectedSeq}`);
+    }
+    const crcAt = off + len - 4;
+    if (crc32(buf.subarray(off, crcAt)) !== buf.readUInt32LE(crcAt)) {
+      throw new ProtocolError('MTP_ERR_RPC_BAD_CRC', 'frame checksum mismatch');
+    }
+    this.expectedSeq = (this.expectedSeq + 1) | 0;
+    onFrame(buf.subarray(off + FULL_HEADER, crcAt), seq);
   }
 }
