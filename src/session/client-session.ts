@@ -33,6 +33,11 @@ import type { PolicyTicket, SessionEnv } from './types.ts';
 const MAX_HELLO_BYTES = 16 * 1024;
 /** Client bytes buffered while the upstream opens before we stop reading. */
 const MAX_PENDING_BYTES = 256 * 1024;
+/**
+ * Middle-mode answers from this size on are encrypted where they lie, header and payload apart, instead of
+ * being copied into a frame first (the client socket is corked, so the parts still leave in one write).
+ */
+const SPLIT_FRAME_AT = 1024;
 /** After the upstream ended, how long the client gets to take the rest of our output. */
 const FLUSH_BEFORE_CLOSE_MS = 5000;
 
@@ -131,6 +136,8 @@ class ClientSession implements ClientSink {
   private upstreamAccepting = true;
   /** The client half-closed while the upstream was still opening. */
   private clientEnded = false;
+  /** The client socket is corked until the end of this tick (answers batched into one write). */
+  private corked = false;
 
   constructor(socket: net.Socket, env: SessionEnv) {
     this.socket = socket;
@@ -461,7 +468,31 @@ class ClientSession implements ClientSink {
   sendFrame(payload: Buffer): boolean {
     if (this.stage === STAGE_DONE || this.encrypt === null) return false;
     const codec = this.codec ?? (this.codec = createFrameCodec(this.transport, { requireAligned: true }));
-    return this.writeToClient(this.encrypt.update(codec.encode(payload)));
+    // A link delivers many answers per read, often several for one client: one write for all of them.
+    this.corkUntilNextTick();
+    if (payload.length < SPLIT_FRAME_AT || this.tls !== null) {
+      return this.writeToClient(this.encrypt.update(codec.encode(payload)));
+    }
+    const { head, tail } = codec.encodeAround(payload.length);
+    const s = this.socket;
+    s.write(this.encrypt.update(head));
+    let ok = s.write(this.encrypt.update(payload));
+    if (tail !== null) ok = s.write(this.encrypt.update(tail));
+    this.stats.bytesToClient += head.length + payload.length + (tail === null ? 0 : tail.length);
+    return this.afterClientWrite(ok);
+  }
+
+  private corkUntilNextTick(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(uncorkSession, this);
+  }
+
+  /** @internal */
+  uncork(): void {
+    this.corked = false;
+    this.socket.uncork();
   }
 
   sendQuickAck(token: number): void {
@@ -485,7 +516,10 @@ class ClientSession implements ClientSink {
   private writeToClient(obfuscated: Buffer): boolean {
     const out = this.tls ? encodeAppData(obfuscated) : obfuscated;
     this.stats.bytesToClient += out.length;
-    const ok = this.socket.write(out);
+    return this.afterClientWrite(this.socket.write(out));
+  }
+
+  private afterClientWrite(ok: boolean): boolean {
     if (!ok) {
       if (!this.upstreamPaused) {
         this.upstreamPaused = true;
@@ -682,6 +716,10 @@ function socketError(this: net.Socket): void {
 
 function socketClose(this: net.Socket): void {
   sessionOf(this)?.finish('client_closed');
+}
+
+function uncorkSession(session: ClientSession): void {
+  session.uncork();
 }
 
 function destroySocket(socket: net.Socket): void {

@@ -163,6 +163,31 @@ describe('framing properties', () => {
     );
   });
 
+  it('a frame written around its payload (encodeAround) decodes like an encoded one', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...transports),
+        fc.array(arbPayload, { minLength: 1, maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (t, frames, cuts) => {
+          const enc = createFrameCodec(t, { requireAligned: true });
+          const wire = Buffer.concat(
+            frames.flatMap((p) => {
+              const { head, tail } = enc.encodeAround(p.length);
+              return tail ? [head, p, tail] : [head, p];
+            }),
+          );
+          const got = decodeAll(createFrameCodec(t, { requireAligned: true }), splitAt(wire, cuts));
+          assert.deepEqual(
+            got.map((f) => f.payload),
+            frames,
+          );
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('frames larger than one read decode under any split, small ones between them too', () => {
     fc.assert(
       fc.property(

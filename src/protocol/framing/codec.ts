@@ -36,6 +36,11 @@ export interface FrameCodec {
    * quick-ack request bit (client side only; a server never sets it).
    */
   encode(payload: Buffer, quickAck?: boolean): Buffer;
+  /**
+   * The same frame for a caller that writes `payload` where it lies (no copy of a large payload): the bytes
+   * before it and, when the transport pads, the bytes after it (else null). Server side (no quick-ack bit).
+   */
+  encodeAround(payloadLength: number): FrameParts;
   /** The answer to a quick-ack request, as the server sends it for this transport. */
   encodeQuickAck(token: number): Buffer;
   /** Bytes held back waiting for the rest of a frame. */
@@ -44,6 +49,11 @@ export interface FrameCodec {
 
 /** Frames up to this size that straddle reads are assembled in one buffer of their exact size. */
 const ASSEMBLE_LIMIT = 64 * 1024;
+
+export interface FrameParts {
+  head: Buffer;
+  tail: Buffer | null;
+}
 
 /**
  * Shared partial-frame handling. A frame cut by the end of a read is completed from the next reads without
@@ -121,6 +131,7 @@ abstract class BaseDecoder implements FrameCodec {
    */
   protected abstract decodeOne(buf: Buffer, off: number, onFrame: FrameHandler): number;
   abstract encode(payload: Buffer, quickAck?: boolean): Buffer;
+  abstract encodeAround(payloadLength: number): FrameParts;
   abstract encodeQuickAck(token: number): Buffer;
 
   /** A server's quick-ack answer, handed over as 4 bytes (uint32 LE token without the flag bit). */
@@ -176,6 +187,17 @@ export class AbridgedCodec extends BaseDecoder {
     return out;
   }
 
+  encodeAround(payloadLength: number): FrameParts {
+    const words = payloadLength >>> 2;
+    if (words > 0xffffff)
+      throw new ProtocolError('MTP_ERR_FRAME_TOO_LARGE', `frame of ${payloadLength} bytes`);
+    if (words < 0x7f) return { head: Buffer.from([words]), tail: null };
+    const head = Buffer.allocUnsafe(4);
+    head[0] = 0x7f;
+    head.writeUIntLE(words, 1, 3);
+    return { head, tail: null };
+  }
+
   encodeQuickAck(token: number): Buffer {
     // Abridged sends the token big-endian so that the first byte carries the high bit and cannot be a length.
     const out = Buffer.allocUnsafe(4);
@@ -216,6 +238,12 @@ export class IntermediateCodec extends BaseDecoder {
     return out;
   }
 
+  encodeAround(payloadLength: number): FrameParts {
+    const head = Buffer.allocUnsafe(4);
+    head.writeUInt32LE(payloadLength, 0);
+    return { head, tail: null };
+  }
+
   encodeQuickAck(token: number): Buffer {
     const out = Buffer.allocUnsafe(4);
     out.writeUInt32LE((token | 0x80000000) >>> 0, 0);
@@ -251,6 +279,13 @@ export class PaddedCodec extends IntermediateCodec {
     payload.copy(out, 4);
     if (pad > 0) randomFillSync(out, 4 + payload.length, pad);
     return out;
+  }
+
+  override encodeAround(payloadLength: number): FrameParts {
+    const pad = randomInt(4);
+    const head = Buffer.allocUnsafe(4);
+    head.writeUInt32LE(payloadLength + pad, 0);
+    return { head, tail: pad > 0 ? randomFillSync(Buffer.allocUnsafe(pad)) : null };
   }
 }
 
