@@ -25,7 +25,15 @@ import {
   deriveMiddleKey,
   ipv4ToInt,
 } from '../../src/protocol/middle/crypto.ts';
-import { encodeFullFrame, FullDecoder, FullEncoder } from '../../src/protocol/middle/full.ts';
+import {
+  encodeFullFrame,
+  FULL_HEADER,
+  FullDecoder,
+  FullEncoder,
+  fullWireSize,
+  sealFullFrame,
+  sealFullFrameParts,
+} from '../../src/protocol/middle/full.ts';
 import {
   CRYPTO_SCHEMA_AES,
   decodeHandshake,
@@ -37,7 +45,6 @@ import {
   encodeNonce,
   encodePing,
   encodeProcessId,
-  encodeProxyAns,
   encodeSimpleAck,
   FLAG_ABRIDGED,
   FLAG_EXTMODE2,
@@ -45,8 +52,10 @@ import {
   FLAG_MAGIC,
   FLAG_QUICKACK,
   HANDSHAKE_FLAG_CRC32C,
+  PROXY_ANS_HEADER,
   type ProcessId,
   processIdMatches,
+  writeProxyAnsHeader,
 } from '../../src/protocol/middle/rpc.ts';
 
 export interface FakeMiddleOptions {
@@ -104,6 +113,26 @@ class FakeLink {
     this.socket.write(this.encryptor!.update(this.encoder.encode(body)));
   }
 
+  /** RPC_PROXY_ANS without building the body first: a large payload is encrypted where it lies. */
+  sendAnswer(connId: number, payload: Buffer): void {
+    if (this.stage !== STAGE_READY || this.socket.destroyed) return;
+    const enc = this.encryptor!;
+    if (payload.length < 2048) {
+      const frame = Buffer.allocUnsafe(fullWireSize(PROXY_ANS_HEADER + payload.length));
+      writeProxyAnsHeader(frame, FULL_HEADER, connId);
+      payload.copy(frame, FULL_HEADER + PROXY_ANS_HEADER);
+      sealFullFrame(frame, PROXY_ANS_HEADER + payload.length, this.encoder.nextSeq());
+      this.socket.write(enc.update(frame));
+      return;
+    }
+    const head = Buffer.allocUnsafe(FULL_HEADER + PROXY_ANS_HEADER);
+    writeProxyAnsHeader(head, FULL_HEADER, connId);
+    const trailer = sealFullFrameParts(head, payload, this.encoder.nextSeq());
+    this.socket.write(enc.update(head));
+    this.socket.write(enc.update(payload));
+    this.socket.write(enc.update(trailer));
+  }
+
   sendBroken(kind: 'crc' | 'seq' | 'length'): void {
     const frame = this.encoder.encode(encodePing(randomBytes(8)));
     if (kind === 'crc') frame[12] ^= 0xff;
@@ -118,6 +147,16 @@ class FakeLink {
   }
 
   private onData(chunk: Buffer): void {
+    // Everything answered for this read leaves in one write.
+    this.socket.cork();
+    try {
+      this.onInput(chunk);
+    } finally {
+      this.socket.uncork();
+    }
+  }
+
+  private onInput(chunk: Buffer): void {
     try {
       if (this.stage === STAGE_NONCE) {
         if (this.decoder.decode(chunk, (body) => this.onNonce(body), 1) === 0) return;
@@ -232,7 +271,7 @@ class FakeLink {
     if (command === 'FLOODCMD' && m.payload.length >= 16) {
       const count = m.payload.readUInt32LE(8);
       const size = m.payload.readUInt32LE(12);
-      for (let i = 0; i < count; i++) this.send(encodeProxyAns(m.connId, Buffer.alloc(size, i & 0xff)));
+      for (let i = 0; i < count; i++) this.sendAnswer(m.connId, Buffer.alloc(size, i & 0xff));
       return;
     }
     if (command === 'CLOSEEXT') {
@@ -240,7 +279,7 @@ class FakeLink {
       this.send(encodeCloseExt(m.connId));
       return;
     }
-    this.send(encodeProxyAns(m.connId, m.payload));
+    this.sendAnswer(m.connId, m.payload);
   }
 }
 

@@ -322,12 +322,20 @@ export function decodeServerMessage(body: Buffer): ServerMessage {
 
 // Telegram's side of the protocol (the test suite's fake middle proxy, diagnostics).
 
+/** RPC_PROXY_ANS header length; the payload follows it. */
+export const PROXY_ANS_HEADER = 16;
+
+/** Write an RPC_PROXY_ANS header at `out[off..]` (for a sender that writes the payload apart). */
+export function writeProxyAnsHeader(out: Buffer, off: number, connId: number, flags = 0): void {
+  out.writeUInt32LE(RPC_PROXY_ANS, off);
+  out.writeUInt32LE(flags >>> 0, off + 4);
+  writeConnId(out, connId, off + 8);
+}
+
 export function encodeProxyAns(connId: number, payload: Buffer, flags = 0): Buffer {
-  const out = Buffer.allocUnsafe(16 + payload.length);
-  out.writeUInt32LE(RPC_PROXY_ANS, 0);
-  out.writeUInt32LE(flags >>> 0, 4);
-  writeConnId(out, connId, 8);
-  payload.copy(out, 16);
+  const out = Buffer.allocUnsafe(PROXY_ANS_HEADER + payload.length);
+  writeProxyAnsHeader(out, 0, connId, flags);
+  payload.copy(out, PROXY_ANS_HEADER);
   return out;
 }
 
