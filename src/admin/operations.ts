@@ -215,6 +215,7 @@ export class Operations {
     const admin = new AdminServer({
       token,
       log: this.#log,
+      startedAt: this.#stats.startedAt,
       hooks: {
         status: () =>
           buildStatus(host.config, this.#metricsSources(), host.upstreamStatus?.() ?? {}, Date.now(), portOf),

@@ -36,6 +36,8 @@ export interface AdminServerOptions {
   hooks: AdminHooks;
   token: string;
   log?: Logger;
+  /** When the proxy started (ms since the epoch), for `/health`; default: when this server was built. */
+  startedAt?: number;
 }
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -117,10 +119,12 @@ export class AdminServer {
   #server: http.Server | null = null;
   /** Responses not yet finished, so stop() can make them the last on their connection. */
   readonly #inFlight = new Set<http.ServerResponse>();
-  readonly #startedAt = Date.now();
+  readonly #startedAt: number;
 
   constructor(opts: AdminServerOptions) {
     this.#hooks = opts.hooks;
+    // The admin API may be started or moved by a reload long after the proxy started.
+    this.#startedAt = opts.startedAt ?? Date.now();
     this.#log = opts.log;
     this.#tokenDigest = AdminServer.#checkToken(opts.token);
   }

@@ -25,6 +25,8 @@ let refreshes = 0;
 let tableEdits = 0;
 const admin = new AdminServer({
   token: TOKEN,
+  // The proxy has been up for an hour; this admin server was started (or moved by a reload) just now.
+  startedAt: Date.now() - 3_600_000,
   hooks: {
     status: () => ({ version: '0.0.0-test', sessions: { main: 0 } }),
     links: () => ({ listeners: [{ name: 'main', links: ['tg://proxy?server=127.0.0.1&port=1&secret=00'] }] }),
@@ -109,7 +111,12 @@ test('every path answers 401 without the right token, before routing', async () 
 });
 
 test('health, status, links', async () => {
-  assert.equal((await client.call<{ status: string }>('GET', '/health')).status, 'ok');
+  const health = await client.call<{ status: string; uptimeSeconds: number }>('GET', '/health');
+  assert.equal(health.status, 'ok');
+  assert.ok(
+    health.uptimeSeconds >= 3600,
+    `the proxy's uptime, not the admin server's: ${health.uptimeSeconds}`,
+  );
   assert.equal((await client.call<{ version: string }>('GET', '/status')).version, '0.0.0-test');
   assert.ok(refreshes >= 1, 'status refreshes worker stats first');
   const links = await client.call<{ listeners: Array<{ name: string }> }>('GET', '/links');
