@@ -92,6 +92,16 @@ describe('README', () => {
     );
   });
 
+  it('names only admin API paths the server routes', () => {
+    const server = readFileSync(join(repo, 'src/admin/server.ts'), 'utf8');
+    const requests = [...section('Admin API').matchAll(/`(GET|POST|DELETE) \/([a-z]+)/g)];
+    assert.ok(requests.length >= 6);
+    for (const [, method, head] of requests) {
+      assert.ok(server.includes(`head === '${head}'`), `/${head} is routed`);
+      assert.ok(server.includes(`'${method}'`), `${method} is handled`);
+    }
+  });
+
   it('refers only to files that exist', () => {
     const paths = [
       ...readme.matchAll(/`((?:deploy|scripts|src|test|bench)\/[\w./-]+|compose\.yaml|Dockerfile)`/g),
