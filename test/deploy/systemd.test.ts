@@ -1,0 +1,60 @@
+/**
+ * The systemd unit carries what the deployment issue asks for: a descriptor limit, port 443 without root,
+ * restarts on failure, reload by SIGHUP, and the sandbox with a state directory as the only writable place.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+
+const unit = readFileSync(new URL('../../deploy/systemd/mtproxy.service', import.meta.url), 'utf8');
+
+/** Every `Key=value` of the [Service] section, in order (a key may repeat). */
+function serviceSettings(): Array<[string, string]> {
+  const start = unit.indexOf('\n[Service]\n');
+  const end = unit.indexOf('\n[', start + 1);
+  assert.ok(start >= 0, 'has a [Service] section');
+  return unit
+    .slice(start, end < 0 ? undefined : end)
+    .split('\n')
+    .filter((line) => /^[A-Za-z]+=/.test(line))
+    .map((line) => {
+      const eq = line.indexOf('=');
+      return [line.slice(0, eq), line.slice(eq + 1)];
+    });
+}
+
+function value(key: string): string | undefined {
+  return serviceSettings().find(([k]) => k === key)?.[1];
+}
+
+describe('systemd unit', () => {
+  it('raises the descriptor limit and restarts on failure', () => {
+    assert.ok(Number(value('LimitNOFILE')) >= 65536, `LimitNOFILE=${value('LimitNOFILE')}`);
+    assert.equal(value('Restart'), 'on-failure');
+  });
+
+  it('binds 443 as an unprivileged user through CAP_NET_BIND_SERVICE only', () => {
+    assert.ok(value('User') && value('User') !== 'root');
+    assert.equal(value('AmbientCapabilities'), 'CAP_NET_BIND_SERVICE');
+    assert.equal(value('CapabilityBoundingSet'), 'CAP_NET_BIND_SERVICE');
+    assert.equal(value('NoNewPrivileges'), 'true');
+  });
+
+  it('reloads with SIGHUP and stops with SIGTERM', () => {
+    assert.match(value('ExecReload') ?? '', /^\/bin\/kill -HUP \$MAINPID$/);
+    assert.equal(value('KillSignal') ?? 'SIGTERM', 'SIGTERM');
+    assert.match(value('ExecStart') ?? '', / run --config \/etc\/mtproxy\/mtproxy\.toml$/);
+  });
+
+  it('is sandboxed with the state directory as the only writable place', () => {
+    assert.equal(value('ProtectSystem'), 'strict');
+    assert.equal(value('StateDirectory'), 'mtproxy');
+    assert.equal(value('WorkingDirectory'), '/var/lib/mtproxy');
+    assert.ok(
+      serviceSettings().some(([k, v]) => k === 'Environment' && v === 'MTP_STATE_DIR=/var/lib/mtproxy'),
+      'the proxy keeps its state in the StateDirectory',
+    );
+    for (const key of ['ProtectHome', 'PrivateTmp', 'PrivateDevices']) assert.equal(value(key), 'true', key);
+    assert.equal(value('ReadWritePaths'), undefined, 'no other writable path');
+  });
+});
