@@ -1,15 +1,36 @@
 #!/usr/bin/env node
-// Launcher for the TypeScript sources. Node >= 22.18 strips types by default; older 22.x needs the flag,
-// so re-run ourselves with it instead of asking operators to remember it.
-import { spawnSync } from 'node:child_process';
+// Launcher for the TypeScript sources. Node >= 22.18 strips types by default; 22.6-22.17 need a flag, so we
+// re-run ourselves with it instead of asking operators to remember it. An older Node (a distribution's) uses
+// the Node 24 that `npm ci` puts into node_modules when there is one, or says clearly what is missing.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const entry = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const pinnedNode = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));
+const [major, minor] = process.versions.node.split('.').map(Number);
+const canStripTypes = major > 22 || (major === 22 && minor >= 6);
+
+/** Run the CLI in a child Node, passing signals on (SIGHUP reloads, SIGTERM drains) and its exit code back. */
+function runWith(nodePath, flags) {
+  const child = spawn(nodePath, [...flags, entry, ...process.argv.slice(2)], { stdio: 'inherit' });
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+  child.on('error', (err) => {
+    console.error(`mtproxy: cannot start ${nodePath}: ${err.message}`);
+    process.exit(1);
+  });
+}
+
 if (process.features.typescript) {
   await import(entry);
+} else if (canStripTypes) {
+  runWith(process.execPath, ['--experimental-strip-types', '--no-warnings']);
+} else if (existsSync(pinnedNode)) {
+  runWith(pinnedNode, []);
 } else {
-  const r = spawnSync(process.execPath, ['--experimental-strip-types', '--no-warnings', entry, ...process.argv.slice(2)], {
-    stdio: 'inherit',
-  });
-  process.exit(r.status ?? 1);
+  console.error(
+    `mtproxy: Node.js 22.12 or newer is needed (this is ${process.version}); install Node.js 24, or run \`npm ci\` in the checkout and use \`npm start\` / \`npx mtproxy\``,
+  );
+  process.exit(1);
 }
