@@ -26,6 +26,7 @@ import {
 import type { ClientInfo, ClientSink, UpstreamHandle } from '../upstream/types.ts';
 import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
 import { frontConnection, frontingDestination } from './fronting.ts';
+import { relayAllocated } from './gc-tuning.ts';
 import { badClientCloseDelay, Deadline } from './timers.ts';
 import type { PolicyTicket, SessionEnv } from './types.ts';
 
@@ -442,6 +443,8 @@ class ClientSession implements ClientSink {
   }
 
   private relayFromClient(data: Buffer): void {
+    // Two fresh buffers per chunk: ours (decrypted) and the upstream's (re-encrypted).
+    relayAllocated(2 * data.length);
     const plain = this.decrypt!.update(data);
     const handle = this.handle!;
     let accepting: boolean;
@@ -462,6 +465,7 @@ class ClientSession implements ClientSink {
 
   sendBytes(plain: Buffer): boolean {
     if (this.stage === STAGE_DONE || this.encrypt === null) return false;
+    relayAllocated(2 * plain.length);
     return this.writeToClient(this.encrypt.update(plain));
   }
 

@@ -1,0 +1,10 @@
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { relayAllocated } from '../../src/session/gc-tuning.ts';
+
+test('relay allocation accounting runs young collections without disturbing the caller', () => {
+  const kept = Buffer.from('still here');
+  for (let i = 0; i < 8; i++) relayAllocated(16 * 1024 * 1024);
+  relayAllocated(0);
+  assert.equal(kept.toString(), 'still here');
+});
