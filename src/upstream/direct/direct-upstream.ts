@@ -127,6 +127,11 @@ export class DirectLink implements UpstreamHandle {
   private readonly transport: TransportTag;
   private codec: FrameCodec | null = null;
   private closed = false;
+  /**
+   * Our obfuscated2 header, until it goes out with the first bytes for the DC (one write, one segment, as a
+   * real client sends it); a link with nothing to send by the next turn of the event loop sends it alone.
+   */
+  private header: Buffer | null;
 
   constructor(
     socket: net.Socket,
@@ -154,15 +159,33 @@ export class DirectLink implements UpstreamHandle {
     socket.on('end', dcEnd);
     socket.on('error', dcError);
     socket.on('close', dcClose);
-    stats.bytesToDc += hs.header.length;
-    socket.write(hs.header);
+    this.header = hs.header;
+    setImmediate(flushHeader, this);
   }
 
   writeBytes(plain: Buffer): boolean {
     if (this.closed) return false;
     const out = this.encrypt.update(plain);
-    this.stats.bytesToDc += out.length;
-    return this.socket.write(out);
+    const header = this.header;
+    if (header === null) {
+      this.stats.bytesToDc += out.length;
+      return this.socket.write(out);
+    }
+    this.header = null;
+    const first = Buffer.allocUnsafe(header.length + out.length);
+    header.copy(first, 0);
+    out.copy(first, header.length);
+    this.stats.bytesToDc += first.length;
+    return this.socket.write(first);
+  }
+
+  /** @internal Send the header alone if no data came to carry it. */
+  flushHeader(): void {
+    const header = this.header;
+    if (header === null || this.closed) return;
+    this.header = null;
+    this.stats.bytesToDc += header.length;
+    this.socket.write(header);
   }
 
   /** Not used by sessions in direct mode (framed = false), but correct if called: frame, then send. */
@@ -180,7 +203,9 @@ export class DirectLink implements UpstreamHandle {
   }
 
   endInput(): void {
-    if (!this.closed) this.socket.end();
+    if (this.closed) return;
+    this.flushHeader();
+    this.socket.end();
   }
 
   close(): void {
@@ -246,6 +271,10 @@ function dcError(this: net.Socket, err: Error): void {
 
 function dcClose(this: net.Socket): void {
   linkOf(this)?.gone('dc_closed');
+}
+
+function flushHeader(link: DirectLink): void {
+  link.flushHeader();
 }
 
 function destroySocket(socket: net.Socket): void {

@@ -180,4 +180,27 @@ secret = "0123456789abcdef0123456789abcdef"
     while (s.closed.length === 0) await new Promise((r) => setTimeout(r, 10));
     assert.equal(s.closed.length, 1);
   });
+  it('sends its header together with the first bytes for the DC', async () => {
+    const cfg = parseConfig(`[[listeners]]
+name = "main"
+host = "127.0.0.1"
+port = 0
+secret = "0123456789abcdef0123456789abcdef"
+[upstream.dc]
+1 = ["127.0.0.1:${dc.port}"]
+`);
+    const stats = new Stats();
+    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), stats);
+    const handle = await up.open(client(1), sink());
+    const payload = Buffer.from('first frame after the header');
+    const frame = Buffer.alloc(4 + payload.length);
+    frame.writeUInt32LE(payload.length, 0);
+    payload.copy(frame, 4);
+    assert.equal(handle.writeBytes(frame), true);
+    const conn = await dc.waitForConnection((c) => c.dcId === 1);
+    while (conn.frames.length === 0) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(conn.frames[0], payload);
+    assert.equal(stats.dc(1).bytesToDc, 64 + frame.length);
+    handle.close();
+  });
 });
