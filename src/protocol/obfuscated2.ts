@@ -9,14 +9,14 @@
  */
 import {
   type Cipheriv,
-  type Decipheriv,
   createCipheriv,
   createDecipheriv,
   createSecretKey,
+  type Decipheriv,
   hash,
-  randomFillSync,
 } from 'node:crypto';
 import { ProtocolError } from './errors.ts';
+import { fillRandom } from './random-pool.ts';
 
 export type TransportTag = 'abridged' | 'intermediate' | 'padded';
 
@@ -149,7 +149,7 @@ export function createInitiatorHeader(
   if (random) {
     random.copy(h, 0, 0, HEADER_LENGTH);
   } else {
-    do randomFillSync(h);
+    do fillRandom(h);
     while (isForbiddenHeader(h));
   }
   h.writeUInt32LE(TRANSPORT_TAGS[transport], 56);

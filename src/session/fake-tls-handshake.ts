@@ -6,7 +6,6 @@
  * Every failure fronts the connection (a prober must see the cover site answer, whatever it sent), except
  * a hello for a domain this listener does not serve, which gets the listener's `unknownSni` action.
  */
-import { randomBytes } from 'node:crypto';
 import type { ListenerConfig } from '../config/types.ts';
 import { certRecordSizeFor, coverProfile } from '../faketls/cert-probe.ts';
 import { isProtocolError } from '../protocol/errors.ts';
@@ -22,7 +21,7 @@ import { ALERT_UNRECOGNIZED_NAME } from '../protocol/faketls/records.ts';
 import {
   buildServerHello,
   chooseCipherSuite,
-  fakeCertificatePayload,
+  fakeCertificateLength,
   serverKeyShareLength,
 } from '../protocol/faketls/server-hello.ts';
 import { deriveSniSecret } from '../protocol/faketls/sni-secret.ts';
@@ -138,8 +137,9 @@ export function tryFakeTlsHandshake(
     sessionId: hello.sessionId,
     cipherSuite: chooseCipherSuite(hello.cipherSuites, profile.cipherSuite),
     keyShareGroup: share.group,
-    keyShare: randomBytes(serverKeyShareLength(share.group, share.key.length)),
-    appData: fakeCertificatePayload(certRecordSizeFor(listener, hello.sni)),
+    // Random filler written straight into the flight.
+    keyShare: serverKeyShareLength(share.group, share.key.length),
+    appData: fakeCertificateLength(certRecordSizeFor(listener, hello.sni)),
     // Most TLS 1.3 servers (OpenSSL, BoringSSL, Go) put supported_versions first.
     versionsFirst: profile.versionsFirst ?? true,
   });

@@ -5,7 +5,8 @@
  * Telegram clients read exactly these three records before switching to the record stream, so the
  * "certificate" must be a single record whatever size it imitates.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { fillRandom } from '../random-pool.ts';
 import { GROUP_X25519_MLKEM768, hmacKey } from './client-hello.ts';
 import { MAX_RECORD_PAYLOAD } from './records.ts';
 
@@ -19,10 +20,10 @@ export interface ServerHelloParams {
   sessionId: Buffer;
   cipherSuite: number;
   keyShareGroup: number;
-  /** The server's key share bytes (random; nobody derives a key from them). */
-  keyShare: Buffer;
-  /** Payload of the application-data record imitating the encrypted certificate flight. */
-  appData: Buffer;
+  /** The server's key share bytes, or their length to have them random (nobody derives a key from them). */
+  keyShare: Buffer | number;
+  /** Payload of the application-data record imitating the encrypted certificate flight, or its length to have it random. */
+  appData: Buffer | number;
   /** supported_versions before key_share (OpenSSL's order); default key_share first, as the reference. */
   versionsFirst?: boolean;
 }
@@ -31,12 +32,18 @@ const SUPPORTED_VERSIONS_TLS13 = Buffer.from([0x00, 0x2b, 0x00, 0x02, 0x03, 0x04
 
 const DIGEST_OFFSET = 11;
 
+const CHANGE_CIPHER_SPEC_RECORD = Buffer.from([0x14, 0x03, 0x03, 0x00, 0x01, 0x01]);
+
+/** The whole flight in one buffer (one write): ServerHello, ChangeCipherSpec, the fake certificate record. */
 export function buildServerHello(p: ServerHelloParams): Buffer {
-  const extensionsLength = 4 + 4 + p.keyShare.length + 6;
+  const keyShareLength = typeof p.keyShare === 'number' ? p.keyShare : p.keyShare.length;
+  const appDataLength = typeof p.appData === 'number' ? p.appData : p.appData.length;
+  const extensionsLength = 4 + 4 + keyShareLength + 6;
   const bodyLength = 2 + 32 + 1 + p.sessionId.length + 2 + 1 + 2 + extensionsLength;
   const helloRecordLength = 5 + 4 + bodyLength;
-  const total = helloRecordLength + 6 + 5 + p.appData.length;
-  const out = Buffer.alloc(total);
+  const total = helloRecordLength + 6 + 5 + appDataLength;
+  // Every byte is written below; only the digest starts as zeros.
+  const out = Buffer.allocUnsafe(total);
   let o = 0;
   out[o++] = 0x16;
   out[o++] = 3;
@@ -46,7 +53,8 @@ export function buildServerHello(p: ServerHelloParams): Buffer {
   o = out.writeUIntBE(bodyLength, o, 3);
   out[o++] = 3;
   out[o++] = 3;
-  o += 32; // digest, zero for now
+  out.fill(0, o, o + 32); // digest, zero for now
+  o += 32;
   out[o++] = p.sessionId.length;
   o += p.sessionId.copy(out, o);
   o = out.writeUInt16BE(p.cipherSuite, o);
@@ -54,17 +62,20 @@ export function buildServerHello(p: ServerHelloParams): Buffer {
   o = out.writeUInt16BE(extensionsLength, o);
   if (p.versionsFirst) o += SUPPORTED_VERSIONS_TLS13.copy(out, o);
   o = out.writeUInt16BE(0x0033, o);
-  o = out.writeUInt16BE(4 + p.keyShare.length, o);
+  o = out.writeUInt16BE(4 + keyShareLength, o);
   o = out.writeUInt16BE(p.keyShareGroup, o);
-  o = out.writeUInt16BE(p.keyShare.length, o);
-  o += p.keyShare.copy(out, o);
+  o = out.writeUInt16BE(keyShareLength, o);
+  if (typeof p.keyShare === 'number') fillRandom(out, o, o + keyShareLength);
+  else p.keyShare.copy(out, o);
+  o += keyShareLength;
   if (!p.versionsFirst) o += SUPPORTED_VERSIONS_TLS13.copy(out, o);
-  o += Buffer.from([0x14, 0x03, 0x03, 0x00, 0x01, 0x01]).copy(out, o);
+  o += CHANGE_CIPHER_SPEC_RECORD.copy(out, o);
   out[o++] = 0x17;
   out[o++] = 3;
   out[o++] = 3;
-  o = out.writeUInt16BE(p.appData.length, o);
-  p.appData.copy(out, o);
+  o = out.writeUInt16BE(appDataLength, o);
+  if (typeof p.appData === 'number') fillRandom(out, o, o + appDataLength);
+  else p.appData.copy(out, o);
   const digest = createHmac('sha256', hmacKey(p.secret)).update(p.clientRandom).update(out).digest();
   digest.copy(out, DIGEST_OFFSET);
   return out;
@@ -88,10 +99,16 @@ export function serverKeyShareLength(group: number, clientKeyLength: number): nu
   return group === GROUP_X25519_MLKEM768 ? 1088 + 32 : clientKeyLength;
 }
 
+/** Length of the fake certificate record's payload for a wanted size: clamped to one record. */
+export function fakeCertificateLength(size: number): number {
+  return Math.max(1, Math.min(MAX_RECORD_PAYLOAD, Math.floor(size)));
+}
+
 /** Random payload for the fake certificate record, clamped to one record. */
 export function fakeCertificatePayload(size: number): Buffer {
-  const n = Math.max(1, Math.min(MAX_RECORD_PAYLOAD, Math.floor(size)));
-  return randomBytes(n);
+  const out = Buffer.allocUnsafe(fakeCertificateLength(size));
+  fillRandom(out);
+  return out;
 }
 
 /** Check a server flight as a client does (tdlib): returns true when the digest is ours for this secret. */
