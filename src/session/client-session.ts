@@ -80,6 +80,48 @@ function looksLikeTlsHello(buf: Buffer): boolean {
 function noop(): void {}
 
 /**
+ * What the upstream learns about a client. The socket's addresses cost a syscall each (getpeername,
+ * getsockname) and direct mode reads none of them: looked up on first use only (Node caches them then).
+ */
+class SessionClientInfo implements ClientInfo {
+  readonly listener: ListenerConfig;
+  readonly transport: TransportTag;
+  readonly dcId: number;
+  readonly tlsDomain: string | null;
+  private readonly socket: net.Socket;
+
+  constructor(
+    socket: net.Socket,
+    listener: ListenerConfig,
+    transport: TransportTag,
+    dcId: number,
+    tlsDomain: string | null,
+  ) {
+    this.socket = socket;
+    this.listener = listener;
+    this.transport = transport;
+    this.dcId = dcId;
+    this.tlsDomain = tlsDomain;
+  }
+
+  get remoteAddress(): string {
+    return this.socket.remoteAddress ?? '';
+  }
+
+  get remotePort(): number {
+    return this.socket.remotePort ?? 0;
+  }
+
+  get localAddress(): string {
+    return this.socket.localAddress ?? '';
+  }
+
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
+  }
+}
+
+/**
  * Socket events reach their session through this property, so one shared handler per event serves every
  * connection (no per-connection closures for the socket listeners).
  */
@@ -352,9 +394,13 @@ class ClientSession implements ClientSink {
 
   /** Policy admission; on refusal the client is closed (not fronted: it proved it is a proxy client). */
   private admit(tlsDomain: string | null): boolean {
+    const s = this.socket;
     const decision = this.env.policy.admit({
       listener: this.listener.name,
-      remoteAddress: this.socket.remoteAddress ?? '',
+      // Looked up only if a rule needs it (a syscall per session otherwise).
+      get remoteAddress() {
+        return s.remoteAddress ?? '';
+      },
       tlsDomain,
     });
     if (decision.ok) {
@@ -372,16 +418,7 @@ class ClientSession implements ClientSink {
     // Keep reading while the upstream opens (so a client that leaves is noticed), up to a bound.
     this.socket.setTimeout(this.idleMs);
     const s = this.socket;
-    const info: ClientInfo = {
-      listener: this.listener,
-      transport: this.transport,
-      dcId,
-      remoteAddress: s.remoteAddress ?? '',
-      remotePort: s.remotePort ?? 0,
-      localAddress: s.localAddress ?? '',
-      localPort: s.localPort ?? 0,
-      tlsDomain: this.tlsDomain,
-    };
+    const info = new SessionClientInfo(s, this.listener, this.transport, dcId, this.tlsDomain);
     let opening: Promise<UpstreamHandle>;
     try {
       opening = this.env.upstream(this.listener).open(info, this);
