@@ -149,3 +149,29 @@ test('a client that stops reading does not stall another client on the same link
     await setup.stop();
   }
 });
+
+test('a client that sends faster than it reads is slowed down, not dropped', async () => {
+  const setup = await startMiddleSetup({ minConnections: 1, clientsPerConnection: 1000 });
+  try {
+    const client = await setup.connect('intermediate', 2);
+    await roundTrip(client, encryptedPayload(1));
+    // 32 MiB of packets, sent at a steady pace, echoed back to a client that reads nothing meanwhile: more than
+    // the kernel buffers and the 1 MiB backlog together, so only holding back its packets keeps it alive.
+    client.socket.pause();
+    const packets = 512;
+    for (let i = 0; i < packets; i++) {
+      client.sendFrame(encryptedPayload(10 + i, 64 * 1024));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    client.socket.resume();
+    for (let i = 0; i < packets; i++) {
+      const frame = await client.nextFrame(5000);
+      assert.equal(frame.payload.readUInt32LE(8), 10 + i);
+    }
+    assert.equal(setup.stats.listener('main').handshakeFailures.get('MTP_ERR_CLIENT_BACKLOG'), undefined);
+    client.close();
+    assert.deepEqual(setup.fake.violations, []);
+  } finally {
+    await setup.stop();
+  }
+});

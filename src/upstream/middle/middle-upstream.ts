@@ -36,6 +36,14 @@ class MiddleClient implements UpstreamHandle, PoolClient {
   private heldBytes = 0;
   /** writeFrame returned false: the session paused the client and waits for resumeClient. */
   private refused = false;
+  /** The link's socket was full for our last packet; it tells us (onWritable) when it drains. */
+  private linkFull = false;
+  /**
+   * The session cannot write our answers to the client as fast as they come (pause()). Its packets are then
+   * refused, so a client that sends faster than it reads stops sending instead of filling its backlog until
+   * it is dropped; answers Telegram sends on its own still count against that backlog.
+   */
+  private answersBacklogged = false;
   private readonly sink: ClientSink;
   private readonly pool: DcPool;
 
@@ -71,9 +79,10 @@ class MiddleClient implements UpstreamHandle, PoolClient {
     }
     const link = this.link;
     if (link?.ready) {
-      const ok = link.sendRequest(this, payload, quickAck);
-      if (!ok) this.refused = true;
-      return ok;
+      if (!link.sendRequest(this, payload, quickAck)) this.linkFull = true;
+      if (!this.linkFull && !this.answersBacklogged) return true;
+      this.refused = true;
+      return false;
     }
     // Between links: hold the packet until the pool attaches us again.
     this.heldBytes += payload.length;
@@ -88,10 +97,20 @@ class MiddleClient implements UpstreamHandle, PoolClient {
 
   pause(): void {
     // The link is shared: it keeps reading. The session bounds what it queues for this client and drops it
-    // when that is full.
+    // when that is full; meanwhile this client's own packets wait.
+    this.answersBacklogged = true;
   }
 
-  resume(): void {}
+  resume(): void {
+    this.answersBacklogged = false;
+    this.resumeIfClear();
+  }
+
+  private resumeIfClear(): void {
+    if (this.ended || !this.refused || this.linkFull || this.answersBacklogged || this.held !== null) return;
+    this.refused = false;
+    this.sink.resumeClient();
+  }
 
   close(): void {
     if (this.ended) return;
@@ -115,10 +134,8 @@ class MiddleClient implements UpstreamHandle, PoolClient {
     this.heldBytes = 0;
     let ok = true;
     if (held) for (const p of held) ok = link.sendRequest(this, p.payload, p.quickAck) && ok;
-    if (ok && this.refused) {
-      this.refused = false;
-      this.sink.resumeClient();
-    }
+    this.linkFull = !ok;
+    this.resumeIfClear();
   }
 
   onAnswer(payload: Buffer): void {
@@ -148,9 +165,8 @@ class MiddleClient implements UpstreamHandle, PoolClient {
   }
 
   onWritable(): void {
-    if (this.ended || !this.refused) return;
-    this.refused = false;
-    this.sink.resumeClient();
+    this.linkFull = false;
+    this.resumeIfClear();
   }
 
   private fail(reason: string): void {
