@@ -14,7 +14,13 @@ import type net from 'node:net';
 import type { ListenerConfig } from '../config/types.ts';
 import type { ListenerStats, SessionProtocol } from '../metrics/stats.ts';
 import { isProtocolError, type ProtocolErrorCode } from '../protocol/errors.ts';
-import { encodeAppData, TlsRecordDecoder } from '../protocol/faketls/records.ts';
+import {
+  appDataEncodedLength,
+  appDataHeader,
+  encodeAppData,
+  MAX_RECORD_PAYLOAD,
+  TlsRecordDecoder,
+} from '../protocol/faketls/records.ts';
 import { createFrameCodec, type FrameCodec } from '../protocol/framing/codec.ts';
 import {
   type ClientHandshake,
@@ -39,6 +45,11 @@ const MAX_PENDING_BYTES = 256 * 1024;
  * being copied into a frame first (the client socket is corked, so the parts still leave in one write).
  */
 const SPLIT_FRAME_AT = 1024;
+/**
+ * Fake-TLS output from this size on is written as record headers and slices of the payload, corked into one
+ * writev, instead of being copied into a fresh buffer of records.
+ */
+const TLS_SLICE_AT = 8 * 1024;
 /** After the upstream ended, how long the client gets to take the rest of our output. */
 const FLUSH_BEFORE_CLOSE_MS = 5000;
 
@@ -555,9 +566,25 @@ class ClientSession implements ClientSink {
   }
 
   private writeToClient(obfuscated: Buffer): boolean {
+    if (this.tls !== null && obfuscated.length >= TLS_SLICE_AT) return this.writeRecords(obfuscated);
     const out = this.tls ? encodeAppData(obfuscated) : obfuscated;
     this.stats.bytesToClient += out.length;
     return this.afterClientWrite(this.socket.write(out));
+  }
+
+  private writeRecords(payload: Buffer): boolean {
+    const s = this.socket;
+    const length = payload.length;
+    let ok = true;
+    s.cork();
+    for (let src = 0; src < length; src += MAX_RECORD_PAYLOAD) {
+      const n = Math.min(MAX_RECORD_PAYLOAD, length - src);
+      s.write(appDataHeader(n));
+      ok = s.write(n === length ? payload : payload.subarray(src, src + n));
+    }
+    s.uncork();
+    this.stats.bytesToClient += appDataEncodedLength(length);
+    return this.afterClientWrite(ok);
   }
 
   private afterClientWrite(ok: boolean): boolean {

@@ -135,6 +135,17 @@ export function appDataEncodedLength(length: number): number {
   return length + Math.ceil(length / MAX_RECORD_PAYLOAD) * RECORD_HEADER_LENGTH;
 }
 
+/** Header of one application-data record carrying `length` (at most MAX_RECORD_PAYLOAD) bytes. */
+export function appDataHeader(length: number): Buffer {
+  const h = Buffer.allocUnsafe(RECORD_HEADER_LENGTH);
+  h[0] = CONTENT_APPLICATION_DATA;
+  h[1] = 3;
+  h[2] = 3;
+  h[3] = length >>> 8;
+  h[4] = length & 0xff;
+  return h;
+}
+
 /**
  * Wrap payload into application-data records of at most 16 KiB each: one allocation and one copy of the
  * payload, whatever its size. An empty payload gives an empty buffer (no empty records on the wire).

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { isProtocolError } from '../../../src/protocol/errors.ts';
 import {
   appDataEncodedLength,
+  appDataHeader,
   encodeAppData,
   MAX_RECORD_PAYLOAD,
   TlsRecordDecoder,
@@ -124,4 +125,16 @@ test('a record of 2^14 + 256 bytes is accepted', () => {
   const n = 16384 + 256;
   const wire = Buffer.concat([Buffer.from([0x17, 3, 3, n >> 8, n & 0xff]), Buffer.alloc(n, 1)]);
   assert.equal(decodeAll([wire]).length, n);
+});
+
+test('appDataHeader before each 16 KiB slice gives the same bytes as encodeAppData', () => {
+  for (const n of [1, 16383, 16384, 16385, 40_000, 65_536]) {
+    const payload = Buffer.alloc(n, 7);
+    const parts: Buffer[] = [];
+    for (let src = 0; src < n; src += MAX_RECORD_PAYLOAD) {
+      const len = Math.min(MAX_RECORD_PAYLOAD, n - src);
+      parts.push(appDataHeader(len), payload.subarray(src, src + len));
+    }
+    assert.deepEqual(Buffer.concat(parts), encodeAppData(payload), String(n));
+  }
 });
