@@ -5,8 +5,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { linkSecrets, run, SECRET, start, waitForOutput } from './spawn-cli.ts';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('mtproxy run: process life cycle', () => {
   let dir: string;
@@ -64,6 +68,31 @@ describe('mtproxy run: process life cycle', () => {
     const [code] = await once(child, 'exit');
     assert.equal(code, 0);
     client.destroy();
+  });
+
+  test('npm start -- --config FILE: a SIGTERM sent to npm reaches the proxy, which exits 0 and frees its port', async (t) => {
+    const cwd = await mkdtemp(path.join(dir, 'npm-start-'));
+    const file = path.join(cwd, 'contract.toml');
+    await writeFile(
+      file,
+      `[[listeners]]\nname = "main"\nhost = "127.0.0.1"\nport = 0\nsecret = "${SECRET}"\n` +
+        '[upstream]\nmode = "direct"\n',
+    );
+    // npm runs the script through sh; without exec the signal would stop the shell and orphan the proxy.
+    const npmCli = process.env.npm_execpath;
+    const child = spawn(
+      npmCli ? process.execPath : 'npm',
+      [...(npmCli ? [npmCli] : []), 'start', '--silent', '--', '--config', file],
+      { cwd: REPO, env: { ...process.env, MTP_WORKERS: '2' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    t.after(() => child.kill('SIGKILL'));
+    const stdout = await waitForOutput(child, /tg:\/\/proxy\S*\n/);
+    const port = Number(/port=(\d+)/.exec(stdout)![1]);
+    child.kill('SIGTERM');
+    assert.equal((await once(child, 'exit'))[0], 0);
+    const probe = net.connect({ host: '127.0.0.1', port });
+    const [err] = (await once(probe, 'error')) as [NodeJS.ErrnoException];
+    assert.equal(err.code, 'ECONNREFUSED');
   });
 
   test('a bad config stops the start with one line and exit code 1', async () => {
