@@ -12,6 +12,9 @@ export function linkLines(links: ProxyLink[], where: (listener: string) => strin
     }
     const kind = link.domain ? `${link.protocol} ${link.domain}` : link.protocol;
     lines.push(`  ${kind}: ${link.tg}`, `  ${kind}: ${link.https}`);
+    // Many clients and bots pass ee secrets around in base64url; the same bytes, shown next to the links.
+    if (link.protocol === 'tls')
+      lines.push(`  ${kind} secret (base64url): ${Buffer.from(link.secret, 'hex').toString('base64url')}`);
   }
   return lines;
 }

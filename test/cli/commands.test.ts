@@ -123,6 +123,11 @@ describe('mtproxy commands and flags', () => {
     assert.equal(user.code, 0);
     const derived = 'eeaf4d5729ce2a0de4a40bbf439ac9d515' + Buffer.from('alice.example.com').toString('hex');
     assert.match(user.stdout, new RegExp(`secret=${derived}\\n`));
+    const derivedBase64url = Buffer.from(derived, 'hex').toString('base64url');
+    assert.match(
+      user.stdout,
+      new RegExp(`tls alice\\.example\\.com secret \\(base64url\\): ${derivedBase64url}\\n`),
+    );
   });
 
   test('link: a fake-TLS listener without a cover domain gets a hint instead of an ee link', async () => {
