@@ -603,7 +603,12 @@ export const configSchema = z.strictObject({
         'integer',
         'Handshakes remembered at most.',
       ),
-      max_age: withDefault(duration(), '6h', 'duration', 'How long a handshake is remembered.'),
+      max_age: withDefault(
+        duration(),
+        '6h',
+        'duration',
+        'How long a handshake is remembered; raised to 4 × the largest tls_time_skew of a fake-TLS listener when shorter.',
+      ),
     },
     'Replay protection.',
   ),
@@ -874,6 +879,13 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
   });
 
   const policies = raw.policies.map(toPolicy);
+  const warnings: string[] = [];
+  const replayMaxAgeMs = replayAgeCoveringTlsWindow(
+    raw.replay.enabled,
+    raw.replay.max_age,
+    listeners,
+    warnings,
+  );
   if (raw.admin.listen && !raw.admin.token) {
     throw new ConfigError('admin.token', 'expected a token when admin.listen is set (required)');
   }
@@ -911,7 +923,7 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
     replay: {
       enabled: raw.replay.enabled,
       maxEntries: raw.replay.max_entries,
-      maxAgeMs: raw.replay.max_age,
+      maxAgeMs: replayMaxAgeMs,
     },
     policies,
     metrics: { listen: raw.metrics.listen ?? null, allow: raw.metrics.allow },
@@ -922,5 +934,30 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
       maxClientBacklog: raw.buffers.max_client_backlog,
       frontingMaxBytes: raw.buffers.fronting_max_bytes,
     },
+    ...(warnings.length > 0 ? { warnings } : {}),
   };
+}
+
+/**
+ * A fake-TLS hello stays acceptable while its timestamp is within ±tls_time_skew, so up to 2 × skew after it
+ * is first seen; its client random must stay in the replay cache that long. The cache shared by worker
+ * threads only promises half of max_age, hence 4 × skew. A shorter max_age is raised, with a warning.
+ */
+export function replayAgeCoveringTlsWindow(
+  enabled: boolean,
+  maxAgeMs: number,
+  listeners: readonly ListenerConfig[],
+  warnings: string[],
+): number {
+  if (!enabled) return maxAgeMs;
+  let skewMs = 0;
+  for (const l of listeners)
+    if (l.allowedProtocols.includes('tls')) skewMs = Math.max(skewMs, l.tlsTimeSkewMs);
+  const floorMs = 4 * skewMs;
+  if (maxAgeMs >= floorMs) return maxAgeMs;
+  warnings.push(
+    `replay.max_age: raised from ${maxAgeMs / 1000} s to ${floorMs / 1000} s (4 × tls_time_skew), ` +
+      'so a fake-TLS hello cannot be replayed while its timestamp is still accepted',
+  );
+  return floorMs;
 }

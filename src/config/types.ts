@@ -137,6 +137,8 @@ export interface Config {
   admin: AdminConfig;
   log: LogConfig;
   buffers: BuffersConfig;
+  /** Values adjusted while loading (one line each, for the log); absent when there are none. */
+  warnings?: string[];
 }
 
 export type { TransportTag };

@@ -145,6 +145,34 @@ token = "s3cr3t-token"
     assert.deepEqual(config.admin, { listen: { host: '127.0.0.1', port: 9101 }, token: 's3cr3t-token' });
   });
 
+  test('replay.max_age covers the fake-TLS timestamp window: a shorter value is raised, with a warning', () => {
+    const defaults = parseConfig(MINIMAL);
+    assert.equal(defaults.replay.maxAgeMs, 6 * 3_600_000);
+    assert.equal(defaults.warnings, undefined);
+
+    const short = parseConfig(`${MINIMAL}tls_time_skew = "120s"\n[replay]\nmax_age = "60s"\n`);
+    assert.equal(short.replay.maxAgeMs, 4 * 120_000);
+    assert.equal(short.warnings?.length, 1);
+    assert.match(short.warnings![0]!, /^replay\.max_age: raised from 60 s to 480 s/);
+
+    // The largest window of the fake-TLS listeners counts; listeners without tls do not.
+    const two = parseConfig(
+      `[[listeners]]\nname = "a"\nport = 1\nsecret = "${SECRET}"\ntls_time_skew = "10m"\n` +
+        `allowed_protocols = ["secure"]\n` +
+        `[[listeners]]\nname = "b"\nport = 2\nsecret = "${SECRET}"\ntls_time_skew = "5m"\n` +
+        '[replay]\nmax_age = "1m"\n',
+    );
+    assert.equal(two.replay.maxAgeMs, 4 * 300_000);
+
+    const longEnough = parseConfig(`${MINIMAL}[replay]\nmax_age = "8m"\n`);
+    assert.equal(longEnough.replay.maxAgeMs, 480_000);
+    assert.equal(longEnough.warnings, undefined);
+    const noTls = parseConfig(`${MINIMAL}allowed_protocols = ["secure"]\n[replay]\nmax_age = "10s"\n`);
+    assert.equal(noTls.replay.maxAgeMs, 10_000);
+    const disabled = parseConfig(`${MINIMAL}[replay]\nenabled = false\nmax_age = "10s"\n`);
+    assert.equal(disabled.replay.maxAgeMs, 10_000);
+  });
+
   test('tls_domain and tls_domains merge, first one first', () => {
     const config = parseConfig(
       `${MINIMAL}tls_domain = "example.com"\ntls_domains = ["b.example", "example.com"]\n`,

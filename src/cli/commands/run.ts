@@ -24,6 +24,7 @@ export const command: CliCommand = {
     const loaded = await ctx.loadConfig({ createIfMissing: true });
     const { config } = loaded;
     setLogLevel(config.log.level);
+    for (const warning of config.warnings ?? []) logger.warn(warning);
     if (loaded.created) ctx.out(`Created ${loaded.created} with a new random secret.`);
     else if (!loaded.file && !ctx.values.secret && !ctx.env.MTP_SECRET) {
       ctx.err(
