@@ -112,6 +112,23 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
     perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).fronted)),
   );
   counter(
+    'mtproxy_fronted_bytes_total',
+    'Bytes relayed on fronted connections, by direction (from_client, to_client).',
+    ['listener', 'direction'],
+    (c) =>
+      perListener(sources(), (name, s) => {
+        const l = s.listener(name);
+        c.inc({ listener: name, direction: 'from_client' }, l.frontedBytesFromClient);
+        c.inc({ listener: name, direction: 'to_client' }, l.frontedBytesToClient);
+      }),
+  );
+  counter(
+    'mtproxy_fronting_cut_off_total',
+    'Fronted connections closed at their time or byte bound.',
+    ['listener'],
+    (c) => perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).frontingCutOff)),
+  );
+  counter(
     'mtproxy_policy_rejections_total',
     'Connections refused by a policy rule.',
     ['listener', 'rule'],

@@ -12,6 +12,11 @@ export class ListenerStats {
   bytesFromClient = 0;
   bytesToClient = 0;
   fronted = 0;
+  /** Bytes relayed on fronted connections, each way (what was read before the hand-off included). */
+  frontedBytesFromClient = 0;
+  frontedBytesToClient = 0;
+  /** Fronted connections cut at timeouts.fronting or buffers.fronting_max_bytes. */
+  frontingCutOff = 0;
   replays = 0;
   readonly sessionsTotal: Record<SessionProtocol, number> = {
     abridged: 0,

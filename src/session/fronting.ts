@@ -139,7 +139,8 @@ export function frontConnection(
   const log = env.log;
   const maxBytes = config.buffers.frontingMaxBytes;
   const lifetimeMs = config.timeouts.frontingMs;
-  env.stats.listener(listener.name).fronted++;
+  const listenerStats = env.stats.listener(listener.name);
+  listenerStats.fronted++;
   socket.on('error', () => socket.destroy());
 
   let upstream: net.Socket | null = null;
@@ -151,8 +152,13 @@ export function frontConnection(
     socket.destroy();
     upstream?.destroy();
   };
+  const cutOff = (): void => {
+    if (closed) return;
+    listenerStats.frontingCutOff++;
+    closeBoth();
+  };
   // Also bounds the DNS lookup and the connect.
-  const lifetime = setTimeout(closeBoth, lifetimeMs);
+  const lifetime = setTimeout(cutOff, lifetimeMs);
   lifetime.unref();
   socket.once('close', () => {
     // Let the target finish what it was sending only while the client is still there.
@@ -220,13 +226,16 @@ export function frontConnection(
       if (alreadyRead.length > 0) target.write(alreadyRead);
       let fromClient = alreadyRead.length;
       let toClient = 0;
+      listenerStats.frontedBytesFromClient += alreadyRead.length;
       socket.on('data', (chunk: Buffer) => {
         fromClient += chunk.length;
-        if (fromClient > maxBytes) closeBoth();
+        listenerStats.frontedBytesFromClient += chunk.length;
+        if (fromClient > maxBytes) cutOff();
       });
       target.on('data', (chunk: Buffer) => {
         toClient += chunk.length;
-        if (toClient > maxBytes) closeBoth();
+        listenerStats.frontedBytesToClient += chunk.length;
+        if (toClient > maxBytes) cutOff();
       });
       // pipe() carries backpressure both ways and half-closes the other side on end.
       socket.pipe(target);

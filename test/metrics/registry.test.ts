@@ -24,6 +24,9 @@ function knownTraffic(): Stats {
   main.bytesFromClient = 1000;
   main.bytesToClient = 5000;
   main.fronted = 3;
+  main.frontedBytesFromClient = 517;
+  main.frontedBytesToClient = 4096;
+  main.frontingCutOff = 1;
   main.replays = 1;
   main.fail('bad_secret');
   main.fail('bad_secret');
@@ -67,6 +70,15 @@ test('scrape output parses and carries the expected series after known traffic',
   );
   assert.equal(sample(families, 'mtproxy_replays_total', { listener: 'main' }), 1);
   assert.equal(sample(families, 'mtproxy_fronted_total', { listener: 'main' }), 3);
+  assert.equal(
+    sample(families, 'mtproxy_fronted_bytes_total', { listener: 'main', direction: 'from_client' }),
+    517,
+  );
+  assert.equal(
+    sample(families, 'mtproxy_fronted_bytes_total', { listener: 'main', direction: 'to_client' }),
+    4096,
+  );
+  assert.equal(sample(families, 'mtproxy_fronting_cut_off_total', { listener: 'main' }), 1);
   assert.equal(
     sample(families, 'mtproxy_policy_rejections_total', {
       listener: 'main',

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
@@ -134,6 +135,35 @@ test('splices both ways and counts; closes once the byte cap is passed', async (
   assert.match(small.data.toString(), /^HTTP\/1\.1 400/);
   assert.equal((await site.waitForBytes(index, 21)).toString(), 'already read and more');
   assert.equal(e.stats.listener('main').fronted, 1);
+  assert.equal(e.stats.listener('main').frontedBytesFromClient, 21);
+  assert.equal(e.stats.listener('main').frontedBytesToClient, small.data.length);
+  assert.equal(e.stats.listener('main').frontingCutOff, 0);
   const big = await throughFronting(e, Buffer.alloc(100), Buffer.alloc(64 * 1024));
   assert.ok(big.closed, 'an over-cap fronted connection stays open');
+  assert.equal(e.stats.listener('main').frontingCutOff, 1);
+});
+
+test('a fronted connection is closed at timeouts.fronting and counted as cut off', async () => {
+  const silent = net.createServer((s) => s.on('error', () => {}));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+  const target = (silent.address() as net.AddressInfo).port;
+  const c = config({ fronting: `127.0.0.1:${target}` }, { timeouts: { fronting: '200ms' } });
+  const e = env(c);
+  const server = net.createServer((socket) => {
+    socket.pause();
+    frontConnection(socket, Buffer.from('hello'), e.listener(), null, e);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  try {
+    const client = net.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port });
+    client.on('error', () => {});
+    await once(client, 'close');
+    const s = e.stats.listener('main');
+    assert.equal(s.fronted, 1);
+    assert.equal(s.frontingCutOff, 1);
+    assert.equal(s.frontedBytesFromClient, 5);
+  } finally {
+    server.close();
+    silent.close();
+  }
 });
