@@ -50,6 +50,11 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
     description:
       'Allowed protocol, repeatable: classic, secure (dd), tls (ee) (env MTP_ALLOW, comma-separated; or MTP_DD_ONLY / MTP_TLS_ONLY)',
   },
+  'dd-only': {
+    type: 'boolean',
+    short: 'd',
+    description: 'Same as -a dd (the older flag of the Erlang proxy image)',
+  },
   'tls-domain': {
     type: 'string',
     multiple: true,
@@ -127,7 +132,8 @@ export function readOverrides(values: OptionValues, env: NodeJS.ProcessEnv): Ove
     if (!parsed) throw new ConfigError(label('tag', 'MTP_TAG'), 'expected 32 hex characters');
     o.tag = parsed;
   }
-  const allow = pick(values, env, 'allow', 'MTP_ALLOW');
+  let allow = pick(values, env, 'allow', 'MTP_ALLOW');
+  if (values['dd-only'] === true) allow = allow === undefined ? 'dd' : `${allow},dd`;
   if (allow !== undefined) {
     const families = new Set<ProtocolFamily>();
     for (const word of allow.split(/[\s,]+/).filter(Boolean)) {

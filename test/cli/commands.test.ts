@@ -102,6 +102,15 @@ describe('mtproxy commands and flags', () => {
     );
     assert.match(links[0].tg, /port=8443/);
 
+    const dashD = await run(['link', '--json', '-d', '-a', 'tls'], cwd);
+    assert.deepEqual(
+      dashD.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).protocol),
+      ['secure', 'tls'],
+    );
+
     const ddOnly = await run(['link', '--json'], cwd, { MTP_DD_ONLY: '1' });
     assert.deepEqual(
       ddOnly.stdout
