@@ -20,12 +20,18 @@ let collect: GcFunction | null | undefined;
 let allocated = 0;
 
 function gcFunction(): GcFunction | null {
+  // Started with --expose-gc: use it and leave the flag alone.
+  const exposed = (globalThis as { gc?: GcFunction }).gc;
+  if (typeof exposed === 'function') return exposed;
   try {
-    // The gc() extension is installed in contexts created after the flag is set.
+    // The gc() extension is installed in contexts created while the flag is set: one context for us, then
+    // the flag goes back so that later contexts and worker threads do not get a global gc().
     setFlagsFromString('--expose-gc');
     return runInNewContext('gc') as GcFunction;
   } catch {
     return null;
+  } finally {
+    setFlagsFromString('--no-expose-gc');
   }
 }
 

@@ -8,3 +8,9 @@ test('relay allocation accounting runs young collections without disturbing the 
   relayAllocated(0);
   assert.equal(kept.toString(), 'still here');
 });
+
+test('the collector hook does not leave a global gc() behind', async () => {
+  relayAllocated(64 * 1024 * 1024);
+  const { runInNewContext } = await import('node:vm');
+  assert.equal(runInNewContext('typeof gc'), 'undefined');
+});
