@@ -80,6 +80,16 @@ function allowsTls(listener: ListenerConfig): boolean {
   return listener.allowedProtocols.includes('tls');
 }
 
+/**
+ * An HTTP request: clients never start an obfuscated2 header with these words (the protocol forbids them),
+ * so a short request is refused (or fronted) at once instead of waiting for 64 bytes until the deadline.
+ */
+function startsLikeHttp(b: Buffer): boolean {
+  if (b.length < 4) return false;
+  const word = b.readUInt32LE(0);
+  return word === 0x20544547 || word === 0x54534f50 || word === 0x44414548 || word === 0x4954504f;
+}
+
 function familyOf(transport: TransportTag): 'classic' | 'secure' {
   return transport === 'padded' ? 'secure' : 'classic';
 }
@@ -274,6 +284,10 @@ class ClientSession implements ClientSink {
     const l = this.listener.allowedProtocols;
     if (!l.includes('classic') && !l.includes('secure')) {
       this.reject('MTP_ERR_TLS_EXPECTED', true);
+      return;
+    }
+    if (startsLikeHttp(buffered)) {
+      this.reject('MTP_ERR_UNKNOWN_TRANSPORT', true);
       return;
     }
     this.stage = STAGE_HEADER;

@@ -124,6 +124,45 @@ describe('client session: handshake failures', () => {
     }
   });
 
+  it('a short HTTP request is refused at once: fronted on a fake-TLS listener, closed on the others', async () => {
+    const request = Buffer.from('GET / HTTP/1.0\r\n\r\n');
+    let gotRequest: (data: Buffer) => void = () => {};
+    const received = new Promise<Buffer>((resolve) => (gotRequest = resolve));
+    const site = net.createServer((s) => {
+      const chunks: Buffer[] = [];
+      s.on('error', () => {});
+      s.on('data', (c) => {
+        chunks.push(c);
+        if (Buffer.concat(chunks).length >= request.length) gotRequest(Buffer.concat(chunks));
+      });
+    });
+    await new Promise<void>((r) => site.listen(0, '127.0.0.1', () => r()));
+    const sitePort = (site.address() as net.AddressInfo).port;
+    // A handshake deadline far beyond the test: neither answer may wait for it.
+    const top = '[timeouts]\nhandshake = "10m"\n';
+    const withTls = await startTestProxy(
+      basicToml(dc.port, { listener: `tls_domain = "example.com"\nfronting = "127.0.0.1:${sitePort}"`, top }),
+    );
+    const classic = await startTestProxy(basicToml(dc.port, { listener: noTls.listener, top }));
+    try {
+      const fronted = await rawConnect(withTls.port(), request);
+      assert.deepEqual(await received, request);
+      assert.equal(withTls.stats.listener('main').fronted, 1);
+      fronted.socket.destroy();
+
+      const refused = await rawConnect(classic.port(), request);
+      await refused.closed;
+      assert.equal(refused.received.length, 0);
+      const failures = classic.stats.listener('main').handshakeFailures;
+      assert.equal(failures.get('MTP_ERR_UNKNOWN_TRANSPORT'), 1);
+      assert.equal(failures.get('MTP_ERR_HANDSHAKE_TIMEOUT'), undefined);
+    } finally {
+      await withTls.stop();
+      await classic.stop();
+      site.close();
+    }
+  });
+
   it('a replayed header is refused after the first use', async () => {
     const random = randomBytes(64);
     const hs = createInitiatorHeader('padded', 2, TEST_SECRET, random);
