@@ -52,6 +52,40 @@ describe('mtproxy run: end to end through the command line', () => {
     });
   }
 
+  test('the foundation issue example keys alone (DC 2 and media DC -2 overridden) relay both ways', async (t) => {
+    const cwd = await mkdtemp(path.join(dir, 'contract-'));
+    const file = path.join(cwd, 'contract.toml');
+    // The example of the issue, with a loopback address and a free port instead of 0.0.0.0:1443.
+    await writeFile(
+      file,
+      '[[listeners]]\nname = "main"\nhost = "127.0.0.1"\nport = 0\n' +
+        'secret = "0123456789abcdef0123456789abcdef"\nallowed_protocols = ["classic", "secure", "tls"]\n\n' +
+        '[upstream]\nmode = "direct"\nprefer_ipv6 = false\n\n' +
+        `[upstream.dc]\n2 = ["${dc.address}"]\n-2 = ["${dc.address}"]\n`,
+    );
+    const child = start(['--config', file], cwd);
+    t.after(() => child.kill('SIGKILL'));
+    const stdout = await waitForOutput(child, /secure: https:\/\/t\.me\S+\n/);
+    const port = Number(/port=(\d+)/.exec(stdout)![1]);
+    const secrets = [...stdout.matchAll(/tg:\/\/proxy\?\S*secret=([0-9a-f]+)/g)].map((m) => m[1]!);
+    assert.deepEqual(secrets, ['0123456789abcdef0123456789abcdef', 'dd0123456789abcdef0123456789abcdef']);
+    for (const secret of secrets) {
+      for (const dcId of [2, -2]) {
+        const conn = await connectObfuscated({ host: '127.0.0.1', port, secret, dcId });
+        const payload = Buffer.from(`dc ${dcId} over ${secret.slice(0, 2)}`.padEnd(32, '.'));
+        conn.sendFrame(payload);
+        assert.deepEqual((await conn.nextFrame()).payload, payload);
+        conn.end();
+      }
+    }
+    assert.deepEqual(
+      dc.connections.slice(-4).map((c) => c.dcId),
+      [2, -2, 2, -2],
+    );
+    child.kill('SIGTERM');
+    assert.equal((await once(child, 'exit'))[0], 0);
+  });
+
   test('at log level trace, no log line carries a secret or the ad tag', async (t) => {
     const cwd = await mkdtemp(path.join(dir, 'nolog-'));
     const tag = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
