@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { main } from '../../src/cli/cli.ts';
+import { loadCliConfig } from '../../src/cli/config-source.ts';
 import { type Result, SECRET } from './spawn-cli.ts';
 
 /** The CLI in this process (the process-level behaviour is covered by run.test.ts). */
@@ -56,6 +57,34 @@ describe('mtproxy commands and flags', () => {
     const level = await run(['link', '-s', SECRET], dir, { MTP_LOG_LEVEL: 'verbose' });
     assert.equal(level.code, 1);
     assert.match(level.stderr, /^mtproxy: --log-level \(MTP_LOG_LEVEL\): expected one of trace, debug, info/);
+  });
+
+  test('-p/-s/-t/-a and MTP_PORT/MTP_SECRET/MTP_TAG/MTP_ALLOW set the first listener; flags win', async () => {
+    const cwd = await mkdtemp(path.join(dir, 'overrides-'));
+    const file = path.join(cwd, 'mtproxy.toml');
+    await writeFile(file, `[[listeners]]\nport = 443\nsecret = "${SECRET}"\n[upstream]\nmode = "direct"\n`);
+    const tag = '0123456789abcdef0123456789abcdef';
+    const other = 'fedcba9876543210fedcba9876543210';
+    const flags = await loadCliConfig(
+      { port: '8443', secret: other, tag, allow: ['dd', 'tls'] },
+      { MTP_PORT: '9443', MTP_SECRET: SECRET, MTP_TAG: other, MTP_ALLOW: 'classic' },
+      cwd,
+    );
+    const l = flags.config.listeners[0]!;
+    assert.equal(l.port, 8443);
+    assert.equal(l.secret.toString('hex'), other);
+    assert.equal(l.adTag?.toString('hex'), tag);
+    assert.deepEqual(l.allowedProtocols, ['secure', 'tls']);
+    const env = await loadCliConfig(
+      {},
+      { MTP_PORT: '9443', MTP_SECRET: other, MTP_TAG: tag, MTP_ALLOW: 'classic' },
+      cwd,
+    );
+    const e = env.config.listeners[0]!;
+    assert.equal(e.port, 9443);
+    assert.equal(e.secret.toString('hex'), other);
+    assert.equal(e.adTag?.toString('hex'), tag);
+    assert.deepEqual(e.allowedProtocols, ['classic']);
   });
 
   test('secret: plain, dd, ee (hex and base64url)', async () => {
