@@ -6,13 +6,17 @@
  * collections, which would free those buffers, hardly ever run. V8 then starts a full mark-compact for
  * every 64 MB of external growth, i.e. every few tens of milliseconds under load (10–13 % of the relay's
  * CPU in the bench). A young collection every RELAY_BYTES_PER_MINOR_GC bytes of cipher output frees the
- * dead chunk buffers for a fraction of that, and the full collections stop.
+ * dead chunk buffers for a fraction of that (~0.3 ms each), and the full collections stop.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-/** Cipher output between two young collections; well under V8's 64 MB external-growth trigger. */
-const RELAY_BYTES_PER_MINOR_GC = 32 * 1024 * 1024;
+/**
+ * Cipher output between two young collections. Chosen by measurement, not derived: with longer intervals
+ * full collections come back under many streams. Bench, direct, 32 streams, CPU-s per GB relayed:
+ * 4 MB 1.5, 8 MB 1.35-1.5, 16 MB 1.7-1.8, 32 MB 1.6-2.5, 64 MB 2.6-2.7 (no young collections: 2.5-2.9).
+ */
+const RELAY_BYTES_PER_MINOR_GC = 8 * 1024 * 1024;
 
 type GcFunction = (options: { type: 'minor' | 'major'; execution?: 'sync' | 'async' }) => void;
 
