@@ -11,6 +11,7 @@ import ipaddr from 'ipaddr.js';
 import type { Config, ListenerConfig } from '../config/types.ts';
 import { encodeProxyHeader } from '../protocol/proxy-protocol.ts';
 import { normaliseDomain, servesDomain } from './fake-tls-handshake.ts';
+import { badClientCloseDelay } from './timers.ts';
 import type { SessionEnv } from './types.ts';
 
 export interface FrontingDestination {
@@ -132,7 +133,7 @@ export function frontConnection(
       tlsDomain: sni === null ? null : normaliseDomain(sni),
     });
   if (!allowed || destination === null) {
-    socket.destroy();
+    hangUpLater(socket);
     return;
   }
   const config = env.config();
@@ -157,6 +158,14 @@ export function frontConnection(
     listenerStats.frontingCutOff++;
     closeBoth();
   };
+  // No site to splice to: hang up after the same random pause as any failed client, not at once.
+  const giveUp = (): void => {
+    if (closed) return;
+    closed = true;
+    clearTimeout(lifetime);
+    upstream?.destroy();
+    hangUpLater(socket);
+  };
   // Also bounds the DNS lookup and the connect.
   const lifetime = setTimeout(cutOff, lifetimeMs);
   lifetime.unref();
@@ -170,7 +179,7 @@ export function frontConnection(
     if (closed) return;
     const refuse = (why: string): void => {
       log.debug({ listener: listener.name, target: destination.host, why }, 'fronting refused');
-      closeBoth();
+      giveUp();
     };
     if (addresses.length === 0) return refuse('unresolved');
     const local = { address: socket.localAddress, port: socket.localPort };
@@ -203,7 +212,8 @@ export function frontConnection(
         connectTo(addresses, index + 1);
         return;
       }
-      closeBoth();
+      if (connected) closeBoth();
+      else giveUp();
     });
     target.on('close', () => {
       if (!connected) return;
@@ -243,4 +253,14 @@ export function frontConnection(
       socket.resume();
     });
   };
+}
+
+/**
+ * Close a connection we cannot front after the random pause a failed client gets, reading and discarding
+ * meanwhile, so an unreachable or refused target does not show as an instant hang-up.
+ */
+function hangUpLater(socket: net.Socket): void {
+  socket.on('error', () => socket.destroy());
+  socket.resume();
+  setTimeout(() => socket.destroy(), badClientCloseDelay(Number.POSITIVE_INFINITY)).unref();
 }

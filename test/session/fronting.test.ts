@@ -91,6 +91,7 @@ async function throughFronting(
   e: SessionEnv,
   alreadyRead: Buffer,
   thenSend: Buffer,
+  waitMs = 1500,
 ): Promise<{ closed: boolean; data: Buffer }> {
   const server = net.createServer((socket) => {
     socket.pause();
@@ -107,7 +108,7 @@ async function throughFronting(
       const timer = setTimeout(() => {
         s.destroy();
         resolve({ closed: false, data: Buffer.concat(chunks) });
-      }, 1500);
+      }, waitMs);
       s.once('close', () => {
         clearTimeout(timer);
         resolve({ closed: true, data: Buffer.concat(chunks) });
@@ -121,10 +122,25 @@ async function throughFronting(
 test('policy may refuse fronting: closed, not counted', async () => {
   const c = config({ fronting: `127.0.0.1:${site.port}` });
   const e = env(c, { allowFronting: () => false });
-  const r = await throughFronting(e, Buffer.from('hello'), Buffer.alloc(0));
+  // A refused connection is hung up after the failed-client pause (at most 2.5 s).
+  const r = await throughFronting(e, Buffer.from('hello'), Buffer.alloc(0), 4000);
   assert.ok(r.closed);
   assert.equal(r.data.length, 0);
   assert.equal(e.stats.listener('main').fronted, 0);
+});
+
+test('an unreachable target: no byte of reply, closed after the failed-client pause', async () => {
+  const closedPort = await new Promise<number>((r) => {
+    const probe = net.createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => r(port));
+    });
+  });
+  const e = env(config({ fronting: `127.0.0.1:${closedPort}` }));
+  const r = await throughFronting(e, Buffer.from('hello'), Buffer.from('more'), 4000);
+  assert.ok(r.closed);
+  assert.equal(r.data.length, 0);
 });
 
 test('splices both ways and counts; closes once the byte cap is passed', async () => {
