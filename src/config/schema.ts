@@ -391,7 +391,7 @@ const listenerShape = {
     duration(),
     '120s',
     'duration',
-    'Accepted clock difference for fake-TLS client hellos.',
+    'Accepted clock difference for fake-TLS client hellos; 0 turns the timestamp check off (then only the replay cache stops an old hello).',
   ),
   per_sni_salt: optional(
     leaf('a non-empty salt string, or true for the default salt', perSniSalt),
