@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -13,6 +12,7 @@ import { loadConfigFile } from '../../src/config/load.ts';
 import { logger } from '../../src/log.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import { ProxyServer } from '../../src/server/proxy.ts';
+import { freePort } from '../helpers/ports.ts';
 import { TEST_SECRET_HEX } from '../helpers/proxy.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mtproxy-cli-'));
@@ -20,14 +20,6 @@ const file = join(dir, 'mtproxy.toml');
 const TOKEN = 'cli-test-token-42';
 let proxy: ProxyServer;
 let toml = '';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];

@@ -19,6 +19,7 @@ import { ProxyServer } from '../../src/server/proxy.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
 import { FakeMiddleProxy } from '../helpers/fake-middle-proxy.ts';
 import { middleToml, TEST_AD_TAG, writeTelegramFiles } from '../helpers/middle-harness.ts';
+import { freePort } from '../helpers/ports.ts';
 import { TEST_SECRET_HEX } from '../helpers/proxy.ts';
 
 const SECRET_B = 'fedcba9876543210fedcba9876543210';
@@ -31,14 +32,6 @@ let admin: AdminClient;
 let stats: Stats;
 const log = logger.child({ test: 'hot-reload' });
 log.level = 'silent';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 interface Variant {
   secret?: string;

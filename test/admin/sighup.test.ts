@@ -7,16 +7,16 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { AdminClient } from '../../src/admin/client.ts';
 import type { ProxyStatus } from '../../src/admin/status.ts';
 import { main } from '../../src/cli/cli.ts';
 import { connectObfuscated, type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
+import { freePort } from '../helpers/ports.ts';
 import { TEST_SECRET_HEX } from '../helpers/proxy.ts';
 
 const SECRET_B = 'fedcba9876543210fedcba9876543210';
@@ -30,14 +30,6 @@ let admin: AdminClient;
 let adminPort = 0;
 let stdout = '';
 let stderr = '';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 function toml(secret: string, level: string): string {
   return `

@@ -5,11 +5,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../helpers/ports.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const dockerfile = readFileSync(join(repo, 'Dockerfile'), 'utf8');
@@ -147,17 +148,6 @@ describe('Dockerfile', () => {
     assert.match(compose, /MTP_SECRET/);
   });
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForPort(port: number, child: ChildProcess, output: () => string): Promise<void> {
   for (let attempt = 0; attempt < 200; attempt++) {

@@ -17,6 +17,7 @@ import { Stats } from '../../src/metrics/stats.ts';
 import { LocalCounterStore } from '../../src/policy/counters.ts';
 import { ProxyServer } from '../../src/server/proxy.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
+import { freePort } from '../helpers/ports.ts';
 import { TEST_SECRET_HEX } from '../helpers/proxy.ts';
 
 const state = mkdtempSync(join(tmpdir(), 'mtproxy-noleak-'));
@@ -26,17 +27,9 @@ let dc: FakeDc;
 let proxy: ProxyServer;
 let port = 0;
 
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
 before(async () => {
   dc = await FakeDc.start();
-  const dead = await closedPort();
+  const dead = await freePort();
   const toml = `
 state_dir = "${state}"
 [[listeners]]

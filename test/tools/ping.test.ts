@@ -2,7 +2,6 @@
  * `mtproxy ping` through our own proxy to the fake DC: plain, dd and ee links, and the ways a ping fails.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli/cli.ts';
 import {
@@ -15,6 +14,7 @@ import {
 } from '../../src/tools/ping.ts';
 import { CTOR_REQ_PQ_MULTI, FakeDc, plainConstructor } from '../helpers/fake-dc.ts';
 import { type HttpsSite, SITE_DOMAIN, startHttpsSite } from '../helpers/https-site.ts';
+import { freePort } from '../helpers/ports.ts';
 import { basicToml, startTestProxy, TEST_SECRET_HEX, type TestProxy } from '../helpers/proxy.ts';
 
 let dc: FakeDc;
@@ -40,14 +40,6 @@ after(async () => {
 
 function link(secret: string, port = proxy.port()): string {
   return `tg://proxy?server=127.0.0.1&port=${port}&secret=${secret}`;
-}
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 describe('proxy links', () => {
@@ -151,7 +143,7 @@ describe('ping through the proxy to the fake DC', () => {
   });
 
   it('a closed port is reported as refused', async () => {
-    const [r] = await pingLink(parseProxyLink(link(TEST_SECRET_HEX, await closedPort())), { dcs: [2] });
+    const [r] = await pingLink(parseProxyLink(link(TEST_SECRET_HEX, await freePort())), { dcs: [2] });
     assert.equal(r.ok, false);
     assert.match(r.error ?? '', /refused/);
     assert.equal(r.tcpMs, null);
@@ -181,7 +173,7 @@ describe('mtproxy ping (command line)', () => {
   });
 
   it('--json gives one object per DC; a failure exits 1', async () => {
-    const r = await cli(['ping', link(TEST_SECRET_HEX, await closedPort()), '--dc', '1', '--json']);
+    const r = await cli(['ping', link(TEST_SECRET_HEX, await freePort()), '--dc', '1', '--json']);
     assert.equal(r.code, 1);
     const parsed = JSON.parse(r.out[0]) as { dc: number; ok: boolean };
     assert.deepEqual([parsed.dc, parsed.ok], [1, false]);
