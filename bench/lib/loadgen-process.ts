@@ -174,7 +174,8 @@ serveActor({
     const loop = async () => {
       while (performance.now() < until) {
         try {
-          const s = await openSession(t);
+          // Header and first request in one write, as a real client's first packet.
+          const s = await openSession(t, true);
           if (await roundTrip(s, message, reply, 5_000)) completed++;
           else failures++;
           s.socket.destroy();

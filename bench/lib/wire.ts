@@ -110,11 +110,20 @@ export class ClientSession {
   #headerLen = [0, 0];
   received = 0;
   onReceived: ((total: number) => void) | null = null;
+  /** obfuscated2 header held back to leave with the first send (TLS: after the ChangeCipherSpec, in one record). */
+  #heldHeader: Buffer | null;
 
-  constructor(socket: net.Socket, encrypt: CtrStream | null, tls: boolean, leftover: Buffer | null) {
+  constructor(
+    socket: net.Socket,
+    encrypt: CtrStream | null,
+    tls: boolean,
+    leftover: Buffer | null,
+    heldHeader: Buffer | null = null,
+  ) {
     this.socket = socket;
     this.#encrypt = encrypt;
     this.#tls = tls;
+    this.#heldHeader = heldHeader;
     socket.on('data', (chunk: Buffer) => this.#count(chunk));
     if (leftover && leftover.length > 0) this.#count(leftover);
   }
@@ -146,6 +155,12 @@ export class ClientSession {
 
   /** Send transport bytes (already framed when the target is framed). */
   send(payload: Buffer): boolean {
+    const header = this.#heldHeader;
+    if (header !== null) {
+      this.#heldHeader = null;
+      const first = Buffer.concat([header, this.#encrypt ? this.#encrypt.update(payload) : payload]);
+      return this.socket.write(this.#tls ? Buffer.concat([CHANGE_CIPHER_SPEC, wrapRecords(first)]) : first);
+    }
     if (this.#tls && !this.#encrypt) return this.socket.write(wrappedOnce(payload));
     const data = this.#encrypt ? this.#encrypt.update(payload) : payload;
     return this.socket.write(this.#tls ? wrapRecords(data) : data);
@@ -254,8 +269,14 @@ function readFlight(socket: net.Socket, random: Buffer, secret: Buffer, verify: 
   });
 }
 
-/** Connect and complete the client side of the handshake; the session is ready for `send`. */
-export async function openSession(t: Target): Promise<ClientSession> {
+const CHANGE_CIPHER_SPEC = Buffer.from('140303000101', 'hex');
+
+/**
+ * Connect and complete the client side of the handshake; the session is ready for `send`. `holdHeader`: the
+ * obfuscated2 header (and, in TLS, the ChangeCipherSpec) leaves with the first send in one write, as
+ * Telegram clients send them with their first request; only for sessions that send at once.
+ */
+export async function openSession(t: Target, holdHeader = false): Promise<ClientSession> {
   const socket = await connect(t);
   socket.on('error', () => {});
   if (t.wire === 'plain') return new ClientSession(socket, null, false, null);
@@ -263,14 +284,18 @@ export async function openSession(t: Target): Promise<ClientSession> {
   const ready = prepared.length > 0 && preparedFor === targetKey(t) ? prepared.pop() : undefined;
   const hs = ready ?? makeHandshake(t, secret);
   if (t.wire === 'o2') {
+    if (holdHeader)
+      return new ClientSession(socket, t.framed ? hs.o2.encrypt : null, false, null, hs.o2.header);
     socket.write(hs.o2.header);
     return new ClientSession(socket, t.framed ? hs.o2.encrypt : null, false, null);
   }
   const hello = hs.hello!;
   socket.write(hello);
   const leftover = await readFlight(socket, helloRandom(hello), secret, ready === undefined);
+  const encrypt = t.framed ? hs.o2.encrypt : null;
+  if (holdHeader) return new ClientSession(socket, encrypt, true, leftover, hs.o2.header);
   // Telegram's clients send a ChangeCipherSpec before the first application-data record.
-  socket.write(Buffer.from('140303000101', 'hex'));
+  socket.write(CHANGE_CIPHER_SPEC);
   socket.write(wrapRecords(hs.o2.header));
-  return new ClientSession(socket, t.framed ? hs.o2.encrypt : null, true, leftover);
+  return new ClientSession(socket, encrypt, true, leftover);
 }
