@@ -192,6 +192,11 @@ const domain = () =>
     typeof v === 'string' && isDomainName(v) ? v.toLowerCase() : null,
   );
 
+/** "host:port", with an IPv6 host in brackets: the form parseHostPort() reads. */
+export function formatHostPort(a: HostPort): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
 /** "host:port" or "[v6]:port". */
 export function parseHostPort(value: string): HostPort | null {
   let host: string;

@@ -10,6 +10,7 @@ import { Operations } from '../admin/operations.ts';
 import type { LinksDocument } from '../admin/status.ts';
 import { configLinks } from '../config/links.ts';
 import { loadConfigFile } from '../config/load.ts';
+import { formatHostPort } from '../config/schema.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
 import { type CertProbeHandle, startCertProbes } from '../faketls/cert-probe.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
@@ -89,7 +90,7 @@ interface ListenerState {
 }
 
 function describeBindError(err: NodeJS.ErrnoException, l: ListenerConfig): string {
-  const where = `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
+  const where = formatHostPort(l);
   switch (err.code) {
     case 'EADDRINUSE':
       return `${where} is already in use`;

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { availableParallelism, networkInterfaces } from 'node:os';
 import tls from 'node:tls';
+import { formatHostPort } from '../config/schema.ts';
 import type { Config, HostPort, ListenerConfig } from '../config/types.ts';
 import { probeCoverDomain, probeTargetFor } from '../faketls/cert-probe.ts';
 import { parseProxyConfig } from '../protocol/middle/proxy-config.ts';
@@ -58,10 +59,6 @@ function errorCode(e: unknown): string {
   return err?.code ?? err?.message ?? String(e);
 }
 
-function showHostPort(a: HostPort): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Config
 
@@ -78,7 +75,7 @@ function isLoopback(host: string): boolean {
 
 export function checkConfig(config: Config): CheckResult[] {
   const out: CheckResult[] = [];
-  const names = config.listeners.map((l) => `${l.name} ${showHostPort(l)}`).join(', ');
+  const names = config.listeners.map((l) => `${l.name} ${formatHostPort(l)}`).join(', ');
   const where = config.file ? ` from ${config.file}` : '';
   out.push(
     result(
@@ -145,7 +142,7 @@ export function checkConfig(config: Config): CheckResult[] {
       result(
         'config admin',
         'warn',
-        `the admin API listens on ${showHostPort(config.admin.listen)}, reachable from outside`,
+        `the admin API listens on ${formatHostPort(config.admin.listen)}, reachable from outside`,
         'bind it to 127.0.0.1 and reach it over SSH, or firewall the port',
       ),
     );
@@ -244,7 +241,7 @@ function tryBind(address: HostPort): Promise<string | null> {
 
 export async function checkBind(label: string, address: HostPort): Promise<CheckResult> {
   const check = `bind ${label}`;
-  const shown = showHostPort(address);
+  const shown = formatHostPort(address);
   if (address.port === 0) return result(check, 'skip', `${shown}: port 0 picks a free port at start`);
   const code = await tryBind(address);
   switch (code) {
@@ -445,7 +442,7 @@ export async function checkCoverDomain(
     }
   }
 
-  const shownTarget = showHostPort(target);
+  const shownTarget = formatHostPort(target);
   const [profile, facts] = await Promise.all([
     probeCoverDomain(target, domain, timeoutMs),
     tlsFacts(target, domain, timeoutMs, opts.ca, now),
@@ -547,7 +544,7 @@ async function reachAll(
       for (const a of addresses.slice(0, 3)) {
         const r = await tcpConnectTime(a, timeoutMs);
         if ('ms' in r) return { dc, ok: true as const, text: `${dc}: ${Math.round(r.ms)} ms` };
-        last = `${showHostPort(a)} ${r.error}`;
+        last = `${formatHostPort(a)} ${r.error}`;
       }
       return { dc, ok: false as const, text: `${dc}: ${last}` };
     }),
@@ -691,11 +688,11 @@ export async function checkHealth(config: Config, timeoutMs = 2000): Promise<Che
       const address = { host: connectHost(l.host), port: l.port };
       const r = await tcpConnectTime(address, timeoutMs);
       return 'ms' in r
-        ? result(`listen ${l.name}`, 'ok', `${showHostPort(address)} accepts connections`)
+        ? result(`listen ${l.name}`, 'ok', `${formatHostPort(address)} accepts connections`)
         : result(
             `listen ${l.name}`,
             'fail',
-            `${showHostPort(address)} does not accept connections (${r.error})`,
+            `${formatHostPort(address)} does not accept connections (${r.error})`,
           );
     }),
   );

@@ -2,8 +2,9 @@
  * `mtproxy link`: the links of the configured listeners, read from the config file (the proxy need not run).
  * With `--domain D`, the fake-TLS link for a user's own domain (per-SNI derived secret when a salt is set).
  */
-import { ConfigError } from '../../config/load.ts';
 import { configLinks, domainLink, linkHost, type ProxyLink } from '../../config/links.ts';
+import { ConfigError } from '../../config/load.ts';
+import { formatHostPort } from '../../config/schema.ts';
 import { isDomainName } from '../../config/secrets.ts';
 import type { CliCommand } from '../command.ts';
 import { linkLines, missingTlsLinkNotes } from '../print-links.ts';
@@ -48,7 +49,7 @@ export const command: CliCommand = {
     } else {
       const where = (name: string) => {
         const l = config.listeners.find((x) => x.name === name)!;
-        return `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
+        return formatHostPort(l);
       };
       for (const line of linkLines(links, where)) ctx.out(line);
       if (typeof domain !== 'string') for (const line of missingTlsLinkNotes(listeners)) ctx.out(line);

@@ -6,6 +6,7 @@
 import { watch } from 'node:fs';
 import path from 'node:path';
 import { configLinks } from '../../config/links.ts';
+import { formatHostPort } from '../../config/schema.ts';
 import { logger, setLogLevel } from '../../log.ts';
 import { ProxyServer } from '../../server/proxy.ts';
 import { Supervisor } from '../../workers/supervisor.ts';
@@ -78,7 +79,7 @@ export const command: CliCommand = {
       const port = (name: string) => proxy.address(name).port;
       const where = (name: string) => {
         const l = current.listeners.find((x) => x.name === name)!;
-        return `${l.host.includes(':') ? `[${l.host}]` : l.host}:${port(name)}`;
+        return formatHostPort({ host: l.host, port: port(name) });
       };
       const links = configLinks(current, (l) => port(l.name));
       for (const line of linkLines(links, where)) ctx.out(line);
