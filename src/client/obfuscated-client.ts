@@ -7,7 +7,7 @@
  * records by default, or pass a `StreamLayer` that wraps outgoing bytes and unwraps incoming ones.
  */
 import net from 'node:net';
-import { parseClientSecret, type SecretKind } from '../config/secrets.ts';
+import { type ClientSecret, parseClientSecret } from '../config/secrets.ts';
 import { createFrameCodec, type FrameCodec } from '../protocol/framing/codec.ts';
 import { type CtrStream, createInitiatorHeader, type TransportTag } from '../protocol/obfuscated2.ts';
 import { fakeTlsHandshake } from './fake-tls-client.ts';
@@ -47,13 +47,7 @@ export interface ReceivedFrame {
   quickAck: boolean;
 }
 
-export interface ParsedSecret {
-  kind: SecretKind;
-  secret: Buffer;
-  domain: string | null;
-}
-
-export function parseSecretOption(secret: string | Buffer): ParsedSecret {
+function parseSecretOption(secret: string | Buffer): ClientSecret {
   if (Buffer.isBuffer(secret)) {
     if (secret.length !== 16) throw new Error('secret must be 16 bytes');
     return { kind: 'plain', secret, domain: null };

@@ -10,17 +10,16 @@ import { fakeTlsHandshake, FakeTlsHandshakeError } from '../client/fake-tls-clie
 import {
   connectObfuscated,
   type ObfuscatedConnection,
-  type ParsedSecret,
-  parseSecretOption,
   type StreamLayer,
 } from '../client/obfuscated-client.ts';
 import type { HelloShape } from '../client/tls-hello.ts';
+import { type ClientSecret, parseClientSecret } from '../config/secrets.ts';
 import type { TransportTag } from '../protocol/obfuscated2.ts';
 
 export interface ProxyTarget {
   host: string;
   port: number;
-  secret: ParsedSecret;
+  secret: ClientSecret;
 }
 
 export const DEFAULT_PING_DCS = [1, 2, 3, 4, 5];
@@ -57,12 +56,8 @@ export function parseProxyLink(link: string): ProxyTarget {
     throw new Error('the link has no valid port');
   }
   if (!secretText) throw new Error('the link has no secret');
-  let secret: ParsedSecret;
-  try {
-    secret = parseSecretOption(secretText);
-  } catch {
-    throw new Error('the link secret is not a plain, dd or ee proxy secret');
-  }
+  const secret = parseClientSecret(secretText);
+  if (!secret) throw new Error('the link secret is not a plain, dd or ee proxy secret');
   const host = server.startsWith('[') && server.endsWith(']') ? server.slice(1, -1) : server;
   return { host, port: Number(portText), secret };
 }
