@@ -8,7 +8,7 @@ import type { PolicyKey, PolicyRule } from '../config/types.ts';
 import type { Stats } from '../metrics/stats.ts';
 import type { PolicyDecision, PolicyGate, PolicySubject, PolicyTicket } from '../session/types.ts';
 import { type CounterStore, LocalCounterStore } from './counters.ts';
-import { formatPolicyKey, keyValue, type ParsedPeer, parsePeer } from './keys.ts';
+import { formatPolicyKey, keyUsesPeer, keyValue, NO_PEER, type ParsedPeer, parsePeer } from './keys.ts';
 import type { TableLookup } from './tables.ts';
 
 interface CompiledRule {
@@ -26,12 +26,27 @@ export function describeRule(rule: PolicyRule): string {
   return `${rule.rule}(${formatPolicyKey(rule.key)},${rule.table})`;
 }
 
-function compile(rules: readonly PolicyRule[]): CompiledRule[] {
-  return rules.map((rule) => ({
+interface CompiledRules {
+  readonly list: CompiledRule[];
+  /** Whether admit() / allowFronting() read the peer address at all, so rules keyed only on the listener or
+   * the TLS domain never parse it. */
+  readonly admitNeedsPeer: boolean;
+  readonly frontingNeedsPeer: boolean;
+}
+
+function compile(rules: readonly PolicyRule[]): CompiledRules {
+  const list = rules.map((rule) => ({
     rule,
     label: rule.raw || describeRule(rule),
     counterPrefix: rule.rule === 'max_connections' ? `${rule.keys.map(formatPolicyKey).join(',')}=` : '',
   }));
+  const tableRulesNeedPeer = rules.some((r) => r.rule !== 'max_connections' && keyUsesPeer(r.key));
+  return {
+    list,
+    admitNeedsPeer:
+      tableRulesNeedPeer || rules.some((r) => r.rule === 'max_connections' && r.keys.some(keyUsesPeer)),
+    frontingNeedsPeer: tableRulesNeedPeer,
+  };
 }
 
 const EMPTY_KEYS: readonly string[] = [];
@@ -64,7 +79,7 @@ export class PolicyEngine implements PolicyGate {
   readonly counters: CounterStore;
   readonly #tables: TableLookup;
   readonly #stats: Stats | null;
-  #rules: CompiledRule[];
+  #rules: CompiledRules;
   #outstanding = 0;
 
   constructor(opts: PolicyEngineOptions) {
@@ -80,7 +95,7 @@ export class PolicyEngine implements PolicyGate {
   }
 
   get rules(): PolicyRule[] {
-    return this.#rules.map((r) => r.rule);
+    return this.#rules.list.map((r) => r.rule);
   }
 
   /** Admissions not yet released: zero once every connection has ended. */
@@ -90,7 +105,7 @@ export class PolicyEngine implements PolicyGate {
 
   /** The key a table is checked against by the current rules (first rule wins), so edits can be validated. */
   tableKey(table: string): PolicyKey | null {
-    for (const { rule } of this.#rules) {
+    for (const { rule } of this.#rules.list) {
       if (rule.rule !== 'max_connections' && rule.table === table) return rule.key;
     }
     return null;
@@ -99,36 +114,37 @@ export class PolicyEngine implements PolicyGate {
   /** Tables the current rules refer to. */
   referencedTables(): string[] {
     const names = new Set<string>();
-    for (const { rule } of this.#rules) if (rule.rule !== 'max_connections') names.add(rule.table);
+    for (const { rule } of this.#rules.list) if (rule.rule !== 'max_connections') names.add(rule.table);
     return [...names];
   }
 
   admit(subject: PolicySubject): PolicyDecision {
-    const rules = this.#rules;
-    if (rules.length === 0) return this.#grant(EMPTY_KEYS);
-    const peer = parsePeer(subject.remoteAddress);
+    const { list, admitNeedsPeer } = this.#rules;
+    if (list.length === 0) return this.#grant(EMPTY_KEYS);
+    const peer = admitNeedsPeer ? parsePeer(subject.remoteAddress) : NO_PEER;
     let taken: string[] | null = null;
-    for (const compiled of rules) {
+    for (const compiled of list) {
       const rule = compiled.rule;
       if (rule.rule === 'max_connections') {
         const counterKey = this.#counterKey(compiled, rule.keys, subject, peer);
         if (counterKey === null) continue;
         if (!this.counters.tryAcquire(counterKey, rule.limit)) {
           if (taken) for (const key of taken) this.counters.release(key);
-          return this.#reject(subject, compiled.label);
+          return this.#reject(compiled.label);
         }
         (taken ??= []).push(counterKey);
       } else if (!this.#tablePasses(rule.rule, rule.key, rule.table, subject, peer)) {
         if (taken) for (const key of taken) this.counters.release(key);
-        return this.#reject(subject, compiled.label);
+        return this.#reject(compiled.label);
       }
     }
     return this.#grant(taken ?? EMPTY_KEYS);
   }
 
   allowFronting(subject: PolicySubject): boolean {
-    const peer = parsePeer(subject.remoteAddress);
-    for (const compiled of this.#rules) {
+    const { list, frontingNeedsPeer } = this.#rules;
+    const peer = frontingNeedsPeer ? parsePeer(subject.remoteAddress) : NO_PEER;
+    for (const compiled of list) {
       const rule = compiled.rule;
       if (rule.rule === 'max_connections') continue;
       if (!this.#tablePasses(rule.rule, rule.key, rule.table, subject, peer)) {
@@ -152,7 +168,7 @@ export class PolicyEngine implements PolicyGate {
 
   // The session counts refused admissions itself (it has the listener's stats at hand); fronting refusals
   // are counted here because allowFronting() only answers yes or no.
-  #reject(_subject: PolicySubject, label: string): PolicyDecision {
+  #reject(label: string): PolicyDecision {
     return { ok: false, rule: label };
   }
 

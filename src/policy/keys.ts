@@ -17,7 +17,7 @@ export interface ParsedPeer {
   ipv6: number[] | null;
 }
 
-const NO_PEER: ParsedPeer = { ipv4: null, ipv6: null };
+export const NO_PEER: ParsedPeer = { ipv4: null, ipv6: null };
 
 export function parsePeer(remoteAddress: string | null | undefined): ParsedPeer {
   if (!remoteAddress) return NO_PEER;
@@ -42,6 +42,11 @@ function maskedSubnet(bytes: number[], bits: number): string {
     masked[i] &= keep === 0 ? 0 : (0xff << (8 - keep)) & 0xff;
   }
   return `${ipaddr.fromByteArray(masked).toString()}/${bits}`;
+}
+
+/** Whether the key's value comes from the peer address (so the address must be parsed to compute it). */
+export function keyUsesPeer(key: PolicyKey): boolean {
+  return key.kind !== 'listener' && key.kind !== 'tls_domain';
 }
 
 /** The value of one key for this connection, or null when the key does not apply to it. */

@@ -216,3 +216,29 @@ test('random admit/release sequences never leak counters', () => {
   assert.equal(counters.size, 0);
   assert.equal(engine.outstanding, 0);
 });
+
+test('rules keyed only on the listener or TLS domain never read the peer address', () => {
+  const { engine, tables, counters } = setup([
+    maxConn(['listener'], 5),
+    tableRule('not_in_table', 'tls_domain', 'banned'),
+  ]);
+  tables.add('banned', 'bad.example');
+  let reads = 0;
+  const peerless = (tlsDomain: string): PolicySubject => ({
+    listener: 'main',
+    tlsDomain,
+    get remoteAddress() {
+      reads++;
+      return '10.0.0.1';
+    },
+  });
+  ticketOf(engine.admit(peerless('good.example'))).release();
+  assert.equal(engine.admit(peerless('bad.example')).ok, false);
+  assert.equal(engine.allowFronting(peerless('bad.example')), false);
+  assert.equal(reads, 0);
+  assert.equal(counters.size, 0);
+
+  engine.setRules([tableRule('not_in_table', 'client_ipv4', 'banned')]);
+  assert.equal(engine.allowFronting(peerless('good.example')), true);
+  assert.equal(reads, 1);
+});
