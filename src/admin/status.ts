@@ -4,9 +4,7 @@
  */
 import pkg from '../../package.json' with { type: 'json' };
 import type { Config } from '../config/types.ts';
-import type { SessionProtocol, Stats } from '../metrics/stats.ts';
-
-const PROTOCOLS: readonly SessionProtocol[] = ['abridged', 'intermediate', 'padded', 'tls'];
+import { SESSION_PROTOCOLS, type SessionProtocol, type Stats } from '../metrics/stats.ts';
 
 export interface ListenerStatus {
   name: string;
@@ -73,7 +71,7 @@ export function buildStatus(
       connectionsActive: 0,
       connectionsTotal: 0,
       sessions: Object.fromEntries(
-        PROTOCOLS.map((p) => [p, { active: 0, total: 0 }]),
+        SESSION_PROTOCOLS.map((p) => [p, { active: 0, total: 0 }]),
       ) as ListenerStatus['sessions'],
       handshakeFailures: {},
       policyRejections: {},
@@ -85,7 +83,7 @@ export function buildStatus(
       if (!s) continue;
       out.connectionsActive += s.connectionsActive;
       out.connectionsTotal += s.connectionsTotal;
-      for (const p of PROTOCOLS) {
+      for (const p of SESSION_PROTOCOLS) {
         out.sessions[p].active += s.sessionsActive[p];
         out.sessions[p].total += s.sessionsTotal[p];
       }
@@ -94,7 +92,7 @@ export function buildStatus(
       out.fronted += s.fronted;
       out.replays += s.replays;
     }
-    for (const p of PROTOCOLS) {
+    for (const p of SESSION_PROTOCOLS) {
       active += out.sessions[p].active;
       total += out.sessions[p].total;
     }

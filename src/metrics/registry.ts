@@ -6,7 +6,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import pkg from '../../package.json' with { type: 'json' };
-import type { SessionProtocol, Stats } from './stats.ts';
+import { type DcStats, type ListenerStats, SESSION_PROTOCOLS, type Stats } from './stats.ts';
 
 export type StatsSource = () => readonly Stats[];
 
@@ -19,11 +19,17 @@ export interface MetricsRegistryOptions {
   defaultMetrics?: boolean;
 }
 
-const PROTOCOLS: readonly SessionProtocol[] = ['abridged', 'intermediate', 'padded', 'tls'];
+/** Every listener's counters of every source (the same name appears once per source; the series add up). */
+function perListener(sources: readonly Stats[], pick: (name: string, l: ListenerStats) => void): void {
+  for (const stats of sources) for (const [name, l] of stats.listeners) pick(name, l);
+}
 
-/** Sum `pick(listenerStats)` over every source, per listener name. */
-function perListener(sources: readonly Stats[], pick: (name: string, s: Stats) => void): void {
-  for (const stats of sources) for (const name of stats.listeners.keys()) pick(name, stats);
+interface CollectedConfig<M> {
+  name: string;
+  help: string;
+  labelNames: string[];
+  registers: Registry[];
+  collect(this: M): void;
 }
 
 export interface MetricsRegistry {
@@ -40,44 +46,37 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
 
-  const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter<string>) => void) =>
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect() {
-        this.reset();
-        fill(this);
-      },
-    });
-  const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>) => void) =>
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect() {
-        this.reset();
-        fill(this);
-      },
-    });
+  /** A series recomputed at each scrape: cleared, then filled from the counters. */
+  const collected =
+    <M extends Counter<string> | Gauge<string>>(Metric: new (config: CollectedConfig<M>) => M) =>
+    (name: string, help: string, labelNames: string[], fill: (metric: M) => void) =>
+      new Metric({
+        name,
+        help,
+        labelNames,
+        registers: [registry],
+        collect() {
+          this.reset();
+          fill(this);
+        },
+      });
+  const counter = collected<Counter<string>>(Counter);
+  const gauge = collected<Gauge<string>>(Gauge);
 
   // Listener side.
   counter('mtproxy_connections_total', 'Client connections accepted.', ['listener'], (c) =>
-    perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).connectionsTotal)),
+    perListener(sources(), (name, l) => c.inc({ listener: name }, l.connectionsTotal)),
   );
   gauge('mtproxy_connections_active', 'Client connections open now.', ['listener'], (g) =>
-    perListener(sources(), (name, s) => g.inc({ listener: name }, s.listener(name).connectionsActive)),
+    perListener(sources(), (name, l) => g.inc({ listener: name }, l.connectionsActive)),
   );
   counter(
     'mtproxy_sessions_total',
     'Client sessions established (handshake passed), by protocol.',
     ['listener', 'protocol'],
     (c) =>
-      perListener(sources(), (name, s) => {
-        const l = s.listener(name);
-        for (const p of PROTOCOLS) c.inc({ listener: name, protocol: p }, l.sessionsTotal[p]);
+      perListener(sources(), (name, l) => {
+        for (const p of SESSION_PROTOCOLS) c.inc({ listener: name, protocol: p }, l.sessionsTotal[p]);
       }),
   );
   gauge(
@@ -85,39 +84,37 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
     'Client sessions relaying now, by protocol.',
     ['listener', 'protocol'],
     (g) =>
-      perListener(sources(), (name, s) => {
-        const l = s.listener(name);
-        for (const p of PROTOCOLS) g.inc({ listener: name, protocol: p }, l.sessionsActive[p]);
+      perListener(sources(), (name, l) => {
+        for (const p of SESSION_PROTOCOLS) g.inc({ listener: name, protocol: p }, l.sessionsActive[p]);
       }),
   );
   counter('mtproxy_client_received_bytes_total', 'Bytes read from clients.', ['listener'], (c) =>
-    perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).bytesFromClient)),
+    perListener(sources(), (name, l) => c.inc({ listener: name }, l.bytesFromClient)),
   );
   counter('mtproxy_client_sent_bytes_total', 'Bytes written to clients.', ['listener'], (c) =>
-    perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).bytesToClient)),
+    perListener(sources(), (name, l) => c.inc({ listener: name }, l.bytesToClient)),
   );
   counter(
     'mtproxy_handshake_failures_total',
     'Client handshakes refused, by reason code.',
     ['listener', 'reason'],
     (c) =>
-      perListener(sources(), (name, s) => {
-        for (const [reason, n] of s.listener(name).handshakeFailures) c.inc({ listener: name, reason }, n);
+      perListener(sources(), (name, l) => {
+        for (const [reason, n] of l.handshakeFailures) c.inc({ listener: name, reason }, n);
       }),
   );
   counter('mtproxy_replays_total', 'Replayed handshakes detected.', ['listener'], (c) =>
-    perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).replays)),
+    perListener(sources(), (name, l) => c.inc({ listener: name }, l.replays)),
   );
   counter('mtproxy_fronted_total', 'Connections handed to the fronting target.', ['listener'], (c) =>
-    perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).fronted)),
+    perListener(sources(), (name, l) => c.inc({ listener: name }, l.fronted)),
   );
   counter(
     'mtproxy_fronted_bytes_total',
     'Bytes relayed on fronted connections, by direction (from_client, to_client).',
     ['listener', 'direction'],
     (c) =>
-      perListener(sources(), (name, s) => {
-        const l = s.listener(name);
+      perListener(sources(), (name, l) => {
         c.inc({ listener: name, direction: 'from_client' }, l.frontedBytesFromClient);
         c.inc({ listener: name, direction: 'to_client' }, l.frontedBytesToClient);
       }),
@@ -126,54 +123,54 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
     'mtproxy_fronting_cut_off_total',
     'Fronted connections closed at their time or byte bound.',
     ['listener'],
-    (c) => perListener(sources(), (name, s) => c.inc({ listener: name }, s.listener(name).frontingCutOff)),
+    (c) => perListener(sources(), (name, l) => c.inc({ listener: name }, l.frontingCutOff)),
   );
   counter(
     'mtproxy_policy_rejections_total',
     'Connections refused by a policy rule.',
     ['listener', 'rule'],
     (c) =>
-      perListener(sources(), (name, s) => {
-        for (const [rule, n] of s.listener(name).policyRejections) c.inc({ listener: name, rule }, n);
+      perListener(sources(), (name, l) => {
+        for (const [rule, n] of l.policyRejections) c.inc({ listener: name, rule }, n);
       }),
   );
 
   // Telegram side.
-  const perDc = (pick: (dc: string, s: Stats, id: number) => void) => {
-    for (const stats of sources()) for (const id of stats.dcs.keys()) pick(String(id), stats, id);
+  const perDc = (pick: (dc: string, d: DcStats) => void) => {
+    for (const stats of sources()) for (const [id, d] of stats.dcs) pick(String(id), d);
   };
   counter('mtproxy_upstream_connects_total', 'Connections opened to Telegram, by DC.', ['dc'], (c) =>
-    perDc((dc, s, id) => c.inc({ dc }, s.dc(id).connects)),
+    perDc((dc, d) => c.inc({ dc }, d.connects)),
   );
   counter('mtproxy_upstream_connect_errors_total', 'Failed connection attempts to Telegram.', ['dc'], (c) =>
-    perDc((dc, s, id) => c.inc({ dc }, s.dc(id).connectErrors)),
+    perDc((dc, d) => c.inc({ dc }, d.connectErrors)),
   );
   counter(
     'mtproxy_upstream_errors_total',
     'Errors on Telegram connections, by reason.',
     ['dc', 'reason'],
     (c) =>
-      perDc((dc, s, id) => {
-        for (const [reason, n] of s.dc(id).errors) c.inc({ dc, reason }, n);
+      perDc((dc, d) => {
+        for (const [reason, n] of d.errors) c.inc({ dc, reason }, n);
       }),
   );
   gauge('mtproxy_upstream_connections_active', 'Connections to Telegram open now.', ['dc'], (g) =>
-    perDc((dc, s, id) => g.inc({ dc }, s.dc(id).linksActive)),
+    perDc((dc, d) => g.inc({ dc }, d.linksActive)),
   );
   counter('mtproxy_upstream_sent_bytes_total', 'Bytes written to Telegram.', ['dc'], (c) =>
-    perDc((dc, s, id) => c.inc({ dc }, s.dc(id).bytesToDc)),
+    perDc((dc, d) => c.inc({ dc }, d.bytesToDc)),
   );
   counter('mtproxy_upstream_received_bytes_total', 'Bytes read from Telegram.', ['dc'], (c) =>
-    perDc((dc, s, id) => c.inc({ dc }, s.dc(id).bytesFromDc)),
+    perDc((dc, d) => c.inc({ dc }, d.bytesFromDc)),
   );
   counter(
     'mtproxy_middle_migrations_total',
     'Middle mode: clients moved to another link after Telegram closed theirs, by result.',
     ['dc', 'result'],
     (c) =>
-      perDc((dc, s, id) => {
-        c.inc({ dc, result: 'ok' }, s.dc(id).migrations);
-        c.inc({ dc, result: 'failed' }, s.dc(id).migrationFailures);
+      perDc((dc, d) => {
+        c.inc({ dc, result: 'ok' }, d.migrations);
+        c.inc({ dc, result: 'failed' }, d.migrationFailures);
       }),
   );
   counter(
@@ -206,11 +203,8 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
   gauge('mtproxy_last_reload_success', '1 when the last reload applied, 0 when it was refused.', [], (g) =>
     g.set(primary()?.lastReloadOk === false ? 0 : 1),
   );
-  gauge(
-    'mtproxy_last_reload_timestamp_seconds',
-    'Unix time the last reload finished (0 = none).',
-    [],
-    (g) => g.set((primary()?.lastReloadAt ?? 0) / 1000),
+  gauge('mtproxy_last_reload_timestamp_seconds', 'Unix time the last reload finished (0 = none).', [], (g) =>
+    g.set((primary()?.lastReloadAt ?? 0) / 1000),
   );
   gauge('mtproxy_start_time_seconds', 'Unix time the proxy started.', [], (g) =>
     g.set((primary()?.startedAt ?? Date.now()) / 1000),

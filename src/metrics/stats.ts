@@ -6,6 +6,16 @@ import type { TransportTag } from '../protocol/obfuscated2.ts';
 
 export type SessionProtocol = TransportTag | 'tls';
 
+export const SESSION_PROTOCOLS: readonly SessionProtocol[] = ['abridged', 'intermediate', 'padded', 'tls'];
+
+function perProtocol(): Record<SessionProtocol, number> {
+  return { abridged: 0, intermediate: 0, padded: 0, tls: 0 };
+}
+
+function bump(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
+
 export class ListenerStats {
   connectionsTotal = 0;
   connectionsActive = 0;
@@ -18,29 +28,19 @@ export class ListenerStats {
   /** Fronted connections cut at timeouts.fronting or buffers.fronting_max_bytes. */
   frontingCutOff = 0;
   replays = 0;
-  readonly sessionsTotal: Record<SessionProtocol, number> = {
-    abridged: 0,
-    intermediate: 0,
-    padded: 0,
-    tls: 0,
-  };
-  readonly sessionsActive: Record<SessionProtocol, number> = {
-    abridged: 0,
-    intermediate: 0,
-    padded: 0,
-    tls: 0,
-  };
+  readonly sessionsTotal = perProtocol();
+  readonly sessionsActive = perProtocol();
   /** Handshake failures by reason code (a handful of distinct keys). */
   readonly handshakeFailures = new Map<string, number>();
   /** Policy rejections by rule description. */
   readonly policyRejections = new Map<string, number>();
 
   fail(reason: string): void {
-    this.handshakeFailures.set(reason, (this.handshakeFailures.get(reason) ?? 0) + 1);
+    bump(this.handshakeFailures, reason);
   }
 
   reject(rule: string): void {
-    this.policyRejections.set(rule, (this.policyRejections.get(rule) ?? 0) + 1);
+    bump(this.policyRejections, rule);
   }
 }
 
@@ -56,7 +56,7 @@ export class DcStats {
   readonly errors = new Map<string, number>();
 
   error(reason: string): void {
-    this.errors.set(reason, (this.errors.get(reason) ?? 0) + 1);
+    bump(this.errors, reason);
   }
 }
 
@@ -90,8 +90,7 @@ export class Stats {
   }
 
   configFetch(what: string, result: string): void {
-    const k = `${what}:${result}`;
-    this.configFetches.set(k, (this.configFetches.get(k) ?? 0) + 1);
+    bump(this.configFetches, `${what}:${result}`);
   }
 }
 
