@@ -28,7 +28,6 @@ export type SessionHandler = (socket: net.Socket, env: SessionEnv) => void;
 
 /** An upstream that needs an asynchronous start (middle mode loads Telegram's config first). */
 type StartableUpstream = Upstream & { start?(): Promise<void> };
-type UpstreamFactory = (getConfig: () => Config, log: Logger, stats: Stats) => StartableUpstream;
 
 /** A policy engine may follow reloads; the default gate has nothing to follow. */
 type ReloadablePolicy = PolicyGate & { applyConfig?(config: Config): void };
@@ -138,10 +137,6 @@ export class ProxyServer {
   readonly #draining = new Set<ListenerState>();
   #direct: StartableUpstream | null = null;
   #middle: StartableUpstream | null = null;
-  #factories: { direct: UpstreamFactory | null; middle: UpstreamFactory | null } = {
-    direct: null,
-    middle: null,
-  };
   #started = false;
   #certProbes: CertProbeHandle | null = null;
   #stopping: Promise<void> | null = null;
@@ -226,7 +221,6 @@ export class ProxyServer {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    this.#loadUpstreamFactories();
     await this.#startNeededUpstreams(this.#config);
     const bound: ListenerState[] = [];
     try {
@@ -608,32 +602,31 @@ export class ProxyServer {
     return this.#upstreamKind(l) === 'middle' ? this.#middleUpstream() : this.#directUpstream();
   }
 
+  // Upstreams not injected are built on first use.
   #directUpstream(): StartableUpstream {
-    if (!this.#direct) {
-      if (!this.#factories.direct) throw new Error('direct upstream is not available');
-      this.#direct = this.#factories.direct(() => this.#config, this.#log, this.#stats);
-    }
+    this.#direct ??= new DirectUpstream(() => this.#config, this.#log, this.#stats);
     return this.#direct;
   }
 
   #middleUpstream(): StartableUpstream {
-    if (!this.#middle) {
-      if (!this.#factories.middle) throw new Error('middle-proxy upstream is not available');
-      const middle = this.#factories.middle(() => this.#config, this.#log, this.#stats);
-      this.#middle = middle;
-      middle
-        .start?.()
-        .catch((e: Error) => this.#log.error({ err: e.message }, 'middle-proxy upstream failed to start'));
-    }
+    if (this.#middle) return this.#middle;
+    const middle = this.#newMiddleUpstream();
+    middle
+      .start?.()
+      .catch((e: Error) => this.#log.error({ err: e.message }, 'middle-proxy upstream failed to start'));
+    return middle;
+  }
+
+  #newMiddleUpstream(): StartableUpstream {
+    this.#middle = new MiddleUpstream(() => this.#config, this.#log, this.#stats);
     return this.#middle;
   }
 
   /** Middle mode needs Telegram's config before the first client: start it as soon as a listener needs it. */
   async #startNeededUpstreams(config: Config): Promise<void> {
     const needsMiddle = config.listeners.some((l) => this.#upstreamKind(l, config) === 'middle');
-    if (!needsMiddle || this.#middle || !this.#factories.middle) return;
-    const middle = this.#factories.middle(() => this.#config, this.#log, this.#stats);
-    this.#middle = middle;
+    if (!needsMiddle || this.#middle) return;
+    const middle = this.#newMiddleUpstream();
     try {
       await middle.start?.();
     } catch (e) {
@@ -642,14 +635,6 @@ export class ProxyServer {
         'middle-proxy upstream failed to start; retrying in background',
       );
     }
-  }
-
-  /** Factories for the upstreams not injected; the upstreams themselves are built on first use. */
-  #loadUpstreamFactories(): void {
-    this.#factories = {
-      direct: (getConfig, log, stats) => new DirectUpstream(getConfig, log, stats),
-      middle: (getConfig, log, stats) => new MiddleUpstream(getConfig, log, stats),
-    };
   }
 }
 
