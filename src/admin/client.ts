@@ -1,6 +1,8 @@
 /**
  * The CLI side of the admin API: finds the API from the same config file the proxy runs with.
  */
+import { loopbackFor } from '../config/links.ts';
+import { formatHostPort } from '../config/schema.ts';
 import type { Config } from '../config/types.ts';
 
 export class AdminClientError extends Error {
@@ -19,11 +21,7 @@ export interface AdminResponse<T = unknown> {
 
 /** Base URL a local client should use; wildcard listen addresses are reached through loopback. */
 export function adminBaseUrl(host: string, port: number): string {
-  let target = host;
-  if (target === '' || target === '0.0.0.0') target = '127.0.0.1';
-  else if (target === '::' || target === '[::]') target = '::1';
-  if (target.includes(':') && !target.startsWith('[')) target = `[${target}]`;
-  return `http://${target}:${port}`;
+  return `http://${formatHostPort({ host: loopbackFor(host), port })}`;
 }
 
 export class AdminClient {

@@ -4,6 +4,7 @@
  * reload (rules, allow list, token, and a restart of either HTTP server whose address changed), stopped last.
  */
 import { configLinks } from '../config/links.ts';
+import { formatHostPort } from '../config/schema.ts';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log.ts';
 import { createMetricsRegistry, type MetricsRegistry, type StatsSource } from '../metrics/registry.ts';
@@ -183,9 +184,7 @@ export class Operations {
       await server.start(listen);
     } catch (e) {
       // The old server (if any) keeps serving: the new address is bound before the old one is let go.
-      throw new Error(
-        `metrics.listen: cannot listen on ${listen.host}:${listen.port} (${(e as Error).message})`,
-      );
+      throw new Error(`metrics.listen: cannot listen on ${formatHostPort(listen)} (${(e as Error).message})`);
     }
     await this.#metricsServer?.stop();
     this.#metricsServer = server;
@@ -231,9 +230,7 @@ export class Operations {
     try {
       await admin.start(listen);
     } catch (e) {
-      throw new Error(
-        `admin.listen: cannot listen on ${listen.host}:${listen.port} (${(e as Error).message})`,
-      );
+      throw new Error(`admin.listen: cannot listen on ${formatHostPort(listen)} (${(e as Error).message})`);
     }
     void this.#admin?.stop();
     this.#admin = admin;

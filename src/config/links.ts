@@ -73,6 +73,12 @@ export function domainLink(l: ListenerConfig, domain: string, target: LinkTarget
 
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
 
+/** Where a client on this machine reaches a listen address: a wildcard address is reached through loopback. */
+export function loopbackFor(host: string): string {
+  if (host === '::') return '::1';
+  return WILDCARD_HOSTS.has(host) ? '127.0.0.1' : host;
+}
+
 /** A non-internal address of this machine, IPv4 first; null when there is none. */
 export function firstPublicAddress(): string | null {
   const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
@@ -94,7 +100,7 @@ export function linkHost(
   const external = config.telegram.externalIp;
   if (external) return external.split(':').at(-1)!;
   if (!WILDCARD_HOSTS.has(l.host)) return l.host;
-  return detect() ?? (l.host === '::' ? '::1' : '127.0.0.1');
+  return detect() ?? loopbackFor(l.host);
 }
 
 /** Links of every listener; `portOf` gives the bound port when the proxy runs (config port 0). */

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { availableParallelism, networkInterfaces } from 'node:os';
 import tls from 'node:tls';
+import { loopbackFor } from '../config/links.ts';
 import { formatHostPort } from '../config/schema.ts';
 import type { Config, HostPort, ListenerConfig } from '../config/types.ts';
 import { probeCoverDomain, probeTargetFor } from '../faketls/cert-probe.ts';
@@ -676,16 +677,10 @@ export async function checkMiddleProxies(config: Config, opts: DoctorOptions): P
 // ---------------------------------------------------------------------------------------------------------------
 // Health (the container's HEALTHCHECK): every listener accepts a connection
 
-function connectHost(host: string): string {
-  if (host === '0.0.0.0') return '127.0.0.1';
-  if (host === '::') return '::1';
-  return host;
-}
-
 export async function checkHealth(config: Config, timeoutMs = 2000): Promise<CheckResult[]> {
   return Promise.all(
     config.listeners.map(async (l) => {
-      const address = { host: connectHost(l.host), port: l.port };
+      const address = { host: loopbackFor(l.host), port: l.port };
       const r = await tcpConnectTime(address, timeoutMs);
       return 'ms' in r
         ? result(`listen ${l.name}`, 'ok', `${formatHostPort(address)} accepts connections`)
