@@ -79,16 +79,20 @@ function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
+      if (size > MAX_BODY_BYTES) return;
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
-        reject(new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`));
-        req.destroy();
+        // Answered at once and the connection closed after it; the rest of the upload is read and dropped
+        // (within the request timeout), so the client sees the 413 instead of a reset in mid-upload.
+        chunks.length = 0;
+        reject(new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`, { connection: 'close' }));
         return;
       }
       chunks.push(chunk);
     });
     req.on('error', reject);
     req.on('end', () => {
+      if (size > MAX_BODY_BYTES) return;
       const text = Buffer.concat(chunks).toString('utf8').trim();
       if (text === '') return resolve(undefined);
       try {

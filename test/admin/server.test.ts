@@ -204,6 +204,15 @@ test('reload reports success and refusal', async () => {
   assert.equal(reloads, 2);
 });
 
+test('an oversized body is answered 413 (not a reset) and the server goes on', async () => {
+  const huge = JSON.stringify({ value: 'x'.repeat(1_000_000) });
+  const res = await raw('POST', '/tables/blocked', { authorization: `Bearer ${TOKEN}` }, huge);
+  assert.equal(res.status, 413);
+  assert.equal(res.headers.connection, 'close');
+  assert.match(JSON.parse(res.body).error, /request body over \d+ bytes/);
+  assert.equal((await client.request('GET', '/tables/blocked')).status, 200);
+});
+
 test('unknown paths 404 and wrong methods 405 once authenticated', async () => {
   assert.equal((await client.request('GET', '/nope')).status, 404);
   assert.equal((await client.request('GET', '/tables/a/b/c')).status, 405);
