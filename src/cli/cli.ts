@@ -2,26 +2,16 @@
  * The CLI behind `mtproxy [command] [options]` (entry point: main.ts). Commands are the files in ./commands (file name = command name, each exports
  * `command`); `run` is the default. Errors an operator can fix (config, busy port) print one line, no stack.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import pkg from '../../package.json' with { type: 'json' };
 import { ConfigError } from '../config/load.ts';
 import type { CliCommand, CliContext, OptionSpec, OptionValues } from './command.ts';
 import { GLOBAL_OPTIONS, loadCliConfig, resolveConfigFile } from './config-source.ts';
 
 const COMMANDS_DIR = new URL('./commands/', import.meta.url);
 const DEFAULT_COMMAND = 'run';
-
-export function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-}
 
 export function commandNames(): string[] {
   return readdirSync(fileURLToPath(COMMANDS_DIR))
@@ -101,7 +91,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
   const cwd = io.cwd ?? process.cwd();
   const out = io.out ?? ((line: string) => process.stdout.write(line + '\n'));
   const err = io.err ?? ((line: string) => process.stderr.write(line + '\n'));
-  const version = packageVersion();
+  const version = pkg.version;
 
   try {
     // First pass only finds the command name; the second validates everything against its options.
