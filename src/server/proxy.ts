@@ -10,7 +10,7 @@ import { Operations } from '../admin/operations.ts';
 import type { LinksDocument } from '../admin/status.ts';
 import { configLinks } from '../config/links.ts';
 import { loadConfigFile } from '../config/load.ts';
-import { formatHostPort } from '../config/schema.ts';
+import { formatHostPort, upstreamKind } from '../config/schema.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
 import { type CertProbeHandle, startCertProbes } from '../faketls/cert-probe.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
@@ -592,14 +592,8 @@ export class ProxyServer {
   // -------------------------------------------------------------------------------------------------------------
   // Upstreams
 
-  #upstreamKind(l: ListenerConfig, config: Config = this.#config): 'direct' | 'middle' {
-    const mode = config.upstream.mode;
-    if (mode === 'auto') return l.adTag ? 'middle' : 'direct';
-    return mode;
-  }
-
   #upstreamFor(l: ListenerConfig): Upstream {
-    return this.#upstreamKind(l) === 'middle' ? this.#middleUpstream() : this.#directUpstream();
+    return upstreamKind(this.#config, l) === 'middle' ? this.#middleUpstream() : this.#directUpstream();
   }
 
   // Upstreams not injected are built on first use.
@@ -624,7 +618,7 @@ export class ProxyServer {
 
   /** Middle mode needs Telegram's config before the first client: start it as soon as a listener needs it. */
   async #startNeededUpstreams(config: Config): Promise<void> {
-    const needsMiddle = config.listeners.some((l) => this.#upstreamKind(l, config) === 'middle');
+    const needsMiddle = config.listeners.some((l) => upstreamKind(config, l) === 'middle');
     if (!needsMiddle || this.#middle) return;
     const middle = this.#newMiddleUpstream();
     try {

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { availableParallelism, networkInterfaces } from 'node:os';
 import tls from 'node:tls';
 import { loopbackFor } from '../config/links.ts';
-import { formatHostPort } from '../config/schema.ts';
+import { formatHostPort, upstreamKind } from '../config/schema.ts';
 import type { Config, HostPort, ListenerConfig } from '../config/types.ts';
 import { probeCoverDomain, probeTargetFor } from '../faketls/cert-probe.ts';
 import { parseProxyConfig } from '../protocol/middle/proxy-config.ts';
@@ -64,10 +64,8 @@ function errorCode(e: unknown): string {
 // Config
 
 /** Listeners whose clients go through Telegram's middle proxies. */
-export function middleListeners(config: Config): ListenerConfig[] {
-  if (config.upstream.mode === 'direct') return [];
-  if (config.upstream.mode === 'middle') return config.listeners;
-  return config.listeners.filter((l) => l.adTag !== null);
+function middleListeners(config: Config): ListenerConfig[] {
+  return config.listeners.filter((l) => upstreamKind(config, l) === 'middle');
 }
 
 function isLoopback(host: string): boolean {
@@ -202,7 +200,7 @@ export function checkFdLimit(config: Config, limitsText: string | null): CheckRe
   const shown = `open files limit ${available === Number.POSITIVE_INFINITY ? 'unlimited' : available}`;
   const uncapped = config.listeners.filter((l) => l.maxConnections === 0).map((l) => l.name);
   // A direct session holds two sockets (client and DC); a middle one holds only the client's.
-  const perSession = config.listeners.map((l) => (middleListeners(config).includes(l) ? 1 : 2));
+  const perSession = config.listeners.map((l) => (upstreamKind(config, l) === 'middle' ? 1 : 2));
   const needed =
     FD_BASE_OVERHEAD + config.listeners.reduce((sum, l, i) => sum + l.maxConnections * perSession[i], 0);
   if (uncapped.length > 0) {
