@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { parsePolicyKey } from '../policy/keys.ts';
 import { DEFAULT_SNI_SALT } from '../protocol/faketls/sni-secret.ts';
 import { isDomainName, parseClientSecret, parseHexSecret } from './secrets.ts';
 import type {
@@ -765,27 +766,17 @@ function knownKeysAt(p: readonly PropertyKey[]): string[] | null {
 // ---------------------------------------------------------------------------------------------------------------
 // Normalisation: raw (validated) TOML object -> Config
 
-const IPV4_BITS = { min: 8, max: 32 };
-const IPV6_BITS = { min: 32, max: 128 };
-
-export function parsePolicyKey(text: string): PolicyKey | null {
-  switch (text) {
-    case 'listener':
-    case 'client_ipv4':
-    case 'client_ipv6':
-    case 'tls_domain':
-      return { kind: text };
-  }
-  const m = /^(client_ipv4|client_ipv6)\/(\d{1,3})$/.exec(text);
-  if (!m) return null;
-  const bits = Number(m[2]);
-  const range = m[1] === 'client_ipv4' ? IPV4_BITS : IPV6_BITS;
-  if (bits < range.min || bits > range.max) return null;
-  return m[1] === 'client_ipv4' ? { kind: 'client_ipv4_subnet', bits } : { kind: 'client_ipv6_subnet', bits };
-}
-
 const POLICY_KEY_EXPECTED =
   'expected listener, client_ipv4, client_ipv6, tls_domain, client_ipv4/8..32 or client_ipv6/32..128';
+
+/** A policy key in its config spelling; one line naming the option otherwise. */
+function policyKeyAt(text: string, at: string): PolicyKey {
+  try {
+    return parsePolicyKey(text);
+  } catch {
+    throw new ConfigError(at, POLICY_KEY_EXPECTED);
+  }
+}
 
 function toPolicy(raw: RawConfig['policies'][number], i: number): PolicyRule {
   const at = `policies[${i}]`;
@@ -799,11 +790,7 @@ function toPolicy(raw: RawConfig['policies'][number], i: number): PolicyRule {
     if (!raw.keys || raw.keys.length === 0)
       throw new ConfigError(`${at}.keys`, 'expected a non-empty list of keys');
     if (raw.limit === undefined) throw new ConfigError(`${at}.limit`, 'expected an integer limit (required)');
-    const keys = raw.keys.map((k, j) => {
-      const key = parsePolicyKey(k);
-      if (!key) throw new ConfigError(`${at}.keys[${j}]`, POLICY_KEY_EXPECTED);
-      return key;
-    });
+    const keys = raw.keys.map((k, j) => policyKeyAt(k, `${at}.keys[${j}]`));
     return {
       rule: 'max_connections',
       keys,
@@ -818,8 +805,7 @@ function toPolicy(raw: RawConfig['policies'][number], i: number): PolicyRule {
     );
   }
   if (raw.key === undefined) throw new ConfigError(`${at}.key`, `${POLICY_KEY_EXPECTED} (required)`);
-  const key = parsePolicyKey(raw.key);
-  if (!key) throw new ConfigError(`${at}.key`, POLICY_KEY_EXPECTED);
+  const key = policyKeyAt(raw.key, `${at}.key`);
   if (raw.table === undefined) throw new ConfigError(`${at}.table`, 'expected a table name (required)');
   return { rule: raw.rule, key, table: raw.table, raw: raw.name ?? `${raw.rule}(${raw.key},${raw.table})` };
 }
