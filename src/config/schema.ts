@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
-import { parsePolicyKey } from '../policy/keys.ts';
+import { isValidName, parsePolicyKey } from '../policy/keys.ts';
 import { DEFAULT_SNI_SALT } from '../protocol/faketls/sni-secret.ts';
 import { isDomainName, parseClientSecret, parseHexSecret } from './secrets.ts';
 import type {
@@ -339,7 +339,7 @@ export const DEFAULT_PORT = 1443;
 const listenerShape = {
   name: optional(
     leaf('a name of letters, digits, "_", "-" or "." (at most 64)', (v) =>
-      typeof v === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(v) ? v : null,
+      typeof v === 'string' && isValidName(v) ? v : null,
     ),
     'string',
     'Unique listener name (logs, metrics, policies); defaults to "main" for the first listener.',
@@ -452,7 +452,7 @@ const policyShape = {
   key: optional(text(), 'string', 'in_table / not_in_table: the key looked up in the table.'),
   table: optional(
     leaf('a table name of letters, digits, "_", "-" or "."', (v) =>
-      typeof v === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(v) ? v : null,
+      typeof v === 'string' && isValidName(v) ? v : null,
     ),
     'string',
     'in_table / not_in_table: the table name.',

@@ -8,6 +8,13 @@ import ipaddr from 'ipaddr.js';
 import type { PolicyKey } from '../config/types.ts';
 import type { PolicySubject } from '../session/types.ts';
 
+/** Listener and table names, one grammar for the config, the table API and listener-keyed table values. */
+const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+export function isValidName(text: string): boolean {
+  return NAME_RE.test(text);
+}
+
 export const IPV4_SUBNET_BITS = { min: 8, max: 32 } as const;
 export const IPV6_SUBNET_BITS = { min: 32, max: 128 } as const;
 
@@ -122,7 +129,6 @@ function parseAddressStrict(text: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
 
 const DOMAIN_RE =
   /^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/;
-const LISTENER_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /**
  * Canonical table value for an operator's input. With the key the table is used with, the input is checked
@@ -134,7 +140,7 @@ export function canonicalTableValue(input: string, key: PolicyKey | null): strin
   if (text === '') throw new PolicyKeyError('expected a non-empty value');
   const kind = key?.kind ?? null;
   if (kind === 'listener') {
-    if (!LISTENER_RE.test(text)) throw new PolicyKeyError(`expected a listener name, got "${text}"`);
+    if (!isValidName(text)) throw new PolicyKeyError(`expected a listener name, got "${text}"`);
     return text;
   }
   if (kind === 'tls_domain') {
@@ -151,7 +157,7 @@ export function canonicalTableValue(input: string, key: PolicyKey | null): strin
       throw new PolicyKeyError(`expected an IP address for ${formatPolicyKey(key!)}, got "${text}"`);
     // Untyped table: a domain or a listener name.
     if (DOMAIN_RE.test(text.toLowerCase())) return text.toLowerCase();
-    if (LISTENER_RE.test(text)) return text;
+    if (isValidName(text)) return text;
     throw new PolicyKeyError(`expected an IP address, subnet, domain or listener name, got "${text}"`);
   }
   const isV4 = addr.kind() === 'ipv4';

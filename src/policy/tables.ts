@@ -6,13 +6,10 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { isValidName } from './keys.ts';
 
 export const TABLES_DB_FILE = 'policy-tables.sqlite';
-const TABLE_NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
-
-export function isValidTableName(name: string): boolean {
-  return TABLE_NAME_RE.test(name);
-}
+export const isValidTableName = isValidName;
 
 /** The read side the engine needs on every admission. */
 export interface TableLookup {
