@@ -151,16 +151,21 @@ test('a client that stops reading does not stall another client on the same link
 });
 
 test('a client that sends faster than it reads is slowed down, not dropped', async () => {
-  const setup = await startMiddleSetup({ minConnections: 1, clientsPerConnection: 1000 });
+  const setup = await startMiddleSetup({
+    minConnections: 1,
+    clientsPerConnection: 1000,
+    buffers: 'max_client_backlog = 4194304',
+  });
   try {
     const client = await setup.connect('intermediate', 2);
     await roundTrip(client, encryptedPayload(1));
     // 32 MiB of packets, sent at a steady pace, echoed back to a client that reads nothing meanwhile: more than
-    // the kernel buffers and the 1 MiB backlog together, so only holding back its packets keeps it alive.
+    // the kernel buffers and the 4 MiB backlog together, so only holding back its packets keeps it alive. (The
+    // pace keeps the answers already on their way when it is held back well under the backlog bound.)
     client.socket.pause();
-    const packets = 512;
+    const packets = 1024;
     for (let i = 0; i < packets; i++) {
-      client.sendFrame(encryptedPayload(10 + i, 64 * 1024));
+      client.sendFrame(encryptedPayload(10 + i, 32 * 1024));
       await new Promise((r) => setTimeout(r, 1));
     }
     client.socket.resume();
