@@ -16,8 +16,27 @@ import type { RpcLink } from './link.ts';
 import { DcPool, type PoolClient } from './pool.ts';
 import { TelegramConfigSource } from './telegram-config.ts';
 
+/**
+ * At start the cached copy of Telegram's config is loaded before the fresh one is read: a client arriving in
+ * between waits this long for the fresh one (the secret may have changed since the cache was written) before
+ * the cache is used (the point of the cache: starting while Telegram's site is unreachable).
+ */
+const FRESH_CONFIG_WAIT_MS = 2000;
+
 /** Client packets held while the client moves to another link; beyond this it is closed instead. */
 const MAX_MIGRATION_BACKLOG = 1024 * 1024;
+
+/** Resolves when `p` settles or after `ms`, whichever comes first; never rejects. */
+function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    p.then(done, done);
+  });
+}
 
 function upstreamError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
@@ -184,6 +203,8 @@ export class MiddleUpstream implements Upstream {
   private readonly log: Logger;
   private readonly stats: Stats;
   private starting: Promise<void> | null = null;
+  /** The first fetch after start has completed (the config is no longer only the cached copy). */
+  private fetchedOnce = false;
   private closed = false;
   private sourcesSeen = '';
 
@@ -196,11 +217,16 @@ export class MiddleUpstream implements Upstream {
 
   /** Load Telegram's config (state cache, then URL/file) and start refreshing it. Idempotent. */
   start(): Promise<void> {
-    this.starting ??= this.source.start().catch((err: unknown) => {
-      // Let the next client (or a reload) try again instead of caching the failure.
-      this.starting = null;
-      throw err;
-    });
+    this.starting ??= this.source.start().then(
+      () => {
+        this.fetchedOnce = true;
+      },
+      (err: unknown) => {
+        // Let the next client (or a reload) try again instead of caching the failure.
+        this.starting = null;
+        throw err;
+      },
+    );
     this.sourcesSeen = this.sourcesKey();
     return this.starting;
   }
@@ -247,6 +273,7 @@ export class MiddleUpstream implements Upstream {
   async open(client: ClientInfo, sink: ClientSink): Promise<UpstreamHandle> {
     if (this.closed) throw upstreamError('MTP_ERR_UPSTREAM_CLOSED', 'upstream is shutting down');
     if (!this.source.current) await this.start();
+    else if (!this.fetchedOnce && this.starting) await settledWithin(this.starting, FRESH_CONFIG_WAIT_MS);
     else if (this.sourcesKey() !== this.sourcesSeen) {
       // A reload changed where Telegram's config comes from: fetch it again, in the background.
       this.sourcesSeen = this.sourcesKey();

@@ -295,3 +295,60 @@ test('mode "middle" without an ad tag leaves the tag block out', async () => {
     await setup.stop();
   }
 });
+
+test('a cached proxy secret from an earlier run is not used while the fresh one is being read', async () => {
+  const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-pool-'));
+  const fake = await new FakeMiddleProxy({ secret: Buffer.alloc(128, 7) }).start();
+  await writeTelegramFiles(dir, fake.secret, fake.port);
+  // What an earlier run left in the state folder: another secret (Telegram rotated it since).
+  await mkdir(path.join(dir, 'state'), { recursive: true });
+  await writeFile(path.join(dir, 'state', 'telegram-proxy-secret.bin'), Buffer.alloc(128, 9));
+  await writeFile(
+    path.join(dir, 'state', 'telegram-proxy-config.txt'),
+    `default 2;\nproxy_for 2 127.0.0.1:${fake.port};\n`,
+  );
+  // The fresh secret comes from a slow URL, so a client arrives while only the cached copy is loaded.
+  const { createServer } = await import('node:http');
+  const slow = createServer((_req, res) => {
+    setTimeout(() => res.end(fake.secret), 300);
+  });
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+  const secretUrl = `http://127.0.0.1:${(slow.address() as net.AddressInfo).port}/secret`;
+  const toml = middleToml(dir, { minConnections: 1 }).replace(
+    /proxy_secret = .*/,
+    `proxy_secret = ${JSON.stringify(secretUrl)}`,
+  );
+  const config = parseConfig(toml);
+  const stats = new Stats();
+  const upstream = new MiddleUpstream(() => config, testLog(), stats);
+  try {
+    // As the proxy does: start in the background, the first client right behind it.
+    void upstream.start().catch(() => {});
+    await until(() => upstream.source.current !== null, 'the cached config');
+    const info: ClientInfo = {
+      listener: config.listeners[0],
+      transport: 'intermediate',
+      dcId: 2,
+      remoteAddress: '127.0.0.1',
+      remotePort: 40000,
+      localAddress: '127.0.0.1',
+      localPort: 1443,
+      tlsDomain: null,
+    };
+    const rec = recordingSink();
+    const handle = await upstream.open(info, rec.sink);
+    const p = encryptedPayload(3);
+    assert.equal(handle.writeFrame(p, false), true);
+    await until(() => rec.frames.length === 1, 'the echo');
+    assert.deepEqual(fake.violations, []);
+    handle.close();
+  } finally {
+    await upstream.close();
+    await fake.stop();
+    slow.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
