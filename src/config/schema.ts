@@ -8,8 +8,8 @@
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { compileAllowList } from '../metrics/server.ts';
 import { isValidName, parsePolicyKey } from '../policy/keys.ts';
 import { DEFAULT_SNI_SALT } from '../protocol/faketls/sni-secret.ts';
 import { isDomainName, parseClientSecret, parseHexSecret } from './secrets.ts';
@@ -241,11 +241,11 @@ const listenAddress = () =>
     return parseHostPort(v);
   });
 
-function cidr(value: unknown): string | null {
-  if (typeof value !== 'string') return null;
+/** A `metrics.allow` entry exactly as the metrics endpoint reads it, so the config never holds one it refuses. */
+function allowEntry(value: unknown): string | null {
+  if (typeof value !== 'string' || value !== value.trim()) return null;
   try {
-    if (value.includes('/')) ipaddr.parseCIDR(value);
-    else ipaddr.parse(value);
+    compileAllowList([value]);
     return value;
   } catch {
     return null;
@@ -634,7 +634,10 @@ export const configSchema = z.strictObject({
         'Prometheus endpoint address ("127.0.0.1:9100"); off when unset.',
       ),
       allow: withDefault(
-        arrayOf(leaf('an IP address or CIDR such as "10.0.0.0/8"', cidr), 'a list of addresses or CIDRs'),
+        arrayOf(
+          leaf('an IP address or CIDR such as "10.0.0.0/8"', allowEntry),
+          'a list of addresses or CIDRs',
+        ),
         ['127.0.0.0/8', '::1/128'],
         'array of strings',
         'Addresses allowed to scrape /metrics.',

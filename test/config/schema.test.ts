@@ -288,6 +288,11 @@ describe('config: every error is one line naming the key', () => {
       /^listeners\[0\]\.tls_domain: expected a domain name/,
     ],
     [
+      'metrics.allow shorthand the endpoint would refuse',
+      `${MINIMAL}[metrics]\nallow = ["127.0.0.0/8", "10"]\n`,
+      /^metrics\.allow\[1\]: expected an IP address or CIDR/,
+    ],
+    [
       'bad fronting',
       `${MINIMAL}fronting = "somewhere"\n`,
       /^listeners\[0\]\.fronting: expected "sni", "off" or "host:port"$/,
