@@ -7,11 +7,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { main } from '../../src/cli/cli.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
 import { logger } from '../../src/log.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import { ProxyServer } from '../../src/server/proxy.ts';
+import { runCli } from '../helpers/cli.ts';
 import { freePort } from '../helpers/ports.ts';
 import { TEST_SECRET_HEX } from '../helpers/proxy.ts';
 
@@ -22,14 +22,7 @@ let proxy: ProxyServer;
 let toml = '';
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main([...args, '--config', file], {
-    env: {},
-    cwd: dir,
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-  });
+  const { code, out, err } = await runCli([...args, '--config', file], dir);
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 

@@ -13,9 +13,9 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from '../../src/admin/client.ts';
 import type { ProxyStatus } from '../../src/admin/status.ts';
-import { main } from '../../src/cli/cli.ts';
 import { connectObfuscated, type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
+import { runCli } from '../helpers/cli.ts';
 import { freePort } from '../helpers/ports.ts';
 import { TEST_SECRET_HEX } from '../helpers/proxy.ts';
 
@@ -138,14 +138,7 @@ test('SIGHUP applies a new secret and log level to new connections', async () =>
 
 test('`mtproxy reload` re-reads the file of the running proxy', async () => {
   writeFileSync(file, toml(TEST_SECRET_HEX, 'info'));
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(['reload', '--config', file], {
-    env: {},
-    cwd: dir,
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-  });
+  const { code, out, err } = await runCli(['reload', '--config', file], dir);
   assert.equal(code, 0, err.join('\n'));
   assert.deepEqual(out, ['reload applied']);
   assert.equal(await works(TEST_SECRET_HEX), true);

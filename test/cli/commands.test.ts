@@ -3,21 +3,15 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { main } from '../../src/cli/cli.ts';
 import { loadCliConfig } from '../../src/cli/config-source.ts';
+import { runCli } from '../helpers/cli.ts';
 import { type Result, SECRET } from './spawn-cli.ts';
 
 /** The CLI in this process (the process-level behaviour is covered by run.test.ts). */
 async function run(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, {
-    cwd,
-    env,
-    out: (line) => (stdout += line + '\n'),
-    err: (line) => (stderr += line + '\n'),
-  });
-  return { code, stdout, stderr };
+  const { code, out, err } = await runCli(args, cwd, env);
+  const text = (lines: string[]) => lines.map((line) => `${line}\n`).join('');
+  return { code, stdout: text(out), stderr: text(err) };
 }
 
 describe('mtproxy commands and flags', () => {

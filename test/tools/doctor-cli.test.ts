@@ -7,7 +7,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { main } from '../../src/cli/cli.ts';
+import { runCli } from '../helpers/cli.ts';
 
 const secret = '0123456789abcdef0123456789abcdef';
 let dir: string;
@@ -44,12 +44,7 @@ function configFile(name: string, port: number, extra = ''): string {
   return file;
 }
 
-async function cli(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, { out: (l) => out.push(l), err: (l) => err.push(l), env: {}, cwd: dir });
-  return { code, out, err };
-}
+const cli = (args: string[]) => runCli(args, dir);
 
 describe('mtproxy doctor', () => {
   it('prints one line per check and a summary', async () => {

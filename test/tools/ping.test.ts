@@ -3,7 +3,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { main } from '../../src/cli/cli.ts';
 import {
   formatPingResult,
   formatPingSummary,
@@ -12,6 +11,7 @@ import {
   pingLink,
   reqPqMulti,
 } from '../../src/tools/ping.ts';
+import { runCli } from '../helpers/cli.ts';
 import { CTOR_REQ_PQ_MULTI, FakeDc, plainConstructor } from '../helpers/fake-dc.ts';
 import { type HttpsSite, SITE_DOMAIN, startHttpsSite } from '../helpers/https-site.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -151,17 +151,7 @@ describe('ping through the proxy to the fake DC', () => {
 });
 
 describe('mtproxy ping (command line)', () => {
-  async function cli(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await main(args, {
-      out: (l) => out.push(l),
-      err: (l) => err.push(l),
-      env: {},
-      cwd: process.cwd(),
-    });
-    return { code, out, err };
-  }
+  const cli = (args: string[]) => runCli(args, process.cwd());
 
   it('prints one line per DC and a summary; exit 0 when all answer', async () => {
     const r = await cli(['ping', link(`dd${TEST_SECRET_HEX}`), '--dc', '2,4']);
