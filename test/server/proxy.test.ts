@@ -10,9 +10,10 @@ import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import { reportFdExhaustion } from '../../src/server/fd-pressure.ts';
-import { ProxyServer, type SessionHandler } from '../../src/server/proxy.ts';
+import { type ProxyOptions, ProxyServer, type SessionHandler } from '../../src/server/proxy.ts';
 import type { SessionEnv } from '../../src/session/types.ts';
 import type { Upstream } from '../../src/upstream/types.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const SECRET_A = '0123456789abcdef0123456789abcdef';
 const SECRET_B = 'fedcba9876543210fedcba9876543210';
@@ -61,6 +62,11 @@ async function refused(port: number): Promise<boolean> {
 
 const silent = pino({ level: 'silent' });
 
+/** A proxy whose sessions echo (quiet log, own stats), unless `opts` says otherwise. */
+function echoProxy(config: Config, opts: ProxyOptions = {}): ProxyServer {
+  return new ProxyServer(config, { log: silent, stats: new Stats(), sessionHandler: echoHandler(), ...opts });
+}
+
 describe('ProxyServer', () => {
   let dir: string;
   before(async () => {
@@ -71,11 +77,7 @@ describe('ProxyServer', () => {
   });
 
   test('listens on every listener and reports the bound port', async () => {
-    const proxy = new ProxyServer(configOf(listenerToml('a') + listenerToml('b')), {
-      log: silent,
-      stats: new Stats(),
-      sessionHandler: echoHandler(),
-    });
+    const proxy = echoProxy(configOf(listenerToml('a') + listenerToml('b')));
     await proxy.start();
     try {
       assert.deepEqual(proxy.listenerNames(), ['a', 'b']);
@@ -93,9 +95,7 @@ describe('ProxyServer', () => {
 
   test('reload adds and removes listeners without touching the others', async () => {
     const seen: string[] = [];
-    const proxy = new ProxyServer(configOf(listenerToml('a') + listenerToml('b')), {
-      log: silent,
-      stats: new Stats(),
+    const proxy = echoProxy(configOf(listenerToml('a') + listenerToml('b')), {
       sessionHandler: echoHandler(seen),
     });
     await proxy.start();
@@ -137,11 +137,7 @@ describe('ProxyServer', () => {
       marks.push(socket.readableHighWaterMark);
       echoHandler()(socket, env);
     };
-    const proxy = new ProxyServer(configOf(listenerToml('a')), {
-      log: silent,
-      stats: new Stats(),
-      sessionHandler: handler,
-    });
+    const proxy = echoProxy(configOf(listenerToml('a')), { sessionHandler: handler });
     await proxy.start();
     try {
       const port = proxy.address('a').port;
@@ -207,18 +203,9 @@ describe('ProxyServer', () => {
   });
 
   test('a listener whose port changes is restarted alone', async () => {
-    const blocker = net.createServer();
-    blocker.listen(0, '127.0.0.1');
-    await once(blocker, 'listening');
-    const blockedPort = (blocker.address() as net.AddressInfo).port;
-    blocker.close();
-    await once(blocker, 'close');
+    const blockedPort = await freePort();
 
-    const proxy = new ProxyServer(configOf(listenerToml('a') + listenerToml('b')), {
-      log: silent,
-      stats: new Stats(),
-      sessionHandler: echoHandler(),
-    });
+    const proxy = echoProxy(configOf(listenerToml('a') + listenerToml('b')));
     await proxy.start();
     try {
       const portA = proxy.address('a').port;
@@ -238,11 +225,7 @@ describe('ProxyServer', () => {
     blocker.listen(0, '127.0.0.1');
     await once(blocker, 'listening');
     const busyPort = (blocker.address() as net.AddressInfo).port;
-    const proxy = new ProxyServer(configOf(listenerToml('a') + listenerToml('b')), {
-      log: silent,
-      stats: new Stats(),
-      sessionHandler: echoHandler(),
-    });
+    const proxy = echoProxy(configOf(listenerToml('a') + listenerToml('b')));
     await proxy.start();
     try {
       const before = proxy.config;
@@ -267,7 +250,7 @@ describe('ProxyServer', () => {
     await writeFile(file, listenerToml('a') + '[log]\nlevel = "silent"\n');
     const stats = new Stats();
     const config = parseConfig(listenerToml('a') + '[log]\nlevel = "silent"\n', { file });
-    const proxy = new ProxyServer(config, { log: silent, stats, sessionHandler: echoHandler() });
+    const proxy = echoProxy(config, { stats });
     await proxy.start();
     try {
       await writeFile(file, listenerToml('a') + 'bogus_key = 1\n');
@@ -298,7 +281,7 @@ describe('ProxyServer', () => {
       new Promise<Config>((resolve) => {
         release = () => resolve(config);
       });
-    const proxy = new ProxyServer(config, { log: silent, stats, sessionHandler: echoHandler(), loadConfig });
+    const proxy = echoProxy(config, { stats, loadConfig });
     await proxy.start();
     try {
       const pending = proxy.reloadFromFile();
@@ -318,11 +301,7 @@ describe('ProxyServer', () => {
   test('a reload that changes a setting fixed at start says so in the log', async () => {
     const lines: string[] = [];
     const log = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
-    const proxy = new ProxyServer(configOf(`workers = 1\nstate_dir = "${dir}/a"\n${listenerToml('a')}`), {
-      log,
-      stats: new Stats(),
-      sessionHandler: echoHandler(),
-    });
+    const proxy = echoProxy(configOf(`workers = 1\nstate_dir = "${dir}/a"\n${listenerToml('a')}`), { log });
     await proxy.start();
     try {
       await proxy.applyConfig(configOf(`workers = 4\nstate_dir = "${dir}/b"\n${listenerToml('a')}`));
@@ -339,11 +318,7 @@ describe('ProxyServer', () => {
     blocker.listen(0, '127.0.0.1');
     await once(blocker, 'listening');
     const busyPort = (blocker.address() as net.AddressInfo).port;
-    const proxy = new ProxyServer(configOf(listenerToml('a') + listenerToml('b', SECRET_A, busyPort)), {
-      log: silent,
-      stats: new Stats(),
-      sessionHandler: echoHandler(),
-    });
+    const proxy = echoProxy(configOf(listenerToml('a') + listenerToml('b', SECRET_A, busyPort)));
     try {
       await assert.rejects(proxy.start(), (e: Error) => {
         assert.equal(e.message, `listeners[1].port: 127.0.0.1:${busyPort} is already in use`);
@@ -356,11 +331,7 @@ describe('ProxyServer', () => {
 
   test('running out of file descriptors on accept is survived', async () => {
     const stats = new Stats();
-    const proxy = new ProxyServer(configOf(listenerToml('a')), {
-      log: silent,
-      stats,
-      sessionHandler: echoHandler(),
-    });
+    const proxy = echoProxy(configOf(listenerToml('a')), { stats });
     await proxy.start();
     try {
       // What libuv reports when accept() fails with EMFILE.
@@ -392,11 +363,7 @@ describe('ProxyServer', () => {
   test('an upstream out of file descriptors is logged and slows accepting on every listener', async () => {
     const lines: string[] = [];
     const log = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
-    const proxy = new ProxyServer(configOf(listenerToml('a') + listenerToml('b')), {
-      log,
-      stats: new Stats(),
-      sessionHandler: echoHandler(),
-    });
+    const proxy = echoProxy(configOf(listenerToml('a') + listenerToml('b')), { log });
     await proxy.start();
     try {
       // What the direct and middle upstreams report when a connect to Telegram fails with EMFILE.
@@ -420,11 +387,7 @@ describe('ProxyServer', () => {
   });
 
   test('stop lets open sessions finish within the drain time', async () => {
-    const proxy = new ProxyServer(configOf(listenerToml('a')), {
-      log: silent,
-      stats: new Stats(),
-      sessionHandler: echoHandler(),
-    });
+    const proxy = echoProxy(configOf(listenerToml('a')));
     await proxy.start();
     const port = proxy.address('a').port;
     const socket = await connect(port);
