@@ -147,12 +147,19 @@ class FakeLink {
   }
 
   private onData(chunk: Buffer): void {
+    const s = this.socket;
     // Everything answered for this read leaves in one write.
-    this.socket.cork();
+    s.cork();
     try {
       this.onInput(chunk);
     } finally {
-      this.socket.uncork();
+      s.uncork();
+    }
+    // Answers the proxy is not reading yet: stop taking its requests until they drain, as TCP would make a
+    // real middle proxy do, instead of queueing without bound.
+    if (s.writableNeedDrain && !s.destroyed) {
+      s.pause();
+      s.once('drain', () => s.resume());
     }
   }
 
