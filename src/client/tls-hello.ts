@@ -92,6 +92,33 @@ function serverNameExt(domain: string): Buffer {
   return ext(0x0000, vec16(Buffer.from([0]), vec16(name)));
 }
 
+/** Everything before the extensions: version, a zero random (signed last), session id, suites, no compression. */
+function helloHead(o: ClientHelloOptions, greaseSuite: number, suites: Buffer): Buffer {
+  return Buffer.concat([
+    hex('0303'),
+    Buffer.alloc(32),
+    Buffer.from([32]),
+    o.sessionId ?? randomBytes(32),
+    vec16(u16(greaseSuite), suites),
+    hex('01 00'),
+  ]);
+}
+
+/** key_share with a GREASE entry, the hybrid X25519MLKEM768 share and a plain X25519 one. */
+function hybridKeyShareExt(greaseGroup: number, x25519: Buffer): Buffer {
+  return ext(
+    0x0033,
+    vec16(
+      u16(greaseGroup),
+      hex('0001 00'),
+      hex('11ec'),
+      vec16(mlKem768Key(), x25519PublicKey()),
+      hex('001d'),
+      vec16(x25519),
+    ),
+  );
+}
+
 const MODERN_SUITES = hex('1301 1302 1303 c02b c02f c02c c030 cca9 cca8 c013 c014 009c 009d 002f 0035');
 
 function modernBody(o: ClientHelloOptions): Buffer {
@@ -111,17 +138,7 @@ function modernBody(o: ClientHelloOptions): Buffer {
     ext(0x0023),
     ext(0x002b, Buffer.from([6]), u16(grease[6]), hex('0304 0303')),
     ext(0x002d, hex('01 01')),
-    ext(
-      0x0033,
-      vec16(
-        u16(grease[4]),
-        hex('0001 00'),
-        hex('11ec'),
-        vec16(mlKem768Key(), x25519PublicKey()),
-        hex('001d'),
-        vec16(x25519),
-      ),
-    ),
+    hybridKeyShareExt(grease[4], x25519),
     ext(0x44cd, hex('0003 02'), Buffer.from('h2')),
     ext(
       0xfe0d,
@@ -134,12 +151,7 @@ function modernBody(o: ClientHelloOptions): Buffer {
   ];
   if (!o.fixedOrder) shuffle(extensions);
   return Buffer.concat([
-    hex('0303'),
-    Buffer.alloc(32),
-    Buffer.from([32]),
-    o.sessionId ?? randomBytes(32),
-    vec16(u16(grease[0]), MODERN_SUITES),
-    hex('01 00'),
+    helloHead(o, grease[0], MODERN_SUITES),
     vec16(ext(grease[2]), ...extensions, ext(grease[3], hex('00'))),
   ]);
 }
@@ -166,31 +178,13 @@ function darwinBody(o: ClientHelloOptions): Buffer {
     ext(0x0005, hex('01 00000000')),
     ext(0x000d, vec16(hex('0403 0804 0401 0503 0805 0805 0501 0806 0601 0201'))),
     ext(0x0012),
-    ext(
-      0x0033,
-      vec16(
-        u16(grease[4]),
-        hex('0001 00'),
-        hex('11ec'),
-        vec16(mlKem768Key(), x25519PublicKey()),
-        hex('001d'),
-        vec16(o.x25519Key ?? x25519PublicKey()),
-      ),
-    ),
+    hybridKeyShareExt(grease[4], o.x25519Key ?? x25519PublicKey()),
     ext(0x002d, hex('01 01')),
     ext(0x002b, Buffer.from([6]), u16(grease[6]), hex('0304 0303')),
     ext(0x001b, hex('02 0001')),
     ext(grease[3], hex('00')),
   ];
-  return Buffer.concat([
-    hex('0303'),
-    Buffer.alloc(32),
-    Buffer.from([32]),
-    o.sessionId ?? randomBytes(32),
-    vec16(u16(grease[0]), DARWIN_SUITES[randomInt(2)]),
-    hex('01 00'),
-    vec16(...extensions),
-  ]);
+  return Buffer.concat([helloHead(o, grease[0], DARWIN_SUITES[randomInt(2)]), vec16(...extensions)]);
 }
 
 const LEGACY_SUITES = hex('1301 1302 1303 c02b c02f c02c c030 cca9 cca8 c013 c014 009c 009d 002f 0035 000a');
@@ -207,14 +201,7 @@ function legacyBody(o: ClientHelloOptions): Buffer {
     ext(0x002b, Buffer.from([10]), u16(gVersions), hex('0304 0303 0302 0301')),
     serverNameExt(o.domain),
   ];
-  const head = Buffer.concat([
-    hex('0303'),
-    Buffer.alloc(32),
-    Buffer.from([32]),
-    o.sessionId ?? randomBytes(32),
-    vec16(u16(gCipher), LEGACY_SUITES),
-    hex('01 00'),
-  ]);
+  const head = helloHead(o, gCipher, LEGACY_SUITES);
   // Pad with extension 0x0015 so that the record payload is exactly 512 bytes.
   const used = 4 + head.length + 2 + extensions.reduce((n, e) => n + e.length, 0);
   const padding = 512 - used - 4;
