@@ -24,6 +24,15 @@ export function adminBaseUrl(host: string, port: number): string {
   return `http://${formatHostPort({ host: loopbackFor(host), port })}`;
 }
 
+/** An answer the caller cannot use, as an error with the API's `error` message (else the HTTP status). */
+export function failedResponseError(res: AdminResponse): AdminClientError {
+  const message =
+    res.body && typeof res.body === 'object' && 'error' in res.body
+      ? String((res.body as { error: unknown }).error)
+      : `HTTP ${res.status}`;
+  return new AdminClientError(message, res.status);
+}
+
 export class AdminClient {
   readonly baseUrl: string;
   readonly #token: string;
@@ -78,10 +87,6 @@ export class AdminClient {
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.request<T>(method, path, body);
     if (res.status >= 200 && res.status < 300) return res.body;
-    const message =
-      res.body && typeof res.body === 'object' && 'error' in res.body
-        ? String((res.body as { error: unknown }).error)
-        : `HTTP ${res.status}`;
-    throw new AdminClientError(message, res.status);
+    throw failedResponseError(res);
   }
 }

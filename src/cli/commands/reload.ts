@@ -1,6 +1,6 @@
 /** `mtproxy reload`: make the running proxy re-read its config file (same as SIGHUP), and say whether it took. */
 import { withAdmin } from '../../admin/cli-support.ts';
-import { AdminClient, AdminClientError } from '../../admin/client.ts';
+import { AdminClient, failedResponseError } from '../../admin/client.ts';
 import { ConfigError } from '../../config/load.ts';
 import type { CliCommand } from '../command.ts';
 
@@ -31,12 +31,7 @@ export const command: CliCommand = {
         ctx.err(`mtproxy reload: refused, the running config stays: ${res.body.error}`);
         return 1;
       }
-      throw new AdminClientError(
-        res.body && typeof res.body === 'object' && 'error' in res.body
-          ? String(res.body.error)
-          : `HTTP ${res.status}`,
-        res.status,
-      );
+      throw failedResponseError(res);
     });
   },
 };
