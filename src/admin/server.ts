@@ -220,7 +220,12 @@ export class AdminServer {
       req.resume();
       return;
     }
-    const url = new URL(req.url ?? '/', 'http://admin');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://admin');
+    } catch {
+      throw new HttpError(400, 'malformed request target');
+    }
     const segments = url.pathname
       .split('/')
       .filter((s) => s !== '')

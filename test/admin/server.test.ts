@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
 import type { PolicyRule } from '../../src/config/types.ts';
 import { AdminClient } from '../../src/admin/client.ts';
@@ -202,6 +203,29 @@ test('reload reports success and refusal', async () => {
   assert.equal(res.status, 422);
   assert.deepEqual(res.body, { ok: false, error: 'listeners[0].port: expected an integer 1..65535' });
   assert.equal(reloads, 2);
+});
+
+test('a malformed request target is a 400, not an internal error', async () => {
+  const { port } = admin.address();
+  for (const target of ['http://[/', 'http://admin:99999/status']) {
+    // Written by hand: an HTTP client library would not send such a target.
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () =>
+        socket.write(
+          `GET ${target} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`,
+        ),
+      );
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk) => {
+        text += chunk;
+      });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 400 /, target);
+    assert.match(answer, /malformed request target/);
+  }
 });
 
 test('an oversized body is answered 413 (not a reset) and the server goes on', async () => {
