@@ -13,6 +13,7 @@ import {
   type StreamLayer,
 } from '../client/obfuscated-client.ts';
 import type { HelloShape } from '../client/tls-hello.ts';
+import { formatHostPort } from '../config/schema.ts';
 import { type ClientSecret, parseClientSecret } from '../config/secrets.ts';
 import type { TransportTag } from '../protocol/obfuscated2.ts';
 
@@ -244,7 +245,7 @@ export function formatPingResult(r: PingResult): string {
 
 export function formatPingSummary(target: ProxyTarget, results: PingResult[]): string {
   const ok = results.filter((r) => r.ok);
-  const head = `${ok.length}/${results.length} DCs answered through ${target.host}:${target.port} (${target.secret.kind} secret)`;
+  const head = `${ok.length}/${results.length} DCs answered through ${formatHostPort(target)} (${target.secret.kind} secret)`;
   if (ok.length === 0) return head;
   const average = ok.reduce((sum, r) => sum + (r.rttMs ?? 0), 0) / ok.length;
   return `${head}; average req_pq round trip ${average.toFixed(1)} ms`;

@@ -25,6 +25,14 @@ export class Progress {
     this.#delayMs = opts.delayMs ?? 1000;
   }
 
+  /** Notes on this process's stderr, rewritten in place when it is a terminal. */
+  static onStderr(): Progress {
+    return new Progress({
+      write: (text) => process.stderr.write(text),
+      isTty: process.stderr.isTTY === true,
+    });
+  }
+
   start(label: string): void {
     this.#running.set(label, Date.now());
     this.#schedule();

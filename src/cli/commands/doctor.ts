@@ -55,10 +55,7 @@ export const command: CliCommand = {
       return doctorExitCode(results);
     }
 
-    const progress = new Progress({
-      write: (text) => process.stderr.write(text),
-      isTty: process.stderr.isTTY === true,
-    });
+    const progress = Progress.onStderr();
     try {
       const results = await runDoctor(
         config,

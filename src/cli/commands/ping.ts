@@ -3,6 +3,7 @@
  * proxy, not only this one; needs no config.
  */
 import { ConfigError } from '../../config/load.ts';
+import { formatHostPort } from '../../config/schema.ts';
 import type { TransportTag } from '../../protocol/obfuscated2.ts';
 import { Progress } from '../../tools/progress.ts';
 import {
@@ -81,13 +82,10 @@ export const command: CliCommand = {
     if (!json) {
       const domain = target.secret.domain ? `, cover domain ${target.secret.domain}` : '';
       ctx.out(
-        `Pinging DC ${dcs.join(', ')} through ${target.host}:${target.port} (${target.secret.kind} secret${domain})`,
+        `Pinging DC ${dcs.join(', ')} through ${formatHostPort(target)} (${target.secret.kind} secret${domain})`,
       );
     }
-    const progress = new Progress({
-      write: (text) => process.stderr.write(text),
-      isTty: process.stderr.isTTY === true,
-    });
+    const progress = Progress.onStderr();
     let current = `DC ${dcs[0]}`;
     progress.start(current);
     try {
