@@ -61,14 +61,13 @@ export class PolicyTables implements TableLookup {
       value: string;
     }>;
     this.#cache.clear();
-    for (const row of rows) this.#set(row.table_name, true).add(row.value);
+    for (const row of rows) this.#values(row.table_name).add(row.value);
   }
 
-  #set(table: string, create: true): Set<string>;
-  #set(table: string, create: false): Set<string> | undefined;
-  #set(table: string, create: boolean): Set<string> | undefined {
+  /** The cached values of a table, created empty on first use. */
+  #values(table: string): Set<string> {
     let set = this.#cache.get(table);
-    if (!set && create) {
+    if (!set) {
       set = new Set();
       this.#cache.set(table, set);
     }
@@ -85,7 +84,7 @@ export class PolicyTables implements TableLookup {
     if (!isValidTableName(table)) throw new RangeError(`invalid table name "${table}"`);
     if (this.has(table, value)) return false;
     this.#insert.run(table, value, Date.now());
-    this.#set(table, true).add(value);
+    this.#values(table).add(value);
     return true;
   }
 
