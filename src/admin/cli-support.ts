@@ -5,7 +5,7 @@
 import type { CliContext } from '../cli/command.ts';
 import { AdminClient, AdminClientError } from './client.ts';
 
-export async function adminClientFor(ctx: CliContext): Promise<AdminClient> {
+async function adminClientFor(ctx: CliContext): Promise<AdminClient> {
   const { config } = await ctx.loadConfig();
   return AdminClient.fromConfig(config);
 }

@@ -20,7 +20,7 @@ export interface AdminResponse<T = unknown> {
 }
 
 /** Base URL a local client should use; wildcard listen addresses are reached through loopback. */
-export function adminBaseUrl(host: string, port: number): string {
+function adminBaseUrl(host: string, port: number): string {
   return `http://${formatHostPort({ host: loopbackFor(host), port })}`;
 }
 

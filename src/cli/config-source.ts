@@ -12,9 +12,9 @@ import { generateSecret, isDomainName, parseClientSecret, parseHexSecret } from 
 import type { ProtocolFamily } from '../config/types.ts';
 import type { LoadedConfig, OptionSpec, OptionValues } from './command.ts';
 
-export const DEFAULT_CONFIG_FILE = 'mtproxy.toml';
+const DEFAULT_CONFIG_FILE = 'mtproxy.toml';
 /** Cover domain written into a generated config, so the first start prints a working fake-TLS link too. */
-export const DEFAULT_TLS_DOMAIN = 'www.cloudflare.com';
+const DEFAULT_TLS_DOMAIN = 'www.cloudflare.com';
 
 /** Options every command accepts. */
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
@@ -108,7 +108,7 @@ function label(flag: string, envName: string): string {
 }
 
 /** Flags and environment -> validated overrides; a bad value is a one-line ConfigError naming the flag. */
-export function readOverrides(values: OptionValues, env: NodeJS.ProcessEnv): Overrides {
+function readOverrides(values: OptionValues, env: NodeJS.ProcessEnv): Overrides {
   const o: Overrides = {};
   const port = pick(values, env, 'port', 'MTP_PORT');
   if (port !== undefined) {
@@ -218,7 +218,7 @@ function applyOverrides(raw: Record<string, unknown>, o: Overrides): void {
   }
 }
 
-export function generatedConfigText(secretHex: string, port: number, tlsDomain: string): string {
+function generatedConfigText(secretHex: string, port: number, tlsDomain: string): string {
   return [
     '# mtproxy configuration, written on first start. Edit and reload (SIGHUP or `mtproxy reload`).',
     '# Every option with its default is listed in the README.',

@@ -29,7 +29,7 @@ function query(target: LinkTarget, secret: string): string {
   return params.toString();
 }
 
-export function makeLink(
+function makeLink(
   listener: string,
   protocol: ProtocolFamily,
   domain: string | null,
@@ -41,7 +41,7 @@ export function makeLink(
 }
 
 /** The fake-TLS secret for one domain: derived per SNI when the listener has a salt. */
-export function tlsSecretFor(l: ListenerConfig, domain: string, secret: Buffer = l.secret): string {
+function tlsSecretFor(l: ListenerConfig, domain: string, secret: Buffer = l.secret): string {
   const effective = l.perSniSalt ? deriveSniSecret(l.perSniSalt, secret, domain) : secret;
   return formatSecret('ee', effective, domain);
 }
@@ -80,7 +80,7 @@ export function loopbackFor(host: string): string {
 }
 
 /** A non-internal address of this machine, IPv4 first; null when there is none. */
-export function firstPublicAddress(): string | null {
+function firstPublicAddress(): string | null {
   const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
   const pick = (family: string) =>
     all.find((a) => a.family === family && !a.internal && !a.address.startsWith('fe80'));

@@ -10,7 +10,7 @@ import { ConfigError, type ParseOptions, parseConfigObject } from './schema.ts';
 export { ConfigError, type ParseOptions } from './schema.ts';
 
 /** TOML text -> the plain object the schema validates. */
-export function parseTomlText(text: string, source = 'config'): Record<string, unknown> {
+function parseTomlText(text: string, source = 'config'): Record<string, unknown> {
   try {
     return parseToml(text) as Record<string, unknown>;
   } catch (e) {

@@ -472,7 +472,7 @@ function tableArray<S extends z.ZodObject>(item: S, description: string) {
   });
 }
 
-export const configSchema = z.strictObject({
+const configSchema = z.strictObject({
   // The default depends on the machine, so it is filled in at normalisation.
   workers: register(int(1, 1024).optional(), {
     type: 'integer',
@@ -944,7 +944,7 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
  * is first seen; its client random must stay in the replay cache that long. The cache shared by worker
  * threads only promises half of max_age, hence 4 × skew. A shorter max_age is raised, with a warning.
  */
-export function replayAgeCoveringTlsWindow(
+function replayAgeCoveringTlsWindow(
   enabled: boolean,
   maxAgeMs: number,
   listeners: readonly ListenerConfig[],

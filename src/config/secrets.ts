@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 
-export const SECRET_BYTES = 16;
+const SECRET_BYTES = 16;
 
 export type SecretKind = 'plain' | 'dd' | 'ee';
 
@@ -22,7 +22,7 @@ const BASE64_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
 const DOMAIN_RE =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-export function isHex(text: string, length?: number): boolean {
+function isHex(text: string, length?: number): boolean {
   return HEX_RE.test(text) && text.length % 2 === 0 && (length === undefined || text.length === length);
 }
 

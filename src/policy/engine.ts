@@ -19,7 +19,7 @@ interface CompiledRule {
   readonly counterPrefix: string;
 }
 
-export function describeRule(rule: PolicyRule): string {
+function describeRule(rule: PolicyRule): string {
   if (rule.rule === 'max_connections') {
     return `max_connections(${rule.keys.map(formatPolicyKey).join(',')})`;
   }

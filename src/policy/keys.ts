@@ -15,8 +15,8 @@ export function isValidName(text: string): boolean {
   return NAME_RE.test(text);
 }
 
-export const IPV4_SUBNET_BITS = { min: 8, max: 32 } as const;
-export const IPV6_SUBNET_BITS = { min: 32, max: 128 } as const;
+const IPV4_SUBNET_BITS = { min: 8, max: 32 } as const;
+const IPV6_SUBNET_BITS = { min: 32, max: 128 } as const;
 
 /** A peer address split by family, parsed once per admission and shared by every key of every rule. */
 export interface ParsedPeer {

@@ -72,7 +72,7 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
-export function checkConfig(config: Config): CheckResult[] {
+function checkConfig(config: Config): CheckResult[] {
   const out: CheckResult[] = [];
   const names = config.listeners.map((l) => `${l.name} ${formatHostPort(l)}`).join(', ');
   const where = config.file ? ` from ${config.file}` : '';
@@ -272,7 +272,7 @@ export async function checkBind(label: string, address: HostPort): Promise<Check
   }
 }
 
-export function bindTargets(config: Config): Array<[string, HostPort]> {
+function bindTargets(config: Config): Array<[string, HostPort]> {
   const targets: Array<[string, HostPort]> = config.listeners.map((l) => [
     l.name,
     { host: l.host, port: l.port },
@@ -286,7 +286,7 @@ export function bindTargets(config: Config): Array<[string, HostPort]> {
 // Reachability helpers
 
 /** Milliseconds to open a TCP connection, or the error code. */
-export function tcpConnectTime(
+function tcpConnectTime(
   address: HostPort,
   timeoutMs: number,
 ): Promise<{ ms: number } | { error: string }> {
@@ -388,7 +388,7 @@ function ownAddresses(config: Config): Set<string> {
 // ---------------------------------------------------------------------------------------------------------------
 // Cover domains (fake-TLS): fronting loop, TLS 1.3 answer, certificate, clock
 
-export async function checkCoverDomain(
+async function checkCoverDomain(
   config: Config,
   listener: ListenerConfig,
   domain: string,
@@ -555,7 +555,7 @@ async function reachAll(
   return result(check, 'warn', `some ${what} unreachable (${line})`, fix);
 }
 
-export async function checkDirectDcs(config: Config, opts: DoctorOptions): Promise<CheckResult> {
+async function checkDirectDcs(config: Config, opts: DoctorOptions): Promise<CheckResult> {
   const targets: Array<[number, HostPort[]]> = TELEGRAM_DCS.map((dc) => [
     dc,
     resolveDc(dc, config.upstream)?.addresses ?? [],
@@ -579,7 +579,7 @@ async function readSource(source: string, timeoutMs: number): Promise<string> {
 }
 
 /** Middle mode: the public IPv4 goes into the RPC key derivation, so it must be right (NAT included). */
-export async function checkExternalIp(config: Config, timeoutMs: number): Promise<CheckResult> {
+async function checkExternalIp(config: Config, timeoutMs: number): Promise<CheckResult> {
   const check = 'external ip';
   const configured = config.telegram.externalIp;
   if (configured) return result(check, 'ok', `telegram.external_ip = ${configured}`);
@@ -612,7 +612,7 @@ export async function checkExternalIp(config: Config, timeoutMs: number): Promis
   );
 }
 
-export async function checkMiddleProxies(config: Config, opts: DoctorOptions): Promise<CheckResult[]> {
+async function checkMiddleProxies(config: Config, opts: DoctorOptions): Promise<CheckResult[]> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const source = config.telegram.proxyConfig;
   let text: string;

@@ -204,7 +204,7 @@ async function pingOnce(target: ProxyTarget, dc: number, opts: PingOptions): Pro
 }
 
 /** Ping one DC `repeat` times; the result is the fastest success, else the last failure. */
-export async function pingDc(target: ProxyTarget, dc: number, opts: PingOptions = {}): Promise<PingResult> {
+async function pingDc(target: ProxyTarget, dc: number, opts: PingOptions = {}): Promise<PingResult> {
   let best: PingResult | null = null;
   let last: PingResult | null = null;
   for (let i = 0; i < Math.max(1, opts.repeat ?? 1); i++) {
