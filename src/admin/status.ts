@@ -3,6 +3,8 @@
  * plain counters. Kept apart from the HTTP server so the proxy, the CLI and tests share one shape.
  */
 import pkg from '../../package.json' with { type: 'json' };
+import type { ProxyLink } from '../config/links.ts';
+import { formatHostPort } from '../config/schema.ts';
 import type { Config } from '../config/types.ts';
 import { SESSION_PROTOCOLS, type SessionProtocol, type Stats } from '../metrics/stats.ts';
 
@@ -129,22 +131,8 @@ export function buildStatus(
   };
 }
 
-/** One client link as /links serves it (the shape of config/links.ts ProxyLink). */
-export interface LinkEntry {
-  listener: string;
-  /** "classic" | "secure" | "tls" */
-  protocol: string;
-  /** Cover domain of a fake-TLS link, else null. */
-  domain: string | null;
-  secret: string;
-  /** tg://proxy?... */
-  tg: string;
-  /** https://t.me/proxy?... */
-  https: string;
-}
-
 export interface LinksDocument {
-  links: LinkEntry[];
+  links: ProxyLink[];
 }
 
 function formatDuration(seconds: number): string {
@@ -174,7 +162,7 @@ export function formatStatus(status: ProxyStatus): string {
       .map(([p, v]) => `${p} ${v.active}/${v.total}`)
       .join(', ');
     lines.push(
-      `  ${l.name} ${l.host}:${l.port} [${l.protocols.join(',')}] connections ${l.connectionsActive} active, ${l.connectionsTotal} total${perProtocol ? `; sessions active/total: ${perProtocol}` : ''}`,
+      `  ${l.name} ${formatHostPort(l)} [${l.protocols.join(',')}] connections ${l.connectionsActive} active, ${l.connectionsTotal} total${perProtocol ? `; sessions active/total: ${perProtocol}` : ''}`,
     );
     const failures = Object.entries(l.handshakeFailures);
     if (failures.length > 0)
