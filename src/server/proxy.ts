@@ -7,6 +7,7 @@
  */
 import net from 'node:net';
 import { Operations } from '../admin/operations.ts';
+import type { ReloadOutcome } from '../admin/server.ts';
 import type { LinksDocument } from '../admin/status.ts';
 import { configLinks } from '../config/links.ts';
 import { loadConfigFile } from '../config/load.ts';
@@ -56,11 +57,6 @@ export interface ProxyOptions {
    * Default: on, except under the test runner (tests never reach the internet).
    */
   coverProbes?: boolean;
-}
-
-export interface ReloadResult {
-  ok: boolean;
-  error?: string;
 }
 
 const NO_TICKET: PolicyTicket = { release() {} };
@@ -370,9 +366,9 @@ export class ProxyServer {
   }
 
   /** Re-read the configuration (SIGHUP, admin API, `mtproxy reload`). An invalid config leaves everything as is. */
-  async reloadFromFile(): Promise<ReloadResult> {
+  async reloadFromFile(): Promise<ReloadOutcome> {
     const stats = this.#stats;
-    let result: ReloadResult;
+    let result: ReloadOutcome;
     try {
       const load = this.#options.loadConfig ?? this.#defaultLoader();
       const next = await load();
