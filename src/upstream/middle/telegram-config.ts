@@ -101,6 +101,8 @@ export class TelegramConfigSource {
   /** The refresh interval the pending timer was set with. */
   private scheduledIntervalMs = 0;
   private refreshing: Promise<void> | null = null;
+  /** stop() was called: a refresh still in flight must not arm the next one. */
+  private stopped = false;
   private readonly getConfig: () => Config;
   private readonly log: Logger;
   private readonly stats: Stats;
@@ -147,6 +149,7 @@ export class TelegramConfigSource {
    * cache nor the sources give one (middle mode cannot work without it).
    */
   async start(): Promise<void> {
+    this.stopped = false;
     await this.loadCache();
     await this.refresh();
     if (!this.state)
@@ -155,12 +158,16 @@ export class TelegramConfigSource {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
 
   private schedule(): void {
-    this.stop();
+    // A refresh that was in flight when stop() came (or a start() still loading) ends here, instead of
+    // refreshing a closed upstream forever and writing into a state folder that may be gone by then.
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
     this.scheduledIntervalMs = this.getConfig().telegram.refreshIntervalMs;
     this.timer = setTimeout(() => {
       this.refresh().finally(() => this.schedule());
@@ -273,11 +280,13 @@ export class TelegramConfigSource {
       const v4 = await read('proxy_config');
       const v6 = await read('proxy_config_v6');
       if (!secret || !v4) return;
-      this.state = {
+      const cached: TelegramState = {
         secret: validateProxySecret(secret),
         v4: parseProxyConfig(v4.toString('utf8')),
         v6: v6 ? parseProxyConfig(v6.toString('utf8')) : null,
       };
+      // A fresher state (a refresh that completed while the files were read) is never replaced by the cache.
+      this.state ??= cached;
       this.stats.configFetch('cache', 'ok');
     } catch (err) {
       this.stats.configFetch('cache', 'invalid');

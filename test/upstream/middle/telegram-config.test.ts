@@ -14,7 +14,7 @@ import { TelegramConfigSource, translateLocalIp } from '../../../src/upstream/mi
 import { testLog } from '../../helpers/middle-harness.ts';
 
 /** A local stand-in for core.telegram.org: what each path answers is set per test. */
-const routes = new Map<string, { status: number; body: Buffer | string }>();
+const routes = new Map<string, { status: number; body: Buffer | string; delayMs?: number }>();
 let hits = 0;
 const server = http.createServer((req, res) => {
   hits++;
@@ -23,7 +23,9 @@ const server = http.createServer((req, res) => {
     res.writeHead(404).end('not found');
     return;
   }
-  res.writeHead(r.status, { 'content-type': 'application/octet-stream' }).end(r.body);
+  const answer = () => res.writeHead(r.status, { 'content-type': 'application/octet-stream' }).end(r.body);
+  if (r.delayMs) setTimeout(answer, r.delayMs);
+  else answer();
 });
 let base = '';
 let dir = '';
@@ -43,6 +45,7 @@ const SECRET = randomBytes(128);
 const CONFIG_A = 'default 2;\nproxy_for 2 127.0.0.1:1111;\nproxy_for -2 127.0.0.1:1112;\n';
 const CONFIG_B = 'default 2;\nproxy_for 2 127.0.0.1:2222;\n';
 
+/** Tests stay off the internet: the external IP lookup is off unless `extra` points it at the local server. */
 function configFor(stateDir: string, urlBase: string, extra = ''): Config {
   return parseConfig(`state_dir = ${JSON.stringify(stateDir)}
 [[listeners]]
@@ -56,6 +59,7 @@ proxy_secret = "${urlBase}/getProxySecret"
 proxy_config = "${urlBase}/getProxyConfig"
 refresh_interval = "1h"
 http_timeout = "2s"
+${extra.includes('ip_lookup_url') ? '' : 'ip_lookup_url = ""'}
 ${extra}
 `);
 }
@@ -184,6 +188,26 @@ test('a reload that shortens the refresh interval applies at once, not after the
   for (let i = 0; i < 100 && hits < before + 4; i++) await new Promise((r) => setTimeout(r, 20));
   source.stop();
   assert.ok(hits >= before + 4, `refreshed on the new interval (${hits - before} fetches)`);
+});
+
+test('stop() while a scheduled refresh is in flight ends the refreshing for good', async () => {
+  routes.set('/getProxySecret', { status: 200, body: SECRET });
+  routes.set('/getProxyConfig', { status: 200, body: CONFIG_A });
+  const config = configFor(path.join(dir, 'state-5'), base);
+  const source = new TelegramConfigSource(() => config, testLog(), new Stats());
+  await source.start();
+  // The next scheduled refresh hangs on the secret until it has been stopped.
+  routes.set('/getProxySecret', { status: 200, body: SECRET, delayMs: 200 });
+  const started = hits;
+  config.telegram.refreshIntervalMs = 20;
+  source.followInterval();
+  for (let i = 0; i < 500 && hits === started; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(hits > started, 'a scheduled refresh started');
+  source.stop();
+  await source.refresh(); // the one in flight
+  const after = hits;
+  await new Promise((r) => setTimeout(r, 200)); // ten intervals: a timer left armed would have fired
+  assert.equal(hits, after, 'no refresh after stop()');
 });
 
 test('external IP: configured, NAT form, detected, local', () => {
