@@ -607,8 +607,8 @@ export class ProxyServer {
     return middle;
   }
 
-  #newMiddleUpstream(): StartableUpstream {
-    this.#middle = new MiddleUpstream(() => this.#config, this.#log, this.#stats);
+  #newMiddleUpstream(getConfig: () => Config = () => this.#config): StartableUpstream {
+    this.#middle = new MiddleUpstream(getConfig, this.#log, this.#stats);
     return this.#middle;
   }
 
@@ -616,7 +616,10 @@ export class ProxyServer {
   async #startNeededUpstreams(config: Config): Promise<void> {
     const needsMiddle = config.listeners.some((l) => upstreamKind(config, l) === 'middle');
     if (!needsMiddle || this.#middle) return;
-    const middle = this.#newMiddleUpstream();
+    // In a reload the running config is still the old one while the upstream starts: Telegram's sources and
+    // the state folder must come from the config that needs middle mode, not from the one it replaces.
+    let startingWith: Config | null = config;
+    const middle = this.#newMiddleUpstream(() => startingWith ?? this.#config);
     try {
       await middle.start?.();
     } catch (e) {
@@ -624,6 +627,8 @@ export class ProxyServer {
         { err: (e as Error).message },
         'middle-proxy upstream failed to start; retrying in background',
       );
+    } finally {
+      startingWith = null;
     }
   }
 }

@@ -101,3 +101,58 @@ ip_lookup_url = ""
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a reload that turns on middle mode loads Telegram config from the new config, not the one it replaces', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-middle-reload-'));
+  const fake = await new FakeMiddleProxy({ secret: randomBytes(128) }).start();
+  const dc = await FakeDc.start();
+  await writeTelegramFiles(dir, fake.secret, fake.port);
+  const listener = (name: string, tag: string) => `[[listeners]]
+name = "${name}"
+host = "127.0.0.1"
+port = 0
+secret = "${TEST_SECRET_HEX}"
+${tag ? `ad_tag = "${tag}"` : ''}
+`;
+  const rest = (telegramDir: string) => `[upstream]
+mode = "auto"
+connect_timeout = "2s"
+min_connections_per_dc = 1
+
+[upstream.dc]
+${dcOverridesToml(dc.port)}
+
+[telegram]
+proxy_secret = ${JSON.stringify(path.join(telegramDir, 'proxy-secret'))}
+proxy_config = ${JSON.stringify(path.join(telegramDir, 'proxy-config.txt'))}
+ip_lookup_url = ""
+`;
+  const top = `state_dir = ${JSON.stringify(path.join(dir, 'state'))}\n`;
+  // Direct only, with Telegram sources that do not exist: nothing reads them while no listener is in middle mode.
+  const before = parseConfig(`${top}${listener('plain', '')}${rest(path.join(dir, 'nowhere'))}`);
+  const after = parseConfig(`${top}${listener('plain', '')}${listener('promo', TEST_AD_TAG)}${rest(dir)}`);
+  const proxy = new ProxyServer(before, { log: testLog(), stats: new Stats(), operations: false });
+  await proxy.start();
+  try {
+    await proxy.applyConfig(after);
+    const middle = proxy.upstreamStatus().middle as { telegramConfig: unknown } | null;
+    assert.ok(middle?.telegramConfig, 'Telegram config loaded during the reload');
+    const promo = await connectObfuscated({
+      host: '127.0.0.1',
+      port: proxy.address('promo').port,
+      secret: TEST_SECRET_HEX,
+      transport: 'intermediate',
+      dcId: 2,
+    });
+    const p = encryptedPayload(1, 64);
+    promo.sendFrame(p);
+    assert.deepEqual((await promo.nextFrame()).payload, p);
+    promo.close();
+    assert.deepEqual(fake.violations, []);
+  } finally {
+    await proxy.stop(0);
+    await fake.stop();
+    await dc.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
