@@ -18,6 +18,22 @@ import { runInNewContext } from 'node:vm';
  */
 const RELAY_BYTES_PER_MINOR_GC = 8 * 1024 * 1024;
 
+/**
+ * Whether V8 counts external (ArrayBuffer) memory in its global allocation limit instead of adding it to
+ * the old generation's. Without it, the forced young collections above keep landing while incremental
+ * marking started for external growth is running, and each of those ends in a full mark-compact; with it,
+ * far fewer full collections run. Measured (middle mode, 32 streams, medians of 7 runs, CPU-s per GB):
+ * 1 worker 3.30 -> 3.22, 2 workers 3.64 -> 3.17. Flags are process-wide and read when limits are computed,
+ * so setting it here (in the main thread or a worker) also covers isolates that already exist. Only on V8
+ * 13 (Node 24), where it is known and off by default; V8 reports an unknown flag on stderr.
+ */
+function accountExternalMemoryInGlobalLimit(): void {
+  const major = Number(process.versions.v8.split('.')[0]);
+  if (major === 13) setFlagsFromString('--external-memory-accounted-in-global-limit');
+}
+
+accountExternalMemoryInGlobalLimit();
+
 type GcFunction = (options: { type: 'minor' | 'major'; execution?: 'sync' | 'async' }) => void;
 
 let collect: GcFunction | null | undefined;
