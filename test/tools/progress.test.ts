@@ -7,6 +7,11 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Progress } from '../../src/tools/progress.ts';
 
+/** Waits for the first note (a timer on a busy machine may fire late: no fixed sleep decides the outcome). */
+async function firstNote(written: string[]): Promise<void> {
+  for (let i = 0; i < 1000 && written.length === 0; i++) await sleep(10);
+}
+
 describe('Progress', () => {
   it('says nothing about steps that finish quickly', async () => {
     const written: string[] = [];
@@ -23,7 +28,8 @@ describe('Progress', () => {
     const written: string[] = [];
     const p = new Progress({ write: (t) => written.push(t), isTty: false, delayMs: 40 });
     p.start('cover domain example.com');
-    await sleep(200);
+    await firstNote(written);
+    await sleep(100); // more ticks of the 10 ms check: a second announcement would show up
     p.end('cover domain example.com');
     p.stop();
     assert.deepEqual(written, ['… still waiting for cover domain example.com\n']);
@@ -33,7 +39,7 @@ describe('Progress', () => {
     const written: string[] = [];
     const p = new Progress({ write: (t) => written.push(t), isTty: true, delayMs: 10 });
     p.start('DC 2');
-    await sleep(400);
+    await firstNote(written);
     assert.ok(written.length >= 1);
     assert.match(written[0], /^\r\x1b\[K… DC 2 \(\d+\.\d s\)$/);
     p.clear();
