@@ -61,7 +61,7 @@ function countingPolicy(): { gate: PolicyGate; counts: PolicyCounts } {
   return { gate, counts };
 }
 
-async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > end) throw new Error('condition not reached');

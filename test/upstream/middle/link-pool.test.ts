@@ -15,7 +15,7 @@ import {
 } from '../../helpers/middle-harness.ts';
 
 async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 250; i++) {
+  for (let i = 0; i < 500; i++) {
     if (cond()) return;
     await new Promise((r) => setTimeout(r, 20));
   }

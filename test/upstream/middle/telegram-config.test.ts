@@ -169,7 +169,7 @@ test('refreshes on its interval', async () => {
   const source = new TelegramConfigSource(() => config, testLog(), new Stats());
   await source.start();
   routes.set('/getProxyConfig', { status: 200, body: CONFIG_B });
-  for (let i = 0; i < 100 && source.addressesFor(2)[0].port !== 2222; i++)
+  for (let i = 0; i < 500 && source.addressesFor(2)[0].port !== 2222; i++)
     await new Promise((r) => setTimeout(r, 20));
   source.stop();
   assert.equal(source.addressesFor(2)[0].port, 2222);
@@ -185,7 +185,7 @@ test('a reload that shortens the refresh interval applies at once, not after the
   const before = hits;
   config.telegram.refreshIntervalMs = 50;
   source.followInterval();
-  for (let i = 0; i < 100 && hits < before + 4; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 500 && hits < before + 4; i++) await new Promise((r) => setTimeout(r, 20));
   source.stop();
   assert.ok(hits >= before + 4, `refreshed on the new interval (${hits - before} fetches)`);
 });
