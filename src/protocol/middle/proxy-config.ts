@@ -6,6 +6,7 @@
  * unknown directives are ignored. A config without a single usable `proxy_for` is rejected as garbage, so a
  * captive portal or an error page never replaces a good config.
  */
+import { isUtf8 } from 'node:buffer';
 import { isIP } from 'node:net';
 import type { HostPort } from '../../config/types.ts';
 import { ProtocolError } from '../errors.ts';
@@ -65,10 +66,20 @@ export function validateProxySecret(secret: Buffer): Buffer {
   if (secret.length < MIN_PROXY_SECRET || secret.length > MAX_PROXY_SECRET) {
     throw bad(`proxy secret of ${secret.length} bytes`);
   }
-  // An HTML or JSON error page is not a secret, even when its length happens to fit.
-  const head = secret.subarray(0, 16).toString('latin1').trimStart().toLowerCase();
-  if (head.startsWith('<') || head.startsWith('{')) throw bad('proxy secret looks like a document');
+  // An HTML or JSON error page is not a secret, even when its length happens to fit. The secret is random
+  // bytes, so it may well begin with "<" or "{" itself: only text (UTF-8 without control characters) that
+  // begins so is taken for a document.
+  const head = secret.subarray(0, 16).toString('latin1').trimStart();
+  if ((head.startsWith('<') || head.startsWith('{')) && isText(secret))
+    throw bad('proxy secret looks like a document');
   return secret;
+}
+
+/** UTF-8 text without control characters other than whitespace: what a document is and random bytes are not. */
+function isText(data: Buffer): boolean {
+  if (!isUtf8(data)) return false;
+  for (const byte of data) if ((byte < 0x20 && (byte < 0x09 || byte > 0x0d)) || byte === 0x7f) return false;
+  return true;
 }
 
 /** Serialise back to the published text format (used for the state-folder cache and tests). */

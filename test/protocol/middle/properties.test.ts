@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { isProtocolError } from '../../../src/protocol/errors.ts';
@@ -218,4 +219,19 @@ test('proxy config and secret: garbage never throws anything but ProtocolError',
     () => validateProxySecret(Buffer.from('<!DOCTYPE html><html>…</html>'.repeat(3))),
     isProtocolError,
   );
+  assert.throws(
+    () => validateProxySecret(Buffer.from(`\n  {"error": "${'x'.repeat(40)}"}\n`)),
+    isProtocolError,
+  );
+});
+
+test('proxy secret: random bytes are a secret even when they begin like a document', () => {
+  // About 1 random secret in 120 begins with "<" or "{" (after bytes that trim as whitespace); Telegram's is
+  // random too, so taking those for an error page made middle mode fail to start now and then.
+  for (const start of ['<', '{', ' <', '\t{', '<!DOCTYPE', '{"']) {
+    const secret = randomBytes(128);
+    secret.write(start, 0, 'latin1');
+    secret[start.length] = 0xff; // never valid UTF-8: random bytes, not text
+    assert.equal(validateProxySecret(secret), secret, JSON.stringify(start));
+  }
 });
