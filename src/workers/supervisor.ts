@@ -18,6 +18,7 @@ import { loadConfigFile } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
 import { type Stats, Stats as StatsClass, stats as defaultStats } from '../metrics/stats.ts';
+import { workerHeapLimits } from '../session/gc-tuning.ts';
 import type { FromWorker, ListenerAddress, ToWorker, WorkerInit } from './protocol.ts';
 import { SharedCounterStore } from './shared-counters.ts';
 import { SharedReplayGuard } from './shared-replay.ts';
@@ -388,7 +389,11 @@ export class Supervisor {
       counters: this.#counters.buffer,
       statsIntervalMs: this.#options.statsIntervalMs ?? 1000,
     };
-    const worker = new Worker(WORKER_URL, { workerData: init, name: `mtproxy-worker-${slot.index}` });
+    const worker = new Worker(WORKER_URL, {
+      workerData: init,
+      name: `mtproxy-worker-${slot.index}`,
+      resourceLimits: workerHeapLimits(),
+    });
     slot.worker = worker;
     slot.ready = false;
     slot.startedAt = Date.now();
