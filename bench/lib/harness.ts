@@ -107,8 +107,9 @@ export async function startPath(spec: PathSpec, sinkSetup: SinkSetup): Promise<R
     : [];
   // BENCH_PROXY_FLAGS: extra node flags for the proxy process (e.g. "--max-semi-space-size=32").
   const extra = process.env.BENCH_PROXY_FLAGS ? process.env.BENCH_PROXY_FLAGS.split(' ').filter(Boolean) : [];
+  // 8 MB semi-spaces, as the image and the systemd unit run it (worker threads get the same cap in any case).
   const proxy = await spawnActor(here('./proxy-process.ts'), {
-    execArgv: ['--expose-gc', ...profile, ...extra],
+    execArgv: ['--expose-gc', '--max-semi-space-size=8', ...profile, ...extra],
   });
   try {
     const secret = randomBytes(16).toString('hex');
