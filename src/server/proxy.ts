@@ -10,7 +10,7 @@ import { Operations } from '../admin/operations.ts';
 import type { ReloadOutcome } from '../admin/server.ts';
 import type { LinksDocument } from '../admin/status.ts';
 import { configLinks } from '../config/links.ts';
-import { loadConfigFile } from '../config/load.ts';
+import { configFileLoader, reloadConfig } from './reload.ts';
 import { formatHostPort, upstreamKind } from '../config/schema.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
 import { type CertProbeHandle, startCertProbes } from '../faketls/cert-probe.ts';
@@ -367,33 +367,8 @@ export class ProxyServer {
 
   /** Re-read the configuration (SIGHUP, admin API, `mtproxy reload`). An invalid config leaves everything as is. */
   async reloadFromFile(): Promise<ReloadOutcome> {
-    const stats = this.#stats;
-    let result: ReloadOutcome;
-    try {
-      const load = this.#options.loadConfig ?? this.#defaultLoader();
-      const next = await load();
-      await this.applyConfig(next);
-      result = { ok: true };
-    } catch (e) {
-      result = { ok: false, error: (e as Error).message.split('\n')[0] };
-    }
-    // Counted once the outcome is known, so a scrape never sees a reload without its result.
-    stats.reloadsTotal++;
-    stats.lastReloadAt = Date.now();
-    stats.lastReloadOk = result.ok;
-    if (!result.ok) {
-      stats.reloadFailures++;
-      this.#log.error({ error: result.error }, 'reload refused; the running configuration stays');
-    } else {
-      this.#log.info('reload done');
-    }
-    return result;
-  }
-
-  #defaultLoader(): () => Promise<Config> {
-    const file = this.#config.file;
-    if (!file) return () => Promise.reject(new Error('no config file to reload from'));
-    return () => loadConfigFile(file);
+    const load = this.#options.loadConfig ?? configFileLoader(this.#config.file);
+    return reloadConfig(load, (next) => this.applyConfig(next), this.#stats, this.#log);
   }
 
   // -------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import { availableParallelism } from 'node:os';
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { Operations } from '../admin/operations.ts';
-import { loadConfigFile } from '../config/load.ts';
+import { configFileLoader, reloadConfig } from '../server/reload.ts';
+import type { ReloadOutcome } from '../admin/server.ts';
 import type { Config } from '../config/types.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
 import { type Stats, Stats as StatsClass, stats as defaultStats } from '../metrics/stats.ts';
@@ -38,11 +39,6 @@ export interface SupervisorOptions {
   /** How `reloadFromFile()` obtains the next config; default: re-read config.file. */
   loadConfig?: () => Promise<Config>;
   statsIntervalMs?: number;
-}
-
-export interface ReloadResult {
-  ok: boolean;
-  error?: string;
 }
 
 interface Slot {
@@ -271,30 +267,11 @@ export class Supervisor {
     if (errors.length > 0) throw new Error(errors[0]);
   }
 
-  async reloadFromFile(): Promise<ReloadResult> {
-    const stats = this.#stats;
-    let result: ReloadResult;
-    try {
-      const file = this.#config.file;
-      const load =
-        this.#options.loadConfig ??
-        (() => (file ? loadConfigFile(file) : Promise.reject(new Error('no config file to reload from'))));
-      await this.applyConfig(await load());
-      result = { ok: true };
-    } catch (e) {
-      result = { ok: false, error: (e as Error).message.split('\n')[0] };
-    }
-    // Counted once the outcome is known, so a scrape never sees a reload without its result.
-    stats.reloadsTotal++;
-    stats.lastReloadAt = Date.now();
-    stats.lastReloadOk = result.ok;
-    if (!result.ok) {
-      stats.reloadFailures++;
-      this.#log.error({ error: result.error }, 'reload refused; the running configuration stays');
-    } else {
-      this.#log.info({ workers: this.#slots.length }, 'reload done');
-    }
-    return result;
+  async reloadFromFile(): Promise<ReloadOutcome> {
+    const load = this.#options.loadConfig ?? configFileLoader(this.#config.file);
+    return reloadConfig(load, (next) => this.applyConfig(next), this.#stats, this.#log, {
+      workers: this.#slots.length,
+    });
   }
 
   /** Policy tables were edited (admin API): every worker re-reads them. */
