@@ -265,18 +265,28 @@ export function encodeProxyReq(h: ProxyReqHeader, payload: Buffer): Buffer {
   return out;
 }
 
-export function encodeCloseConn(connId: number): Buffer {
+/** A 12-byte message: its type, then a connection id (close messages). */
+function encodeConnMessage(type: number, connId: number): Buffer {
   const out = Buffer.alloc(12);
-  out.writeUInt32LE(RPC_CLOSE_CONN, 0);
+  out.writeUInt32LE(type, 0);
   writeConnId(out, connId, 4);
   return out;
 }
 
-export function encodePong(pingId: Buffer): Buffer {
+/** A 12-byte message: its type, then an 8-byte ping id (ping and pong). */
+function encodePingMessage(type: number, pingId: Buffer): Buffer {
   const out = Buffer.alloc(12);
-  out.writeUInt32LE(RPC_PONG, 0);
+  out.writeUInt32LE(type, 0);
   pingId.copy(out, 4, 0, 8);
   return out;
+}
+
+export function encodeCloseConn(connId: number): Buffer {
+  return encodeConnMessage(RPC_CLOSE_CONN, connId);
+}
+
+export function encodePong(pingId: Buffer): Buffer {
+  return encodePingMessage(RPC_PONG, pingId);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -348,17 +358,11 @@ export function encodeSimpleAck(connId: number, confirm: number): Buffer {
 }
 
 export function encodeCloseExt(connId: number): Buffer {
-  const out = Buffer.alloc(12);
-  out.writeUInt32LE(RPC_CLOSE_EXT, 0);
-  writeConnId(out, connId, 4);
-  return out;
+  return encodeConnMessage(RPC_CLOSE_EXT, connId);
 }
 
 export function encodePing(pingId: Buffer): Buffer {
-  const out = Buffer.alloc(12);
-  out.writeUInt32LE(RPC_PING, 0);
-  pingId.copy(out, 4, 0, 8);
-  return out;
+  return encodePingMessage(RPC_PING, pingId);
 }
 
 export type ProxyMessage =
