@@ -8,6 +8,7 @@ import {
   type FrameCodecOptions,
 } from '../../src/protocol/framing/codec.ts';
 import type { TransportTag } from '../../src/protocol/obfuscated2.ts';
+import { splitAt } from '../helpers/split.ts';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -20,18 +21,6 @@ function decodeAll(codec: FrameCodec, chunks: Buffer[]): Decoded[] {
   const out: Decoded[] = [];
   for (const c of chunks) codec.decode(c, (p, q) => out.push({ payload: Buffer.from(p), quickAck: q }));
   return out;
-}
-
-function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const parts: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    parts.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  parts.push(buf.subarray(prev));
-  return parts;
 }
 
 describe('framing vectors (reference I)', () => {

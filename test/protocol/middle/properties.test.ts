@@ -19,24 +19,12 @@ import {
   encodeProxyReq,
   proxyReqFlags,
 } from '../../../src/protocol/middle/rpc.ts';
+import { splitAt } from '../../helpers/split.ts';
 
 const aligned = (max: number) =>
   fc
     .integer({ min: 0, max: max / 4 })
     .chain((words) => fc.uint8Array({ minLength: words * 4, maxLength: words * 4 }));
-
-/** Cut `buf` at the given (sorted, deduplicated) positions. */
-function split(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const parts: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    parts.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  parts.push(buf.subarray(prev));
-  return parts;
-}
 
 function onlyProtocolErrors(fn: () => void): void {
   try {
@@ -57,7 +45,7 @@ test('full codec: round trip under any split of the stream', () => {
         assert.equal(stream.length % 16, 0);
         const dec = new FullDecoder();
         const got: Buffer[] = [];
-        for (const part of split(stream, cuts)) dec.decode(part, (body) => got.push(Buffer.from(body)));
+        for (const part of splitAt(stream, cuts)) dec.decode(part, (body) => got.push(Buffer.from(body)));
         assert.deepEqual(
           got,
           bodies.map((b) => Buffer.from(b)),
@@ -80,7 +68,7 @@ test('full codec: frames larger than one read, and the first frame taken alone, 
         const dec = new FullDecoder();
         const got: Buffer[] = [];
         const onBody = (body: Buffer) => got.push(Buffer.from(body));
-        const parts = split(stream, cuts);
+        const parts = splitAt(stream, cuts);
         // As a link does with the plaintext nonce: one frame, then whatever followed it fed again.
         let i = 0;
         while (i < parts.length && dec.decode(parts[i++], onBody, 1) === 0);
@@ -143,7 +131,7 @@ test('AES-CBC: per-packet encryption decrypts as one stream under any split', ()
         const plain = blocks.map((n, i) => Buffer.alloc(n * 16, i + 1));
         const ct = Buffer.concat(plain.map((p) => enc.update(p)));
         const dec = createCbcDecryptor(key);
-        const out = Buffer.concat(split(ct, cuts).map((p) => dec.update(p)));
+        const out = Buffer.concat(splitAt(ct, cuts).map((p) => dec.update(p)));
         assert.deepEqual(out, Buffer.concat(plain));
       },
     ),
