@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startRawSink } from '../../bench/lib/raw-sink.ts';
 import { type ClientSession, openSession } from '../../bench/lib/wire.ts';
+import { spawnWithFdLimit } from '../helpers/low-fd.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/low-fd-proxy.ts', import.meta.url));
 
@@ -32,16 +31,7 @@ test('a direct-mode proxy out of descriptors logs it, counts it and serves again
   const sink = await startRawSink({ skip: 64, mode: 'echo' });
   const secret = randomBytes(16).toString('hex');
   const dir = mkdtempSync(join(tmpdir(), 'mtproxy-lowfd-'));
-  const child = spawn(
-    'bash',
-    [
-      '-c',
-      `ulimit -n 70 && exec "${process.execPath}" "${FIXTURE}" ${sink.port} ${secret} "${join(dir, 'state')}"`,
-    ],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const next = async () => JSON.parse((await lines.next()).value as string);
+  const { child, next } = spawnWithFdLimit(FIXTURE, 70, [sink.port, secret, join(dir, 'state')]);
   const sessions: ClientSession[] = [];
   try {
     const { port } = await next();

@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { startRawSink } from '../../bench/lib/raw-sink.ts';
 import { openSession } from '../../bench/lib/wire.ts';
+import { spawnWithFdLimit } from '../helpers/low-fd.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/low-fd-supervisor.ts', import.meta.url));
 
@@ -19,16 +18,7 @@ describe('running out of file descriptors', () => {
     const secret = randomBytes(16).toString('hex');
     const dir = mkdtempSync(join(tmpdir(), 'mtproxy-emfile-'));
     // Both worker threads share the process limit; 160 leaves room to start but not for the flood below.
-    const child = spawn(
-      'bash',
-      [
-        '-c',
-        `ulimit -n 160 && exec "${process.execPath}" "${FIXTURE}" ${sink.port} ${secret} "${join(dir, 'state')}"`,
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    );
-    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-    const next = async () => JSON.parse((await lines.next()).value as string);
+    const { child, next } = spawnWithFdLimit(FIXTURE, 160, [sink.port, secret, join(dir, 'state')]);
     const flood: net.Socket[] = [];
     try {
       const { port } = await next();

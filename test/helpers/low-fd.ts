@@ -1,0 +1,38 @@
+/**
+ * Running the proxy under a small open-files limit: the fixtures start it in a child process (the limit is
+ * per process) and talk JSON lines over stdio.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+/** A direct-mode config with every DC on the sink at `dcPort`, one listener on an ephemeral loopback port. */
+export function lowFdConfigToml(workers: number, dcPort: string, secret: string, stateDir: string): string {
+  const dcs = [1, 2, 3, 4, 5].map((id) => `${id} = ["127.0.0.1:${dcPort}"]`).join('\n');
+  return `workers = ${workers}
+state_dir = ${JSON.stringify(stateDir)}
+[[listeners]]
+name = "main"
+host = "127.0.0.1"
+port = 0
+secret = "${secret}"
+[upstream]
+mode = "direct"
+[upstream.dc]
+${dcs}
+`;
+}
+
+/** Starts `fixture` with `args` under `ulimit -n limit`; `next()` reads its next JSON line from stdout. */
+export function spawnWithFdLimit(
+  fixture: string,
+  limit: number,
+  args: (string | number)[],
+): { child: ChildProcess; next: () => Promise<ReturnType<typeof JSON.parse>> } {
+  const quoted = args.map((a) => JSON.stringify(String(a))).join(' ');
+  const child = spawn('bash', ['-c', `ulimit -n ${limit} && exec "${process.execPath}" "${fixture}" ${quoted}`], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async () => JSON.parse((await lines.next()).value as string);
+  return { child, next };
+}
