@@ -10,6 +10,16 @@ export interface CounterStore {
   get(key: string): number;
 }
 
+/**
+ * A store that may live in another process (worker processes ask the primary): acquiring may then answer
+ * with a Promise; releasing stays fire-and-forget. Every CounterStore is one, answering synchronously.
+ */
+export interface RemoteCounterStore {
+  tryAcquire(key: string, limit: number): boolean | Promise<boolean>;
+  release(key: string): void;
+  get(key: string): number;
+}
+
 export class LocalCounterStore implements CounterStore {
   readonly #counts = new Map<string, number>();
 

@@ -7,7 +7,7 @@
 import type { PolicyKey, PolicyRule } from '../config/types.ts';
 import type { Stats } from '../metrics/stats.ts';
 import type { PolicyDecision, PolicyGate, PolicySubject, PolicyTicket } from '../session/types.ts';
-import { type CounterStore, LocalCounterStore } from './counters.ts';
+import { type CounterStore, LocalCounterStore, type RemoteCounterStore } from './counters.ts';
 import { formatPolicyKey, keyUsesPeer, keyValue, NO_PEER, type ParsedPeer, parsePeer } from './keys.ts';
 import type { TableLookup } from './tables.ts';
 
@@ -52,10 +52,10 @@ function compile(rules: readonly PolicyRule[]): CompiledRules {
 const EMPTY_KEYS: readonly string[] = [];
 
 class Ticket implements PolicyTicket {
-  #engine: PolicyEngine | null;
+  #engine: PolicyEngine<RemoteCounterStore> | null;
   readonly #counterKeys: readonly string[];
 
-  constructor(engine: PolicyEngine, counterKeys: readonly string[]) {
+  constructor(engine: PolicyEngine<RemoteCounterStore>, counterKeys: readonly string[]) {
     this.#engine = engine;
     this.#counterKeys = counterKeys;
   }
@@ -68,22 +68,27 @@ class Ticket implements PolicyTicket {
   }
 }
 
-export interface PolicyEngineOptions {
+export interface PolicyEngineOptions<C extends RemoteCounterStore = CounterStore> {
   rules: readonly PolicyRule[];
   tables: TableLookup;
-  counters?: CounterStore;
+  counters?: C;
   stats?: Stats;
 }
 
-export class PolicyEngine implements PolicyGate {
-  readonly counters: CounterStore;
+/** What admit() returns: a decision right away, unless the counters may have to be asked for (another process). */
+export type Admission<C extends RemoteCounterStore> = C extends CounterStore
+  ? PolicyDecision
+  : PolicyDecision | Promise<PolicyDecision>;
+
+export class PolicyEngine<C extends RemoteCounterStore = CounterStore> implements PolicyGate {
+  readonly counters: C;
   readonly #tables: TableLookup;
   readonly #stats: Stats | null;
   #rules: CompiledRules;
   #outstanding = 0;
 
-  constructor(opts: PolicyEngineOptions) {
-    this.counters = opts.counters ?? new LocalCounterStore();
+  constructor(opts: PolicyEngineOptions<C>) {
+    this.counters = opts.counters ?? (new LocalCounterStore() as unknown as C);
     this.#tables = opts.tables;
     this.#stats = opts.stats ?? null;
     this.#rules = compile(opts.rules);
@@ -118,27 +123,63 @@ export class PolicyEngine implements PolicyGate {
     return [...names];
   }
 
-  admit(subject: PolicySubject): PolicyDecision {
+  admit(subject: PolicySubject): Admission<C> {
     const { list, admitNeedsPeer } = this.#rules;
-    if (list.length === 0) return this.#grant(EMPTY_KEYS);
+    if (list.length === 0) return this.#grant(EMPTY_KEYS) as Admission<C>;
     const peer = admitNeedsPeer ? parsePeer(subject.remoteAddress) : NO_PEER;
-    let taken: string[] | null = null;
-    for (const compiled of list) {
+    return this.#evaluate(list, 0, subject, peer, null) as Admission<C>;
+  }
+
+  /**
+   * Rules from `from` on. Synchronous unless the counter store answers with a Promise (worker processes):
+   * then the remaining rules run once it settles, against the rule list admission started with.
+   */
+  #evaluate(
+    list: readonly CompiledRule[],
+    from: number,
+    subject: PolicySubject,
+    peer: ParsedPeer,
+    taken: string[] | null,
+  ): PolicyDecision | Promise<PolicyDecision> {
+    for (let i = from; i < list.length; i++) {
+      const compiled = list[i];
       const rule = compiled.rule;
       if (rule.rule === 'max_connections') {
         const counterKey = this.#counterKey(compiled, rule.keys, subject, peer);
         if (counterKey === null) continue;
-        if (!this.counters.tryAcquire(counterKey, rule.limit)) {
-          if (taken) for (const key of taken) this.counters.release(key);
-          return this.#reject(compiled.label);
+        const acquired = this.counters.tryAcquire(counterKey, rule.limit);
+        if (acquired === true) {
+          (taken ??= []).push(counterKey);
+          continue;
         }
-        (taken ??= []).push(counterKey);
-      } else if (!this.#tablePasses(rule.rule, rule.key, rule.table, subject, peer)) {
-        if (taken) for (const key of taken) this.counters.release(key);
-        return this.#reject(compiled.label);
+        if (acquired === false) return this.#refuse(compiled.label, taken);
+        return acquired.then(
+          (ok) => {
+            if (!ok) return this.#refuse(compiled.label, taken);
+            const now = taken ?? [];
+            now.push(counterKey);
+            return this.#evaluate(list, i + 1, subject, peer, now);
+          },
+          (err: unknown) => {
+            this.#giveBackTaken(taken);
+            throw err;
+          },
+        );
+      }
+      if (!this.#tablePasses(rule.rule, rule.key, rule.table, subject, peer)) {
+        return this.#refuse(compiled.label, taken);
       }
     }
     return this.#grant(taken ?? EMPTY_KEYS);
+  }
+
+  #refuse(label: string, taken: string[] | null): PolicyDecision {
+    this.#giveBackTaken(taken);
+    return this.#reject(label);
+  }
+
+  #giveBackTaken(taken: string[] | null): void {
+    if (taken) for (const key of taken) this.counters.release(key);
   }
 
   allowFronting(subject: PolicySubject): boolean {

@@ -6,6 +6,10 @@
  *   connecting client identified and admitted; waiting for the upstream (client reads paused)
  *   relay      client -> decrypt -> (frames) -> upstream; upstream -> (frame) -> encrypt -> (TLS) -> client
  *
+ * In worker processes the replay check and a `max_connections` admission are answered by the primary: the
+ * session then waits for the answer with client reads paused (stage `checking`), and carries on only if it is
+ * still alive. Elsewhere both answer synchronously and the session never leaves the current tick.
+ *
  * A client that fails before the relay gets no byte from us: on a listener that allows fake-TLS it is
  * handed to the fronting splice with everything it sent, otherwise its input is read and thrown away and
  * the connection is closed after a short random pause (or at the handshake deadline).
@@ -34,7 +38,10 @@ import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
 import { frontConnection, frontingDestination } from './fronting.ts';
 import { relayAllocated } from './gc-tuning.ts';
 import { badClientCloseDelay, Deadline } from './timers.ts';
-import type { PolicyTicket, SessionEnv } from './types.ts';
+import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
+import type { PolicyDecision, PolicyTicket, SessionEnv } from './types.ts';
+
+type TlsAccepted = Extract<TlsHandshakeOutcome, { kind: 'ok' }>;
 
 /** Largest ClientHello we wait for before giving up on it (real ones are under 2 KiB). */
 const MAX_HELLO_BYTES = 16 * 1024;
@@ -61,6 +68,8 @@ const STAGE_RELAY = 3;
 const STAGE_REJECTED = 4;
 /** Ended, or given away to the fronting splice. */
 const STAGE_DONE = 5;
+/** Waiting for the primary to answer a replay check or an admission (worker processes); reads paused. */
+const STAGE_CHECKING = 6;
 
 /** Failure reasons counted in `handshakeFailures` besides the codec's own codes. */
 export type SessionFailure =
@@ -178,6 +187,8 @@ class ClientSession implements ClientSink {
   /** tls.decode's callback (fake-TLS sessions only). */
   private tlsPayload: ((data: Buffer) => void) | null = null;
   private tlsDomain: string | null = null;
+  /** Bytes that followed the header while its replay check or admission was being answered. */
+  private afterHeader: Buffer | null = null;
   /** Obfuscated bytes that followed the header while the upstream was opening. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -251,6 +262,11 @@ class ClientSession implements ClientSink {
           if (this.tls) this.tls.decode(chunk, this.tlsPayload!);
           else this.onObfuscated(chunk);
           return;
+        case STAGE_CHECKING:
+          // Reads are paused until the primary answers; a chunk that was already under way goes back.
+          this.stats.bytesFromClient -= chunk.length;
+          this.socket.unshift(chunk);
+          return;
         default:
           // Rejected or done: discard.
           return;
@@ -318,12 +334,27 @@ class ClientSession implements ClientSink {
       case 'ok':
         break;
     }
-    if (this.env.replay.seen(outcome.replayKey)) {
+    const seen = this.env.replay.seen(outcome.replayKey);
+    if (typeof seen === 'boolean') this.afterTlsReplayCheck(seen, outcome, buffered);
+    else this.waitForReplayCheck(seen, (answer) => this.afterTlsReplayCheck(answer, outcome, buffered));
+  }
+
+  private afterTlsReplayCheck(seen: boolean, outcome: TlsAccepted, buffered: Buffer): void {
+    if (seen) {
       this.stats.replays++;
       this.reject('MTP_ERR_REPLAY', true, outcome.tlsDomain);
       return;
     }
-    if (!this.admit(outcome.tlsDomain)) return;
+    const decision = this.admission(outcome.tlsDomain);
+    if (decision instanceof Promise) {
+      this.waitForAdmission(decision, (d) => this.afterTlsAdmission(d, outcome, buffered));
+    } else {
+      this.afterTlsAdmission(decision, outcome, buffered);
+    }
+  }
+
+  private afterTlsAdmission(decision: PolicyDecision, outcome: TlsAccepted, buffered: Buffer): void {
+    if (!this.admitted(decision)) return;
     this.tlsDomain = outcome.tlsDomain;
     this.tlsSecret = outcome.secret;
     this.protocol = 'tls';
@@ -358,8 +389,11 @@ class ClientSession implements ClientSink {
         this.headerFilled += take;
         if (this.headerFilled < HEADER_LENGTH) return;
         this.onHeader();
-        if (take < data.length && (this.stage as number) === STAGE_CONNECTING)
-          this.onObfuscated(data.subarray(take));
+        if (take < data.length) {
+          const stage = this.stage as number;
+          if (stage === STAGE_CONNECTING) this.onObfuscated(data.subarray(take));
+          else if (stage === STAGE_CHECKING) this.afterHeader = data.subarray(take);
+        }
         return;
       }
       default:
@@ -387,27 +421,44 @@ class ClientSession implements ClientSink {
       this.reject('MTP_ERR_UNKNOWN_TRANSPORT', !insideTls);
       return;
     }
-    const allowed = this.listener.allowedProtocols;
     if (insideTls) {
       // TLS clients speak padded intermediate; the classic framings inside TLS only where classic is allowed.
-      if (hs.transport !== 'padded' && !allowed.includes('classic')) {
+      if (hs.transport !== 'padded' && !this.listener.allowedProtocols.includes('classic')) {
         this.reject('MTP_ERR_DISABLED_TRANSPORT', false);
         return;
       }
-    } else {
-      // Replay first, as the reference does: a rejected attempt is remembered too.
-      if (this.env.replay.seen(hs.replayKey)) {
-        this.stats.replays++;
-        this.reject('MTP_ERR_REPLAY', true);
-        return;
-      }
-      if (!allowed.includes(familyOf(hs.transport))) {
-        this.reject('MTP_ERR_DISABLED_TRANSPORT', true);
-        return;
-      }
-      if (!this.admit(null)) return;
-      this.protocol = hs.transport;
+      this.acceptHeader(hs);
+      return;
     }
+    // Replay first, as the reference does: a rejected attempt is remembered too.
+    const seen = this.env.replay.seen(hs.replayKey);
+    if (typeof seen === 'boolean') this.afterHeaderReplayCheck(seen, hs);
+    else this.waitForReplayCheck(seen, (answer) => this.afterHeaderReplayCheck(answer, hs!));
+  }
+
+  private afterHeaderReplayCheck(seen: boolean, hs: ClientHandshake): void {
+    if (seen) {
+      this.stats.replays++;
+      this.reject('MTP_ERR_REPLAY', true);
+      return;
+    }
+    if (!this.listener.allowedProtocols.includes(familyOf(hs.transport))) {
+      this.reject('MTP_ERR_DISABLED_TRANSPORT', true);
+      return;
+    }
+    const decision = this.admission(null);
+    if (decision instanceof Promise) this.waitForAdmission(decision, (d) => this.afterHeaderAdmission(d, hs));
+    else this.afterHeaderAdmission(decision, hs);
+  }
+
+  private afterHeaderAdmission(decision: PolicyDecision, hs: ClientHandshake): void {
+    if (!this.admitted(decision)) return;
+    this.protocol = hs.transport;
+    this.acceptHeader(hs);
+  }
+
+  /** Identified and admitted: keys in place, off to the upstream. */
+  private acceptHeader(hs: ClientHandshake): void {
     this.transport = hs.transport;
     this.decrypt = hs.decrypt;
     this.encrypt = hs.encrypt;
@@ -417,10 +468,9 @@ class ClientSession implements ClientSink {
     this.openUpstream(hs.dcId);
   }
 
-  /** Policy admission; on refusal the client is closed (not fronted: it proved it is a proxy client). */
-  private admit(tlsDomain: string | null): boolean {
+  private admission(tlsDomain: string | null): PolicyDecision | Promise<PolicyDecision> {
     const s = this.socket;
-    const decision = this.env.policy.admit({
+    return this.env.policy.admit({
       listener: this.listener.name,
       // Looked up only if a rule needs it (a syscall per session otherwise).
       get remoteAddress() {
@@ -428,6 +478,10 @@ class ClientSession implements ClientSink {
       },
       tlsDomain,
     });
+  }
+
+  /** Policy decision; on refusal the client is closed (not fronted: it proved it is a proxy client). */
+  private admitted(decision: PolicyDecision): boolean {
     if (decision.ok) {
       this.ticket = decision.ticket;
       return true;
@@ -435,6 +489,84 @@ class ClientSession implements ClientSink {
     this.stats.reject(decision.rule);
     this.reject('MTP_ERR_POLICY', false);
     return false;
+  }
+
+  // ---- answers from the primary (worker processes only) ----------------------------------------------
+
+  private waitForReplayCheck(answer: Promise<boolean>, then: (seen: boolean) => void): void {
+    const stage = this.suspend();
+    answer.then(
+      (seen) => {
+        if (this.wake(stage)) this.carryOn(then, seen);
+      },
+      (err: unknown) => this.onCheckFailed(stage, err),
+    );
+  }
+
+  private waitForAdmission(answer: Promise<PolicyDecision>, then: (decision: PolicyDecision) => void): void {
+    const stage = this.suspend();
+    answer.then(
+      (decision) => {
+        if (!this.wake(stage)) {
+          // Closed or timed out meanwhile: give the slots straight back.
+          if (decision.ok) decision.ticket.release();
+          return;
+        }
+        this.carryOn(then, decision);
+      },
+      (err: unknown) => this.onCheckFailed(stage, err),
+    );
+  }
+
+  /** Run a continuation as onData would (bad input inside it closes this session, nothing else). */
+  private carryOn<T>(then: (value: T) => void, value: T): void {
+    try {
+      then(value);
+      this.continueAfterCheck();
+    } catch (err) {
+      this.onBadInput(err);
+    }
+  }
+
+  /** Stop reading until the answer is in; returns the stage to come back to. */
+  private suspend(): number {
+    const stage = this.stage;
+    this.stage = STAGE_CHECKING;
+    this.socket.pause();
+    return stage;
+  }
+
+  /** Back to `stage` unless the session ended while it waited (handshake deadline, client gone). */
+  private wake(stage: number): boolean {
+    if (this.stage !== STAGE_CHECKING) return false;
+    this.stage = stage;
+    return true;
+  }
+
+  /** After a continuation: hand on what followed the header, and read again unless waiting or paused. */
+  private continueAfterCheck(): void {
+    const stage = this.stage;
+    if (this.afterHeader !== null && stage !== STAGE_CHECKING) {
+      const rest = this.afterHeader;
+      this.afterHeader = null;
+      if (stage === STAGE_CONNECTING) this.onObfuscated(rest);
+    }
+    if (
+      (stage === STAGE_HELLO || stage === STAGE_HEADER || stage === STAGE_CONNECTING) &&
+      !this.clientPaused
+    ) {
+      this.socket.resume();
+    }
+  }
+
+  private onCheckFailed(stage: number, err: unknown): void {
+    if (!this.wake(stage)) return;
+    this.stats.fail('MTP_ERR_INTERNAL');
+    this.env.log.warn(
+      { listener: this.listener.name, err: (err as Error)?.message },
+      'replay check or admission failed',
+    );
+    this.finish('check_failed');
   }
 
   private openUpstream(dcId: number): void {
@@ -752,6 +884,7 @@ class ClientSession implements ClientSink {
     const handle = this.handle;
     this.handle = null;
     this.pending = [];
+    this.afterHeader = null;
     this.raw = null;
     this.countEnd();
     const s = this.socket;

@@ -7,10 +7,13 @@ import type { Logger } from '../log.ts';
 import type { Stats } from '../metrics/stats.ts';
 import type { Upstream } from '../upstream/types.ts';
 
-/** Anti-replay: true when the key was seen before (and records it either way). Synchronous on purpose: a
- * shared-memory implementation serves several worker threads. */
+/**
+ * Anti-replay: true when the key was seen before (and records it either way). Synchronous wherever it can be
+ * (one process, or worker threads over shared memory); only worker processes, which must ask the primary,
+ * answer with a Promise, and the session awaits only then.
+ */
 export interface ReplayGuard {
-  seen(key: Buffer): boolean;
+  seen(key: Buffer): boolean | Promise<boolean>;
 }
 
 /** Facts the policy engine may key on, known once the client is identified. */
@@ -28,7 +31,8 @@ export interface PolicyTicket {
 export type PolicyDecision = { ok: true; ticket: PolicyTicket } | { ok: false; rule: string };
 
 export interface PolicyGate {
-  admit(subject: PolicySubject): PolicyDecision;
+  /** A Promise only when a counter lives in another process (worker processes); otherwise synchronous. */
+  admit(subject: PolicySubject): PolicyDecision | Promise<PolicyDecision>;
   /** Fronting candidates are checked against table rules only (no max_connections counters). */
   allowFronting(subject: PolicySubject): boolean;
 }
