@@ -17,6 +17,7 @@ export const END_MARKER = '<!-- END CONFIG REFERENCE -->';
  */
 export const EXAMPLES: Record<string, string> = {
   workers: '2',
+  worker_mode: '"processes"',
   state_dir: '"/var/lib/mtproxy"',
   'listeners[].name': '"main"',
   'listeners[].port': '443',

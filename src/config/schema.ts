@@ -476,10 +476,16 @@ const configSchema = z.strictObject({
   // The default depends on the machine, so it is filled in at normalisation.
   workers: register(int(1, 1024).optional(), {
     type: 'integer',
-    description: 'Worker threads sharing the listeners.',
+    description: 'Workers sharing the listeners (threads or processes, see worker_mode).',
     default: 'number of CPUs',
     required: false,
   }),
+  worker_mode: withDefault(
+    oneOf(['auto', 'threads', 'processes'] as const),
+    'auto',
+    '"auto" | "threads" | "processes"',
+    'How workers run: threads sharing each port through SO_REUSEPORT, or processes that the main process hands connections to in turn (any OS); auto = threads where SO_REUSEPORT works. Applies at start.',
+  ),
   state_dir: withDefault(
     nonEmptyText('a folder path'),
     'mtproxy-state',
@@ -895,6 +901,7 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
     file,
     stateDir: path.resolve(baseDir, raw.state_dir),
     workers: raw.workers ?? availableParallelism(),
+    workerMode: raw.worker_mode,
     listeners,
     upstream: {
       mode: raw.upstream.mode,

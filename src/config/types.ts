@@ -122,11 +122,15 @@ export interface BuffersConfig {
   frontingMaxBytes: number;
 }
 
+export type WorkerMode = 'auto' | 'threads' | 'processes';
+
 export interface Config {
   /** Path of the file this came from, if any (the state folder and reloads are resolved against it). */
   file: string | null;
   stateDir: string;
   workers: number;
+  /** Threads sharing ports through SO_REUSEPORT, or processes fed by the main one; auto = threads where possible. */
+  workerMode: WorkerMode;
   listeners: ListenerConfig[];
   upstream: UpstreamConfig;
   telegram: TelegramConfig;
