@@ -1,31 +1,36 @@
 /**
- * Runs `workers` Proxy instances in worker threads that share every listener port through SO_REUSEPORT (the
- * kernel spreads new connections over them), and keeps the state that must be global in one place:
- * - the replay set and the max_connections counters live in SharedArrayBuffers every worker writes to;
+ * Runs `workers` Proxy instances and keeps the state that must be global in one place. Two kinds of worker,
+ * driven the same way (src/workers/transport.ts):
+ * - threads (`worker_mode = "threads"`, and "auto" where SO_REUSEPORT works): every thread binds every
+ *   listener port with SO_REUSEPORT and the kernel spreads new connections over them; the replay set and the
+ *   max_connections counters live in SharedArrayBuffers every thread writes to;
+ * - processes ("processes", and "auto" elsewhere: macOS, Windows, old kernels): node:cluster worker
+ *   processes; this (primary) process owns the listening sockets, accepts every connection and hands it to
+ *   the next process in turn (round robin, so the spread is even on any OS). It keeps the replay set and the
+ *   counters itself and answers the workers' questions over IPC: one round trip per handshake (two with
+ *   max_connections rules), none on the data path.
+ * Either way:
  * - policy tables are re-read by every worker when they change (`tablesChanged()`);
  * - stats: each worker pushes a snapshot every second (and on request); `statsSources()` hands them, plus the
  *   totals of workers that died, to the metrics registry, which sums them;
- * - reload: the main thread loads and validates the file, then every worker applies the same Config;
+ * - reload: this process loads and validates the file, then every worker applies the same Config;
  * - a worker that exits is replaced (with a growing delay if it keeps dying); the others' sessions are not
  *   touched, and the counters its sessions held are given back first.
  * It offers the parts of the Proxy API the CLI and the admin API use, so `run` can hold either.
  */
 import { availableParallelism } from 'node:os';
 import net from 'node:net';
-import { Worker } from 'node:worker_threads';
 import { Operations } from '../admin/operations.ts';
 import { configFileLoader, reloadConfig } from '../server/reload.ts';
 import type { ReloadOutcome } from '../admin/server.ts';
-import type { Config } from '../config/types.ts';
+import type { Config, WorkerMode } from '../config/types.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
 import { type Stats, Stats as StatsClass, stats as defaultStats } from '../metrics/stats.ts';
-import { workerHeapLimits } from '../session/gc-tuning.ts';
-import type { FromWorker, ListenerAddress, ToWorker, WorkerInit } from './protocol.ts';
+import type { FromWorker, ListenerAddress, ToWorker, WorkerInit, WorkerUsage } from './protocol.ts';
 import { SharedCounterStore } from './shared-counters.ts';
 import { SharedReplayGuard } from './shared-replay.ts';
 import { addSnapshot, type StatsSnapshot, statsFromSnapshot, zeroGauges } from './transfer.ts';
-
-const WORKER_URL = new URL('./worker-main.ts', import.meta.url);
+import { startProcess, startThread, type WorkerKind, type WorkerTransport } from './transport.ts';
 const RESTART_MIN_MS = 200;
 const RESTART_MAX_MS = 10_000;
 /** A worker that ran this long before dying is restarted at once (the backoff only tames crash loops). */
@@ -39,11 +44,15 @@ export interface SupervisorOptions {
   /** How `reloadFromFile()` obtains the next config; default: re-read config.file. */
   loadConfig?: () => Promise<Config>;
   statsIntervalMs?: number;
+  /** Whether SO_REUSEPORT works here (tests replace the probe to play another OS). */
+  reusePortSupported?: () => Promise<boolean>;
 }
 
 interface Slot {
   index: number;
-  worker: Worker | null;
+  worker: WorkerTransport | null;
+  /** This worker's column of the shared counters (worker processes ask the primary, which uses it for them). */
+  counters: SharedCounterStore;
   ready: boolean;
   startedAt: number;
   restartDelayMs: number;
@@ -71,6 +80,33 @@ export async function reusePortSupported(): Promise<boolean> {
   });
 }
 
+/**
+ * How the workers run. auto: threads where SO_REUSEPORT works, else processes. threads where it does not
+ * work: one thread (the kernel could not share the port), as before worker processes existed.
+ */
+export function chooseWorkerKind(
+  configured: WorkerMode,
+  workers: number,
+  reusePortWorks: boolean,
+): { kind: WorkerKind; workers: number } {
+  if (configured === 'processes') return { kind: 'processes', workers };
+  if (workers <= 1 || reusePortWorks) return { kind: 'threads', workers };
+  if (configured === 'auto') return { kind: 'processes', workers };
+  return { kind: 'threads', workers: 1 };
+}
+
+/** A free port on `host` right now (worker processes must all ask the primary for the same port). */
+function reservePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen({ host, port: 0 }, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 export class Supervisor {
   #config: Config;
   readonly #log: Logger;
@@ -88,6 +124,9 @@ export class Supervisor {
   #stopping = false;
   #started = false;
   #reloadChain: Promise<unknown> = Promise.resolve();
+  #kind: WorkerKind = 'threads';
+  /** Worker processes: the port each `port = 0` listener was given (by name), the same for every process. */
+  readonly #reservedPorts = new Map<string, { host: string; port: number }>();
   /** Worker restarts since start (tests and status). */
   restarts = 0;
   /** Admin API, /metrics and the table store, served from the main thread over every worker's numbers. */
@@ -123,6 +162,7 @@ export class Supervisor {
         startedAt: 0,
         restartDelayMs: 0,
         restartTimer: null,
+        counters: SharedCounterStore.attach(this.#counters.buffer, index),
         stats: new StatsClass(),
         lastSnapshot: null,
         pending: new Map(),
@@ -138,6 +178,11 @@ export class Supervisor {
 
   get workerCount(): number {
     return this.#slots.length;
+  }
+
+  /** Threads or processes (known once started). */
+  get workerKind(): WorkerKind {
+    return this.#kind;
   }
 
   /** The shared counters (tests and status read them from the main thread). */
@@ -178,15 +223,26 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    if (this.#slots.length > 1 && !(await reusePortSupported())) {
+    const configured = this.#config.workerMode;
+    const probe = this.#options.reusePortSupported ?? reusePortSupported;
+    const reusePortWorks = configured === 'processes' || this.#slots.length <= 1 || (await probe());
+    const { kind, workers } = chooseWorkerKind(configured, this.#slots.length, reusePortWorks);
+    this.#kind = kind;
+    if (workers < this.#slots.length) {
       this.#log.warn(
         { workers: this.#slots.length },
-        'SO_REUSEPORT is not available here: running one worker',
+        'SO_REUSEPORT is not available here and worker_mode is "threads": running one worker',
       );
-      this.#slots.length = 1;
+      this.#slots.length = workers;
+    } else if (kind === 'processes' && configured === 'auto') {
+      this.#log.info(
+        { workers },
+        'SO_REUSEPORT is not available here: worker processes, this process hands out the connections',
+      );
     }
-    // The first worker resolves `port = 0` listeners; the others then bind the same ports.
+    // Threads: the first worker resolves `port = 0` listeners, the others then bind the same ports.
     try {
+      if (kind === 'processes') await this.#reservePorts(this.#config);
       await this.#spawn(this.#slots[0]);
       await Promise.all(this.#slots.slice(1).map((s) => this.#spawn(s)));
     } catch (e) {
@@ -200,7 +256,7 @@ export class Supervisor {
       throw e;
     }
     this.#started = true;
-    this.#log.info({ workers: this.#slots.length, listeners: this.#addresses }, 'workers listening');
+    this.#log.info({ workers: this.#slots.length, kind, listeners: this.#addresses }, 'workers listening');
   }
 
   async stop(drainMs: number = this.#config.timeouts.drainMs): Promise<void> {
@@ -211,14 +267,14 @@ export class Supervisor {
         if (slot.restartTimer) clearTimeout(slot.restartTimer);
         const worker = slot.worker;
         if (!worker) return;
-        const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+        const exited = new Promise<void>((r) => worker.onExit(() => r()));
         try {
           const reply = await this.#request(slot, { type: 'stop', id: 0, drainMs }, drainMs + 5000);
           if (reply.stats) this.#absorb(slot, reply.stats);
         } catch {
           // Unresponsive: terminate below.
         }
-        const timer = setTimeout(() => void worker.terminate(), 2000);
+        const timer = setTimeout(() => worker.kill(), 2000);
         await exited;
         clearTimeout(timer);
       }),
@@ -240,6 +296,12 @@ export class Supervisor {
         'a new worker count applies after a restart',
       );
     }
+    if (next.workerMode !== this.#config.workerMode) {
+      this.#log.warn(
+        { running: this.#kind, configured: next.workerMode },
+        'a new worker_mode applies after a restart',
+      );
+    }
     if (next.replay.maxEntries !== this.#config.replay.maxEntries) {
       this.#log.warn(
         { running: this.#config.replay.maxEntries, configured: next.replay.maxEntries },
@@ -247,6 +309,7 @@ export class Supervisor {
       );
     }
     this.#replay.configure(next.replay.enabled, next.replay.maxAgeMs);
+    if (this.#kind === 'processes') await this.#reservePorts(next);
     const live = this.#slots.filter((s) => s.worker && s.ready);
     const [first, ...rest] = live;
     const errors: string[] = [];
@@ -313,9 +376,35 @@ export class Supervisor {
     });
   }
 
-  /** Worker thread ids, by worker index (tests kill one to watch the restart). */
-  threadIds(): Array<number | null> {
-    return this.#slots.map((s) => s.worker?.threadId ?? null);
+  /** Thread ids or process ids, by worker index (tests kill one to watch the restart). */
+  workerIds(): Array<number | null> {
+    return this.#slots.map((s) => s.worker?.id ?? null);
+  }
+
+  /**
+   * CPU time and memory of this process and, with worker processes, of each of them (worker threads are
+   * part of this process already). For the bench's per-GB and per-session figures.
+   */
+  async usage(): Promise<WorkerUsage> {
+    const cpu = process.cpuUsage();
+    const total: WorkerUsage = {
+      cpuUserUs: cpu.user,
+      cpuSystemUs: cpu.system,
+      rss: process.memoryUsage.rss(),
+    };
+    if (this.#kind !== 'processes') return total;
+    const replies = await Promise.all(
+      this.#slots
+        .filter((s) => s.worker && s.ready)
+        .map((s) => this.#request(s, { type: 'usage', id: 0 }, 2000).catch(() => null)),
+    );
+    for (const r of replies) {
+      if (!r?.usage) continue;
+      total.cpuUserUs += r.usage.cpuUserUs;
+      total.cpuSystemUs += r.usage.cpuSystemUs;
+      total.rss += r.usage.rss;
+    }
+    return total;
   }
 
   /** Workers currently listening. */
@@ -323,9 +412,13 @@ export class Supervisor {
     return this.#slots.filter((s) => s.worker && s.ready).length;
   }
 
-  /** Terminate one worker as if it crashed (tests; the supervisor restarts it). */
-  async killWorker(index: number): Promise<void> {
-    await this.#slots[index]?.worker?.terminate();
+  /** End one worker as if it crashed (tests; the supervisor restarts it). Resolves once it is gone. */
+  killWorker(index: number): Promise<void> {
+    const worker = this.#slots[index]?.worker;
+    if (!worker) return Promise.resolve();
+    const exited = new Promise<void>((r) => worker.onExit(() => r()));
+    worker.kill();
+    return exited;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -336,6 +429,14 @@ export class Supervisor {
    * decide what to rebind, and a worker started with port 0 must not see its own listener "move".
    */
   #configFor(slot: Slot, config: Config): Config {
+    if (this.#kind === 'processes') {
+      // Every process must ask the primary for the same address, so `port = 0` is settled here first.
+      const listeners = config.listeners.map((l) => {
+        const reserved = l.port === 0 ? this.#reservedPorts.get(l.name) : undefined;
+        return reserved ? { ...l, port: reserved.port } : l;
+      });
+      return { ...config, listeners };
+    }
     const listeners = config.listeners.map((l) => {
       if (l.port !== 0) return l;
       const own = slot.ports.get(l.name);
@@ -344,6 +445,21 @@ export class Supervisor {
     });
     slot.ports = new Map(listeners.map((l) => [l.name, l.port]));
     return { ...config, listeners };
+  }
+
+  /**
+   * Worker processes: give each new `port = 0` listener a free port now. (Node's cluster would give every
+   * process the same random port only while they bind their listeners in the same order, which reloads and
+   * restarts do not keep.) Another program could take the port before the first process binds it; `port = 0`
+   * is for tests, where that does not happen.
+   */
+  async #reservePorts(config: Config): Promise<void> {
+    for (const l of config.listeners) {
+      if (l.port !== 0) continue;
+      const known = this.#reservedPorts.get(l.name);
+      if (known && known.host === l.host) continue;
+      this.#reservedPorts.set(l.name, { host: l.host, port: await reservePort(l.host) });
+    }
   }
 
   #learnAddresses(addresses: ListenerAddress[]): void {
@@ -357,28 +473,36 @@ export class Supervisor {
   }
 
   #spawn(slot: Slot): Promise<void> {
-    // A fresh thread: it takes every already bound port as it is now.
+    // A fresh worker: it takes every already bound port as it is now.
     slot.ports = new Map();
+    const threads = this.#kind === 'threads';
     const init: WorkerInit = {
       index: slot.index,
       config: this.#configFor(slot, this.#config),
-      replay: this.#replay.buffer,
-      counters: this.#counters.buffer,
+      replay: threads ? this.#replay.buffer : null,
+      counters: threads ? this.#counters.buffer : null,
       statsIntervalMs: this.#options.statsIntervalMs ?? 1000,
     };
-    const worker = new Worker(WORKER_URL, {
-      workerData: init,
-      name: `mtproxy-worker-${slot.index}`,
-      resourceLimits: workerHeapLimits(),
-    });
+    const worker = threads ? startThread(`mtproxy-worker-${slot.index}`, init) : startProcess(init);
     slot.worker = worker;
     slot.ready = false;
     slot.startedAt = Date.now();
     slot.stats = new StatsClass();
     slot.lastSnapshot = null;
     const started = new Promise<void>((resolve, reject) => {
-      worker.on('message', (msg: FromWorker) => {
+      worker.onMessage((msg: FromWorker) => {
+        // A late message from a worker that was already replaced must not touch the new one's state.
+        if (slot.worker !== worker) return;
         switch (msg.type) {
+          case 'replay':
+            worker.send({ type: 'answer', id: msg.id, value: this.#replay.seen(msg.key as Buffer) });
+            break;
+          case 'acquire':
+            worker.send({ type: 'answer', id: msg.id, value: slot.counters.tryAcquire(msg.key, msg.limit) });
+            break;
+          case 'release':
+            slot.counters.release(msg.key);
+            break;
           case 'ready':
             slot.ready = true;
             if (slot.index === 0 || this.#addresses.length === 0) this.#learnAddresses(msg.addresses);
@@ -401,17 +525,17 @@ export class Supervisor {
         }
       });
       // An uncaught error inside the worker ends that worker only; 'exit' follows and handles the restart.
-      worker.on('error', (err) => {
+      worker.onError((err) => {
         this.#log.error({ worker: slot.index, err }, 'worker crashed');
         reject(err);
       });
-      worker.on('exit', (code) => this.#onExit(slot, worker, code));
+      worker.onExit((code) => this.#onExit(slot, worker, code));
     });
     slot.started = started;
     return started;
   }
 
-  #onExit(slot: Slot, worker: Worker, code: number): void {
+  #onExit(slot: Slot, worker: WorkerTransport, code: number): void {
     if (slot.worker !== worker) return;
     slot.worker = null;
     slot.ready = false;
@@ -470,7 +594,7 @@ export class Supervisor {
           reject(e);
         },
       });
-      worker.postMessage({ ...msg, id });
+      worker.send({ ...msg, id } as ToWorker);
     });
   }
 }

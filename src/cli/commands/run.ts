@@ -34,9 +34,10 @@ export const command: CliCommand = {
     }
 
     const proxyOptions = { log: logger, loadConfig: async () => (await ctx.loadConfig()).config };
-    // Several workers: threads sharing the listeners (src/workers); one: the proxy runs in this thread.
-    const proxy =
-      config.workers > 1 ? new Supervisor(config, proxyOptions) : new ProxyServer(config, proxyOptions);
+    // Several workers (threads or processes, src/workers), or worker processes asked for by name (a crash
+    // then costs one restarted process); otherwise the proxy runs in this thread.
+    const supervised = config.workers > 1 || config.workerMode === 'processes';
+    const proxy = supervised ? new Supervisor(config, proxyOptions) : new ProxyServer(config, proxyOptions);
     // Signal handlers go in before anything is printed: a supervisor may signal as soon as it sees the links.
     let stopping = false;
     let started = false;

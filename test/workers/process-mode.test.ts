@@ -1,0 +1,86 @@
+// Worker processes (node:cluster): the fallback where SO_REUSEPORT is missing, chosen here by "auto" with a
+// probe that says it is missing, so the suite runs the same way on every OS.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startRawSink, type RawSink } from '../../bench/lib/raw-sink.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { Stats } from '../../src/metrics/stats.ts';
+import { chooseWorkerKind, Supervisor } from '../../src/workers/supervisor.ts';
+import { processExecArgv } from '../../src/workers/transport.ts';
+import { describeSupervisor, log, openMany, roundTrip, supervisorToml } from './supervisor-suite.ts';
+
+const noReusePort = async () => false;
+
+describe('worker kind', () => {
+  it('auto picks processes where SO_REUSEPORT is missing, threads where it works', () => {
+    assert.deepEqual(chooseWorkerKind('auto', 2, false), { kind: 'processes', workers: 2 });
+    assert.deepEqual(chooseWorkerKind('auto', 2, true), { kind: 'threads', workers: 2 });
+    assert.deepEqual(chooseWorkerKind('processes', 2, true), { kind: 'processes', workers: 2 });
+    // Threads asked for explicitly cannot share a port without SO_REUSEPORT: one thread.
+    assert.deepEqual(chooseWorkerKind('threads', 4, false), { kind: 'threads', workers: 1 });
+  });
+
+  it('worker processes get the young-generation cap and none of the test runner flags', () => {
+    const args = processExecArgv(['--test-isolation=process', '--stack-trace-limit=10', '--watch-path=x']);
+    assert.ok(args.includes('--stack-trace-limit=10'));
+    assert.ok(!args.some((a) => a.startsWith('--test') || a.startsWith('--watch')));
+    assert.ok(args.includes('--max-semi-space-size=8') || /semi.space/.test(process.env.NODE_OPTIONS ?? ''));
+  });
+});
+
+describeSupervisor({
+  title: 'worker supervisor (2 worker processes, connections handed out by the primary)',
+  workerMode: 'auto',
+  expectKind: 'processes',
+  supervisorOptions: { reusePortSupported: noReusePort },
+});
+
+describe('worker processes: spread and metrics', () => {
+  let sink: RawSink;
+  let dir: string;
+  before(async () => {
+    sink = await startRawSink({ skip: 64, mode: 'echo' });
+    dir = mkdtempSync(join(tmpdir(), 'mtproxy-processes-'));
+  });
+  after(async () => {
+    await sink.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('hands connections out in turn (each worker 50% ± 10%) and /metrics sums both workers', async () => {
+    const extra = '[metrics]\nlisten = "127.0.0.1:0"\n';
+    const text = supervisorToml(sink.port, 'processes', '').replace('[log]', `${extra}\n[log]`);
+    const config = parseConfig(text, { file: join(dir, 'mtproxy.toml') });
+    const sup = new Supervisor(config, { log, stats: new Stats() });
+    await sup.start();
+    try {
+      assert.equal(sup.workerKind, 'processes');
+      // One at a time, each answered before the next: every hand-out has been acknowledged by then, so
+      // the turn order alone decides (under concurrent load the split is even on average only).
+      const sessions = [];
+      for (let i = 0; i < 40; i++) {
+        const [s] = await openMany(sup.address('main').port, 1);
+        assert.ok(await roundTrip(s));
+        sessions.push(s);
+      }
+      const perWorker = (await sup.workerStats()).map((w) => w.connectionsTotal);
+      assert.equal(perWorker[0] + perWorker[1], 40);
+      for (const n of perWorker) assert.ok(n >= 16 && n <= 24, `even spread: ${perWorker}`);
+      const metrics = sup.operations.metricsAddress();
+      assert.ok(metrics);
+      const body = await (await fetch(`http://127.0.0.1:${metrics.port}/metrics`)).text();
+      const total = /^mtproxy_connections_total\{listener="main"\} (\d+)$/m.exec(body);
+      assert.equal(Number(total?.[1]), 40, 'the scrape sums both workers');
+      const active = /^mtproxy_connections_active\{listener="main"\} (\d+)$/m.exec(body);
+      assert.equal(Number(active?.[1]), 40);
+      const usage = await sup.usage();
+      assert.ok(usage.cpuUserUs > process.cpuUsage().user, 'usage counts the worker processes too');
+      for (const s of sessions) s.socket.destroy();
+    } finally {
+      await sup.stop(0);
+    }
+  });
+});
