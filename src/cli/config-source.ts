@@ -61,7 +61,7 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
     valueName: 'DOMAIN',
     description: 'Fake-TLS cover domain of the first listener, repeatable (env MTP_TLS_DOMAIN)',
   },
-  workers: { type: 'string', short: 'w', valueName: 'N', description: 'Worker threads (env MTP_WORKERS)' },
+  workers: { type: 'string', short: 'w', valueName: 'N', description: 'Workers (env MTP_WORKERS)' },
   'log-level': { type: 'string', valueName: 'LEVEL', description: 'Log level (env MTP_LOG_LEVEL)' },
   help: { type: 'boolean', short: 'h', description: 'Show help' },
   version: { type: 'boolean', short: 'V', description: 'Show the version' },
