@@ -5,6 +5,7 @@
  * with. Only a listener whose address changes (or that is added/removed) is restarted; its old sessions
  * drain for at most `timeouts.drain`.
  */
+import cluster from 'node:cluster';
 import net from 'node:net';
 import { Operations } from '../admin/operations.ts';
 import type { ReloadOutcome } from '../admin/server.ts';
@@ -382,6 +383,9 @@ export class ProxyServer {
       highWaterMark: config.buffers.clientHighWaterMark,
     });
     server.maxConnections = maxConnectionsOf(l);
+    // A worker process at its cap would send a connection back to the primary, which offers it to the next
+    // worker, round and round while every worker is full: close it, as a thread or a single process does.
+    if (cluster.isWorker) (server as net.Server & { dropMaxConnection: boolean }).dropMaxConnection = true;
     const state: ListenerState = {
       config: l,
       server,

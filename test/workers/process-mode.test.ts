@@ -10,7 +10,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import { chooseWorkerKind, Supervisor } from '../../src/workers/supervisor.ts';
 import { processExecArgv } from '../../src/workers/transport.ts';
-import { describeSupervisor, log, openMany, roundTrip, supervisorToml } from './supervisor-suite.ts';
+import { describeSupervisor, log, openMany, roundTrip, supervisorToml, until } from './supervisor-suite.ts';
 
 const noReusePort = async () => false;
 
@@ -79,6 +79,38 @@ describe('worker processes: spread and metrics', () => {
       const usage = await sup.usage();
       assert.ok(usage.cpuUserUs > process.cpuUsage().user, 'usage counts the worker processes too');
       for (const s of sessions) s.socket.destroy();
+    } finally {
+      await sup.stop(0);
+    }
+  });
+
+  it('a worker at its listener cap closes the extra connection instead of passing it round', async () => {
+    const text = supervisorToml(sink.port, 'processes', '').replace(
+      'secret = ',
+      'max_connections = 2\nsecret = ',
+    );
+    const sup = new Supervisor(parseConfig(text, { file: join(dir, 'mtproxy.toml') }), {
+      log,
+      stats: new Stats(),
+    });
+    await sup.start();
+    try {
+      const port = sup.address('main').port;
+      const served = [];
+      const refused = [];
+      for (let i = 0; i < 6; i++) {
+        const [s] = await openMany(port, 1);
+        if (await roundTrip(s)) served.push(s);
+        else refused.push(s);
+      }
+      // The cap is per worker, as with threads: 2 each.
+      assert.equal(served.length, 4);
+      await until('the extra connections closed', () => refused.every((s) => s.socket.destroyed));
+      assert.deepEqual(
+        (await sup.workerStats()).map((w) => w.connectionsActive),
+        [2, 2],
+      );
+      for (const s of served) s.socket.destroy();
     } finally {
       await sup.stop(0);
     }
