@@ -4,14 +4,14 @@
  * client leg, we encrypt for the DC, and the reverse on the way back.
  */
 import net from 'node:net';
-import type { Config, HostPort } from '../../config/types.ts';
+import type { Config, HostPort, UpstreamConfig } from '../../config/types.ts';
 import type { Logger } from '../../log.ts';
 import type { DcStats, Stats } from '../../metrics/stats.ts';
 import { createFrameCodec, type FrameCodec } from '../../protocol/framing/codec.ts';
 import { type CtrStream, createInitiatorHeader, type TransportTag } from '../../protocol/obfuscated2.ts';
 import { isFdExhaustion, reportFdExhaustion } from '../../server/fd-pressure.ts';
 import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../types.ts';
-import { resolveDc } from './dc-addresses.ts';
+import { type DcRoute, resolveDc } from './dc-addresses.ts';
 
 /** DC socket events reach their link through this property (one shared listener per event for all links). */
 const LINK = Symbol('mtproxy.directLink');
@@ -33,10 +33,27 @@ export class UpstreamError extends Error {
   }
 }
 
-/** TCP connect with a timeout; resolves with the connected socket. */
+/**
+ * Every DC socket of this thread reads into this one buffer: a link decrypts what it read before returning
+ * (the plaintext is a new buffer), so nothing refers to it afterwards. Node would otherwise allocate a 64 KiB
+ * block per read and pass it through the stream machinery; here each read is one call.
+ */
+const DC_READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
+
+/**
+ * TCP connect with a timeout towards a DC; resolves with the connected socket, with no-delay and keep-alive
+ * set. Its reads go to its link (found through LINK) and never to 'data' listeners.
+ */
 export function connectTcp(addr: HostPort, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: addr.host, port: addr.port });
+    const socket = net.connect({
+      host: addr.host,
+      port: addr.port,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: 60_000,
+      onread: { buffer: DC_READ_BUFFER, callback: dcRead },
+    });
     const onError = (err: Error): void => {
       clearTimeout(timer);
       socket.destroy();
@@ -64,6 +81,11 @@ export class DirectUpstream implements Upstream {
   private readonly stats: Stats;
   /** Open links, so that close() can stop them all. */
   readonly links = new Set<DirectLink>();
+  /**
+   * Routes of the current upstream settings by DC id (a reload brings a new settings object). Bounded: an
+   * authenticated client can name any of 65,536 ids, and unknown ones only cost a fresh lookup.
+   */
+  private routes = new WeakMap<UpstreamConfig, Map<number, DcRoute | null>>();
 
   constructor(getConfig: () => Config, log: Logger, stats: Stats) {
     this.getConfig = getConfig;
@@ -73,7 +95,7 @@ export class DirectUpstream implements Upstream {
 
   async open(client: ClientInfo, sink: ClientSink): Promise<UpstreamHandle> {
     const cfg = this.getConfig().upstream;
-    const route = resolveDc(client.dcId, cfg);
+    const route = this.route(client.dcId, cfg);
     if (route === null) throw new UpstreamError('MTP_ERR_NO_DC', `no address for DC ${client.dcId}`);
     if (route.fallback) {
       this.log.debug(
@@ -110,10 +132,24 @@ export class DirectUpstream implements Upstream {
     throw new UpstreamError('MTP_ERR_UPSTREAM_CONNECT', `DC ${route.dcId} unreachable (${code})`);
   }
 
+  private route(dcId: number, cfg: UpstreamConfig): DcRoute | null {
+    let known = this.routes.get(cfg);
+    if (known === undefined) this.routes.set(cfg, (known = new Map()));
+    let route = known.get(dcId);
+    if (route === undefined) {
+      route = resolveDc(dcId, cfg);
+      if (known.size < MAX_CACHED_ROUTES) known.set(dcId, route);
+    }
+    return route;
+  }
+
   async close(): Promise<void> {
     for (const link of [...this.links]) link.close();
   }
 }
+
+/** DC ids whose route is kept (real clients name a dozen at most). */
+const MAX_CACHED_ROUTES = 64;
 
 /** One client's connection to its DC. */
 export class DirectLink implements UpstreamHandle {
@@ -151,10 +187,7 @@ export class DirectLink implements UpstreamHandle {
     this.decrypt = hs.decrypt;
     registry.add(this);
     stats.linksActive++;
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 60_000);
     (socket as LinkSocket)[LINK] = this;
-    socket.on('data', dcData);
     socket.on('drain', dcDrain);
     socket.on('end', dcEnd);
     socket.on('error', dcError);
@@ -214,7 +247,6 @@ export class DirectLink implements UpstreamHandle {
     this.registry.delete(this);
     this.stats.linksActive--;
     const s = this.socket;
-    s.off('data', dcData);
     if (!s.destroyed && s.writableLength > 0) {
       s.end();
       // An absolute bound: a peer that keeps sending must not keep the socket (inactivity timers would).
@@ -224,8 +256,10 @@ export class DirectLink implements UpstreamHandle {
     }
   }
 
-  /** @internal (socket listener) */
+  /** @internal (socket read callback) `chunk` is a view of the shared read buffer: used up before returning. */
   onData(chunk: Buffer): void {
+    // A closed link may still be flushing its last bytes to the DC; what the DC says now goes nowhere.
+    if (this.closed) return;
     this.stats.bytesFromDc += chunk.length;
     // Backpressure comes back through pause()/resume(): the session calls them when the client's socket
     // fills and drains.
@@ -253,8 +287,14 @@ export class DirectLink implements UpstreamHandle {
 
 // Shared DC socket listeners: `this` is the socket.
 
-function dcData(this: net.Socket, chunk: Buffer): void {
-  linkOf(this)?.onData(chunk);
+/**
+ * A DC socket read `length` bytes into DC_READ_BUFFER. The link is in place before the DC can answer (it is
+ * made in the continuation of the connect, before the event loop polls again). Always true: pausing follows
+ * the client socket's backpressure through pause()/resume().
+ */
+function dcRead(this: net.Socket, length: number): boolean {
+  linkOf(this)?.onData(DC_READ_BUFFER.subarray(0, length));
+  return true;
 }
 
 function dcDrain(this: net.Socket): void {

@@ -203,4 +203,80 @@ secret = "0123456789abcdef0123456789abcdef"
     assert.equal(stats.dc(1).bytesToDc, 64 + frame.length);
     handle.close();
   });
+
+  /** An intermediate frame with `payload`. */
+  const frameOf = (payload: Buffer): Buffer => {
+    const frame = Buffer.alloc(4 + payload.length);
+    frame.writeUInt32LE(payload.length, 0);
+    payload.copy(frame, 4);
+    return frame;
+  };
+
+  const dcConfig = (dcToml: string) =>
+    parseConfig(`[[listeners]]
+name = "main"
+host = "127.0.0.1"
+port = 0
+secret = "0123456789abcdef0123456789abcdef"
+[upstream.dc]
+${dcToml}
+`);
+
+  async function receive(s: { bytes: Buffer[] }, length: number): Promise<Buffer> {
+    for (let i = 0; i < 1000 && Buffer.concat(s.bytes).length < length; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    return Buffer.concat(s.bytes);
+  }
+
+  it('links reading at once each get their own DC answers, large ones over many reads', async () => {
+    const cfg = dcConfig(`4 = ["127.0.0.1:${dc.port}"]`);
+    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), new Stats());
+    const sinks = [sink(), sink(), sink()];
+    const handles = await Promise.all(sinks.map((s) => up.open(client(4), s)));
+    // Past the size of one read, so every answer arrives in several reads interleaved with the others'.
+    const frames = [0x11, 0x22, 0x33].map((fill, i) => frameOf(Buffer.alloc(200_000 + 4 * i, fill)));
+    for (const [i, h] of handles.entries()) h.writeBytes(frames[i]);
+    const got = await Promise.all(sinks.map((s, i) => receive(s, frames[i].length)));
+    for (const [i, bytes] of got.entries())
+      assert.ok(bytes.equals(frames[i]), `link ${i} got its own answer`);
+    await up.close();
+  });
+
+  it('a paused link delivers nothing until resumed', async () => {
+    const cfg = dcConfig(`4 = ["127.0.0.1:${dc.port}"]`);
+    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), new Stats());
+    const s = sink();
+    const h = await up.open(client(4), s);
+    h.pause();
+    const frame = frameOf(Buffer.from('held while paused'));
+    h.writeBytes(frame);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(s.bytes.length, 0);
+    h.resume();
+    assert.ok((await receive(s, frame.length)).equals(frame));
+    await up.close();
+  });
+
+  it('nothing reaches the session after the link is closed', async () => {
+    const cfg = dcConfig(`4 = ["127.0.0.1:${dc.port}"]`);
+    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), new Stats());
+    const s = sink();
+    const h = await up.open(client(4), s);
+    h.writeBytes(frameOf(Buffer.alloc(100_000, 1)));
+    h.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(s.bytes.length, 0);
+    assert.deepEqual(s.closed, []);
+  });
+
+  it('the DC addresses of a reloaded configuration apply to the next link', async () => {
+    let cfg = dcConfig(`4 = ["127.0.0.1:${closedPort}"]`);
+    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), new Stats());
+    await assert.rejects(up.open(client(4), sink()));
+    await assert.rejects(up.open(client(4), sink()), 'the same settings give the same route');
+    cfg = dcConfig(`4 = ["127.0.0.1:${dc.port}"]`);
+    const h = await up.open(client(4), sink());
+    h.close();
+    await up.close();
+  });
 });
