@@ -7,8 +7,9 @@
  * the client computed its digest over one record, so the digest is checked over the reassembled message
  * under a single record header, with the first record's version bytes.
  */
-import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { ProtocolError } from '../errors.ts';
+import { HMAC_PAD_LENGTH, hmacSha256Padded } from './hmac.ts';
 import { CONTENT_HANDSHAKE, RECORD_HEADER_LENGTH } from './records.ts';
 
 /** Offset of the 32-byte random inside the single-record form of the hello. */
@@ -252,33 +253,27 @@ function parseSupportedVersions(buf: Buffer, pos: number, end: number): number[]
   return versions;
 }
 
-/** The digest over the hello with its random zeroed (the same for every candidate secret's HMAC input). */
-export function zeroedHello(record: Buffer): Buffer {
-  const copy = Buffer.from(record);
-  copy.fill(0, RANDOM_OFFSET, RANDOM_OFFSET + RANDOM_LENGTH);
-  return copy;
+/**
+ * The hello with its random zeroed (the HMAC input, the same for every candidate secret), after
+ * HMAC_PAD_LENGTH bytes of room for the key pad: only for verifyHelloDigest.
+ */
+export type ZeroedHello = Buffer & { readonly zeroedHelloLayout: true };
+
+export function zeroedHello(record: Buffer): ZeroedHello {
+  const padded = Buffer.allocUnsafe(HMAC_PAD_LENGTH + record.length);
+  record.copy(padded, HMAC_PAD_LENGTH);
+  padded.fill(0, HMAC_PAD_LENGTH + RANDOM_OFFSET, HMAC_PAD_LENGTH + RANDOM_OFFSET + RANDOM_LENGTH);
+  return padded as ZeroedHello;
 }
 
 const ZERO_PREFIX = Buffer.alloc(28);
-
-const hmacKeys = new WeakMap<Buffer, KeyObject>();
-
-/** createHmac with a raw Buffer key costs several times more than with a KeyObject (Node 24): cache one per secret. */
-export function hmacKey(secret: Buffer): KeyObject {
-  let key = hmacKeys.get(secret);
-  if (!key) {
-    key = createSecretKey(secret);
-    hmacKeys.set(secret, key);
-  }
-  return key;
-}
 
 /**
  * Check `random` against HMAC-SHA256(secret, zeroed hello): the first 28 bytes must match, the last 4 are
  * the client's Unix time XOR-ed in (uint32 LE). Returns that time, or null when the secret does not match.
  */
-export function verifyHelloDigest(zeroed: Buffer, random: Buffer, secret: Buffer): number | null {
-  const digest = createHmac('sha256', hmacKey(secret)).update(zeroed).digest();
+export function verifyHelloDigest(zeroed: ZeroedHello, random: Buffer, secret: Buffer): number | null {
+  const digest = hmacSha256Padded(secret, zeroed);
   for (let i = 0; i < 32; i++) digest[i] ^= random[i];
   if (!timingSafeEqual(digest.subarray(0, 28), ZERO_PREFIX)) return null;
   return digest.readUInt32LE(28);

@@ -7,7 +7,8 @@
  */
 import { createHmac } from 'node:crypto';
 import { fillRandom } from '../random-pool.ts';
-import { GROUP_X25519_MLKEM768, hmacKey } from './client-hello.ts';
+import { GROUP_X25519_MLKEM768 } from './client-hello.ts';
+import { HMAC_PAD_LENGTH, hmacSha256Padded } from './hmac.ts';
 import { MAX_RECORD_PAYLOAD } from './records.ts';
 
 export const CIPHER_TLS_AES_128_GCM_SHA256 = 0x1301;
@@ -42,8 +43,12 @@ export function buildServerHello(p: ServerHelloParams): Buffer {
   const bodyLength = 2 + 32 + 1 + p.sessionId.length + 2 + 1 + 2 + extensionsLength;
   const helloRecordLength = 5 + 4 + bodyLength;
   const total = helloRecordLength + 6 + 5 + appDataLength;
+  // The digest's input in place: key pad, client random, then the flight itself (what is returned).
   // Every byte is written below; only the digest starts as zeros.
-  const out = Buffer.allocUnsafe(total);
+  const prefix = HMAC_PAD_LENGTH + p.clientRandom.length;
+  const padded = Buffer.allocUnsafe(prefix + total);
+  p.clientRandom.copy(padded, HMAC_PAD_LENGTH);
+  const out = padded.subarray(prefix);
   let o = 0;
   out[o++] = 0x16;
   out[o++] = 3;
@@ -76,8 +81,7 @@ export function buildServerHello(p: ServerHelloParams): Buffer {
   o = out.writeUInt16BE(appDataLength, o);
   if (typeof p.appData === 'number') fillRandom(out, o, o + appDataLength);
   else p.appData.copy(out, o);
-  const digest = createHmac('sha256', hmacKey(p.secret)).update(p.clientRandom).update(out).digest();
-  digest.copy(out, DIGEST_OFFSET);
+  hmacSha256Padded(p.secret, padded).copy(out, DIGEST_OFFSET);
   return out;
 }
 
