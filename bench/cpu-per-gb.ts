@@ -1,9 +1,10 @@
 /**
  * Figure: the proxy process's CPU seconds (user + system, all threads) per GB relayed, with 1 and 2 workers,
  * under the many-streams throughput load. The 2-worker figure shows what coordination costs the data path
- * (target: within 15% of one worker's).
+ * (target: within 15% of one worker's). BENCH_WORKER_MODE=processes: worker processes, whose CPU is summed
+ * with the primary's (which accepts every connection in that mode).
  */
-import type { PathKind } from './lib/harness.ts';
+import { type PathKind, workersLabel } from './lib/harness.ts';
 import type { Actor } from './lib/ipc.ts';
 import { type Row, row } from './lib/report.ts';
 import { sizes } from './lib/sizes.ts';
@@ -27,7 +28,7 @@ export async function run(loadgens: Actor[], paths: PathKind[] = ['direct', 'mid
   for (const kind of paths) {
     let one: number | null = null;
     for (const workers of [1, 2]) {
-      const scenario = `${kind}, ${workers} worker${workers > 1 ? 's' : ''}, ${streams} streams`;
+      const scenario = `${kind}, ${workersLabel(workers)}, ${streams} streams`;
       try {
         const r = await measureThroughput(loadgens, { kind, workers }, streams, perStream);
         const vsOne =

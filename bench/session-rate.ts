@@ -2,8 +2,9 @@
  * Figure: new sessions per second. Each load-generator loop connects, completes the handshake (fake-TLS:
  * ClientHello, ServerHello check, obfuscated2 header), does one small round trip through the upstream and
  * closes, as fast as it can. With 2 workers the per-worker split of accepted connections is reported too.
+ * BENCH_WORKER_MODE=processes runs the workers as processes (the fallback where SO_REUSEPORT is missing).
  */
-import { cpuSeconds, type PathKind, startPath } from './lib/harness.ts';
+import { cpuSeconds, type PathKind, startPath, workersLabel } from './lib/harness.ts';
 import type { Actor } from './lib/ipc.ts';
 import { type Row, row } from './lib/report.ts';
 import { sizes } from './lib/sizes.ts';
@@ -91,7 +92,7 @@ export async function run(loadgens: Actor[]): Promise<Row[]> {
       rows.push(
         row(
           'session-rate',
-          `${kind}, ${workers} worker${workers > 1 ? 's' : ''}`,
+          `${kind}, ${workersLabel(workers)}`,
           'sessions/s',
           r.perSec,
           '1/s',
@@ -103,7 +104,7 @@ export async function run(loadgens: Actor[]): Promise<Row[]> {
       rows.push(
         row(
           'session-rate',
-          `${kind}, ${workers} workers`,
+          `${kind}, ${workersLabel(workers)}`,
           'sessions/s',
           Number.NaN,
           '1/s',

@@ -20,6 +20,18 @@ export interface PathSpec {
   workers?: number;
 }
 
+/**
+ * BENCH_WORKER_MODE=threads|processes|auto: the proxy's `worker_mode` (default: the config's own, auto).
+ * With "processes" even one worker runs as a worker process behind the primary, so 1 and 2 compare alike.
+ */
+export const benchWorkerMode: string | undefined = process.env.BENCH_WORKER_MODE || undefined;
+
+/** "2 workers", or "2 processes" when the bench runs them as worker processes. */
+export function workersLabel(workers: number): string {
+  if (benchWorkerMode === 'processes') return `${workers} process${workers > 1 ? 'es' : ''}`;
+  return `${workers} worker${workers > 1 ? 's' : ''}`;
+}
+
 export interface Usage {
   cpuUserUs: number;
   cpuSystemUs: number;
@@ -69,6 +81,7 @@ export function proxyConfig(
   if (kind === 'tls') listener.tls_domain = TLS_DOMAIN;
   const config: Record<string, unknown> = {
     workers,
+    ...(benchWorkerMode ? { worker_mode: benchWorkerMode } : {}),
     state_dir: BENCH_STATE_DIR,
     listeners: [listener],
     upstream: { mode: kind === 'middle' ? 'middle' : 'direct' },

@@ -21,9 +21,12 @@ serveActor({
     }
     return { port: running.port };
   },
-  usage() {
-    const cpu = process.cpuUsage();
+  async usage() {
     const mem = process.memoryUsage();
+    // Worker processes spend their CPU outside this process: the supervisor sums it.
+    const all = running?.usage ? await running.usage() : null;
+    if (all) return { ...all, heapUsed: mem.heapUsed };
+    const cpu = process.cpuUsage();
     return { cpuUserUs: cpu.user, cpuSystemUs: cpu.system, rss: mem.rss, heapUsed: mem.heapUsed };
   },
   /** Connections accepted by each worker so far (empty for a single in-process proxy). */

@@ -8,13 +8,15 @@ export interface ProxyUnderTest {
   close(): Promise<void>;
   /** Per-worker accepted connections (supervisor only). */
   workerConnections?(): Promise<number[]>;
+  /** CPU and memory including worker processes (supervisor only; worker threads count in this process). */
+  usage?(): Promise<{ cpuUserUs: number; cpuSystemUs: number; rss: number }>;
 }
 
 export async function startProxyUnderTest(object: Record<string, unknown>): Promise<ProxyUnderTest> {
   const config = parseConfig(object);
   logger.level = config.log.level;
   const listener = config.listeners[0].name;
-  if (config.workers > 1) {
+  if (config.workers > 1 || config.workerMode === 'processes') {
     const { Supervisor } = await import('../../src/workers/supervisor.ts');
     const supervisor = new Supervisor(config, { log: logger });
     await supervisor.start();
@@ -22,6 +24,7 @@ export async function startProxyUnderTest(object: Record<string, unknown>): Prom
       port: supervisor.address(listener).port,
       close: () => supervisor.stop(0),
       workerConnections: async () => (await supervisor.workerStats()).map((s) => s.connectionsTotal),
+      usage: () => supervisor.usage(),
     };
   }
   const proxy = new MtProxy(config, { log: logger });
