@@ -193,4 +193,30 @@ describe('obfuscated2 properties', () => {
       { numRuns: 500 },
     );
   });
+
+  it('streams and keys agree with deriveKeys for any header and secret, each call with its own copies', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 64, maxLength: 64 }),
+        fc.option(fc.uint8Array({ minLength: 16, maxLength: 16 }), { nil: null }),
+        (random, s) => {
+          const secret = s === null ? null : Buffer.from(s);
+          const hs = createInitiatorHeader('padded', 3, secret, Buffer.from(random));
+          const k = deriveKeys(hs.header, secret);
+          const before = Object.values(k).map((b) => Buffer.from(b));
+          // Another derivation in between must not change what the first one returned.
+          deriveKeys(Buffer.from(random).reverse(), secret);
+          assert.deepEqual(Object.values(k), before);
+          const data = Buffer.from('sixteen bytes!!!');
+          const sent = hs.encrypt.update(data);
+          const read = createCipheriv('aes-256-ctr', k.readKey, k.readIv);
+          read.update(Buffer.alloc(64));
+          assert.deepEqual(read.update(data), sent);
+          const back = createCipheriv('aes-256-ctr', k.writeKey, k.writeIv).update(data);
+          assert.deepEqual(hs.decrypt.update(back), data);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
 });
