@@ -33,14 +33,25 @@ export function fullWireSize(bodyLength: number): number {
  * `out` must be exactly `fullWireSize(bodyLength)` bytes. Lets hot paths build a frame in one allocation.
  */
 export function sealFullFrame(out: Buffer, bodyLength: number, seq: number): void {
+  sealFullFrameAt(out, 0, bodyLength, seq);
+}
+
+/**
+ * sealFullFrame for a frame that starts at `out[at]` (its body at `out[at + 8]`) and may be followed by other
+ * frames in the same buffer. Returns the frame's wire size, padding included.
+ */
+export function sealFullFrameAt(out: Buffer, at: number, bodyLength: number, seq: number): number {
   if (bodyLength % 4 !== 0) {
     throw new ProtocolError('MTP_ERR_RPC_BAD_FRAME', `body of ${bodyLength} bytes is not a multiple of 4`);
   }
   const len = FULL_OVERHEAD + bodyLength;
-  out.writeUInt32LE(len, 0);
-  out.writeInt32LE(seq, 4);
-  out.writeUInt32LE(crc32(out.subarray(0, FULL_HEADER + bodyLength)), FULL_HEADER + bodyLength);
-  for (let off = len; off < out.length; off += 4) out.writeUInt32LE(PAD_WORD, off);
+  const crcAt = at + FULL_HEADER + bodyLength;
+  out.writeUInt32LE(len, at);
+  out.writeInt32LE(seq, at + 4);
+  out.writeUInt32LE(crc32(out.subarray(at, crcAt)), crcAt);
+  const end = at + len + fullPadding(len);
+  for (let off = at + len; off < end; off += 4) out.writeUInt32LE(PAD_WORD, off);
+  return end - at;
 }
 
 /**
@@ -87,6 +98,88 @@ export class FullEncoder {
     const seq = this.seq;
     this.seq = (this.seq + 1) | 0;
     return seq;
+  }
+}
+
+/** Plaintext a FullBatch gathers before it must be taken (frames larger than this go out on their own). */
+export const FULL_BATCH_CAPACITY = 128 * 1024;
+const BATCH_FIRST_SIZE = 4096;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Outgoing frames gathered back to back in one reusable buffer, so that everything a link sends in one tick
+ * is encrypted by one cipher call and leaves in one socket write (per-frame cipher calls, writes and buffers
+ * cost more than the copy into the batch). Pure: the caller encrypts what `take()` returns.
+ *
+ * Writing a frame: `const at = batch.reserve(bodyLength)`, write the body at `batch.buffer[at..]`, then
+ * `batch.commit(bodyLength)` numbers and seals it. The buffer is allocated on first use.
+ */
+export class FullBatch {
+  readonly capacity: number;
+  private readonly encoder: FullEncoder;
+  private buf: Buffer | null = null;
+  private length = 0;
+
+  constructor(encoder: FullEncoder, capacity = FULL_BATCH_CAPACITY) {
+    this.encoder = encoder;
+    this.capacity = capacity;
+  }
+
+  /** Plaintext bytes queued (always a multiple of 16). */
+  get pending(): number {
+    return this.length;
+  }
+
+  /** Where frames are written; replaced when `reserve` grows it, so read it after `reserve`. */
+  get buffer(): Buffer {
+    return this.buf ?? EMPTY;
+  }
+
+  /** Room for a frame with a body of `bodyLength` bytes behind what is queued. */
+  fits(bodyLength: number): boolean {
+    return this.length + fullWireSize(bodyLength) <= this.capacity;
+  }
+
+  /** Where the body of the next frame goes in `buffer`; the caller checked `fits`. */
+  reserve(bodyLength: number): number {
+    // Checked here rather than when sealing, which would have taken a sequence number already.
+    if (bodyLength % 4 !== 0) {
+      throw new ProtocolError('MTP_ERR_RPC_BAD_FRAME', `body of ${bodyLength} bytes is not a multiple of 4`);
+    }
+    if (!this.fits(bodyLength)) {
+      throw new ProtocolError('MTP_ERR_RPC_BAD_FRAME', `frame of ${bodyLength} bytes does not fit the batch`);
+    }
+    const end = this.length + fullWireSize(bodyLength);
+    if (this.buf === null || this.buf.length < end) this.grow(end);
+    return this.length + FULL_HEADER;
+  }
+
+  /** Seal the frame whose body was written at `reserve(bodyLength)`, with the next sequence number. */
+  commit(bodyLength: number): void {
+    this.length += sealFullFrameAt(this.buffer, this.length, bodyLength, this.encoder.nextSeq());
+  }
+
+  /** Queue a frame carrying a copy of `body`. */
+  push(body: Buffer): void {
+    const at = this.reserve(body.length);
+    body.copy(this.buffer, at);
+    this.commit(body.length);
+  }
+
+  /** The queued frames, as a view valid until the next frame is queued; the batch is empty afterwards. */
+  take(): Buffer {
+    const out = this.buffer.subarray(0, this.length);
+    this.length = 0;
+    return out;
+  }
+
+  /** A link that only ever sends control messages keeps a small buffer; bulk traffic grows it to capacity. */
+  private grow(atLeast: number): void {
+    let size = Math.max(BATCH_FIRST_SIZE, this.buf ? this.buf.length * 2 : 0);
+    while (size < atLeast) size *= 2;
+    const next = Buffer.allocUnsafeSlow(Math.min(size, this.capacity));
+    if (this.buf !== null) this.buf.copy(next, 0, 0, this.length);
+    this.buf = next;
   }
 }
 
