@@ -28,10 +28,9 @@ import {
 import {
   encodeFullFrame,
   FULL_HEADER,
+  FullBatch,
   FullDecoder,
   FullEncoder,
-  fullWireSize,
-  sealFullFrame,
   sealFullFrameParts,
 } from '../../src/protocol/middle/full.ts';
 import {
@@ -94,6 +93,9 @@ class FakeLink {
   private readonly fake: FakeMiddleProxy;
   private readonly decoder = new FullDecoder();
   private readonly encoder = new FullEncoder();
+  /** Frames answered while handling one read; they leave in one cipher call and one write. */
+  private readonly batch = new FullBatch(this.encoder);
+  private handlingInput = false;
   private encryptor: CbcStream | null = null;
   private decryptor: CbcStream | null = null;
   /** Padding bytes a client may still send after its plaintext nonce (up to three words). */
@@ -110,21 +112,30 @@ class FakeLink {
 
   send(body: Buffer): void {
     if (this.stage !== STAGE_READY || this.socket.destroyed) return;
-    this.socket.write(this.encryptor!.update(this.encoder.encode(body)));
+    this.queue(body);
   }
 
-  /** RPC_PROXY_ANS without building the body first: a large payload is encrypted where it lies. */
+  private queue(body: Buffer): void {
+    if (!this.batch.fits(body.length)) this.flush();
+    this.batch.push(body);
+    if (!this.handlingInput) this.flush();
+  }
+
+  /** RPC_PROXY_ANS without building the body first; a payload larger than a batch is encrypted where it lies. */
   sendAnswer(connId: number, payload: Buffer): void {
     if (this.stage !== STAGE_READY || this.socket.destroyed) return;
-    const enc = this.encryptor!;
-    if (payload.length < 2048) {
-      const frame = Buffer.allocUnsafe(fullWireSize(PROXY_ANS_HEADER + payload.length));
-      writeProxyAnsHeader(frame, FULL_HEADER, connId);
-      payload.copy(frame, FULL_HEADER + PROXY_ANS_HEADER);
-      sealFullFrame(frame, PROXY_ANS_HEADER + payload.length, this.encoder.nextSeq());
-      this.socket.write(enc.update(frame));
+    const bodyLength = PROXY_ANS_HEADER + payload.length;
+    const batch = this.batch;
+    if (!batch.fits(bodyLength)) this.flush();
+    if (batch.fits(bodyLength)) {
+      const at = batch.reserve(bodyLength);
+      writeProxyAnsHeader(batch.buffer, at, connId);
+      payload.copy(batch.buffer, at + PROXY_ANS_HEADER);
+      batch.commit(bodyLength);
+      if (!this.handlingInput) this.flush();
       return;
     }
+    const enc = this.encryptor!;
     const head = Buffer.allocUnsafe(FULL_HEADER + PROXY_ANS_HEADER);
     writeProxyAnsHeader(head, FULL_HEADER, connId);
     const trailer = sealFullFrameParts(head, payload, this.encoder.nextSeq());
@@ -133,7 +144,13 @@ class FakeLink {
     this.socket.write(enc.update(trailer));
   }
 
+  private flush(): void {
+    if (this.batch.pending === 0 || this.socket.destroyed) return;
+    this.socket.write(this.encryptor!.update(this.batch.take()));
+  }
+
   sendBroken(kind: 'crc' | 'seq' | 'length'): void {
+    this.flush();
     const frame = this.encoder.encode(encodePing(randomBytes(8)));
     if (kind === 'crc') frame[12] ^= 0xff;
     if (kind === 'seq') frame.writeInt32LE(frame.readInt32LE(4) + 5, 4);
@@ -150,9 +167,12 @@ class FakeLink {
     const s = this.socket;
     // Everything answered for this read leaves in one write.
     s.cork();
+    this.handlingInput = true;
     try {
       this.onInput(chunk);
+      this.flush();
     } finally {
+      this.handlingInput = false;
       s.uncork();
     }
     // Answers the proxy is not reading yet: stop taking its requests until they drain, as TCP would make a
@@ -239,12 +259,8 @@ class FakeLink {
         throw new Error('handshake names another peer');
       this.stage = STAGE_READY;
       this.fake.clientPids.push(decodeProcessId(h.senderPid));
-      this.socket.write(
-        this.encryptor!.update(
-          this.encoder.encode(
-            encodeHandshake({ flags: 0, senderPid: encodeProcessId(this.fake.pid), peerPid: h.senderPid }),
-          ),
-        ),
+      this.queue(
+        encodeHandshake({ flags: 0, senderPid: encodeProcessId(this.fake.pid), peerPid: h.senderPid }),
       );
       this.fake.onReady(this);
       return;

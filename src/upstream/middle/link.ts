@@ -20,10 +20,10 @@ import {
   type MiddleKeyInput,
 } from '../../protocol/middle/crypto.ts';
 import {
+  FULL_HEADER,
+  FullBatch,
   FullDecoder,
   FullEncoder,
-  fullWireSize,
-  sealFullFrame,
   sealFullFrameParts,
 } from '../../protocol/middle/full.ts';
 import {
@@ -91,8 +91,13 @@ const STATE_READY = 3;
 const STATE_CLOSED = 4;
 
 const KEEPALIVE_MS = 40_000;
-/** Payloads from this size on are encrypted in place rather than copied into a frame buffer. */
-const SPLIT_PAYLOAD = 2048;
+
+/**
+ * Every link of this thread reads into this one buffer: a read is decrypted (into a new buffer) before the
+ * callback returns and nothing refers to it afterwards, so no read allocates a block of its own. Large, so
+ * that a busy link carrying many clients' answers takes them in few reads and cipher calls.
+ */
+const LINK_READ_BUFFER = Buffer.allocUnsafeSlow(128 * 1024);
 
 let nextConnId = 1 + Math.floor(Math.random() * 0x10000) * 0x10000;
 const processStart = Math.floor(Date.now() / 1000);
@@ -109,6 +114,9 @@ export class RpcLink {
   private readonly opts: LinkOptions;
   private readonly socket: net.Socket;
   private readonly encoder = new FullEncoder();
+  /** Frames queued in this tick; encrypted and written together (flush). */
+  private readonly batch = new FullBatch(this.encoder);
+  private flushQueued = false;
   private readonly decoder = new FullDecoder();
   private encryptor: CbcStream | null = null;
   private decryptor: CbcStream | null = null;
@@ -117,7 +125,6 @@ export class RpcLink {
   private ourPid: ProcessId | null = null;
   private proxyAddress: Buffer = Buffer.alloc(20);
   private timer: NodeJS.Timeout | null = null;
-  private corked = false;
   /** Right after the plaintext nonce answer (see onData). */
   private mayHavePlainPadding = true;
   /** Became ready at some point (a closed link that never did was a failed attempt). */
@@ -134,14 +141,18 @@ export class RpcLink {
     this.host = opts.host;
     this.port = opts.port;
     this.dcId = opts.dcId;
-    this.socket = net.connect({ host: opts.host, port: opts.port });
-    this.socket.setNoDelay(true);
+    this.socket = net.connect({
+      host: opts.host,
+      port: opts.port,
+      noDelay: true,
+      // One closure per link (links are few), not per read.
+      onread: { buffer: LINK_READ_BUFFER, callback: (length) => this.onRead(length) },
+    });
     this.timer = setTimeout(
       () => this.fail('MTP_ERR_UPSTREAM_TIMEOUT'),
       opts.connectTimeoutMs + opts.handshakeTimeoutMs,
     );
     this.socket.once('connect', this.onConnect);
-    this.socket.on('data', this.onData);
     this.socket.on('drain', this.onDrain);
     this.socket.on('end', this.onEnd);
     this.socket.on('error', this.onError);
@@ -189,26 +200,35 @@ export class RpcLink {
       proxyAddress: this.proxyAddress,
       adTag: client.adTag,
     };
-    let ok: boolean;
-    if (payload.length < SPLIT_PAYLOAD) {
-      // Frame header, RPC header and payload in one buffer, then one cipher pass and one write.
-      const bodyLength = head + payload.length;
-      const frame = Buffer.allocUnsafe(fullWireSize(bodyLength));
-      writeProxyReqHeader(frame, 8, header);
-      payload.copy(frame, 8 + head);
-      sealFullFrame(frame, bodyLength, this.encoder.nextSeq());
-      ok = this.writeEncrypted(frame);
+    const bodyLength = head + payload.length;
+    const batch = this.batch;
+    if (!batch.fits(bodyLength)) this.flush();
+    if (batch.fits(bodyLength)) {
+      const at = batch.reserve(bodyLength);
+      writeProxyReqHeader(batch.buffer, at, header);
+      payload.copy(batch.buffer, at + head);
+      batch.commit(bodyLength);
+      this.queueFlush();
     } else {
-      // A large payload is encrypted where it lies: no copy into a frame buffer (the writes are corked).
-      const headBuf = Buffer.allocUnsafe(8 + head);
-      writeProxyReqHeader(headBuf, 8, header);
+      // Larger than a whole batch: encrypted where it lies rather than copied (the batch went out just before).
+      const headBuf = Buffer.allocUnsafe(FULL_HEADER + head);
+      writeProxyReqHeader(headBuf, FULL_HEADER, header);
       const trailer = sealFullFrameParts(headBuf, payload, this.encoder.nextSeq());
       const enc = this.encryptor!;
+      this.socket.cork();
       this.writePlain(enc.update(headBuf));
       this.writePlain(enc.update(payload));
-      ok = this.writePlain(enc.update(trailer));
+      this.writePlain(enc.update(trailer));
+      this.socket.uncork();
     }
-    if (!ok) this.waitingForDrain.add(client);
+    // What the socket holds plus what this tick will add to it, against the socket's own bound.
+    const ok = this.socket.writableLength + batch.pending < this.socket.writableHighWaterMark;
+    if (!ok) {
+      this.waitingForDrain.add(client);
+      // The tick's end tells the client when the write goes through without filling the socket: no 'drain'
+      // comes then. Never from in here: the session only pauses the client after this call returns.
+      this.queueFlush();
+    }
     return ok;
   }
 
@@ -267,7 +287,7 @@ export class RpcLink {
     // Peer PID as far as we know it: its address and port (ip 0 = any).
     const peer = encodeProcessId({ ip: 0, port: s.remotePort ?? 0, pid: 0, utime: 0 });
     this.state = STATE_HANDSHAKE;
-    this.writeEncrypted(this.encoder.encode(encodeHandshake({ flags: 0, senderPid: pid, peerPid: peer })));
+    this.sendBody(encodeHandshake({ flags: 0, senderPid: pid, peerPid: peer }));
   }
 
   private onHandshake(body: Buffer): void {
@@ -296,13 +316,20 @@ export class RpcLink {
 
   // ---- input -------------------------------------------------------------------------------------------
 
-  private readonly onData = (chunk: Buffer): void => {
+  private onRead(length: number): boolean {
+    this.onData(LINK_READ_BUFFER.subarray(0, length));
+    // Never paused: a link serves many clients, each bounded on its own side.
+    return true;
+  }
+
+  private onData(chunk: Buffer): void {
     this.bytesIn += chunk.length;
     this.opts.stats.bytesFromDc += chunk.length;
     try {
       if (this.state === STATE_NONCE) {
         // The nonce answer is plaintext and must be exactly one frame; whatever follows it is already encrypted.
-        this.decoder.decode(chunk, this.onPlainFrame, 1);
+        // A copy: a nonce cut by the end of a read is kept by the decoder, and the read buffer is reused.
+        this.decoder.decode(Buffer.from(chunk), this.onPlainFrame, 1);
         if (this.state === STATE_NONCE) return;
         chunk = this.decoder.takeRemainder();
         if (chunk.length === 0) return;
@@ -322,7 +349,7 @@ export class RpcLink {
     } catch (err) {
       this.fail(isProtocolError(err) ? err.code : 'MTP_ERR_INTERNAL', err);
     }
-  };
+  }
 
   private readonly onPlainFrame = (body: Buffer): void => {
     this.onNonce(body);
@@ -368,29 +395,41 @@ export class RpcLink {
 
   // ---- output ------------------------------------------------------------------------------------------
 
-  private sendBody(body: Buffer): boolean {
-    return this.writeEncrypted(this.encoder.encode(body));
+  /** A control message (close, pong) joins the frames of this tick. */
+  private sendBody(body: Buffer): void {
+    if (!this.batch.fits(body.length)) this.flush();
+    this.batch.push(body);
+    this.queueFlush();
+  }
+
+  private queueFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    process.nextTick(this.flushQueuedBatch);
+  }
+
+  private readonly flushQueuedBatch = (): void => {
+    this.flushQueued = false;
+    this.flush();
+    // Clients refused while the batch was filling wait for a 'drain' that only a refused write brings.
+    if (this.waitingForDrain.size > 0 && !this.socket.writableNeedDrain && this.state !== STATE_CLOSED)
+      this.onDrain();
+  };
+
+  /** Encrypt and send every frame queued so far: one cipher call, one write, no Nagle delay. */
+  private flush(): void {
+    if (this.batch.pending === 0 || this.state === STATE_CLOSED) return;
+    this.writeEncrypted(this.batch.take());
   }
 
   private writePlain(data: Buffer): boolean {
     this.bytesOut += data.length;
     this.opts.stats.bytesToDc += data.length;
-    if (!this.corked) {
-      // Many clients write small packets in the same tick: send them in one syscall, without Nagle's delay.
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
-    }
     return this.socket.write(data);
   }
 
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
-  };
-
-  private writeEncrypted(frame: Buffer): boolean {
-    return this.writePlain(this.encryptor!.update(frame));
+  private writeEncrypted(frames: Buffer): boolean {
+    return this.writePlain(this.encryptor!.update(frames));
   }
 
   private readonly onDrain = (): void => {

@@ -352,3 +352,58 @@ test('a cached proxy secret from an earlier run is not used while the fresh one 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a client held back by a full link is told to resume only after its write call returned', async () => {
+  const setup = await startMiddleSetup({ minConnections: 1 });
+  try {
+    const info: ClientInfo = {
+      listener: setup.config.listeners[0],
+      transport: 'intermediate',
+      dcId: 2,
+      remoteAddress: '127.0.0.1',
+      remotePort: 1,
+      localAddress: '127.0.0.1',
+      localPort: 2,
+      tlsDomain: null,
+    };
+    const rec = recordingSink();
+    // As a session does: every packet of one read goes in, and only then is the client paused if any was
+    // refused. A resume arriving while the packets are going in would be lost and the client stall.
+    let writing = false;
+    let paused = false;
+    let resumedWhileWriting = 0;
+    const reads = 24;
+    const perRead = 12; // 12 x 16 KiB: more than one batch, so the link flushes while packets go in
+    let readsDone = 0;
+    const payload = encryptedPayload(7, 16 * 1024);
+    const pump = (): void => {
+      while (readsDone < reads) {
+        let accepting = true;
+        writing = true;
+        for (let i = 0; i < perRead; i++) if (!handle.writeFrame(payload, false)) accepting = false;
+        writing = false;
+        readsDone++;
+        if (!accepting) {
+          paused = true;
+          return;
+        }
+      }
+    };
+    rec.sink.resumeClient = () => {
+      if (writing) resumedWhileWriting++;
+      else if (paused) {
+        paused = false;
+        pump();
+      }
+    };
+    const handle = await setup.upstream.open(info, rec.sink);
+    pump();
+    await until(() => rec.frames.length === reads * perRead, 'every echo');
+    assert.equal(resumedWhileWriting, 0);
+    assert.ok(rec.frames.every((f) => f.equals(payload)));
+    handle.close();
+    assert.deepEqual(setup.fake.violations, []);
+  } finally {
+    await setup.stop();
+  }
+});
