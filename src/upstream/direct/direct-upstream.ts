@@ -40,13 +40,24 @@ export class UpstreamError extends Error {
  */
 const DC_READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
 
+/** A connect in progress: what the shared connect listeners settle (no closures per connect). */
+interface PendingConnect {
+  resolve(socket: net.Socket): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+  addr: HostPort;
+}
+
+const PENDING = Symbol('mtproxy.pendingConnect');
+type ConnectingSocket = net.Socket & { [PENDING]?: PendingConnect };
+
 /**
  * TCP connect with a timeout towards a DC; resolves with the connected socket, with no-delay and keep-alive
  * set. Its reads go to its link (found through LINK) and never to 'data' listeners.
  */
 export function connectTcp(addr: HostPort, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({
+    const socket: ConnectingSocket = net.connect({
       host: addr.host,
       port: addr.port,
       noDelay: true,
@@ -54,25 +65,43 @@ export function connectTcp(addr: HostPort, timeoutMs: number): Promise<net.Socke
       keepAliveInitialDelay: 60_000,
       onread: { buffer: DC_READ_BUFFER, callback: dcRead },
     });
-    const onError = (err: Error): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(err);
-    };
-    const timer = setTimeout(() => {
-      socket.off('error', onError);
-      socket.on('error', () => {});
-      socket.destroy();
-      reject(new UpstreamError('MTP_ERR_UPSTREAM_TIMEOUT', `connect to ${addr.host}:${addr.port} timed out`));
-    }, timeoutMs);
-    socket.once('error', onError);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      resolve(socket);
-    });
+    socket[PENDING] = { resolve, reject, addr, timer: setTimeout(connectTimedOut, timeoutMs, socket) };
+    socket.on('error', connectFailed);
+    socket.on('connect', connected);
   });
 }
+
+/** Take the pending connect off `socket` (once) and stop listening for its outcome. */
+function settle(socket: ConnectingSocket): PendingConnect | undefined {
+  const pending = socket[PENDING];
+  if (pending === undefined) return undefined;
+  socket[PENDING] = undefined;
+  clearTimeout(pending.timer);
+  socket.off('error', connectFailed);
+  socket.off('connect', connected);
+  return pending;
+}
+
+function connected(this: ConnectingSocket): void {
+  settle(this)?.resolve(this);
+}
+
+function connectFailed(this: ConnectingSocket, err: Error): void {
+  const pending = settle(this);
+  this.destroy();
+  pending?.reject(err);
+}
+
+function connectTimedOut(socket: ConnectingSocket): void {
+  const pending = settle(socket);
+  if (pending === undefined) return;
+  socket.on('error', ignoreError);
+  socket.destroy();
+  const { host, port } = pending.addr;
+  pending.reject(new UpstreamError('MTP_ERR_UPSTREAM_TIMEOUT', `connect to ${host}:${port} timed out`));
+}
+
+function ignoreError(): void {}
 
 export class DirectUpstream implements Upstream {
   readonly kind = 'direct' as const;

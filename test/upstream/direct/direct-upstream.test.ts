@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, mock } from 'node:test';
 import { parseConfig } from '../../../src/config/load.ts';
 import type { UpstreamConfig } from '../../../src/config/types.ts';
 import { logger } from '../../../src/log.ts';
 import { Stats } from '../../../src/metrics/stats.ts';
 import { DEFAULT_DC_ADDRESSES, resolveDc } from '../../../src/upstream/direct/dc-addresses.ts';
-import { DirectUpstream } from '../../../src/upstream/direct/direct-upstream.ts';
+import { connectTcp, DirectUpstream } from '../../../src/upstream/direct/direct-upstream.ts';
 import type { ClientInfo, ClientSink } from '../../../src/upstream/types.ts';
 import { FakeDc } from '../../helpers/fake-dc.ts';
 
@@ -278,5 +278,22 @@ ${dcToml}
     const h = await up.open(client(4), sink());
     h.close();
     await up.close();
+  });
+
+  it('connectTcp: refused and timed-out connects reject, and later socket events are harmless', async () => {
+    await assert.rejects(connectTcp({ host: '127.0.0.1', port: closedPort }, 2000), { code: 'ECONNREFUSED' });
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      // The deadline passes before the connect (started on a later tick) can complete.
+      const connecting = connectTcp({ host: '127.0.0.1', port: dc.port }, 2000);
+      mock.timers.tick(2000);
+      await assert.rejects(connecting, { code: 'MTP_ERR_UPSTREAM_TIMEOUT' });
+    } finally {
+      mock.timers.reset();
+    }
+    const socket = await connectTcp({ host: '127.0.0.1', port: dc.port }, 2000);
+    assert.equal(socket.listenerCount('connect'), 0);
+    assert.equal(socket.listenerCount('error'), 0);
+    socket.destroy();
   });
 });
