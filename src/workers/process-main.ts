@@ -32,7 +32,7 @@ process.on('message', (msg: ToWorker) => {
     const replay = new PrimaryReplayGuard(state, init.config.replay.enabled);
     handle = runWorker({
       init,
-      log: logger.child({ worker: init.index, pid: process.pid }),
+      log: logger.child({ worker: init.index }),
       send,
       sendAndEnd(last: FromWorker, exitCode: number) {
         if (!process.connected) process.exit(exitCode);

@@ -242,9 +242,14 @@ export class Supervisor {
     }
     // Threads: the first worker resolves `port = 0` listeners, the others then bind the same ports.
     try {
-      if (kind === 'processes') await this.#reservePorts(this.#config);
-      await this.#spawn(this.#slots[0]);
-      await Promise.all(this.#slots.slice(1).map((s) => this.#spawn(s)));
+      if (kind === 'processes') {
+        // Ports are settled here, so the processes start side by side.
+        await this.#reservePorts(this.#config);
+        await Promise.all(this.#slots.map((s) => this.#spawn(s)));
+      } else {
+        await this.#spawn(this.#slots[0]);
+        await Promise.all(this.#slots.slice(1).map((s) => this.#spawn(s)));
+      }
     } catch (e) {
       await this.stop(0);
       throw e;
@@ -529,7 +534,11 @@ export class Supervisor {
         this.#log.error({ worker: slot.index, err }, 'worker crashed');
         reject(err);
       });
-      worker.onExit((code) => this.#onExit(slot, worker, code));
+      worker.onExit((code) => {
+        // A process that dies while starting sends no 'failed' (a thread would raise 'error').
+        reject(new Error(`worker ${slot.index} exited with code ${code} before it was ready`));
+        this.#onExit(slot, worker, code);
+      });
     });
     slot.started = started;
     return started;

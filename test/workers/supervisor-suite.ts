@@ -13,10 +13,10 @@ import { after, before, describe, it } from 'node:test';
 import { type RawSink, startRawSink } from '../../bench/lib/raw-sink.ts';
 import { type ClientSession, openSession } from '../../bench/lib/wire.ts';
 import { loadConfigFile, parseConfig } from '../../src/config/load.ts';
+import type { WorkerMode } from '../../src/config/types.ts';
 import { logger } from '../../src/log.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import { createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
-import type { WorkerMode } from '../../src/config/types.ts';
 import { Supervisor, type SupervisorOptions } from '../../src/workers/supervisor.ts';
 import type { WorkerKind } from '../../src/workers/transport.ts';
 
