@@ -225,7 +225,9 @@ export class Supervisor {
   async start(): Promise<void> {
     const configured = this.#config.workerMode;
     const probe = this.#options.reusePortSupported ?? reusePortSupported;
-    const reusePortWorks = configured === 'processes' || this.#slots.length <= 1 || (await probe());
+    // Only threads need SO_REUSEPORT, and only when there are several of them.
+    const probeNeeded = configured !== 'processes' && this.#slots.length > 1;
+    const reusePortWorks = probeNeeded ? await probe() : true;
     const { kind, workers } = chooseWorkerKind(configured, this.#slots.length, reusePortWorks);
     this.#kind = kind;
     if (workers < this.#slots.length) {
@@ -240,13 +242,13 @@ export class Supervisor {
         'SO_REUSEPORT is not available here: worker processes, this process hands out the connections',
       );
     }
-    // Threads: the first worker resolves `port = 0` listeners, the others then bind the same ports.
     try {
       if (kind === 'processes') {
         // Ports are settled here, so the processes start side by side.
         await this.#reservePorts(this.#config);
         await Promise.all(this.#slots.map((s) => this.#spawn(s)));
       } else {
+        // The first thread resolves `port = 0` listeners, the others then bind the same ports.
         await this.#spawn(this.#slots[0]);
         await Promise.all(this.#slots.slice(1).map((s) => this.#spawn(s)));
       }

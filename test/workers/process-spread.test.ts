@@ -41,6 +41,7 @@ describe('worker processes: spread and metrics', () => {
       }
       const perWorker = (await sup.workerStats()).map((w) => w.connectionsTotal);
       assert.equal(perWorker[0] + perWorker[1], 40);
+      assert.equal(sup.sessionCount(), 40, 'status counts the sessions of both workers');
       for (const n of perWorker) assert.ok(n >= 16 && n <= 24, `even spread: ${perWorker}`);
       const metrics = sup.operations.metricsAddress();
       assert.ok(metrics);
