@@ -1,8 +1,8 @@
 /**
  * Global state as a worker process sees it: the primary holds the replay set and the max_connections
  * counters (the same shared-memory structures worker threads use, here used by one thread), and a worker
- * process asks it over IPC. Asking costs a round trip per handshake (two with max_connections rules), so
- * these answer with Promises, which the session awaits; giving a slot back is a one-way message.
+ * process asks it over IPC. Asking costs a round trip per handshake (plus one per max_connections rule that
+ * applies), so these answer with Promises, which the session awaits; giving a slot back is a one-way message.
  */
 import type { RemoteCounterStore } from '../policy/counters.ts';
 import type { ReplayGuard } from '../session/types.ts';

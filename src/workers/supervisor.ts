@@ -7,8 +7,8 @@
  * - processes ("processes", and "auto" elsewhere: macOS, Windows, old kernels): node:cluster worker
  *   processes; this (primary) process owns the listening sockets, accepts every connection and hands it to
  *   the next process in turn (round robin, so the spread is even on any OS). It keeps the replay set and the
- *   counters itself and answers the workers' questions over IPC: one round trip per handshake (two with
- *   max_connections rules), none on the data path.
+ *   counters itself and answers the workers' questions over IPC: one round trip per handshake for the
+ *   replay check, plus one per max_connections rule that applies, none on the data path.
  * Either way:
  * - policy tables are re-read by every worker when they change (`tablesChanged()`);
  * - stats: each worker pushes a snapshot every second (and on request); `statsSources()` hands them, plus the
