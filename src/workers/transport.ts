@@ -4,6 +4,7 @@
  * primary accepts every connection and hands them out in turn; global state is asked for over IPC).
  */
 import cluster from 'node:cluster';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { workerHeapLimits } from '../session/gc-tuning.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
@@ -24,7 +25,8 @@ export interface WorkerTransport {
 }
 
 const THREAD_URL = new URL('./worker-main.ts', import.meta.url);
-const PROCESS_MAIN = new URL('./process-main.ts', import.meta.url).pathname;
+// A file path, not a URL's pathname (which reads "/C:/..." on Windows).
+const PROCESS_MAIN = fileURLToPath(new URL('./process-main.ts', import.meta.url));
 
 export function startThread(name: string, init: WorkerInit): WorkerTransport {
   const worker = new Worker(THREAD_URL, { workerData: init, name, resourceLimits: workerHeapLimits() });
