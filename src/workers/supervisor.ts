@@ -243,15 +243,12 @@ export class Supervisor {
       );
     }
     try {
-      if (kind === 'processes') {
-        // Ports are settled here, so the processes start side by side.
-        await this.#reservePorts(this.#config);
-        await Promise.all(this.#slots.map((s) => this.#spawn(s)));
-      } else {
-        // The first thread resolves `port = 0` listeners, the others then bind the same ports.
-        await this.#spawn(this.#slots[0]);
-        await Promise.all(this.#slots.slice(1).map((s) => this.#spawn(s)));
-      }
+      // Processes: ports are settled here. Threads: the first one resolves `port = 0` listeners, the others
+      // then bind the same ports. Either way the first worker starts alone, so it is the one that creates the
+      // state folder's tables database (two processes creating it at once can fail with "database is locked").
+      if (kind === 'processes') await this.#reservePorts(this.#config);
+      await this.#spawn(this.#slots[0]);
+      await Promise.all(this.#slots.slice(1).map((s) => this.#spawn(s)));
     } catch (e) {
       await this.stop(0);
       throw e;
