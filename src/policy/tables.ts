@@ -16,6 +16,24 @@ export interface TableLookup {
   has(table: string, value: string): boolean;
 }
 
+const LOCKED_RETRY_MS = 5000;
+const LOCKED_PAUSE_MS = 20;
+
+/** Run `step` again while SQLite says the database is locked, for up to `forMs` (start-up only: it blocks). */
+export function retryWhileLocked<T>(step: () => T, forMs = LOCKED_RETRY_MS): T {
+  const until = Date.now() + forMs;
+  for (;;) {
+    try {
+      return step();
+    } catch (e) {
+      const message = (e as Error).message ?? '';
+      const locked = /database (table )?is locked|SQLITE_BUSY/i.test(message);
+      if (!locked || Date.now() >= until) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, LOCKED_PAUSE_MS);
+    }
+  }
+}
+
 export interface TableSummary {
   name: string;
   size: number;
@@ -38,15 +56,20 @@ export class PolicyTables implements TableLookup {
     }
     this.#db = new DatabaseSync(this.file);
     this.#db.exec('PRAGMA busy_timeout = 2000');
-    if (stateDir) this.#db.exec('PRAGMA journal_mode = WAL');
-    this.#db.exec(
-      `CREATE TABLE IF NOT EXISTS policy_table_values (
-         table_name TEXT NOT NULL,
-         value TEXT NOT NULL,
-         added_at INTEGER NOT NULL,
-         PRIMARY KEY (table_name, value)
-       ) WITHOUT ROWID`,
-    );
+    const db = this.#db;
+    // Worker processes open the same file at once. Switching to WAL and creating the table can answer
+    // "database is locked" without waiting on busy_timeout, so the set-up is retried for a while.
+    retryWhileLocked(() => {
+      if (stateDir) db.exec('PRAGMA journal_mode = WAL');
+      db.exec(
+        `CREATE TABLE IF NOT EXISTS policy_table_values (
+           table_name TEXT NOT NULL,
+           value TEXT NOT NULL,
+           added_at INTEGER NOT NULL,
+           PRIMARY KEY (table_name, value)
+         ) WITHOUT ROWID`,
+      );
+    });
     this.#insert = this.#db.prepare(
       'INSERT OR IGNORE INTO policy_table_values (table_name, value, added_at) VALUES (?, ?, ?)',
     );

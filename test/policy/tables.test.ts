@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { after, test } from 'node:test';
-import { isValidTableName, PolicyTables } from '../../src/policy/tables.ts';
+import { isValidTableName, PolicyTables, retryWhileLocked } from '../../src/policy/tables.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mtproxy-tables-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -61,5 +62,53 @@ test('table names are restricted', () => {
     assert.equal(isValidTableName(bad), false, bad);
   const t = new PolicyTables(null);
   assert.throws(() => t.add('a b', 'x'), RangeError);
+  t.close();
+});
+
+test('set-up steps are retried while the database is locked, other errors are not', () => {
+  let calls = 0;
+  const value = retryWhileLocked(() => {
+    if (++calls < 3) throw new Error('database is locked');
+    return 'ready';
+  });
+  assert.equal(value, 'ready');
+  assert.equal(calls, 3);
+  calls = 0;
+  assert.throws(
+    () =>
+      retryWhileLocked(() => {
+        calls++;
+        throw new Error('no such table: x');
+      }),
+    /no such table/,
+  );
+  assert.equal(calls, 1);
+  assert.throws(
+    () =>
+      retryWhileLocked(() => {
+        throw new Error('database is locked');
+      }, 50),
+    /locked/,
+  );
+});
+
+test('several processes creating the same tables database at once all open it', async () => {
+  const state = join(dir, 'race');
+  const tablesModule = new URL('../../src/policy/tables.ts', import.meta.url).href;
+  const script = `import { PolicyTables } from ${JSON.stringify(tablesModule)};
+const t = new PolicyTables(process.argv[1]); t.add('race', String(process.pid)); t.close();`;
+  const runs = Array.from(
+    { length: 6 },
+    () =>
+      new Promise<number>((resolve) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script, state], {
+          stdio: ['ignore', 'ignore', 'inherit'],
+        });
+        child.on('exit', (code) => resolve(code ?? 1));
+      }),
+  );
+  assert.deepEqual(await Promise.all(runs), [0, 0, 0, 0, 0, 0]);
+  const t = new PolicyTables(state);
+  assert.equal(t.list('race').length, 6);
   t.close();
 });
