@@ -7,7 +7,13 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, readConfigObject } from '../config/load.ts';
-import { DEFAULT_PORT, LOG_LEVELS, PROTOCOL_FAMILIES, parseConfigObject } from '../config/schema.ts';
+import {
+  DEFAULT_PORT,
+  LOG_LEVELS,
+  PROTOCOL_FAMILIES,
+  parseConfigObject,
+  WORKER_MODES,
+} from '../config/schema.ts';
 import { generateSecret, isDomainName, parseClientSecret, parseHexSecret } from '../config/secrets.ts';
 import type { ProtocolFamily } from '../config/types.ts';
 import type { LoadedConfig, OptionSpec, OptionValues } from './command.ts';
@@ -62,6 +68,11 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
     description: 'Fake-TLS cover domain of the first listener, repeatable (env MTP_TLS_DOMAIN)',
   },
   workers: { type: 'string', short: 'w', valueName: 'N', description: 'Workers (env MTP_WORKERS)' },
+  'worker-mode': {
+    type: 'string',
+    valueName: 'MODE',
+    description: 'auto, threads or processes (env MTP_WORKER_MODE)',
+  },
   'log-level': { type: 'string', valueName: 'LEVEL', description: 'Log level (env MTP_LOG_LEVEL)' },
   help: { type: 'boolean', short: 'h', description: 'Show help' },
   version: { type: 'boolean', short: 'V', description: 'Show the version' },
@@ -85,6 +96,7 @@ interface Overrides {
   allow?: ProtocolFamily[];
   tlsDomains?: string[];
   workers?: number;
+  workerMode?: string;
   logLevel?: string;
   /** MTP_STATE_DIR: the container image and the systemd unit point state at their writable folder. */
   stateDir?: string;
@@ -170,6 +182,16 @@ function readOverrides(values: OptionValues, env: NodeJS.ProcessEnv): Overrides 
     }
     o.workers = Number(workers);
   }
+  const workerMode = pick(values, env, 'worker-mode', 'MTP_WORKER_MODE');
+  if (workerMode !== undefined) {
+    if (!(WORKER_MODES as readonly string[]).includes(workerMode)) {
+      throw new ConfigError(
+        label('worker-mode', 'MTP_WORKER_MODE'),
+        `expected one of ${WORKER_MODES.join(', ')}`,
+      );
+    }
+    o.workerMode = workerMode;
+  }
   const logLevel = pick(values, env, 'log-level', 'MTP_LOG_LEVEL');
   if (logLevel !== undefined) {
     if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
@@ -210,6 +232,7 @@ function applyOverrides(raw: Record<string, unknown>, o: Overrides): void {
     }
   }
   if (o.workers !== undefined) raw.workers = o.workers;
+  if (o.workerMode !== undefined) raw.worker_mode = o.workerMode;
   if (o.stateDir !== undefined) raw.state_dir = o.stateDir;
   if (o.logLevel !== undefined) {
     const log = typeof raw.log === 'object' && raw.log !== null ? (raw.log as Record<string, unknown>) : {};

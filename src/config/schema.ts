@@ -334,6 +334,7 @@ const dcTable = () =>
 
 export const PROTOCOL_FAMILIES: readonly ProtocolFamily[] = ['classic', 'secure', 'tls'];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export const WORKER_MODES = ['auto', 'threads', 'processes'] as const;
 export const DEFAULT_PORT = 1443;
 
 const listenerShape = {
@@ -481,7 +482,7 @@ const configSchema = z.strictObject({
     required: false,
   }),
   worker_mode: withDefault(
-    oneOf(['auto', 'threads', 'processes'] as const),
+    oneOf(WORKER_MODES),
     'auto',
     '"auto" | "threads" | "processes"',
     'How workers run: threads sharing each port through SO_REUSEPORT, or processes that the main process hands connections to in turn (any OS); auto = threads where SO_REUSEPORT works. Applies at start.',

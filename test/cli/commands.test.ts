@@ -51,6 +51,12 @@ describe('mtproxy commands and flags', () => {
     const level = await run(['link', '-s', SECRET], dir, { MTP_LOG_LEVEL: 'verbose' });
     assert.equal(level.code, 1);
     assert.match(level.stderr, /^mtproxy: --log-level \(MTP_LOG_LEVEL\): expected one of trace, debug, info/);
+    const mode = await run(['link', '-s', SECRET], dir, { MTP_WORKER_MODE: 'fibers' });
+    assert.equal(mode.code, 1);
+    assert.equal(
+      mode.stderr,
+      'mtproxy: --worker-mode (MTP_WORKER_MODE): expected one of auto, threads, processes\n',
+    );
   });
 
   test('-p/-s/-t/-a and MTP_PORT/MTP_SECRET/MTP_TAG/MTP_ALLOW set the first listener; flags win', async () => {
@@ -79,6 +85,27 @@ describe('mtproxy commands and flags', () => {
     assert.equal(e.secret.toString('hex'), other);
     assert.equal(e.adTag?.toString('hex'), tag);
     assert.deepEqual(e.allowedProtocols, ['classic']);
+  });
+
+  test('-w/--worker-mode and MTP_WORKERS/MTP_WORKER_MODE set how the workers run; flags win', async () => {
+    const cwd = await mkdtemp(path.join(dir, 'workers-'));
+    await writeFile(
+      path.join(cwd, 'mtproxy.toml'),
+      `workers = 4\n[[listeners]]\nport = 443\nsecret = "${SECRET}"\n`,
+    );
+    const fromFile = await loadCliConfig({}, {}, cwd);
+    assert.equal(fromFile.config.workers, 4);
+    assert.equal(fromFile.config.workerMode, 'auto');
+    const env = await loadCliConfig({}, { MTP_WORKERS: '2', MTP_WORKER_MODE: 'processes' }, cwd);
+    assert.equal(env.config.workers, 2);
+    assert.equal(env.config.workerMode, 'processes');
+    const flags = await loadCliConfig(
+      { workers: '3', 'worker-mode': 'threads' },
+      { MTP_WORKERS: '2', MTP_WORKER_MODE: 'processes' },
+      cwd,
+    );
+    assert.equal(flags.config.workers, 3);
+    assert.equal(flags.config.workerMode, 'threads');
   });
 
   test('secret: plain, dd, ee (hex and base64url)', async () => {
