@@ -221,8 +221,9 @@ export class RpcLink {
       this.writePlain(enc.update(trailer));
       this.socket.uncork();
     }
-    // What the socket holds plus what this tick will add to it, against the socket's own bound.
-    const ok = this.socket.writableLength + batch.pending < this.socket.writableHighWaterMark;
+    // Full when the socket itself holds its bound of unsent bytes. The batch is not counted: it is bounded on
+    // its own and leaves at the tick's end (counting it paused and resumed a bulk client on every read).
+    const ok = this.socket.writableLength < this.socket.writableHighWaterMark;
     if (!ok) {
       this.waitingForDrain.add(client);
       // The tick's end tells the client when the write goes through without filling the socket: no 'drain'

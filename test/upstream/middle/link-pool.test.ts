@@ -372,7 +372,8 @@ test('a client held back by a full link is told to resume only after its write c
     let writing = false;
     let paused = false;
     let resumedWhileWriting = 0;
-    const reads = 24;
+    let pauses = 0;
+    const reads = 96;
     const perRead = 12; // 12 x 16 KiB: more than one batch, so the link flushes while packets go in
     let readsDone = 0;
     const payload = encryptedPayload(7, 16 * 1024);
@@ -385,6 +386,7 @@ test('a client held back by a full link is told to resume only after its write c
         readsDone++;
         if (!accepting) {
           paused = true;
+          pauses++;
           return;
         }
       }
@@ -400,6 +402,7 @@ test('a client held back by a full link is told to resume only after its write c
     pump();
     await until(() => rec.frames.length === reads * perRead, 'every echo');
     assert.equal(resumedWhileWriting, 0);
+    assert.ok(pauses > 0, 'the link held the client back at least once');
     assert.ok(rec.frames.every((f) => f.equals(payload)));
     handle.close();
     assert.deepEqual(setup.fake.violations, []);
