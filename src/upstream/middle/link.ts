@@ -91,6 +91,8 @@ const STATE_READY = 3;
 const STATE_CLOSED = 4;
 
 const KEEPALIVE_MS = 40_000;
+/** A retired link waits this long for the peer's FIN before its socket is destroyed anyway. */
+const RETIRE_LINGER_MS = 5_000;
 
 /**
  * Every link of this thread reads into this one buffer: a read is decrypted (into a new buffer) before the
@@ -129,6 +131,8 @@ export class RpcLink {
   private mayHavePlainPadding = true;
   /** Became ready at some point (a closed link that never did was a failed attempt). */
   wasReady = false;
+  /** performance.now() when the link last became empty (or ready); meaningful while `load` is 0. */
+  emptySince = 0;
   /** Bytes from Telegram, for stats. */
   bytesIn = 0;
   bytesOut = 0;
@@ -186,6 +190,7 @@ export class RpcLink {
     if (this.clients.get(client.connId) !== client) return;
     this.clients.delete(client.connId);
     this.waitingForDrain.delete(client);
+    if (this.clients.size === 0) this.emptySince = performance.now();
     if (this.state === STATE_READY) this.sendBody(encodeCloseConn(client.connId));
   }
 
@@ -236,6 +241,19 @@ export class RpcLink {
   /** Close the link; clients still on it are closed (not migrated). */
   close(reason = 'closed'): void {
     this.shutdown(reason, false);
+  }
+
+  /**
+   * Give back an empty ready link without cutting it: what is queued (the last clients' RPC_CLOSE_CONN) is
+   * sent, then a FIN. Refused (false) while the link carries a client, so no client is ever cut off this way.
+   * The link counts as closed at once (the pool forgets it before this returns); only the socket lingers until
+   * the peer closes its side.
+   */
+  retire(): boolean {
+    if (this.state !== STATE_READY || this.clients.size > 0) return false;
+    this.flush();
+    this.shutdown('idle', false, true);
+    return true;
   }
 
   // ---- handshake ---------------------------------------------------------------------------------------
@@ -309,6 +327,7 @@ export class RpcLink {
     }
     this.state = STATE_READY;
     this.wasReady = true;
+    this.emptySince = performance.now();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.opts.stats.linksActive++;
@@ -379,6 +398,7 @@ export class RpcLink {
           // Telegram already forgot it: no RPC_CLOSE_CONN back.
           this.clients.delete(msg.connId);
           this.waitingForDrain.delete(c);
+          if (this.clients.size === 0) this.emptySince = performance.now();
           c.onClosedByUpstream('closed_by_telegram');
         }
         break;
@@ -463,7 +483,15 @@ export class RpcLink {
   };
 
   private readonly onSocketClose = (): void => {
+    // A retired link's linger timer is no longer needed.
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     this.shutdown('closed', this.state === STATE_READY);
+  };
+
+  private readonly destroySocket = (): void => {
+    this.timer = null;
+    this.socket.destroy();
   };
 
   private fail(code: string, err?: unknown): void {
@@ -476,14 +504,20 @@ export class RpcLink {
     this.shutdown(code, false);
   }
 
-  private shutdown(reason: string, migrate: boolean): void {
+  private shutdown(reason: string, migrate: boolean, graceful = false): void {
     if (this.state === STATE_CLOSED) return;
     const wasReady = this.state === STATE_READY;
     this.state = STATE_CLOSED;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (wasReady) this.opts.stats.linksActive--;
-    this.socket.destroy();
+    if (graceful) {
+      this.socket.end();
+      this.timer = setTimeout(this.destroySocket, RETIRE_LINGER_MS);
+      this.timer.unref();
+    } else {
+      this.socket.destroy();
+    }
     const orphans = [...this.clients.values()];
     this.clients.clear();
     this.waitingForDrain.clear();
