@@ -148,6 +148,12 @@ export function parseDuration(value: unknown): number | null {
 
 const duration = () => leaf('a duration like "90s", "500ms", "1h" or a number of seconds', parseDuration);
 
+/** A duration where 0 or "off" turns the feature off (normalised to 0 ms). */
+const durationOrOff = () =>
+  leaf('a duration like "90s", "500ms", "1h", a number of seconds, or "off"', (v) =>
+    v === 'off' ? 0 : parseDuration(v),
+  );
+
 function int(min: number, max: number) {
   return leaf(`an integer from ${min} to ${max}`, (v) =>
     typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : null,
@@ -541,6 +547,12 @@ const configSchema = z.strictObject({
         'integer',
         'Middle mode: clients per connection before the pool grows.',
       ),
+      idle_connection_timeout: withDefault(
+        durationOrOff(),
+        '2m',
+        'duration | "off"',
+        'Middle mode: a connection above min_connections_per_dc that has carried no client for this long is closed; 0 or "off" keeps every connection open.',
+      ),
     },
     'Connections to Telegram.',
   ),
@@ -913,6 +925,7 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
       connectRetries: raw.upstream.connect_retries,
       minConnectionsPerDc: raw.upstream.min_connections_per_dc,
       clientsPerConnection: raw.upstream.clients_per_connection,
+      idleConnectionTimeoutMs: raw.upstream.idle_connection_timeout,
     },
     telegram: {
       proxySecret: raw.telegram.proxy_secret,

@@ -59,6 +59,8 @@ export interface UpstreamConfig {
   /** Middle mode pool tuning. */
   minConnectionsPerDc: number;
   clientsPerConnection: number;
+  /** An empty link above the minimum is closed after this long; 0 = never. */
+  idleConnectionTimeoutMs: number;
 }
 
 export interface TelegramConfig {

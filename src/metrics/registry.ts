@@ -174,6 +174,12 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
       }),
   );
   counter(
+    'mtproxy_middle_idle_links_closed_total',
+    'Middle mode: links above the minimum closed after carrying no client for the idle timeout.',
+    ['dc'],
+    (c) => perDc((dc, d) => c.inc({ dc }, d.idleLinksClosed)),
+  );
+  counter(
     'mtproxy_telegram_config_fetches_total',
     'Fetches of the Telegram proxy secret / proxy config, by result.',
     ['what', 'result'],

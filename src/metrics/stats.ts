@@ -53,6 +53,8 @@ export class DcStats {
   /** Middle mode: clients moved to another link after Telegram closed theirs, and those that could not be. */
   migrations = 0;
   migrationFailures = 0;
+  /** Middle mode: links closed after carrying no client for upstream.idle_connection_timeout. */
+  idleLinksClosed = 0;
   readonly errors = new Map<string, number>();
 
   error(reason: string): void {

@@ -236,8 +236,12 @@ export class MiddleUpstream implements Upstream {
     return `${t.proxySecret}\n${t.proxyConfig}\n${t.proxyConfigV6}\n${t.externalIp}\n${t.ipLookupUrl}`;
   }
 
-  /** After a reload: a new refresh interval applies now, and changed sources are fetched at once. */
+  /**
+   * After a reload: a new idle-link timeout and refresh interval apply now, and changed sources are fetched
+   * at once.
+   */
   configChanged(): void {
+    for (const pool of this.pools.values()) pool.followIdleTimeout();
     if (!this.source.current) return;
     this.source.followInterval();
     if (this.sourcesKey() !== this.sourcesSeen) {

@@ -1,7 +1,8 @@
 /**
  * The RPC links of one DC. Keeps a minimum open, puts each new client on the least-loaded ready link, grows
- * with the clients-per-connection bound, reconnects with backoff, and moves the clients of a link Telegram
- * closed to another link (new conn_id there; the client does not notice).
+ * with the clients-per-connection bound, reconnects with backoff, moves the clients of a link Telegram
+ * closed to another link (new conn_id there; the client does not notice), and gives back links above the
+ * minimum that carried no client for `upstream.idle_connection_timeout`.
  */
 import type { Config } from '../../config/types.ts';
 import type { Logger } from '../../log.ts';
@@ -21,6 +22,12 @@ const BACKOFF_FIRST_MS = 300;
 const BACKOFF_MAX_MS = 10_000;
 /** Links being opened at once, at most (bursts of new clients). */
 const MAX_PENDING = 4;
+/**
+ * The idle sweep runs every quarter of the idle timeout (so an idle link goes within 1.25 x the timeout),
+ * at least this rarely and at most this often.
+ */
+const IDLE_SWEEP_MAX_MS = 10_000;
+const IDLE_SWEEP_MIN_MS = 10;
 
 interface Waiter {
   client: PoolClient;
@@ -39,6 +46,7 @@ export class DcPool {
   private waiters: Waiter[] = [];
   private failures = 0;
   private retryTimer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly source: TelegramConfigSource;
   private readonly getConfig: () => Config;
@@ -59,6 +67,7 @@ export class DcPool {
     this.getConfig = getConfig;
     this.log = log;
     this.stats = stats;
+    this.followIdleTimeout();
   }
 
   /** Ready links, their client counts. */
@@ -82,7 +91,7 @@ export class DcPool {
   }
 
   /**
-   * Put a client on the least-loaded ready link (synchronously when one exists, else when one becomes ready).
+   * Put a client on a ready link, see pickLink (synchronously when one exists, else when one becomes ready).
    * `done(null)` after the client got `onAttached`; `done(err)` when no link could be had in time.
    */
   place(client: PoolClient, done: PlaceCallback): void {
@@ -90,7 +99,7 @@ export class DcPool {
       done(upstreamError('MTP_ERR_UPSTREAM_CLOSED', 'upstream is shutting down'));
       return;
     }
-    const link = this.leastLoaded();
+    const link = this.pickLink();
     if (link) {
       this.attach(link, client);
       done(null);
@@ -121,6 +130,8 @@ export class DcPool {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     for (const w of this.waiters) {
       clearTimeout(w.timer);
       w.done(upstreamError('MTP_ERR_UPSTREAM_CLOSED', 'upstream is shutting down'));
@@ -129,13 +140,91 @@ export class DcPool {
     for (const l of [...this.links]) l.close('shutdown');
   }
 
-  private leastLoaded(exclude?: RpcLink): RpcLink | null {
-    let best: RpcLink | null = null;
+  /**
+   * (Re)arm the idle sweep for the configured timeout, or stop it when shrinking is off. Each sweep re-arms it
+   * from the config of the moment; a reload calls this so a new timeout applies at once.
+   */
+  followIdleTimeout(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    const timeoutMs = this.getConfig().upstream.idleConnectionTimeoutMs;
+    if (this.closed || timeoutMs <= 0) return;
+    const every = Math.min(IDLE_SWEEP_MAX_MS, Math.max(IDLE_SWEEP_MIN_MS, Math.ceil(timeoutMs / 4)));
+    this.idleTimer = setTimeout(this.onIdleSweep, every);
+    this.idleTimer.unref();
+  }
+
+  private readonly onIdleSweep = (): void => {
+    this.idleTimer = null;
+    this.closeIdleLinks();
+    this.followIdleTimeout();
+  };
+
+  /**
+   * Give back the links that have carried no client for the idle timeout, longest idle first, as long as more
+   * links are ready than the minimum and than the clients need. Returns how many were closed.
+   *
+   * All of it runs in one synchronous pass, as does placing a client: no client can be attached between the
+   * check that a link is empty and its retirement, and a retired link has left `links` before this returns,
+   * so a later client cannot be placed on it. (retire() itself refuses a link with clients, too.)
+   */
+  closeIdleLinks(now = performance.now()): number {
+    const timeoutMs = this.getConfig().upstream.idleConnectionTimeoutMs;
+    if (this.closed || timeoutMs <= 0) return 0;
+    let ready = 0;
+    let clients = 0;
+    const idle: RpcLink[] = [];
     for (const l of this.links) {
-      if (!l.ready || l === exclude) continue;
-      if (best === null || l.load < best.load) best = l;
+      if (!l.ready) continue;
+      ready++;
+      clients += l.load;
+      if (l.load === 0 && now - l.emptySince >= timeoutMs) idle.push(l);
     }
-    return best;
+    const keep = this.linksNeeded(clients);
+    idle.sort((a, b) => a.emptySince - b.emptySince);
+    let closed = 0;
+    for (const l of idle) {
+      if (ready <= keep) break;
+      if (!l.retire()) continue;
+      ready--;
+      closed++;
+    }
+    if (closed > 0) {
+      this.stats.dc(this.dcId).idleLinksClosed += closed;
+      this.log.debug({ dc: this.dcId, closed, ready }, 'idle middle-proxy links closed');
+    }
+    return closed;
+  }
+
+  /**
+   * Where a new client goes: the least-loaded ready link, with one exception. While the pool could give links
+   * back (shrinking on, more links ready than the minimum), an empty link is passed over when a link that
+   * already carries clients has room under clients_per_connection. Plain least-loaded placement would always
+   * pick exactly the empty link, so a surplus link would never stay empty long enough to be closed. When no
+   * busy link has room, the empty one is used after all: reviving it beats opening another.
+   */
+  private pickLink(): RpcLink | null {
+    const { upstream } = this.getConfig();
+    let least: RpcLink | null = null;
+    let leastBusyWithRoom: RpcLink | null = null;
+    let ready = 0;
+    for (const l of this.links) {
+      if (!l.ready) continue;
+      ready++;
+      if (least === null || l.load < least.load) least = l;
+      if (l.load > 0 && l.load < upstream.clientsPerConnection) {
+        if (leastBusyWithRoom === null || l.load < leastBusyWithRoom.load) leastBusyWithRoom = l;
+      }
+    }
+    const shrinking = upstream.idleConnectionTimeoutMs > 0 && ready > upstream.minConnectionsPerDc;
+    if (least === null || least.load > 0 || !shrinking) return least;
+    return leastBusyWithRoom ?? least;
+  }
+
+  /** Links the pool should have for this many clients. */
+  private linksNeeded(clients: number): number {
+    const { upstream } = this.getConfig();
+    return Math.max(upstream.minConnectionsPerDc, Math.ceil(clients / upstream.clientsPerConnection));
   }
 
   private attach(link: RpcLink, client: PoolClient): void {
@@ -146,10 +235,9 @@ export class DcPool {
 
   /** Open more links when the ready ones carry more than the bound allows. */
   private grow(): void {
-    const { upstream } = this.getConfig();
     let clients = 0;
     for (const l of this.links) clients += l.load;
-    const target = Math.max(upstream.minConnectionsPerDc, Math.ceil(clients / upstream.clientsPerConnection));
+    const target = this.linksNeeded(clients);
     while (this.links.size < target && this.pending < MAX_PENDING && this.retryTimer === null)
       this.openLink();
   }
@@ -196,7 +284,7 @@ export class DcPool {
     this.waiters = [];
     for (const w of waiters) {
       clearTimeout(w.timer);
-      const target = this.leastLoaded() ?? link;
+      const target = this.pickLink() ?? link;
       this.attach(target, w.client);
       w.done(null);
     }
