@@ -52,3 +52,54 @@ export type FromWorker =
   | { type: 'acquire'; id: number; key: string; limit: number }
   /** Worker processes: give a slot back (no answer). */
   | { type: 'release'; key: string };
+
+const isId = (v: unknown): v is number => Number.isSafeInteger(v);
+const isAddress = (a: unknown): a is ListenerAddress =>
+  typeof a === 'object' &&
+  a !== null &&
+  typeof (a as ListenerAddress).name === 'string' &&
+  typeof (a as ListenerAddress).host === 'string' &&
+  Number.isSafeInteger((a as ListenerAddress).port);
+
+/**
+ * A worker's message as the supervisor may act on it, or null. The primary serves every worker process from one
+ * thread: a message it cannot read (a bug or a corrupted worker) must be dropped there, never thrown on.
+ * Stats snapshots are checked only at the top; the caller reads them inside a try.
+ */
+export function readFromWorker(msg: unknown): FromWorker | null {
+  if (typeof msg !== 'object' || msg === null) return null;
+  const m = msg as Record<string, unknown>;
+  switch (m.type) {
+    case 'replay':
+      return isId(m.id) && m.key instanceof Uint8Array ? (m as FromWorker) : null;
+    case 'acquire':
+      return isId(m.id) && typeof m.key === 'string' && typeof m.limit === 'number' && !Number.isNaN(m.limit)
+        ? (m as FromWorker)
+        : null;
+    case 'release':
+      return typeof m.key === 'string' ? (m as FromWorker) : null;
+    case 'ready':
+      return Array.isArray(m.addresses) && m.addresses.every(isAddress) ? (m as FromWorker) : null;
+    case 'failed':
+      return typeof m.error === 'string' ? (m as FromWorker) : null;
+    case 'stats':
+      return typeof m.stats === 'object' && m.stats !== null ? (m as FromWorker) : null;
+    case 'reply':
+      return isId(m.id) && typeof m.ok === 'boolean' ? (m as FromWorker) : null;
+    default:
+      return null;
+  }
+}
+
+/**
+ * The refusal for a question that could not be read, so the session asking does not wait for nothing: "seen
+ * before" for a replay check, "no slot" for an acquire. Null when there is no question id to answer.
+ */
+export function refusalFor(msg: unknown): (ToWorker & { type: 'answer' }) | null {
+  if (typeof msg !== 'object' || msg === null) return null;
+  const m = msg as Record<string, unknown>;
+  if (!isId(m.id)) return null;
+  if (m.type === 'replay') return { type: 'answer', id: m.id, value: true };
+  if (m.type === 'acquire') return { type: 'answer', id: m.id, value: false };
+  return null;
+}

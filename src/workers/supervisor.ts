@@ -26,7 +26,15 @@ import type { ReloadOutcome } from '../admin/server.ts';
 import type { Config, WorkerMode } from '../config/types.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
 import { type Stats, Stats as StatsClass, stats as defaultStats } from '../metrics/stats.ts';
-import type { FromWorker, ListenerAddress, ToWorker, WorkerInit, WorkerUsage } from './protocol.ts';
+import {
+  type FromWorker,
+  type ListenerAddress,
+  readFromWorker,
+  refusalFor,
+  type ToWorker,
+  type WorkerInit,
+  type WorkerUsage,
+} from './protocol.ts';
 import { SharedCounterStore } from './shared-counters.ts';
 import { SharedReplayGuard } from './shared-replay.ts';
 import { addSnapshot, type StatsSnapshot, statsFromSnapshot, zeroGauges } from './transfer.ts';
@@ -472,8 +480,10 @@ export class Supervisor {
   }
 
   #absorb(slot: Slot, snapshot: StatsSnapshot): void {
+    // Read first: a snapshot that cannot be read must not be kept (it is summed again when the worker exits).
+    const stats = statsFromSnapshot(snapshot);
     slot.lastSnapshot = snapshot;
-    slot.stats = statsFromSnapshot(snapshot);
+    slot.stats = stats;
   }
 
   #spawn(slot: Slot): Promise<void> {
@@ -494,38 +504,22 @@ export class Supervisor {
     slot.stats = new StatsClass();
     slot.lastSnapshot = null;
     const started = new Promise<void>((resolve, reject) => {
-      worker.onMessage((msg: FromWorker) => {
+      worker.onMessage((raw: unknown) => {
         // A late message from a worker that was already replaced must not touch the new one's state.
         if (slot.worker !== worker) return;
-        switch (msg.type) {
-          case 'replay':
-            worker.send({ type: 'answer', id: msg.id, value: this.#replay.seen(msg.key as Buffer) });
-            break;
-          case 'acquire':
-            worker.send({ type: 'answer', id: msg.id, value: slot.counters.tryAcquire(msg.key, msg.limit) });
-            break;
-          case 'release':
-            slot.counters.release(msg.key);
-            break;
-          case 'ready':
-            slot.ready = true;
-            if (slot.index === 0 || this.#addresses.length === 0) this.#learnAddresses(msg.addresses);
-            resolve();
-            break;
-          case 'failed':
-            reject(Object.assign(new Error(msg.error), { code: msg.code }));
-            break;
-          case 'stats':
-            this.#absorb(slot, msg.stats);
-            break;
-          case 'reply': {
-            const p = slot.pending.get(msg.id);
-            if (p) {
-              slot.pending.delete(msg.id);
-              p.resolve(msg);
-            }
-            break;
-          }
+        const msg = readFromWorker(raw);
+        if (msg === null) {
+          this.#dropUnreadable(slot, worker, raw);
+          return;
+        }
+        try {
+          this.#onMessage(slot, worker, msg, resolve, reject);
+        } catch (e) {
+          // Whatever a worker sends, this process (which serves every other worker) carries on.
+          this.#log.warn(
+            { worker: slot.index, type: msg.type, err: (e as Error).message },
+            'bad worker message',
+          );
         }
       });
       // An uncaught error inside the worker ends that worker only; 'exit' follows and handles the restart.
@@ -541,6 +535,53 @@ export class Supervisor {
     });
     slot.started = started;
     return started;
+  }
+
+  #dropUnreadable(slot: Slot, worker: WorkerTransport, raw: unknown): void {
+    const refusal = refusalFor(raw);
+    if (refusal) worker.send(refusal);
+    const type =
+      typeof raw === 'object' && raw !== null ? String((raw as { type?: unknown }).type) : typeof raw;
+    this.#log.warn({ worker: slot.index, type }, 'unreadable message from a worker dropped');
+  }
+
+  #onMessage(
+    slot: Slot,
+    worker: WorkerTransport,
+    msg: FromWorker,
+    resolve: () => void,
+    reject: (e: Error) => void,
+  ): void {
+    switch (msg.type) {
+      case 'replay':
+        worker.send({ type: 'answer', id: msg.id, value: this.#replay.seen(msg.key as Buffer) });
+        break;
+      case 'acquire':
+        worker.send({ type: 'answer', id: msg.id, value: slot.counters.tryAcquire(msg.key, msg.limit) });
+        break;
+      case 'release':
+        slot.counters.release(msg.key);
+        break;
+      case 'ready':
+        slot.ready = true;
+        if (slot.index === 0 || this.#addresses.length === 0) this.#learnAddresses(msg.addresses);
+        resolve();
+        break;
+      case 'failed':
+        reject(Object.assign(new Error(msg.error), { code: msg.code }));
+        break;
+      case 'stats':
+        this.#absorb(slot, msg.stats);
+        break;
+      case 'reply': {
+        const p = slot.pending.get(msg.id);
+        if (p) {
+          slot.pending.delete(msg.id);
+          p.resolve(msg);
+        }
+        break;
+      }
+    }
   }
 
   #onExit(slot: Slot, worker: WorkerTransport, code: number): void {

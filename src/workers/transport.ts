@@ -7,7 +7,7 @@ import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { workerHeapLimits } from '../session/gc-tuning.ts';
-import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
+import type { ToWorker, WorkerInit } from './protocol.ts';
 
 export type WorkerKind = 'threads' | 'processes';
 
@@ -16,7 +16,8 @@ export interface WorkerTransport {
   /** Thread id or process id. */
   readonly id: number;
   send(msg: ToWorker): void;
-  onMessage(handler: (msg: FromWorker) => void): void;
+  /** Unchecked: what arrives is whatever the worker sent (see readFromWorker). */
+  onMessage(handler: (msg: unknown) => void): void;
   /** Uncaught failure reported by the runtime ('exit' follows). */
   onError(handler: (err: Error) => void): void;
   onExit(handler: (code: number) => void): void;

@@ -1,0 +1,143 @@
+// Worker processes: what the primary does with the IPC messages of its workers (junk, late messages of a
+// worker that died) and with the counters they hold.
+import assert from 'node:assert/strict';
+import cluster, { type Worker as ClusterWorker } from 'node:cluster';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type RawSink, startRawSink } from '../../bench/lib/raw-sink.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { Stats } from '../../src/metrics/stats.ts';
+import type { ToWorker } from '../../src/workers/protocol.ts';
+import { Supervisor } from '../../src/workers/supervisor.ts';
+import { log, openMany, roundTrip, supervisorToml, until } from './supervisor-suite.ts';
+
+const POLICY = '[[policies]]\nrule = "max_connections"\nkeys = ["listener"]\nlimit = 50\n';
+
+/** The cluster worker behind worker `index` (a message emitted on its process is what its channel delivers). */
+function clusterWorker(sup: Supervisor, index: number): ClusterWorker {
+  const pid = sup.workerIds()[index];
+  const found = Object.values(cluster.workers ?? {}).find((w) => w?.process.pid === pid);
+  assert.ok(found, `worker ${index} is a cluster worker`);
+  return found;
+}
+
+/** Record what the primary sends to this worker. */
+function recordSends(worker: ClusterWorker): ToWorker[] {
+  const sent: ToWorker[] = [];
+  const send = worker.send.bind(worker);
+  worker.send = ((msg: ToWorker, ...rest: never[]) => {
+    sent.push(msg);
+    return send(msg, ...rest);
+  }) as ClusterWorker['send'];
+  return sent;
+}
+
+describe('worker processes: IPC from the workers', () => {
+  let sink: RawSink;
+  let dir: string;
+  before(async () => {
+    sink = await startRawSink({ skip: 64, mode: 'echo' });
+    dir = mkdtempSync(join(tmpdir(), 'mtproxy-ipc-'));
+  });
+  after(async () => {
+    await sink.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function start(): Supervisor {
+    const text = supervisorToml(sink.port, 'processes', POLICY);
+    return new Supervisor(parseConfig(text, { file: join(dir, 'mtproxy.toml') }), {
+      log,
+      stats: new Stats(),
+    });
+  }
+
+  it('junk from a worker never throws in the primary; a malformed question is refused', async () => {
+    const sup = start();
+    await sup.start();
+    try {
+      const worker = clusterWorker(sup, 0);
+      const sent = recordSends(worker);
+      const address = sup.address('main');
+      const junk: unknown[] = [
+        null,
+        42,
+        'replay',
+        [],
+        {},
+        { type: 7 },
+        { type: 'no such type', id: 1 },
+        { type: 'replay', id: 901, key: null },
+        { type: 'replay', id: 902 },
+        { type: 'acquire', id: 903, key: null, limit: 1 },
+        { type: 'acquire', id: 904, key: 'main', limit: 'many' },
+        { type: 'acquire', id: 'x', key: 'main', limit: 1 },
+        { type: 'release', key: null },
+        { type: 'release' },
+        { type: 'ready', addresses: null },
+        { type: 'ready', addresses: [null] },
+        { type: 'failed' },
+        { type: 'stats', stats: null },
+        { type: 'stats', stats: { listeners: 5 } },
+        { type: 'reply', id: null },
+      ];
+      for (const msg of junk)
+        assert.doesNotThrow(() => worker.process.emit('message', msg), `junk: ${JSON.stringify(msg)}`);
+      // A question the primary cannot read is answered, so nothing waits for it, and answered with a refusal
+      // (seen before / no slot), never with an admission.
+      const answers = sent.filter((m) => m.type === 'answer');
+      assert.deepEqual(answers, [
+        { type: 'answer', id: 901, value: true },
+        { type: 'answer', id: 902, value: true },
+        { type: 'answer', id: 903, value: false },
+        { type: 'answer', id: 904, value: false },
+      ]);
+      assert.equal(sup.counters.total(), 0);
+      assert.deepEqual(sup.address('main'), address, 'a junk "ready" does not replace the addresses');
+      assert.equal(sup.readyCount(), 2);
+      const sessions = await openMany(address.port, 6);
+      assert.ok((await Promise.all(sessions.map((s) => roundTrip(s)))).every(Boolean));
+      assert.equal(sup.counters.total(), 6);
+      for (const s of sessions) s.socket.destroy();
+      await until('counters back to zero', () => sup.counters.total() === 0);
+    } finally {
+      await sup.stop(0);
+    }
+  });
+
+  it('a worker that dies gives its slots back once; its late messages change nothing', async () => {
+    const sup = start();
+    await sup.start();
+    try {
+      const port = sup.address('main').port;
+      const sessions = await openMany(port, 8);
+      assert.ok((await Promise.all(sessions.map((s) => roundTrip(s)))).every(Boolean));
+      const [, second] = (await sup.workerStats()).map((w) => w.connectionsActive);
+      assert.equal(sup.counters.total(), 8);
+      const dead = clusterWorker(sup, 0);
+      // A snapshot that cannot be read is not kept: the dead worker's totals are summed on its exit.
+      dead.process.emit('message', { type: 'stats', stats: { listeners: 5, dcs: 5, fields: 5 } });
+      await sup.killWorker(0);
+      assert.equal(sup.counters.total(), second, 'the dead worker’s slots were given back');
+      const late = () => {
+        // The key the rule above counts under: its key list, then the listener's name.
+        dead.process.emit('message', { type: 'release', key: 'listener=main' });
+        dead.process.emit('message', { type: 'acquire', id: 1, key: 'listener=main', limit: 50 });
+      };
+      late();
+      assert.equal(sup.counters.total(), second, 'a late release is not taken twice');
+      await until('worker 0 restarted', () => sup.readyCount() === 2);
+      const fresh = await openMany(port, 4);
+      assert.ok((await Promise.all(fresh.map((s) => roundTrip(s)))).every(Boolean));
+      const before = sup.counters.total();
+      late();
+      assert.equal(sup.counters.total(), before, 'nor taken from the worker now in its place');
+      for (const s of [...sessions, ...fresh]) s.socket.destroy();
+      await until('counters back to zero', () => sup.counters.total() === 0);
+    } finally {
+      await sup.stop(0);
+    }
+  });
+});
