@@ -515,7 +515,10 @@ export class Supervisor {
         try {
           this.#onMessage(slot, worker, msg, resolve, reject);
         } catch (e) {
-          // Whatever a worker sends, this process (which serves every other worker) carries on.
+          // Whatever a worker sends, this process (which serves every other worker) carries on, and a
+          // question still gets its (refusing) answer.
+          const refusal = refusalFor(msg);
+          if (refusal) worker.send(refusal);
           this.#log.warn(
             { worker: slot.index, type: msg.type, err: (e as Error).message },
             'bad worker message',
