@@ -73,6 +73,8 @@ interface Slot {
   started: Promise<void> | null;
   /** Port of each listener in the config this worker runs (0 = it picked one itself). */
   ports: Map<string, number>;
+  /** The config this worker was last given (at its start or by a reload): a reload it missed is caught up on. */
+  given: Config | null;
 }
 
 /** True when this platform lets several sockets bind one port (SO_REUSEPORT through Node's `reusePort`). */
@@ -176,6 +178,7 @@ export class Supervisor {
         pending: new Map(),
         started: null,
         ports: new Map(),
+        given: null,
       });
     }
   }
@@ -328,12 +331,16 @@ export class Supervisor {
     if (first) {
       const r = await this.#request(first, { type: 'config', id: 0, config: this.#configFor(first, next) });
       if (!r.ok) throw new Error(r.error ?? 'worker refused the config');
+      first.given = next;
       this.#learnAddresses(r.addresses ?? []);
     }
     const replies = await Promise.all(
       rest.map((s) => this.#request(s, { type: 'config', id: 0, config: this.#configFor(s, next) })),
     );
-    for (const r of replies) if (!r.ok) errors.push(r.error ?? 'worker refused the config');
+    replies.forEach((r, i) => {
+      if (r.ok) rest[i].given = next;
+      else errors.push(r.error ?? 'worker refused the config');
+    });
     // Workers that are (re)starting right now pick the new config up from #config.
     this.#config = next;
     await this.#ops
@@ -489,6 +496,7 @@ export class Supervisor {
   #spawn(slot: Slot): Promise<void> {
     // A fresh worker: it takes every already bound port as it is now.
     slot.ports = new Map();
+    slot.given = this.#config;
     const threads = this.#kind === 'threads';
     const init: WorkerInit = {
       index: slot.index,
@@ -540,6 +548,27 @@ export class Supervisor {
     return started;
   }
 
+  /**
+   * A worker that became ready after a reload started was not asked to apply it (only ready workers are), and
+   * was forked with the config of before: give it the current one, in turn with reloads.
+   */
+  #catchUp(slot: Slot, worker: WorkerTransport): void {
+    const run = this.#reloadChain.then(async () => {
+      const config = this.#config;
+      if (this.#stopping || slot.worker !== worker || !slot.ready || slot.given === config) return;
+      const r = await this.#request(slot, { type: 'config', id: 0, config: this.#configFor(slot, config) });
+      if (!r.ok) throw new Error(r.error ?? 'worker refused the config');
+      slot.given = config;
+      this.#learnAddresses(r.addresses ?? []);
+    });
+    this.#reloadChain = run.catch((e: Error) =>
+      this.#log.error(
+        { worker: slot.index, err: e.message },
+        'a restarted worker could not apply the config',
+      ),
+    );
+  }
+
   #dropUnreadable(slot: Slot, worker: WorkerTransport, raw: unknown): void {
     const refusal = refusalFor(raw);
     if (refusal) worker.send(refusal);
@@ -567,7 +596,9 @@ export class Supervisor {
         break;
       case 'ready':
         slot.ready = true;
-        if (slot.index === 0 || this.#addresses.length === 0) this.#learnAddresses(msg.addresses);
+        // The first worker of all tells the ports; a restarted one may run an older config (see below).
+        if (this.#addresses.length === 0) this.#learnAddresses(msg.addresses);
+        if (this.#started) this.#catchUp(slot, worker);
         resolve();
         break;
       case 'failed':

@@ -2,16 +2,24 @@
 // worker that died) and with the counters they hold.
 import assert from 'node:assert/strict';
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type RawSink, startRawSink } from '../../bench/lib/raw-sink.ts';
-import { parseConfig } from '../../src/config/load.ts';
+import { loadConfigFile, parseConfig } from '../../src/config/load.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import type { ToWorker } from '../../src/workers/protocol.ts';
 import { Supervisor } from '../../src/workers/supervisor.ts';
-import { log, openMany, roundTrip, supervisorToml, until } from './supervisor-suite.ts';
+import {
+  log,
+  openMany,
+  roundTrip,
+  SECRET,
+  supervisorToml,
+  until,
+  workerListenerStats,
+} from './supervisor-suite.ts';
 
 const POLICY = '[[policies]]\nrule = "max_connections"\nkeys = ["listener"]\nlimit = 50\n';
 
@@ -136,6 +144,40 @@ describe('worker processes: IPC from the workers', () => {
       assert.equal(sup.counters.total(), before, 'nor taken from the worker now in its place');
       for (const s of [...sessions, ...fresh]) s.socket.destroy();
       await until('counters back to zero', () => sup.counters.total() === 0);
+    } finally {
+      await sup.stop(0);
+    }
+  });
+
+  it('a reload while a worker is starting reaches that worker too', async () => {
+    const file = join(dir, 'reload-starting.toml');
+    writeFileSync(file, supervisorToml(sink.port, 'processes'));
+    const sup = new Supervisor(await loadConfigFile(file), { log, stats: new Stats() });
+    await sup.start();
+    try {
+      const [first] = sup.workerIds();
+      void sup.killWorker(0);
+      // Its replacement is forked but not listening yet: it was started with the config of before the reload.
+      await until(
+        'worker 0 forked again',
+        () => sup.workerIds()[0] !== null && sup.workerIds()[0] !== first,
+        8000,
+      );
+      assert.equal(sup.readyCount(), 1);
+      const second = `\n[[listeners]]\nname = "second"\nhost = "127.0.0.1"\nport = 0\nsecret = "${SECRET}"\n`;
+      writeFileSync(
+        file,
+        supervisorToml(sink.port, 'processes').replace('[upstream]', `${second}\n[upstream]`),
+      );
+      assert.deepEqual(await sup.reloadFromFile(), { ok: true });
+      await until('worker 0 ready', () => sup.readyCount() === 2);
+      await until('worker 0 serves the new listener', async () => {
+        const sessions = await openMany(sup.address('second').port, 4);
+        assert.ok((await Promise.all(sessions.map((s) => roundTrip(s)))).every(Boolean));
+        for (const s of sessions) s.socket.destroy();
+        await sup.refreshStats();
+        return workerListenerStats(sup, 'second')[0].connectionsTotal > 0;
+      });
     } finally {
       await sup.stop(0);
     }
