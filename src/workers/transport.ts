@@ -58,6 +58,8 @@ let primaryReady = false;
  * Round-robin hand-out by the primary, set before the first fork (it is frozen then): even on Windows, where
  * Node's default leaves the choice to the OS, and whatever NODE_CLUSTER_SCHED_POLICY says. The structured
  * ('advanced') serialization keeps Maps and Buffers across IPC, as postMessage does for threads.
+ * Known limit of Node's hand-out: the one connection a worker has been sent but not yet acknowledged when it
+ * dies stays open in the primary (no session, so no deadline) until the client gives up: one per crash.
  */
 function setupPrimary(): void {
   if (primaryReady) return;
