@@ -59,7 +59,7 @@ let primaryReady = false;
  * Node's default leaves the choice to the OS, and whatever NODE_CLUSTER_SCHED_POLICY says. The structured
  * ('advanced') serialization keeps Maps and Buffers across IPC, as postMessage does for threads.
  * Known limit of Node's hand-out: the one connection a worker has been sent but not yet acknowledged when it
- * dies stays open in the primary (no session, so no deadline) until the client gives up: one per crash.
+ * dies is never closed by the primary (no session, so no deadline; its descriptor stays): one per crash.
  */
 function setupPrimary(): void {
   if (primaryReady) return;
