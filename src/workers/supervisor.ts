@@ -549,23 +549,24 @@ export class Supervisor {
   }
 
   /**
-   * A worker that became ready after a reload started was not asked to apply it (only ready workers are), and
-   * was forked with the config of before: give it the current one, in turn with reloads.
+   * A worker that becomes ready missed what was sent only to ready workers meanwhile: a reload (it was forked
+   * with the config of before) and table edits made after it read the tables. Give it the current config, in
+   * turn with reloads, and have it re-read the tables.
    */
   #catchUp(slot: Slot, worker: WorkerTransport): void {
     const run = this.#reloadChain.then(async () => {
       const config = this.#config;
-      if (this.#stopping || slot.worker !== worker || !slot.ready || slot.given === config) return;
-      const r = await this.#request(slot, { type: 'config', id: 0, config: this.#configFor(slot, config) });
-      if (!r.ok) throw new Error(r.error ?? 'worker refused the config');
-      slot.given = config;
-      this.#learnAddresses(r.addresses ?? []);
+      if (this.#stopping || slot.worker !== worker || !slot.ready) return;
+      if (slot.given !== config) {
+        const r = await this.#request(slot, { type: 'config', id: 0, config: this.#configFor(slot, config) });
+        if (!r.ok) throw new Error(r.error ?? 'worker refused the config');
+        slot.given = config;
+        this.#learnAddresses(r.addresses ?? []);
+      }
+      await this.#request(slot, { type: 'tables', id: 0 });
     });
     this.#reloadChain = run.catch((e: Error) =>
-      this.#log.error(
-        { worker: slot.index, err: e.message },
-        'a restarted worker could not apply the config',
-      ),
+      this.#log.error({ worker: slot.index, err: e.message }, 'a restarted worker could not catch up'),
     );
   }
 

@@ -182,4 +182,50 @@ describe('worker processes: IPC from the workers', () => {
       await sup.stop(0);
     }
   });
+
+  it('a table edited while a worker is starting reaches that worker too', async () => {
+    const policy = `state_dir = "${join(dir, 'state-tables')}"
+[[policies]]
+rule = "not_in_table"
+key = "client_ipv4"
+table = "blocked"
+`;
+    const text = supervisorToml(sink.port, 'processes', policy);
+    const sup = new Supervisor(parseConfig(text, { file: join(dir, 'mtproxy.toml') }), {
+      log,
+      stats: new Stats(),
+    });
+    await sup.start();
+    try {
+      const port = sup.address('main').port;
+      // Hold the replacement's "ready": it has read the tables by then, so an edit now is one it has not seen.
+      const held: Array<() => void> = [];
+      cluster.once('fork', (w: ClusterWorker) => {
+        const emit = w.emit.bind(w);
+        w.emit = ((event: string, ...args: unknown[]) => {
+          if (event === 'message' && (args[0] as { type?: string })?.type === 'ready') {
+            held.push(() => emit(event, ...args));
+            return true;
+          }
+          return emit(event, ...args);
+        }) as ClusterWorker['emit'];
+      });
+      await sup.killWorker(0);
+      await until('the replacement started', () => held.length === 1);
+      sup.operations.tables().add('blocked', '127.0.0.1');
+      await sup.tablesChanged();
+      held[0]();
+      await until('both workers ready', () => sup.readyCount() === 2);
+      const sessions = await openMany(port, 6);
+      const answered = await Promise.all(sessions.map((s) => roundTrip(s)));
+      assert.deepEqual(
+        answered,
+        sessions.map(() => false),
+        'both workers refuse the blocked address',
+      );
+      for (const s of sessions) s.socket.destroy();
+    } finally {
+      await sup.stop(0);
+    }
+  });
 });
