@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import type { ClientSession } from '../../bench/lib/wire.ts';
 
 /** A direct-mode config with every DC on the sink at `dcPort`, one listener on an ephemeral loopback port. */
 export function lowFdConfigToml(workers: number, dcPort: string, secret: string, stateDir: string): string {
@@ -29,10 +30,29 @@ export function spawnWithFdLimit(
   args: (string | number)[],
 ): { child: ChildProcess; next: () => Promise<ReturnType<typeof JSON.parse>> } {
   const quoted = args.map((a) => JSON.stringify(String(a))).join(' ');
-  const child = spawn('bash', ['-c', `ulimit -n ${limit} && exec "${process.execPath}" "${fixture}" ${quoted}`], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    'bash',
+    ['-c', `ulimit -n ${limit} && exec "${process.execPath}" "${fixture}" ${quoted}`],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async () => JSON.parse((await lines.next()).value as string);
   return { child, next };
+}
+
+/** True when a 16-byte message through `session` comes back within 2 s (the proxy still relays). */
+export function echoes(session: ClientSession): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 2000);
+    session.onReceived = (n) => {
+      if (n >= 16) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    };
+    session.socket.once('close', () => resolve(false));
+    session.send(Buffer.alloc(16, 1));
+  });
 }

@@ -2,6 +2,7 @@
  * Middle-mode test setup: a fake middle proxy, Telegram's config as local files (loopback only), the real
  * session stack over a MiddleUpstream, and our own obfuscated2 client.
  */
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import { logger } from '../../src/log.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import type { TransportTag } from '../../src/protocol/obfuscated2.ts';
 import { MiddleUpstream } from '../../src/upstream/middle/middle-upstream.ts';
+import type { ClientSink } from '../../src/upstream/types.ts';
 import { type FakeMiddleOptions, FakeMiddleProxy, fakeProxyConfigText } from './fake-middle-proxy.ts';
 import { startTestProxy, TEST_SECRET_HEX, type TestProxy } from './proxy.ts';
 
@@ -123,4 +125,30 @@ export function encryptedPayload(n: number, size = 64): Buffer {
   b.writeUInt32LE(0x11111111, 0);
   b.writeUInt32LE(n >>> 0, 8);
   return b;
+}
+
+/** Polls `cond` every 20 ms (10 s at most), failing with `what` if it never holds. */
+export async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+/** A ClientSink recording what the upstream delivers. */
+export function recordingSink(): { sink: ClientSink; frames: Buffer[]; closes: string[] } {
+  const frames: Buffer[] = [];
+  const closes: string[] = [];
+  const sink: ClientSink = {
+    sendBytes: () => true,
+    sendFrame: (p) => {
+      frames.push(Buffer.from(p));
+      return true;
+    },
+    sendQuickAck: () => {},
+    resumeClient: () => {},
+    close: (reason) => closes.push(reason),
+  };
+  return { sink, frames, closes };
 }

@@ -7,23 +7,9 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startRawSink } from '../../bench/lib/raw-sink.ts';
 import { type ClientSession, openSession } from '../../bench/lib/wire.ts';
-import { spawnWithFdLimit } from '../helpers/low-fd.ts';
+import { echoes, spawnWithFdLimit } from '../helpers/low-fd.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/low-fd-proxy.ts', import.meta.url));
-
-async function echoes(session: ClientSession): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), 2000);
-    session.onReceived = (n) => {
-      if (n >= 16) {
-        clearTimeout(timer);
-        resolve(true);
-      }
-    };
-    session.socket.once('close', () => resolve(false));
-    session.send(Buffer.alloc(16, 1));
-  });
-}
 
 // libuv hides accept() EMFILE from Node; what the proxy sees is the connect to Telegram failing. That must be
 // logged, counted, and must not stop the proxy from serving once descriptors are free again.

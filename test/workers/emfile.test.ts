@@ -4,11 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { startRawSink } from '../../bench/lib/raw-sink.ts';
 import { openSession } from '../../bench/lib/wire.ts';
-import { spawnWithFdLimit } from '../helpers/low-fd.ts';
+import { echoes, spawnWithFdLimit } from '../helpers/low-fd.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/low-fd-supervisor.ts', import.meta.url));
 
@@ -50,17 +50,7 @@ describe('running out of file descriptors', () => {
           await new Promise((r) => setTimeout(r, 250));
           try {
             const session = await openSession({ host: '127.0.0.1', port, wire: 'o2', secret });
-            answered = await new Promise<boolean>((resolve) => {
-              const timer = setTimeout(() => resolve(false), 2000);
-              session.onReceived = (n) => {
-                if (n >= 16) {
-                  clearTimeout(timer);
-                  resolve(true);
-                }
-              };
-              session.socket.once('close', () => resolve(false));
-              session.send(Buffer.alloc(16, 1));
-            });
+            answered = await echoes(session);
             session.socket.destroy();
           } catch {
             // Still refused: try again.

@@ -6,23 +6,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfig } from '../../../src/config/load.ts';
-import type { ClientInfo, ClientSink, UpstreamHandle } from '../../../src/upstream/types.ts';
+import type { ClientInfo, UpstreamHandle } from '../../../src/upstream/types.ts';
 import {
   encryptedPayload,
   type MiddleSetup,
   middleToml,
+  recordingSink,
   startMiddleSetup,
+  until,
 } from '../../helpers/middle-harness.ts';
 
 const HOUR_MS = 3_600_000;
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 interface TestClient {
   handle: UpstreamHandle;
@@ -48,18 +42,7 @@ function clientInfo(setup: MiddleSetup, port: number): ClientInfo {
  * places it synchronously, before the returned promise is even awaited.
  */
 function openClient(setup: MiddleSetup, port: number): { opened: Promise<TestClient> } {
-  const frames: Buffer[] = [];
-  const closes: string[] = [];
-  const sink: ClientSink = {
-    sendBytes: () => true,
-    sendFrame: (p) => {
-      frames.push(Buffer.from(p));
-      return true;
-    },
-    sendQuickAck: () => {},
-    resumeClient: () => {},
-    close: (reason) => closes.push(reason),
-  };
+  const { sink, frames, closes } = recordingSink();
   return {
     opened: setup.upstream.open(clientInfo(setup, port), sink).then((handle) => ({ handle, frames, closes })),
   };

@@ -4,40 +4,17 @@ import { test } from 'node:test';
 import { parseConfig } from '../../../src/config/load.ts';
 import { Stats } from '../../../src/metrics/stats.ts';
 import { MiddleUpstream } from '../../../src/upstream/middle/middle-upstream.ts';
-import type { ClientInfo, ClientSink } from '../../../src/upstream/types.ts';
+import type { ClientInfo } from '../../../src/upstream/types.ts';
 import { FakeMiddleProxy } from '../../helpers/fake-middle-proxy.ts';
 import {
   encryptedPayload,
   middleToml,
+  recordingSink,
   startMiddleSetup,
   testLog,
+  until,
   writeTelegramFiles,
 } from '../../helpers/middle-harness.ts';
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
-
-/** A ClientSink recording what the upstream delivers. */
-function recordingSink() {
-  const frames: Buffer[] = [];
-  const closes: string[] = [];
-  const sink: ClientSink = {
-    sendBytes: () => true,
-    sendFrame: (p) => {
-      frames.push(Buffer.from(p));
-      return true;
-    },
-    sendQuickAck: () => {},
-    resumeClient: () => {},
-    close: (reason) => closes.push(reason),
-  };
-  return { sink, frames, closes };
-}
 
 test('NAT: the external IP in "local:public" form is used for the keys and the proxy address', async () => {
   const setup = await startMiddleSetup({
