@@ -2,16 +2,15 @@
 // worker that died) and with the counters they hold.
 import assert from 'node:assert/strict';
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { type RawSink, startRawSink } from '../../bench/lib/raw-sink.ts';
+import { describe, it } from 'node:test';
 import { loadConfigFile, parseConfig } from '../../src/config/load.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import type { ToWorker } from '../../src/workers/protocol.ts';
 import { Supervisor } from '../../src/workers/supervisor.ts';
 import {
+  echoDcAndFolder,
   log,
   openMany,
   roundTrip,
@@ -43,20 +42,11 @@ function recordSends(worker: ClusterWorker): ToWorker[] {
 }
 
 describe('worker processes: IPC from the workers', () => {
-  let sink: RawSink;
-  let dir: string;
-  before(async () => {
-    sink = await startRawSink({ skip: 64, mode: 'echo' });
-    dir = mkdtempSync(join(tmpdir(), 'mtproxy-ipc-'));
-  });
-  after(async () => {
-    await sink.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const fx = echoDcAndFolder('mtproxy-ipc-');
 
   function start(): Supervisor {
-    const text = supervisorToml(sink.port, 'processes', POLICY);
-    return new Supervisor(parseConfig(text, { file: join(dir, 'mtproxy.toml') }), {
+    const text = supervisorToml(fx.sink.port, 'processes', POLICY);
+    return new Supervisor(parseConfig(text, { file: join(fx.dir, 'mtproxy.toml') }), {
       log,
       stats: new Stats(),
     });
@@ -150,8 +140,8 @@ describe('worker processes: IPC from the workers', () => {
   });
 
   it('a reload while a worker is starting reaches that worker too', async () => {
-    const file = join(dir, 'reload-starting.toml');
-    writeFileSync(file, supervisorToml(sink.port, 'processes'));
+    const file = join(fx.dir, 'reload-starting.toml');
+    writeFileSync(file, supervisorToml(fx.sink.port, 'processes'));
     const sup = new Supervisor(await loadConfigFile(file), { log, stats: new Stats() });
     await sup.start();
     try {
@@ -167,7 +157,7 @@ describe('worker processes: IPC from the workers', () => {
       const second = `\n[[listeners]]\nname = "second"\nhost = "127.0.0.1"\nport = 0\nsecret = "${SECRET}"\n`;
       writeFileSync(
         file,
-        supervisorToml(sink.port, 'processes').replace('[upstream]', `${second}\n[upstream]`),
+        supervisorToml(fx.sink.port, 'processes').replace('[upstream]', `${second}\n[upstream]`),
       );
       assert.deepEqual(await sup.reloadFromFile(), { ok: true });
       await until('worker 0 ready', () => sup.readyCount() === 2);
@@ -184,14 +174,14 @@ describe('worker processes: IPC from the workers', () => {
   });
 
   it('a table edited while a worker is starting reaches that worker too', async () => {
-    const policy = `state_dir = "${join(dir, 'state-tables')}"
+    const policy = `state_dir = "${join(fx.dir, 'state-tables')}"
 [[policies]]
 rule = "not_in_table"
 key = "client_ipv4"
 table = "blocked"
 `;
-    const text = supervisorToml(sink.port, 'processes', policy);
-    const sup = new Supervisor(parseConfig(text, { file: join(dir, 'mtproxy.toml') }), {
+    const text = supervisorToml(fx.sink.port, 'processes', policy);
+    const sup = new Supervisor(parseConfig(text, { file: join(fx.dir, 'mtproxy.toml') }), {
       log,
       stats: new Stats(),
     });

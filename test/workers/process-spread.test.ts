@@ -1,32 +1,20 @@
 // Worker processes: the primary hands connections out in turn; metrics sum the workers; listener caps.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { type RawSink, startRawSink } from '../../bench/lib/raw-sink.ts';
+import { describe, it } from 'node:test';
 import type { ClientSession } from '../../bench/lib/wire.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import { Supervisor } from '../../src/workers/supervisor.ts';
-import { log, openMany, roundTrip, supervisorToml, until } from './supervisor-suite.ts';
+import { echoDcAndFolder, log, openMany, roundTrip, supervisorToml, until } from './supervisor-suite.ts';
 
 describe('worker processes: spread and metrics', () => {
-  let sink: RawSink;
-  let dir: string;
-  before(async () => {
-    sink = await startRawSink({ skip: 64, mode: 'echo' });
-    dir = mkdtempSync(join(tmpdir(), 'mtproxy-processes-'));
-  });
-  after(async () => {
-    await sink.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const fx = echoDcAndFolder('mtproxy-processes-');
 
   it('hands connections out in turn (each worker 50% ± 10%) and /metrics sums both workers', async () => {
     const extra = '[metrics]\nlisten = "127.0.0.1:0"\n';
-    const text = supervisorToml(sink.port, 'processes', '').replace('[log]', `${extra}\n[log]`);
-    const config = parseConfig(text, { file: join(dir, 'mtproxy.toml') });
+    const text = supervisorToml(fx.sink.port, 'processes', '').replace('[log]', `${extra}\n[log]`);
+    const config = parseConfig(text, { file: join(fx.dir, 'mtproxy.toml') });
     const sup = new Supervisor(config, { log, stats: new Stats() });
     await sup.start();
     try {
@@ -59,11 +47,11 @@ describe('worker processes: spread and metrics', () => {
   });
 
   it('a worker at its listener cap closes the extra connection instead of passing it round', async () => {
-    const text = supervisorToml(sink.port, 'processes', '').replace(
+    const text = supervisorToml(fx.sink.port, 'processes', '').replace(
       'secret = ',
       'max_connections = 2\nsecret = ',
     );
-    const sup = new Supervisor(parseConfig(text, { file: join(dir, 'mtproxy.toml') }), {
+    const sup = new Supervisor(parseConfig(text, { file: join(fx.dir, 'mtproxy.toml') }), {
       log,
       stats: new Stats(),
     });

@@ -101,24 +101,28 @@ export function workerListenerStats(sup: Supervisor, listener = 'main') {
     .map((s) => s.listener(listener));
 }
 
+/** An echoing fake DC and a scratch folder for the enclosing describe block (made in before(), gone in after()). */
+export function echoDcAndFolder(prefix: string): { readonly sink: RawSink; readonly dir: string } {
+  const fixture = { sink: null as unknown as RawSink, dir: '' };
+  before(async () => {
+    fixture.sink = await startRawSink({ skip: 64, mode: 'echo' });
+    fixture.dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  after(async () => {
+    await fixture.sink.close();
+    rmSync(fixture.dir, { recursive: true, force: true });
+  });
+  return fixture;
+}
+
 export function describeSupervisor(suite: SuiteOptions): void {
   describe(suite.title, () => {
-    let sink: RawSink;
-    let dir: string;
+    const fx = echoDcAndFolder('mtproxy-workers-');
     const toml = (dcPort: number, extra = '') => supervisorToml(dcPort, suite.workerMode, extra);
     const opts = () => ({ log, stats: new Stats(), ...suite.supervisorOptions });
 
-    before(async () => {
-      sink = await startRawSink({ skip: 64, mode: 'echo' });
-      dir = mkdtempSync(join(tmpdir(), 'mtproxy-workers-'));
-    });
-    after(async () => {
-      await sink.close();
-      rmSync(dir, { recursive: true, force: true });
-    });
-
     function config(extra = '') {
-      return parseConfig(toml(sink.port, extra), { file: join(dir, 'mtproxy.toml') });
+      return parseConfig(toml(fx.sink.port, extra), { file: join(fx.dir, 'mtproxy.toml') });
     }
 
     it('spreads connections from many clients over both workers', async () => {
@@ -148,7 +152,7 @@ export function describeSupervisor(suite: SuiteOptions): void {
       try {
         const { port } = sup.address('main');
         const header = createInitiatorHeader('intermediate', 2, Buffer.from(SECRET, 'hex')).header;
-        const upstreamBefore = sink.connections();
+        const upstreamBefore = fx.sink.connections();
         const attempts = 24;
         const sockets: net.Socket[] = [];
         for (let i = 0; i < attempts; i++) {
@@ -158,7 +162,7 @@ export function describeSupervisor(suite: SuiteOptions): void {
           sockets.push(s);
           // The first copy must be recorded before the replays race it.
           if (i === 0)
-            await until('the first session reaches the DC', () => sink.connections() > upstreamBefore);
+            await until('the first session reaches the DC', () => fx.sink.connections() > upstreamBefore);
         }
         await sup.refreshStats();
         await until('every replay counted', async () => {
@@ -166,7 +170,7 @@ export function describeSupervisor(suite: SuiteOptions): void {
           return workerListenerStats(sup).reduce((n, l) => n + l.replays, 0) === attempts - 1;
         });
         const perWorker = workerListenerStats(sup);
-        assert.equal(sink.connections() - upstreamBefore, 1, 'only the first copy reached the DC');
+        assert.equal(fx.sink.connections() - upstreamBefore, 1, 'only the first copy reached the DC');
         assert.ok(
           perWorker.every((l) => l.connectionsTotal > 0),
           'both workers saw the header, so the worker without the original refused it from shared memory',
@@ -233,13 +237,13 @@ export function describeSupervisor(suite: SuiteOptions): void {
     });
 
     it('a reload reaches every worker', async () => {
-      const file = join(dir, 'reload.toml');
-      writeFileSync(file, toml(sink.port));
+      const file = join(fx.dir, 'reload.toml');
+      writeFileSync(file, toml(fx.sink.port));
       const sup = new Supervisor(await loadConfigFile(file), opts());
       await sup.start();
       try {
         const second = `\n[[listeners]]\nname = "second"\nhost = "127.0.0.1"\nport = 0\nsecret = "${SECRET}"\n`;
-        writeFileSync(file, toml(sink.port).replace('[upstream]', `${second}\n[upstream]`));
+        writeFileSync(file, toml(fx.sink.port).replace('[upstream]', `${second}\n[upstream]`));
         assert.deepEqual(await sup.reloadFromFile(), { ok: true });
         const { port } = sup.address('second');
         assert.notEqual(port, sup.address('main').port);
