@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { loadCliConfig } from '../../src/cli/config-source.ts';
 import { runCli } from '../helpers/cli.ts';
+import { suiteTempDir } from '../helpers/temp-dir.ts';
 import { type Result, SECRET } from './spawn-cli.ts';
 
 /** The CLI in this process (the process-level behaviour is covered by run.test.ts). */
@@ -15,16 +15,10 @@ async function run(args: string[], cwd: string, env: Record<string, string> = {}
 }
 
 describe('mtproxy commands and flags', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-cli-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = suiteTempDir('mtproxy-cli-');
 
   test('run: an unknown key or a missing file is one line and exit code 1', async () => {
-    const cwd = await mkdtemp(path.join(dir, 'bad-'));
+    const cwd = await mkdtemp(path.join(dir(), 'bad-'));
     const file = path.join(cwd, 'bad.toml');
     await writeFile(file, `[[listeners]]\nport = 0\nsecret = "${SECRET}"\ncolour = "blue"\n`);
     const unknown = await run([], cwd, { MTP_CONFIG: file });
@@ -40,18 +34,18 @@ describe('mtproxy commands and flags', () => {
   });
 
   test('bad flag values name the flag', async () => {
-    const r = await run(['-p', 'http'], dir);
+    const r = await run(['-p', 'http'], dir());
     assert.equal(r.code, 1);
     assert.equal(r.stderr, 'mtproxy: --port (MTP_PORT): expected a port number from 1 to 65535\n');
-    const env = await run([], dir, { MTP_SECRET: 'xyz' });
+    const env = await run([], dir(), { MTP_SECRET: 'xyz' });
     assert.equal(env.code, 1);
     assert.equal(env.stderr, 'mtproxy: --secret (MTP_SECRET): expected 32 hex characters\n');
-    const allow = await run(['-a', 'ftp', '-s', SECRET], dir);
+    const allow = await run(['-a', 'ftp', '-s', SECRET], dir());
     assert.equal(allow.stderr, 'mtproxy: --allow (MTP_ALLOW): expected classic, secure (dd) or tls (ee)\n');
-    const level = await run(['link', '-s', SECRET], dir, { MTP_LOG_LEVEL: 'verbose' });
+    const level = await run(['link', '-s', SECRET], dir(), { MTP_LOG_LEVEL: 'verbose' });
     assert.equal(level.code, 1);
     assert.match(level.stderr, /^mtproxy: --log-level \(MTP_LOG_LEVEL\): expected one of trace, debug, info/);
-    const mode = await run(['link', '-s', SECRET], dir, { MTP_WORKER_MODE: 'fibers' });
+    const mode = await run(['link', '-s', SECRET], dir(), { MTP_WORKER_MODE: 'fibers' });
     assert.equal(mode.code, 1);
     assert.equal(
       mode.stderr,
@@ -60,7 +54,7 @@ describe('mtproxy commands and flags', () => {
   });
 
   test('-p/-s/-t/-a and MTP_PORT/MTP_SECRET/MTP_TAG/MTP_ALLOW set the first listener; flags win', async () => {
-    const cwd = await mkdtemp(path.join(dir, 'overrides-'));
+    const cwd = await mkdtemp(path.join(dir(), 'overrides-'));
     const file = path.join(cwd, 'mtproxy.toml');
     await writeFile(file, `[[listeners]]\nport = 443\nsecret = "${SECRET}"\n[upstream]\nmode = "direct"\n`);
     const tag = '0123456789abcdef0123456789abcdef';
@@ -88,7 +82,7 @@ describe('mtproxy commands and flags', () => {
   });
 
   test('-w/--worker-mode and MTP_WORKERS/MTP_WORKER_MODE set how the workers run; flags win', async () => {
-    const cwd = await mkdtemp(path.join(dir, 'workers-'));
+    const cwd = await mkdtemp(path.join(dir(), 'workers-'));
     await writeFile(
       path.join(cwd, 'mtproxy.toml'),
       `workers = 4\n[[listeners]]\nport = 443\nsecret = "${SECRET}"\n`,
@@ -109,21 +103,21 @@ describe('mtproxy commands and flags', () => {
   });
 
   test('secret: plain, dd, ee (hex and base64url)', async () => {
-    const plain = await run(['secret'], dir);
+    const plain = await run(['secret'], dir());
     assert.equal(plain.code, 0);
     assert.match(plain.stdout, /^[0-9a-f]{32}\n$/);
-    assert.match((await run(['secret', '--dd'], dir)).stdout, /^dd[0-9a-f]{32}\n$/);
-    const ee = await run(['secret', '--ee', '--domain', 'example.com', '-s', SECRET], dir);
+    assert.match((await run(['secret', '--dd'], dir())).stdout, /^dd[0-9a-f]{32}\n$/);
+    const ee = await run(['secret', '--ee', '--domain', 'example.com', '-s', SECRET], dir());
     assert.equal(ee.stdout, `ee${SECRET}6578616d706c652e636f6d\n`);
-    const b64 = await run(['secret', '--ee', '--domain', 'example.com', '--base64', '-s', SECRET], dir);
+    const b64 = await run(['secret', '--ee', '--domain', 'example.com', '--base64', '-s', SECRET], dir());
     assert.equal(b64.stdout, '7tDW4RG62lUR_M6VhN6tvu9leGFtcGxlLmNvbQ\n');
-    const noDomain = await run(['secret', '--ee'], dir);
+    const noDomain = await run(['secret', '--ee'], dir());
     assert.equal(noDomain.code, 1);
     assert.match(noDomain.stderr, /^mtproxy: --domain: expected a domain name/);
   });
 
   test('link: from the config, with flag and environment overrides, and per-SNI --domain', async () => {
-    const cwd = await mkdtemp(path.join(dir, 'link-'));
+    const cwd = await mkdtemp(path.join(dir(), 'link-'));
     const file = path.join(cwd, 'mtproxy.toml');
     await writeFile(
       file,
@@ -190,7 +184,7 @@ describe('mtproxy commands and flags', () => {
   });
 
   test('link: a fake-TLS listener without a cover domain gets a hint instead of an ee link', async () => {
-    const cwd = await mkdtemp(path.join(dir, 'nodomain-'));
+    const cwd = await mkdtemp(path.join(dir(), 'nodomain-'));
     await writeFile(
       path.join(cwd, 'mtproxy.toml'),
       `[[listeners]]\nhost = "127.0.0.1"\nsecret = "${SECRET}"\n`,
@@ -202,12 +196,12 @@ describe('mtproxy commands and flags', () => {
   });
 
   test('--help, --version, unknown command', async () => {
-    const help = await run(['--help'], dir);
+    const help = await run(['--help'], dir());
     assert.equal(help.code, 0);
     for (const name of ['run', 'secret', 'link']) assert.match(help.stdout, new RegExp(`\\n  ${name} `));
-    const version = await run(['--version'], dir);
+    const version = await run(['--version'], dir());
     assert.match(version.stdout, /^\d+\.\d+\.\d+/);
-    const unknown = await run(['frobnicate'], dir);
+    const unknown = await run(['frobnicate'], dir());
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command "frobnicate"/);
   });

@@ -1,25 +1,23 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
+import { suiteTempDir } from '../helpers/temp-dir.ts';
 import { SECRET, start, waitForOutput } from './spawn-cli.ts';
 
+/** One listener on 127.0.0.1, any port, that accepts only `protocol`. */
+function listenerToml(name: string, protocol: 'classic' | 'secure'): string {
+  return `[[listeners]]\nname = "${name}"\nhost = "127.0.0.1"\nport = 0\nsecret = "${SECRET}"\nallowed_protocols = ["${protocol}"]\n`;
+}
+
 describe('mtproxy run: reloading', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-cli-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = suiteTempDir('mtproxy-cli-');
 
   test('SIGHUP reloads the file; an invalid file is refused with one line and the proxy keeps running', async (t) => {
-    const cwd = await mkdtemp(path.join(dir, 'hup-'));
+    const cwd = await mkdtemp(path.join(dir(), 'hup-'));
     const file = path.join(cwd, 'mtproxy.toml');
-    const listener = (name: string) =>
-      `[[listeners]]\nname = "${name}"\nhost = "127.0.0.1"\nport = 0\nsecret = "${SECRET}"\nallowed_protocols = ["classic"]\n`;
+    const listener = (name: string) => listenerToml(name, 'classic');
     await writeFile(file, listener('a'));
     const child = start([], cwd, { MTP_WORKERS: '1' });
     t.after(() => child.kill('SIGKILL'));
@@ -43,10 +41,9 @@ describe('mtproxy run: reloading', () => {
   });
 
   test('--watch reloads when the config file is saved', async (t) => {
-    const cwd = await mkdtemp(path.join(dir, 'watch-'));
+    const cwd = await mkdtemp(path.join(dir(), 'watch-'));
     const file = path.join(cwd, 'mtproxy.toml');
-    const listener = (name: string) =>
-      `[[listeners]]\nname = "${name}"\nhost = "127.0.0.1"\nport = 0\nsecret = "${SECRET}"\nallowed_protocols = ["secure"]\n`;
+    const listener = (name: string) => listenerToml(name, 'secure');
     await writeFile(file, listener('a'));
     const child = start(['--watch'], cwd, { MTP_WORKERS: '1' });
     t.after(() => child.kill('SIGKILL'));

@@ -1,28 +1,22 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { suiteTempDir } from '../helpers/temp-dir.ts';
 import { linkSecrets, run, SECRET, start, waitForOutput } from './spawn-cli.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('mtproxy run: process life cycle', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-cli-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = suiteTempDir('mtproxy-cli-');
 
   test('first start without a config writes mtproxy.toml, prints links, and SIGTERM exits 0', async (t) => {
-    const cwd = await mkdtemp(path.join(dir, 'first-'));
+    const cwd = await mkdtemp(path.join(dir(), 'first-'));
     const child = start(['-p', '0'], cwd);
     t.after(() => child.kill('SIGKILL'));
     const stdout = await waitForOutput(child, /secret=ee[0-9a-f]+/);
@@ -51,7 +45,7 @@ describe('mtproxy run: process life cycle', () => {
   });
 
   test('SIGTERM waits for open sessions at most timeouts.drain, then exits 0', async (t) => {
-    const cwd = await mkdtemp(path.join(dir, 'drain-'));
+    const cwd = await mkdtemp(path.join(dir(), 'drain-'));
     await writeFile(
       path.join(cwd, 'mtproxy.toml'),
       `[[listeners]]\nhost = "127.0.0.1"\nport = 0\nsecret = "${SECRET}"\nallowed_protocols = ["classic"]\n` +
@@ -71,7 +65,7 @@ describe('mtproxy run: process life cycle', () => {
   });
 
   test('npm start -- --config FILE: a SIGTERM sent to npm reaches the proxy, which exits 0 and frees its port', async (t) => {
-    const cwd = await mkdtemp(path.join(dir, 'npm-start-'));
+    const cwd = await mkdtemp(path.join(dir(), 'npm-start-'));
     const file = path.join(cwd, 'contract.toml');
     await writeFile(
       file,
@@ -96,7 +90,7 @@ describe('mtproxy run: process life cycle', () => {
   });
 
   test('a bad config stops the start with one line and exit code 1', async () => {
-    const cwd = await mkdtemp(path.join(dir, 'bad-'));
+    const cwd = await mkdtemp(path.join(dir(), 'bad-'));
     const file = path.join(cwd, 'bad.toml');
     await writeFile(file, '[[listeners]]\nport = 0\nsecret = "not-hex"\n');
     const r = await run(['--config', file], cwd);
@@ -110,7 +104,7 @@ describe('mtproxy run: process life cycle', () => {
     await once(blocker, 'listening');
     const port = (blocker.address() as net.AddressInfo).port;
     try {
-      const cwd = await mkdtemp(path.join(dir, 'busy-'));
+      const cwd = await mkdtemp(path.join(dir(), 'busy-'));
       await writeFile(
         path.join(cwd, 'mtproxy.toml'),
         `[[listeners]]\nhost = "127.0.0.1"\nport = ${port}\nsecret = "${SECRET}"\n`,

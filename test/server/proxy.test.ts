@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
@@ -14,6 +13,7 @@ import { type ProxyOptions, ProxyServer, type SessionHandler } from '../../src/s
 import type { SessionEnv } from '../../src/session/types.ts';
 import type { Upstream } from '../../src/upstream/types.ts';
 import { freePort } from '../helpers/ports.ts';
+import { suiteTempDir } from '../helpers/temp-dir.ts';
 
 const SECRET_A = '0123456789abcdef0123456789abcdef';
 const SECRET_B = 'fedcba9876543210fedcba9876543210';
@@ -68,13 +68,7 @@ function echoProxy(config: Config, opts: ProxyOptions = {}): ProxyServer {
 }
 
 describe('ProxyServer', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-server-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = suiteTempDir('mtproxy-server-');
 
   test('listens on every listener and reports the bound port', async () => {
     const proxy = echoProxy(configOf(listenerToml('a') + listenerToml('b')));
@@ -246,7 +240,7 @@ describe('ProxyServer', () => {
   });
 
   test('reloadFromFile refuses an invalid config and keeps the running one', async () => {
-    const file = path.join(dir, 'reload.toml');
+    const file = path.join(dir(), 'reload.toml');
     await writeFile(file, listenerToml('a') + '[log]\nlevel = "silent"\n');
     const stats = new Stats();
     const config = parseConfig(listenerToml('a') + '[log]\nlevel = "silent"\n', { file });
@@ -301,10 +295,10 @@ describe('ProxyServer', () => {
   test('a reload that changes a setting fixed at start says so in the log', async () => {
     const lines: string[] = [];
     const log = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
-    const proxy = echoProxy(configOf(`workers = 1\nstate_dir = "${dir}/a"\n${listenerToml('a')}`), { log });
+    const proxy = echoProxy(configOf(`workers = 1\nstate_dir = "${dir()}/a"\n${listenerToml('a')}`), { log });
     await proxy.start();
     try {
-      await proxy.applyConfig(configOf(`workers = 4\nstate_dir = "${dir}/b"\n${listenerToml('a')}`));
+      await proxy.applyConfig(configOf(`workers = 4\nstate_dir = "${dir()}/b"\n${listenerToml('a')}`));
       const messages = lines.map((l) => JSON.parse(l).msg);
       assert.ok(messages.includes('a new worker count applies after a restart'), messages.join('; '));
       assert.ok(messages.includes('a new state_dir applies after a restart'), messages.join('; '));
