@@ -6,7 +6,7 @@
  */
 import { type PathKind, workersLabel } from './lib/harness.ts';
 import type { Actor } from './lib/ipc.ts';
-import { type Row, row } from './lib/report.ts';
+import { type Row, row, rowsOrFailure, slotRow } from './lib/report.ts';
 import { sizes } from './lib/sizes.ts';
 import { runStandalone } from './lib/standalone.ts';
 import { measureThroughput } from './throughput.ts';
@@ -28,36 +28,22 @@ export async function run(loadgens: Actor[], paths: PathKind[] = ['direct', 'mid
   for (const kind of paths) {
     let one: number | null = null;
     for (const workers of [1, 2]) {
-      const scenario = `${kind}, ${workersLabel(workers)}, ${streams} streams`;
-      try {
-        const r = await measureThroughput(loadgens, { kind, workers }, streams, perStream);
-        const vsOne =
-          one !== null ? `${((100 * (r.cpuSecPerGb - one)) / one).toFixed(0)}% vs 1 worker; ` : '';
-        if (workers === 1) one = r.cpuSecPerGb;
-        rows.push(
-          row(
-            'cpu-per-gb',
-            scenario,
-            'CPU s/GB',
-            r.cpuSecPerGb,
-            's/GB',
-            ceiling.cpuSecPerGb,
-            `${vsOne}${r.mbPerSec.toFixed(0)} MB/s`,
-          ),
-        );
-      } catch (e) {
-        rows.push(
-          row(
-            'cpu-per-gb',
-            scenario,
-            'CPU s/GB',
-            Number.NaN,
-            's/GB',
-            ceiling.cpuSecPerGb,
-            `failed: ${(e as Error).message.split('\n')[0]}`,
-          ),
-        );
-      }
+      const slot = {
+        figure: 'cpu-per-gb',
+        scenario: `${kind}, ${workersLabel(workers)}, ${streams} streams`,
+        metric: 'CPU s/GB',
+        unit: 's/GB',
+        ceiling: ceiling.cpuSecPerGb,
+      };
+      rows.push(
+        ...(await rowsOrFailure(slot, async () => {
+          const r = await measureThroughput(loadgens, { kind, workers }, streams, perStream);
+          const vsOne =
+            one !== null ? `${((100 * (r.cpuSecPerGb - one)) / one).toFixed(0)}% vs 1 worker; ` : '';
+          if (workers === 1) one = r.cpuSecPerGb;
+          return [slotRow(slot, r.cpuSecPerGb, `${vsOne}${r.mbPerSec.toFixed(0)} MB/s`)];
+        })),
+      );
     }
   }
   return rows;

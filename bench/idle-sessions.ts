@@ -6,7 +6,7 @@
  */
 import { openSessions, type PathKind, startPath, type Usage } from './lib/harness.ts';
 import type { Actor } from './lib/ipc.ts';
-import { type Row, row } from './lib/report.ts';
+import { type Row, row, rowsOrFailure, slotRow } from './lib/report.ts';
 import { sizes } from './lib/sizes.ts';
 import { runStandalone } from './lib/standalone.ts';
 
@@ -79,47 +79,27 @@ export async function run(loadgens: Actor[], paths: PathKind[] = ['direct', 'mid
       );
     }
     for (const kind of paths) {
-      const scenario = `${kind}, ${count} sessions`;
+      // A path skipped or failed has no ceiling to compare with.
+      const slot = {
+        figure: 'idle-sessions',
+        scenario: `${kind}, ${count} sessions`,
+        metric: 'RSS/session',
+        unit: 'KiB',
+        ceiling: null,
+      };
       if (descriptorsNeeded(kind, count) > fdLimit) {
-        rows.push(
-          row(
-            'idle-sessions',
-            scenario,
-            'RSS/session',
-            Number.NaN,
-            'KiB',
-            null,
-            `skipped: needs more than ${fdLimit} descriptors`,
-          ),
-        );
+        rows.push(slotRow(slot, Number.NaN, `skipped: needs more than ${fdLimit} descriptors`));
         continue;
       }
-      try {
-        const r = await measureIdle(loadgens, kind, count);
-        rows.push(
-          row(
-            'idle-sessions',
-            scenario,
-            'RSS/session',
-            r.rssPerSessionKiB,
-            'KiB',
-            ceiling?.rssPerSessionKiB ?? null,
-            `${r.answered}/${r.opened} answered; heap ${r.heapPerSessionKiB.toFixed(1)} KiB/session`,
-          ),
-        );
-      } catch (e) {
-        rows.push(
-          row(
-            'idle-sessions',
-            scenario,
-            'RSS/session',
-            Number.NaN,
-            'KiB',
-            null,
-            `failed: ${(e as Error).message.split('\n')[0]}`,
-          ),
-        );
-      }
+      rows.push(
+        ...(await rowsOrFailure(slot, async () => {
+          const r = await measureIdle(loadgens, kind, count);
+          const notes = `${r.answered}/${r.opened} answered; heap ${r.heapPerSessionKiB.toFixed(1)} KiB/session`;
+          return [
+            slotRow({ ...slot, ceiling: ceiling?.rssPerSessionKiB ?? null }, r.rssPerSessionKiB, notes),
+          ];
+        })),
+      );
     }
   }
   return rows;

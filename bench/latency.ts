@@ -11,7 +11,7 @@ import {
   startPath,
 } from './lib/harness.ts';
 import type { Actor } from './lib/ipc.ts';
-import { type Row, row } from './lib/report.ts';
+import { type Row, row, rowsOrFailure } from './lib/report.ts';
 import { sizes } from './lib/sizes.ts';
 import { runStandalone } from './lib/standalone.ts';
 
@@ -60,14 +60,12 @@ export async function run(
   const rows: Row[] = [];
   const load = `${sizes.pingConnections} sessions × ${sizes.pingSize} B`;
   const ceiling = await measureLatency(loadgens, 'ceiling');
-  const push = (name: string, r: LatencyResult, c: LatencyResult) => {
+  const rowsFor = (name: string, r: LatencyResult, c: LatencyResult): Row[] => {
     const notes = r.failures > 0 ? `${r.failures} sessions failed` : undefined;
-    rows.push(row('latency', `${name}, ${load}`, 'p50', r.p50, 'µs', c.p50, notes));
-    rows.push(row('latency', `${name}, ${load}`, 'p99', r.p99, 'µs', c.p99));
-    rows.push(
+    return [
+      row('latency', `${name}, ${load}`, 'p50', r.p50, 'µs', c.p50, notes),
+      row('latency', `${name}, ${load}`, 'p99', r.p99, 'µs', c.p99),
       row('latency', `${name}, ${load}`, 'round trips/s', r.roundTripsPerSec, '1/s', c.roundTripsPerSec),
-    );
-    rows.push(
       row(
         'latency',
         `${name}, ${load}`,
@@ -76,25 +74,22 @@ export async function run(
         'µs',
         c.cpuUsPerRoundTrip,
       ),
-    );
+    ];
   };
-  push('ceiling', ceiling, ceiling);
+  rows.push(...rowsFor('ceiling', ceiling, ceiling));
   for (const kind of paths) {
-    try {
-      push(kind, await measureLatency(loadgens, kind), ceiling);
-    } catch (e) {
-      rows.push(
-        row(
-          'latency',
-          `${kind}, ${load}`,
-          'p50',
-          Number.NaN,
-          'µs',
-          ceiling.p50,
-          `failed: ${(e as Error).message.split('\n')[0]}`,
-        ),
-      );
-    }
+    const p50Slot = {
+      figure: 'latency',
+      scenario: `${kind}, ${load}`,
+      metric: 'p50',
+      unit: 'µs',
+      ceiling: ceiling.p50,
+    };
+    rows.push(
+      ...(await rowsOrFailure(p50Slot, async () =>
+        rowsFor(kind, await measureLatency(loadgens, kind), ceiling),
+      )),
+    );
   }
   return rows;
 }

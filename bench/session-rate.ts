@@ -6,7 +6,7 @@
  */
 import { cpuSeconds, type PathKind, startPath, workersLabel } from './lib/harness.ts';
 import type { Actor } from './lib/ipc.ts';
-import { type Row, row } from './lib/report.ts';
+import { type Row, row, rowsOrFailure, slotRow } from './lib/report.ts';
 import { sizes } from './lib/sizes.ts';
 import { runStandalone } from './lib/standalone.ts';
 
@@ -93,32 +93,19 @@ export async function run(loadgens: Actor[]): Promise<Row[]> {
     ['tls', 2],
     ['direct', 1],
   ] as Array<[PathKind, number]>) {
-    try {
-      const r = await measureSessionRate(loadgens, kind, workers);
-      rows.push(
-        row(
-          'session-rate',
-          `${kind}, ${workersLabel(workers)}`,
-          'sessions/s',
-          r.perSec,
-          '1/s',
-          ceiling.perSec,
-          spreadNote(r),
-        ),
-      );
-    } catch (e) {
-      rows.push(
-        row(
-          'session-rate',
-          `${kind}, ${workersLabel(workers)}`,
-          'sessions/s',
-          Number.NaN,
-          '1/s',
-          ceiling.perSec,
-          `failed: ${(e as Error).message.split('\n')[0]}`,
-        ),
-      );
-    }
+    const slot = {
+      figure: 'session-rate',
+      scenario: `${kind}, ${workersLabel(workers)}`,
+      metric: 'sessions/s',
+      unit: '1/s',
+      ceiling: ceiling.perSec,
+    };
+    rows.push(
+      ...(await rowsOrFailure(slot, async () => {
+        const r = await measureSessionRate(loadgens, kind, workers);
+        return [slotRow(slot, r.perSec, spreadNote(r))];
+      })),
+    );
   }
   return rows;
 }

@@ -5,7 +5,7 @@
  */
 import type { Actor } from './lib/ipc.ts';
 import { type PathKind, type PathSpec, cpuSeconds, openSessions, startPath } from './lib/harness.ts';
-import { type Row, row } from './lib/report.ts';
+import { type Row, row, rowsOrFailure, slotRow } from './lib/report.ts';
 import { runStandalone } from './lib/standalone.ts';
 import { sizes } from './lib/sizes.ts';
 
@@ -63,22 +63,19 @@ export async function run(loadgens: Actor[], paths = THROUGHPUT_PATHS): Promise<
     const label = streams === 1 ? '1 stream' : `${streams} streams`;
     rows.push(row('throughput', `ceiling, ${label}`, 'MB/s', ceiling.mbPerSec, 'MB/s', ceiling.mbPerSec));
     for (const kind of paths) {
-      try {
-        const r = await measureThroughput(loadgens, { kind, workers: 1 }, streams, perStream);
-        rows.push(row('throughput', `${kind}, ${label}`, 'MB/s', r.mbPerSec, 'MB/s', ceiling.mbPerSec));
-      } catch (e) {
-        rows.push(
-          row(
-            'throughput',
-            `${kind}, ${label}`,
-            'MB/s',
-            Number.NaN,
-            'MB/s',
-            ceiling.mbPerSec,
-            `failed: ${(e as Error).message.split('\n')[0]}`,
-          ),
-        );
-      }
+      const slot = {
+        figure: 'throughput',
+        scenario: `${kind}, ${label}`,
+        metric: 'MB/s',
+        unit: 'MB/s',
+        ceiling: ceiling.mbPerSec,
+      };
+      rows.push(
+        ...(await rowsOrFailure(slot, async () => {
+          const r = await measureThroughput(loadgens, { kind, workers: 1 }, streams, perStream);
+          return [slotRow(slot, r.mbPerSec)];
+        })),
+      );
     }
   }
   return rows;

@@ -30,6 +30,31 @@ export function row(
   return { figure, scenario, metric, value, unit, ceiling, ratio, notes };
 }
 
+/** Where a figure row goes: everything but the measured value and its notes. */
+export interface RowSlot {
+  figure: string;
+  scenario: string;
+  metric: string;
+  unit: string;
+  ceiling: number | null;
+}
+
+export function slotRow(slot: RowSlot, value: number, notes?: string): Row {
+  return row(slot.figure, slot.scenario, slot.metric, value, slot.unit, slot.ceiling, notes);
+}
+
+/**
+ * The rows `measure` gives, or when it throws, one row in `slot` with no value and the error's first line as
+ * its note: one path that fails does not cost the figure its other rows.
+ */
+export async function rowsOrFailure(slot: RowSlot, measure: () => Promise<Row[]>): Promise<Row[]> {
+  try {
+    return await measure();
+  } catch (e) {
+    return [slotRow(slot, Number.NaN, `failed: ${(e as Error).message.split('\n')[0]}`)];
+  }
+}
+
 function fmt(n: number | null): string {
   if (n === null || !Number.isFinite(n)) return '–';
   if (Math.abs(n) >= 100) return n.toFixed(0);
