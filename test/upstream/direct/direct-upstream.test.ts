@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it, mock } from 'node:test';
 import { parseConfig } from '../../../src/config/load.ts';
-import type { UpstreamConfig } from '../../../src/config/types.ts';
+import type { Config, UpstreamConfig } from '../../../src/config/types.ts';
 import { logger } from '../../../src/log.ts';
 import { Stats } from '../../../src/metrics/stats.ts';
 import { DEFAULT_DC_ADDRESSES, resolveDc } from '../../../src/upstream/direct/dc-addresses.ts';
@@ -10,7 +10,8 @@ import { connectTcp, DirectUpstream } from '../../../src/upstream/direct/direct-
 import type { ClientInfo, ClientSink } from '../../../src/upstream/types.ts';
 import { FakeDc } from '../../helpers/fake-dc.ts';
 
-function upstreamConfig(dcToml: string, extra = ''): UpstreamConfig {
+/** One listener, and the [upstream] table with `upstreamToml` in it followed by [upstream.dc] with `dcToml`. */
+function configWith(dcToml: string, upstreamToml = ''): Config {
   return parseConfig(`
 [[listeners]]
 name = "main"
@@ -18,12 +19,17 @@ host = "127.0.0.1"
 port = 0
 secret = "0123456789abcdef0123456789abcdef"
 [upstream]
-mode = "direct"
-${extra}
+${upstreamToml}
 [upstream.dc]
 ${dcToml}
-`).upstream;
+`);
 }
+
+function upstreamConfig(dcToml: string, extra = ''): UpstreamConfig {
+  return configWith(dcToml, `mode = "direct"\n${extra}`).upstream;
+}
+
+const silent = logger.child({}, { level: 'silent' });
 
 describe('DC address resolution', () => {
   it('uses the built-in table for DCs 1..5 and their media ids, IPv4 first by default', () => {
@@ -85,9 +91,7 @@ describe('DirectUpstream', () => {
   after(() => dc.stop());
 
   const client = (dcId: number): ClientInfo => ({
-    listener: parseConfig(
-      '[[listeners]]\nname="main"\nhost="127.0.0.1"\nport=0\nsecret="0123456789abcdef0123456789abcdef"',
-    ).listeners[0],
+    listener: configWith('').listeners[0],
     transport: 'intermediate',
     dcId,
     remoteAddress: '127.0.0.1',
@@ -113,21 +117,32 @@ describe('DirectUpstream', () => {
     return s;
   };
 
+  /** A DirectUpstream on `cfg` and one link to DC `dcId` opened through it, with the sink it delivers to. */
+  async function openLink(cfg: Config, dcId: number, stats = new Stats()) {
+    const up = new DirectUpstream(() => cfg, silent, stats);
+    const s = sink();
+    const h = await up.open(client(dcId), s);
+    return { up, s, h };
+  }
+
+  /** An intermediate frame with `payload`. */
+  const frameOf = (payload: Buffer): Buffer => {
+    const frame = Buffer.alloc(4 + payload.length);
+    frame.writeUInt32LE(payload.length, 0);
+    payload.copy(frame, 4);
+    return frame;
+  };
+
+  async function receive(s: { bytes: Buffer[] }, length: number): Promise<Buffer> {
+    for (let i = 0; i < 1000 && Buffer.concat(s.bytes).length < length; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    return Buffer.concat(s.bytes);
+  }
+
   it('retries the next address after a refused connect and counts it', async () => {
     const stats = new Stats();
-    const cfg = parseConfig(`[[listeners]]
-name = "main"
-host = "127.0.0.1"
-port = 0
-secret = "0123456789abcdef0123456789abcdef"
-[upstream]
-connect_retries = 1
-[upstream.dc]
-3 = ["127.0.0.1:${closedPort}", "127.0.0.1:${dc.port}"]
-`);
-    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), stats);
-    const s = sink();
-    const h = await up.open(client(3), s);
+    const cfg = configWith(`3 = ["127.0.0.1:${closedPort}", "127.0.0.1:${dc.port}"]`, 'connect_retries = 1');
+    const { up, s, h } = await openLink(cfg, 3, stats);
     assert.equal(h.framed, false);
     assert.equal(stats.dc(3).connectErrors, 1);
     assert.equal(stats.dc(3).connects, 1);
@@ -144,18 +159,9 @@ connect_retries = 1
   });
 
   it('rejects with MTP_ERR_UPSTREAM_CONNECT when every attempt fails', async () => {
-    const cfg = parseConfig(`[[listeners]]
-name = "main"
-host = "127.0.0.1"
-port = 0
-secret = "0123456789abcdef0123456789abcdef"
-[upstream]
-connect_retries = 2
-[upstream.dc]
-2 = ["127.0.0.1:${closedPort}"]
-`);
+    const cfg = configWith(`2 = ["127.0.0.1:${closedPort}"]`, 'connect_retries = 2');
     const stats = new Stats();
-    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), stats);
+    const up = new DirectUpstream(() => cfg, silent, stats);
     await assert.rejects(
       up.open(client(2), sink()),
       (e: { code?: string }) => e.code === 'MTP_ERR_UPSTREAM_CONNECT',
@@ -164,38 +170,17 @@ connect_retries = 2
   });
 
   it('tells the session when the DC closes', async () => {
-    const cfg = parseConfig(`[[listeners]]
-name = "main"
-host = "127.0.0.1"
-port = 0
-secret = "0123456789abcdef0123456789abcdef"
-[upstream.dc]
-5 = ["127.0.0.1:${dc.port}"]
-`);
-    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), new Stats());
-    const s = sink();
-    await up.open(client(5), s);
+    const { s } = await openLink(configWith(`5 = ["127.0.0.1:${dc.port}"]`), 5);
     const conn = await dc.waitForConnection((c) => c.dcId === 5);
     conn.socket.destroy();
     while (s.closed.length === 0) await new Promise((r) => setTimeout(r, 10));
     assert.equal(s.closed.length, 1);
   });
   it('sends its header together with the first bytes for the DC', async () => {
-    const cfg = parseConfig(`[[listeners]]
-name = "main"
-host = "127.0.0.1"
-port = 0
-secret = "0123456789abcdef0123456789abcdef"
-[upstream.dc]
-1 = ["127.0.0.1:${dc.port}"]
-`);
     const stats = new Stats();
-    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), stats);
-    const handle = await up.open(client(1), sink());
+    const { h: handle } = await openLink(configWith(`1 = ["127.0.0.1:${dc.port}"]`), 1, stats);
     const payload = Buffer.from('first frame after the header');
-    const frame = Buffer.alloc(4 + payload.length);
-    frame.writeUInt32LE(payload.length, 0);
-    payload.copy(frame, 4);
+    const frame = frameOf(payload);
     assert.equal(handle.writeBytes(frame), true);
     const conn = await dc.waitForConnection((c) => c.dcId === 1);
     while (conn.frames.length === 0) await new Promise((r) => setTimeout(r, 10));
@@ -204,33 +189,9 @@ secret = "0123456789abcdef0123456789abcdef"
     handle.close();
   });
 
-  /** An intermediate frame with `payload`. */
-  const frameOf = (payload: Buffer): Buffer => {
-    const frame = Buffer.alloc(4 + payload.length);
-    frame.writeUInt32LE(payload.length, 0);
-    payload.copy(frame, 4);
-    return frame;
-  };
-
-  const dcConfig = (dcToml: string) =>
-    parseConfig(`[[listeners]]
-name = "main"
-host = "127.0.0.1"
-port = 0
-secret = "0123456789abcdef0123456789abcdef"
-[upstream.dc]
-${dcToml}
-`);
-
-  async function receive(s: { bytes: Buffer[] }, length: number): Promise<Buffer> {
-    for (let i = 0; i < 1000 && Buffer.concat(s.bytes).length < length; i++)
-      await new Promise((r) => setTimeout(r, 10));
-    return Buffer.concat(s.bytes);
-  }
-
   it('links reading at once each get their own DC answers, large ones over many reads', async () => {
-    const cfg = dcConfig(`4 = ["127.0.0.1:${dc.port}"]`);
-    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), new Stats());
+    const cfg = configWith(`4 = ["127.0.0.1:${dc.port}"]`);
+    const up = new DirectUpstream(() => cfg, silent, new Stats());
     const sinks = [sink(), sink(), sink()];
     const handles = await Promise.all(sinks.map((s) => up.open(client(4), s)));
     // Past the size of one read, so every answer arrives in several reads interleaved with the others'.
@@ -243,10 +204,7 @@ ${dcToml}
   });
 
   it('a paused link delivers nothing until resumed', async () => {
-    const cfg = dcConfig(`4 = ["127.0.0.1:${dc.port}"]`);
-    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), new Stats());
-    const s = sink();
-    const h = await up.open(client(4), s);
+    const { up, s, h } = await openLink(configWith(`4 = ["127.0.0.1:${dc.port}"]`), 4);
     h.pause();
     const frame = frameOf(Buffer.from('held while paused'));
     h.writeBytes(frame);
@@ -258,10 +216,7 @@ ${dcToml}
   });
 
   it('nothing reaches the session after the link is closed', async () => {
-    const cfg = dcConfig(`4 = ["127.0.0.1:${dc.port}"]`);
-    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), new Stats());
-    const s = sink();
-    const h = await up.open(client(4), s);
+    const { s, h } = await openLink(configWith(`4 = ["127.0.0.1:${dc.port}"]`), 4);
     h.writeBytes(frameOf(Buffer.alloc(100_000, 1)));
     h.close();
     await new Promise((r) => setTimeout(r, 100));
@@ -270,11 +225,11 @@ ${dcToml}
   });
 
   it('the DC addresses of a reloaded configuration apply to the next link', async () => {
-    let cfg = dcConfig(`4 = ["127.0.0.1:${closedPort}"]`);
-    const up = new DirectUpstream(() => cfg, logger.child({}, { level: 'silent' }), new Stats());
+    let cfg = configWith(`4 = ["127.0.0.1:${closedPort}"]`);
+    const up = new DirectUpstream(() => cfg, silent, new Stats());
     await assert.rejects(up.open(client(4), sink()));
     await assert.rejects(up.open(client(4), sink()), 'the same settings give the same route');
-    cfg = dcConfig(`4 = ["127.0.0.1:${dc.port}"]`);
+    cfg = configWith(`4 = ["127.0.0.1:${dc.port}"]`);
     const h = await up.open(client(4), sink());
     h.close();
     await up.close();
