@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connectObfuscated, type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import type { Config } from '../../src/config/types.ts';
+import type { Config, ListenerConfig } from '../../src/config/types.ts';
 import { logger } from '../../src/log.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import type { TransportTag } from '../../src/protocol/obfuscated2.ts';
 import { MiddleUpstream } from '../../src/upstream/middle/middle-upstream.ts';
-import type { ClientSink } from '../../src/upstream/types.ts';
+import type { ClientInfo, ClientSink } from '../../src/upstream/types.ts';
 import { type FakeMiddleOptions, FakeMiddleProxy, fakeProxyConfigText } from './fake-middle-proxy.ts';
 import { startTestProxy, TEST_SECRET_HEX, type TestProxy } from './proxy.ts';
 
@@ -116,6 +116,34 @@ export async function startMiddleSetup(o: MiddleSetupOptions = {}): Promise<Midd
       await fake.stop();
       await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** Runs `body` against a fresh middle setup and stops the setup afterwards, whether `body` passed or failed. */
+export async function withMiddleSetup(
+  o: MiddleSetupOptions,
+  body: (setup: MiddleSetup) => Promise<void>,
+): Promise<void> {
+  const setup = await startMiddleSetup(o);
+  try {
+    await body(setup);
+  } finally {
+    await setup.stop();
+  }
+}
+
+/** What a session tells the upstream about its client, for tests that open clients on the upstream directly. */
+export function upstreamClientInfo(listener: ListenerConfig, fields: Partial<ClientInfo> = {}): ClientInfo {
+  return {
+    listener,
+    transport: 'intermediate',
+    dcId: 2,
+    remoteAddress: '127.0.0.1',
+    remotePort: 1,
+    localAddress: '127.0.0.1',
+    localPort: 2,
+    tlsDomain: null,
+    ...fields,
   };
 }
 

@@ -6,14 +6,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfig } from '../../../src/config/load.ts';
-import type { ClientInfo, UpstreamHandle } from '../../../src/upstream/types.ts';
+import type { UpstreamHandle } from '../../../src/upstream/types.ts';
 import {
   encryptedPayload,
   type MiddleSetup,
   middleToml,
   recordingSink,
-  startMiddleSetup,
   until,
+  upstreamClientInfo,
+  withMiddleSetup,
 } from '../../helpers/middle-harness.ts';
 
 const HOUR_MS = 3_600_000;
@@ -24,28 +25,14 @@ interface TestClient {
   closes: string[];
 }
 
-function clientInfo(setup: MiddleSetup, port: number): ClientInfo {
-  return {
-    listener: setup.config.listeners[0],
-    transport: 'intermediate',
-    dcId: 2,
-    remoteAddress: '127.0.0.1',
-    remotePort: port,
-    localAddress: '127.0.0.1',
-    localPort: 443,
-    tlsDomain: null,
-  };
-}
-
 /**
  * A client straight on the upstream (no session). With a ready link and Telegram's config loaded, open()
  * places it synchronously, before the returned promise is even awaited.
  */
 function openClient(setup: MiddleSetup, port: number): { opened: Promise<TestClient> } {
   const { sink, frames, closes } = recordingSink();
-  return {
-    opened: setup.upstream.open(clientInfo(setup, port), sink).then((handle) => ({ handle, frames, closes })),
-  };
+  const info = upstreamClientInfo(setup.config.listeners[0], { remotePort: port, localPort: 443 });
+  return { opened: setup.upstream.open(info, sink).then((handle) => ({ handle, frames, closes })) };
 }
 
 async function echoes(c: TestClient, n: number): Promise<void> {
@@ -94,9 +81,8 @@ test('idle_connection_timeout: default 2m; a duration, 0 or "off"; anything else
   assert.throws(() => withTimeout('-1'), /upstream\.idle_connection_timeout/);
 });
 
-test('after a burst the pool grows, and once the clients left and the grace period passed it is back at the minimum', async () => {
-  const setup = await startMiddleSetup(options('1h'));
-  try {
+test('after a burst the pool grows, and once the clients left and the grace period passed it is back at the minimum', () =>
+  withMiddleSetup(options('1h'), async (setup) => {
     const pool = setup.upstream.pool.bind(setup.upstream);
     const clients = await grow(setup, 4);
     for (const [i, c] of clients.entries()) await echoes(c, i);
@@ -120,14 +106,10 @@ test('after a burst the pool grows, and once the clients left and the grace peri
     assert.equal(setup.fake.handshakes, 4);
     next.handle.close();
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
-test('a link that carries a client is kept; only the empty ones go', async () => {
-  const setup = await startMiddleSetup(options('1h'));
-  try {
+test('a link that carries a client is kept; only the empty ones go', () =>
+  withMiddleSetup(options('1h'), async (setup) => {
     const clients = await grow(setup, 3);
     const stays = clients[2]!;
     await closeAll(setup, clients.slice(0, 2));
@@ -137,14 +119,10 @@ test('a link that carries a client is kept; only the empty ones go', async () =>
     await echoes(stays, 7);
     assert.deepEqual(setup.fake.violations, []);
     stays.handle.close();
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
-test('a client arriving right before or after the idle sweep is on a link that stays open', async () => {
-  const setup = await startMiddleSetup(options('1h'));
-  try {
+test('a client arriving right before or after the idle sweep is on a link that stays open', () =>
+  withMiddleSetup(options('1h'), async (setup) => {
     await closeAll(setup, await grow(setup, 3));
     const pool = setup.upstream.pool(2)!;
     // Same tick: placed, then the sweep. Its link is no longer idle; the other two go.
@@ -163,15 +141,11 @@ test('a client arriving right before or after the idle sweep is on a link that s
     await echoes(after, 2);
     after.handle.close();
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
-test('what the last clients queued (RPC_CLOSE_CONN) still leaves a link retired in the same tick', async () => {
-  // No minimum: every empty link may go, the one that just queued the close messages included.
-  const setup = await startMiddleSetup({ ...options('1h'), minConnections: 0 });
-  try {
+// No minimum: every empty link may go, the one that just queued the close messages included.
+test('what the last clients queued (RPC_CLOSE_CONN) still leaves a link retired in the same tick', () =>
+  withMiddleSetup({ ...options('1h'), minConnections: 0 }, async (setup) => {
     const clients = await grow(setup, 2);
     const pool = setup.upstream.pool(2)!;
     const before = setup.fake.closedConns.length;
@@ -185,14 +159,10 @@ test('what the last clients queued (RPC_CLOSE_CONN) still leaves a link retired 
     await echoes(next, 3);
     next.handle.close();
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
-test('while links could be given back, a new client goes to a busy link with room rather than an empty one', async () => {
-  const setup = await startMiddleSetup(options('1h'));
-  try {
+test('while links could be given back, a new client goes to a busy link with room rather than an empty one', () =>
+  withMiddleSetup(options('1h'), async (setup) => {
     const clients = await grow(setup, 2);
     const pool = setup.upstream.pool(2)!;
     const loads = () => pool.status().perLink.toSorted((a, b) => a - b);
@@ -209,27 +179,19 @@ test('while links could be given back, a new client goes to a busy link with roo
     assert.deepEqual(loads(), [1, 2]);
     for (const c of [...clients, extra[2]!]) await echoes(c, 5);
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
-test('idle_connection_timeout = "off" keeps every link open', async () => {
-  const setup = await startMiddleSetup(options('off'));
-  try {
+test('idle_connection_timeout = "off" keeps every link open', () =>
+  withMiddleSetup(options('off'), async (setup) => {
     const pool = setup.upstream.pool.bind(setup.upstream);
     await closeAll(setup, await grow(setup, 3));
     assert.equal(pool(2)!.closeIdleLinks(performance.now() + 1000 * HOUR_MS), 0);
     assert.equal(pool(2)!.status().ready, 3);
     assert.equal(setup.stats.dc(2).idleLinksClosed, 0);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
-test('a reload changes the timeout at once: the pool timer then closes the idle links by itself', async () => {
-  const setup = await startMiddleSetup(options('1h'));
-  try {
+test('a reload changes the timeout at once: the pool timer then closes the idle links by itself', () =>
+  withMiddleSetup(options('1h'), async (setup) => {
     await closeAll(setup, await grow(setup, 3));
     const pool = setup.upstream.pool(2)!;
     // As a reload does: the new config is what getConfig() returns, then the upstream is told.
@@ -246,7 +208,4 @@ test('a reload changes the timeout at once: the pool timer then closes the idle 
     assert.equal(pool.closeIdleLinks(performance.now() + HOUR_MS), 0);
     assert.equal(pool.status().ready, 3);
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
