@@ -1,27 +1,42 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { parseConfig } from '../../../src/config/load.ts';
+import type { Config } from '../../../src/config/types.ts';
 import { Stats } from '../../../src/metrics/stats.ts';
 import { MiddleUpstream } from '../../../src/upstream/middle/middle-upstream.ts';
-import type { ClientInfo } from '../../../src/upstream/types.ts';
 import { FakeMiddleProxy } from '../../helpers/fake-middle-proxy.ts';
 import {
   encryptedPayload,
+  type MiddleSetupOptions,
   middleToml,
   recordingSink,
-  startMiddleSetup,
   testLog,
   until,
+  upstreamClientInfo,
+  withMiddleSetup,
   writeTelegramFiles,
 } from '../../helpers/middle-harness.ts';
 
-test('NAT: the external IP in "local:public" form is used for the keys and the proxy address', async () => {
-  const setup = await startMiddleSetup({
-    fake: { clientPublicIp: '203.0.113.7' },
-    telegram: 'external_ip = "127.0.0.1:203.0.113.7"',
-  });
-  try {
+/** A MiddleUpstream on its own, no proxy in front, for tests that control Telegram's side before it starts. */
+function upstreamAlone(toml: string): { config: Config; stats: Stats; upstream: MiddleUpstream } {
+  const config = parseConfig(toml);
+  const stats = new Stats();
+  return { config, stats, upstream: new MiddleUpstream(() => config, testLog(), stats) };
+}
+
+/** The fake middle proxy sees the proxy's connections come from 203.0.113.7; `externalIp` is what we claim. */
+function behindNat(externalIp: string): MiddleSetupOptions {
+  return { fake: { clientPublicIp: '203.0.113.7' }, telegram: `external_ip = "${externalIp}"` };
+}
+
+test('NAT: the external IP in "local:public" form is used for the keys and the proxy address', () =>
+  withMiddleSetup(behindNat('127.0.0.1:203.0.113.7'), async (setup) => {
     const c = await setup.connect('intermediate', 2);
     const p = encryptedPayload(1);
     c.sendFrame(p);
@@ -29,31 +44,20 @@ test('NAT: the external IP in "local:public" form is used for the keys and the p
     assert.equal(setup.fake.requests[0].proxy.ip, '203.0.113.7');
     c.close();
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
-test('a wrong external IP makes the handshake fail: the client is refused, nothing crashes', async () => {
-  const setup = await startMiddleSetup({
-    fake: { clientPublicIp: '203.0.113.7' },
-    telegram: 'external_ip = "198.51.100.1"',
-  });
-  try {
+test('a wrong external IP makes the handshake fail: the client is refused, nothing crashes', () =>
+  withMiddleSetup(behindNat('198.51.100.1'), async (setup) => {
     const c = await setup.connect('intermediate', 2);
     c.sendFrame(encryptedPayload(1));
     await until(() => setup.fake.violations.length > 0, 'the fake to reject the handshake');
     assert.equal(setup.fake.handshakes, 0);
     c.close();
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
 for (const kind of ['crc', 'seq', 'length'] as const) {
-  test(`a peer frame with a bad ${kind} closes that link and its clients; the pool reconnects`, async () => {
-    const setup = await startMiddleSetup({ minConnections: 1 });
-    try {
+  test(`a peer frame with a bad ${kind} closes that link and its clients; the pool reconnects`, () =>
+    withMiddleSetup({ minConnections: 1 }, async (setup) => {
       const c = await setup.connect('intermediate', 2);
       const p = encryptedPayload(1);
       c.sendFrame(p);
@@ -71,10 +75,7 @@ for (const kind of ['crc', 'seq', 'length'] as const) {
       d.sendFrame(p);
       assert.deepEqual((await d.nextFrame()).payload, p);
       d.close();
-    } finally {
-      await setup.stop();
-    }
-  });
+    }));
 }
 
 test('the pool keeps its minimum open and reconnects with backoff until Telegram is reachable', async () => {
@@ -85,27 +86,13 @@ test('the pool keeps its minimum open and reconnects with backoff until Telegram
       s.close(() => resolve(p));
     });
   });
-  const { mkdtemp, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const path = await import('node:path');
   const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-pool-'));
   const fake = new FakeMiddleProxy({ secret: Buffer.alloc(128, 5) });
   await writeTelegramFiles(dir, fake.secret, port);
-  const config = parseConfig(middleToml(dir, { minConnections: 2 }));
-  const stats = new Stats();
-  const upstream = new MiddleUpstream(() => config, testLog(), stats);
+  const { config, stats, upstream } = upstreamAlone(middleToml(dir, { minConnections: 2 }));
   try {
     await upstream.start();
-    const info: ClientInfo = {
-      listener: config.listeners[0],
-      transport: 'intermediate',
-      dcId: 2,
-      remoteAddress: '127.0.0.1',
-      remotePort: 40000,
-      localAddress: '127.0.0.1',
-      localPort: 1443,
-      tlsDomain: null,
-    };
+    const info = upstreamClientInfo(config.listeners[0], { remotePort: 40000, localPort: 1443 });
     const rec = recordingSink();
     const opening = upstream.open(info, rec.sink);
     await until(() => stats.dc(2).connectErrors >= 2, 'failed connects');
@@ -127,49 +114,28 @@ test('the pool keeps its minimum open and reconnects with backoff until Telegram
   }
 });
 
-test('an unknown DC without a default is refused with MTP_ERR_NO_DC', async () => {
-  const setup = await startMiddleSetup();
-  try {
-    const info: ClientInfo = {
-      listener: setup.config.listeners[0],
-      transport: 'abridged',
-      dcId: 99,
-      remoteAddress: '127.0.0.1',
-      remotePort: 1,
-      localAddress: '127.0.0.1',
-      localPort: 2,
-      tlsDomain: null,
-    };
+test('an unknown DC without a default is refused with MTP_ERR_NO_DC', () =>
+  withMiddleSetup({}, async (setup) => {
+    const info = upstreamClientInfo(setup.config.listeners[0], { transport: 'abridged', dcId: 99 });
     // The fake's config has "default 2": DC 99 lands on DC 2.
     const h = await setup.upstream.open(info, recordingSink().sink);
     h.close();
     setup.upstream.source.current!.v4.defaultDc = null;
     setup.config.upstream.defaultDc = 77;
     await assert.rejects(setup.upstream.open(info, recordingSink().sink), { code: 'MTP_ERR_NO_DC' });
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
-test('a nonce answer followed by a padding word is tolerated', async () => {
-  const setup = await startMiddleSetup({ fake: { padNonceAnswer: true } });
-  try {
+test('a nonce answer followed by a padding word is tolerated', () =>
+  withMiddleSetup({ fake: { padNonceAnswer: true } }, async (setup) => {
     const c = await setup.connect('abridged', 2);
     const p = encryptedPayload(3);
     c.sendFrame(p);
     assert.deepEqual((await c.nextFrame()).payload, p);
     c.close();
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
 test('a peer answering garbage to the nonce fails the link without crashing anything', async () => {
-  const { randomBytes } = await import('node:crypto');
-  const { mkdtemp, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const path = await import('node:path');
   let answered = 0;
   const garbage = net.createServer((s) => {
     s.on('error', () => {});
@@ -181,25 +147,11 @@ test('a peer answering garbage to the nonce fails the link without crashing anyt
   await new Promise<void>((resolve) => garbage.listen(0, '127.0.0.1', resolve));
   const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-garbage-'));
   await writeTelegramFiles(dir, randomBytes(128), (garbage.address() as net.AddressInfo).port);
-  const config = parseConfig(middleToml(dir, { minConnections: 1 }));
-  const stats = new Stats();
-  const upstream = new MiddleUpstream(() => config, testLog(), stats);
+  const { config, stats, upstream } = upstreamAlone(middleToml(dir, { minConnections: 1 }));
   try {
     await upstream.start();
     const rec = recordingSink();
-    const opening = upstream.open(
-      {
-        listener: config.listeners[0],
-        transport: 'intermediate',
-        dcId: 2,
-        remoteAddress: '127.0.0.1',
-        remotePort: 1,
-        localAddress: '127.0.0.1',
-        localPort: 2,
-        tlsDomain: null,
-      },
-      rec.sink,
-    );
+    const opening = upstream.open(upstreamClientInfo(config.listeners[0]), rec.sink);
     opening.catch(() => {});
     await until(() => answered >= 2 && stats.dc(2).errors.size > 0, 'failed handshakes');
     assert.equal(stats.dc(2).linksActive, 0);
@@ -211,35 +163,28 @@ test('a peer answering garbage to the nonce fails the link without crashing anyt
 });
 
 test('IPv6 middle proxies (prefer_ipv6): the link derives its keys with the IPv6 addresses', async () => {
-  const { writeFile, mkdtemp, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const path = await import('node:path');
   const fake = await new FakeMiddleProxy({ secret: Buffer.alloc(128, 9) }).start(0, '::1');
   const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-v6-'));
   // The IPv4 list points nowhere useful; the IPv6 list at the fake.
   await writeTelegramFiles(dir, fake.secret, 1);
   await writeFile(path.join(dir, 'proxy-config-v6.txt'), `default 2;\nproxy_for 2 [::1]:${fake.port};\n`);
-  const config = parseConfig(
+  const { config, upstream } = upstreamAlone(
     middleToml(dir, {
       upstream: 'prefer_ipv6 = true',
       telegram: `proxy_config_v6 = ${JSON.stringify(path.join(dir, 'proxy-config-v6.txt'))}`,
     }),
   );
-  const upstream = new MiddleUpstream(() => config, testLog(), new Stats());
   try {
     await upstream.start();
     const rec = recordingSink();
     const handle = await upstream.open(
-      {
-        listener: config.listeners[0],
+      upstreamClientInfo(config.listeners[0], {
         transport: 'abridged',
-        dcId: 2,
         remoteAddress: '2001:db8::7',
         remotePort: 5555,
         localAddress: '::1',
         localPort: 443,
-        tlsDomain: null,
-      },
+      }),
       rec.sink,
     );
     const p = encryptedPayload(8);
@@ -257,9 +202,8 @@ test('IPv6 middle proxies (prefer_ipv6): the link derives its keys with the IPv6
   }
 });
 
-test('mode "middle" without an ad tag leaves the tag block out', async () => {
-  const setup = await startMiddleSetup({ adTag: null });
-  try {
+test('mode "middle" without an ad tag leaves the tag block out', () =>
+  withMiddleSetup({ adTag: null }, async (setup) => {
     const c = await setup.connect('abridged', 2);
     const p = encryptedPayload(4);
     c.sendFrame(p);
@@ -268,15 +212,9 @@ test('mode "middle" without an ad tag leaves the tag block out', async () => {
     assert.equal(setup.fake.requests[0].flags & 0x8, 0);
     c.close();
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
 test('a cached proxy secret from an earlier run is not used while the fresh one is being read', async () => {
-  const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const path = await import('node:path');
   const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-pool-'));
   const fake = await new FakeMiddleProxy({ secret: Buffer.alloc(128, 7) }).start();
   await writeTelegramFiles(dir, fake.secret, fake.port);
@@ -288,7 +226,6 @@ test('a cached proxy secret from an earlier run is not used while the fresh one 
     `default 2;\nproxy_for 2 127.0.0.1:${fake.port};\n`,
   );
   // The fresh secret comes from a slow URL, so a client arrives while only the cached copy is loaded.
-  const { createServer } = await import('node:http');
   const slow = createServer((_req, res) => {
     setTimeout(() => res.end(fake.secret), 300);
   });
@@ -298,23 +235,12 @@ test('a cached proxy secret from an earlier run is not used while the fresh one 
     /proxy_secret = .*/,
     `proxy_secret = ${JSON.stringify(secretUrl)}`,
   );
-  const config = parseConfig(toml);
-  const stats = new Stats();
-  const upstream = new MiddleUpstream(() => config, testLog(), stats);
+  const { config, upstream } = upstreamAlone(toml);
   try {
     // As the proxy does: start in the background, the first client right behind it.
     void upstream.start().catch(() => {});
     await until(() => upstream.source.current !== null, 'the cached config');
-    const info: ClientInfo = {
-      listener: config.listeners[0],
-      transport: 'intermediate',
-      dcId: 2,
-      remoteAddress: '127.0.0.1',
-      remotePort: 40000,
-      localAddress: '127.0.0.1',
-      localPort: 1443,
-      tlsDomain: null,
-    };
+    const info = upstreamClientInfo(config.listeners[0], { remotePort: 40000, localPort: 1443 });
     const rec = recordingSink();
     const handle = await upstream.open(info, rec.sink);
     const p = encryptedPayload(3);
@@ -330,19 +256,9 @@ test('a cached proxy secret from an earlier run is not used while the fresh one 
   }
 });
 
-test('a client held back by a full link is told to resume only after its write call returned', async () => {
-  const setup = await startMiddleSetup({ minConnections: 1 });
-  try {
-    const info: ClientInfo = {
-      listener: setup.config.listeners[0],
-      transport: 'intermediate',
-      dcId: 2,
-      remoteAddress: '127.0.0.1',
-      remotePort: 1,
-      localAddress: '127.0.0.1',
-      localPort: 2,
-      tlsDomain: null,
-    };
+test('a client held back by a full link is told to resume only after its write call returned', () =>
+  withMiddleSetup({ minConnections: 1 }, async (setup) => {
+    const info = upstreamClientInfo(setup.config.listeners[0]);
     const rec = recordingSink();
     // As a session does: every packet of one read goes in, and only then is the client paused if any was
     // refused. A resume arriving while the packets are going in would be lost and the client stall.
@@ -383,7 +299,4 @@ test('a client held back by a full link is told to resume only after its write c
     assert.ok(rec.frames.every((f) => f.equals(payload)));
     handle.close();
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
