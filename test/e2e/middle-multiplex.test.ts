@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
-import { encryptedPayload, startMiddleSetup } from '../helpers/middle-harness.ts';
+import { encryptedPayload, type MiddleSetupOptions, withMiddleSetup } from '../helpers/middle-harness.ts';
 
 /** Send `payload` and wait for its echo, re-sending when an answer does not come (a request in flight on a
  * link Telegram just closed is lost, as with the real service; MTProto clients re-send the same way). */
@@ -23,13 +23,17 @@ async function roundTrip(client: ObfuscatedConnection, payload: Buffer): Promise
   throw new Error('no echo after 20 attempts');
 }
 
+/** Every client on one link, with answers for a client held back up to `backlogBytes` before it is dropped. */
+function oneSharedLink(backlogBytes: number): MiddleSetupOptions {
+  return { minConnections: 1, clientsPerConnection: 1000, buffers: `max_client_backlog = ${backlogBytes}` };
+}
+
 async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<void>): Promise<void> {
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
 }
 
-test('300 clients share few upstream links (one per 100 clients)', async () => {
-  const setup = await startMiddleSetup({ minConnections: 2, clientsPerConnection: 100 });
-  try {
+test('300 clients share few upstream links (one per 100 clients)', () =>
+  withMiddleSetup({ minConnections: 2, clientsPerConnection: 100 }, async (setup) => {
     const clients: ObfuscatedConnection[] = [];
     await inBatches([...Array(300).keys()], 25, async (i) => {
       const c = await setup.connect(i % 2 ? 'padded' : 'abridged', 2);
@@ -47,45 +51,40 @@ test('300 clients share few upstream links (one per 100 clients)', async () => {
     assert.ok(Math.max(...status.perLink) <= 200, `placement ${status.perLink}`);
     for (const c of clients) c.close();
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
-test('Telegram rotating its connections mid-traffic loses no client', async () => {
-  const setup = await startMiddleSetup({
-    minConnections: 2,
-    clientsPerConnection: 100,
-    fake: { rotateEveryMs: 250 },
-  });
-  try {
-    const clients = await Promise.all(
-      [...Array(40).keys()].map((i) => setup.connect(i % 2 ? 'intermediate' : 'padded', 2)),
-    );
-    let closedEarly = 0;
-    for (const c of clients) c.closed.then(() => closedEarly++);
-    await Promise.all(
-      clients.map(async (c, i) => {
-        for (let round = 0; round < 12; round++) {
-          await roundTrip(c, encryptedPayload(i * 100 + round, 128));
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      }),
-    );
-    assert.equal(closedEarly, 0, 'clients closed');
-    assert.ok(setup.fake.accepted > 2, `links opened: ${setup.fake.accepted}`);
-    assert.ok(setup.stats.dc(2).migrations > 0, 'migrations happened');
-    assert.equal(setup.stats.dc(2).migrationFailures, 0);
-    assert.deepEqual(setup.fake.violations, []);
-    for (const c of clients) c.close();
-  } finally {
-    await setup.stop();
-  }
-});
+test('Telegram rotating its connections mid-traffic loses no client', () =>
+  withMiddleSetup(
+    {
+      minConnections: 2,
+      clientsPerConnection: 100,
+      fake: { rotateEveryMs: 250 },
+    },
+    async (setup) => {
+      const clients = await Promise.all(
+        [...Array(40).keys()].map((i) => setup.connect(i % 2 ? 'intermediate' : 'padded', 2)),
+      );
+      let closedEarly = 0;
+      for (const c of clients) c.closed.then(() => closedEarly++);
+      await Promise.all(
+        clients.map(async (c, i) => {
+          for (let round = 0; round < 12; round++) {
+            await roundTrip(c, encryptedPayload(i * 100 + round, 128));
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }),
+      );
+      assert.equal(closedEarly, 0, 'clients closed');
+      assert.ok(setup.fake.accepted > 2, `links opened: ${setup.fake.accepted}`);
+      assert.ok(setup.stats.dc(2).migrations > 0, 'migrations happened');
+      assert.equal(setup.stats.dc(2).migrationFailures, 0);
+      assert.deepEqual(setup.fake.violations, []);
+      for (const c of clients) c.close();
+    },
+  ));
 
-test('when the only link is rotated, its clients wait for a new one', async () => {
-  const setup = await startMiddleSetup({ minConnections: 1 });
-  try {
+test('when the only link is rotated, its clients wait for a new one', () =>
+  withMiddleSetup({ minConnections: 1 }, async (setup) => {
     const a = await setup.connect('intermediate', 2);
     await roundTrip(a, encryptedPayload(1));
     setup.fake.rotate();
@@ -99,18 +98,10 @@ test('when the only link is rotated, its clients wait for a new one', async () =
     assert.equal(setup.fake.handshakes, 2);
     assert.equal(new Set(setup.fake.requests.map((r) => r.link)).size, 2);
     a.close();
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
-test('a client that stops reading does not stall another client on the same link', async () => {
-  const setup = await startMiddleSetup({
-    minConnections: 1,
-    clientsPerConnection: 1000,
-    buffers: 'max_client_backlog = 262144',
-  });
-  try {
+test('a client that stops reading does not stall another client on the same link', () =>
+  withMiddleSetup(oneSharedLink(262144), async (setup) => {
     const stalled = await setup.connect('intermediate', 2);
     const reader = await setup.connect('intermediate', 2);
     await roundTrip(stalled, encryptedPayload(1));
@@ -145,18 +136,10 @@ test('a client that stops reading does not stall another client on the same link
     reader.close();
     stalled.close();
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
-test('a client that sends faster than it reads is slowed down, not dropped', async () => {
-  const setup = await startMiddleSetup({
-    minConnections: 1,
-    clientsPerConnection: 1000,
-    buffers: 'max_client_backlog = 4194304',
-  });
-  try {
+test('a client that sends faster than it reads is slowed down, not dropped', () =>
+  withMiddleSetup(oneSharedLink(4194304), async (setup) => {
     const client = await setup.connect('intermediate', 2);
     await roundTrip(client, encryptedPayload(1));
     // 32 MiB of packets, sent at a steady pace, echoed back to a client that reads nothing meanwhile: more than
@@ -176,20 +159,12 @@ test('a client that sends faster than it reads is slowed down, not dropped', asy
     assert.equal(setup.stats.listener('main').handshakeFailures.get('MTP_ERR_CLIENT_BACKLOG'), undefined);
     client.close();
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
 
-test('bulk uploads of many packets per read, from several clients on one link, all come back in order', async () => {
-  // The fake echoes bulk uploads, which Telegram never does: megabytes of answers are on their way when a
-  // client is held back, more than the default backlog bound allows (the bench raises it for the same reason).
-  const setup = await startMiddleSetup({
-    minConnections: 1,
-    clientsPerConnection: 1000,
-    buffers: 'max_client_backlog = 67108864',
-  });
-  try {
+// The fake echoes bulk uploads, which Telegram never does: megabytes of answers are on their way when a
+// client is held back, more than the default backlog bound allows (the bench raises it for the same reason).
+test('bulk uploads of many packets per read, from several clients on one link, all come back in order', () =>
+  withMiddleSetup(oneSharedLink(67108864), async (setup) => {
     const clients = await Promise.all([0, 1, 2].map(() => setup.connect('intermediate', 2)));
     const packets = 256;
     // Sizes around the link's batching bound (one packet, several per batch, larger than a batch).
@@ -208,7 +183,4 @@ test('bulk uploads of many packets per read, from several clients on one link, a
     );
     for (const c of clients) c.close();
     assert.deepEqual(setup.fake.violations, []);
-  } finally {
-    await setup.stop();
-  }
-});
+  }));
