@@ -4,9 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { connectObfuscated } from '../../src/client/obfuscated-client.ts';
+import { connectObfuscated, type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { Stats } from '../../src/metrics/stats.ts';
+import type { TransportTag } from '../../src/protocol/obfuscated2.ts';
 import { ProxyServer } from '../../src/server/proxy.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
 import { FakeMiddleProxy } from '../helpers/fake-middle-proxy.ts';
@@ -15,49 +16,73 @@ import { dcOverridesToml, TEST_SECRET_HEX } from '../helpers/proxy.ts';
 
 const NEW_TAG = '00112233445566778899aabbccddeeff';
 
-test('the server picks middle mode for a listener with an ad tag under mode "auto", direct otherwise', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-middle-server-'));
+/** A fake middle proxy and a fake DC (one per mode), with Telegram's files for the fake in a fresh folder. */
+async function startFakes(folderPrefix: string) {
+  const dir = await mkdtemp(path.join(tmpdir(), folderPrefix));
   const fake = await new FakeMiddleProxy({ secret: randomBytes(128) }).start();
   const dc = await FakeDc.start();
   await writeTelegramFiles(dir, fake.secret, fake.port);
-  const toml = `state_dir = ${JSON.stringify(path.join(dir, 'state'))}
-[[listeners]]
-name = "promo"
+  const stop = async (): Promise<void> => {
+    await fake.stop();
+    await dc.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { dir, fake, dc, stop };
+}
+
+function listenerToml(name: string, adTag: string | null): string {
+  return `[[listeners]]
+name = "${name}"
 host = "127.0.0.1"
 port = 0
 secret = "${TEST_SECRET_HEX}"
-ad_tag = "${TEST_AD_TAG}"
+${adTag ? `ad_tag = "${adTag}"` : ''}
+`;
+}
 
-[[listeners]]
-name = "plain"
-host = "127.0.0.1"
-port = 0
-secret = "${TEST_SECRET_HEX}"
-
+/** Upstream mode "auto" for `listeners`: the fake DC for direct mode, Telegram's files from `telegramDir`. */
+function autoModeToml(dir: string, dcPort: number, listeners: string[], telegramDir = dir): string {
+  return `state_dir = ${JSON.stringify(path.join(dir, 'state'))}
+${listeners.join('\n')}
 [upstream]
 mode = "auto"
 connect_timeout = "2s"
 min_connections_per_dc = 1
 
 [upstream.dc]
-${dcOverridesToml(dc.port)}
+${dcOverridesToml(dcPort)}
 
 [telegram]
-proxy_secret = ${JSON.stringify(path.join(dir, 'proxy-secret'))}
-proxy_config = ${JSON.stringify(path.join(dir, 'proxy-config.txt'))}
+proxy_secret = ${JSON.stringify(path.join(telegramDir, 'proxy-secret'))}
+proxy_config = ${JSON.stringify(path.join(telegramDir, 'proxy-config.txt'))}
 ip_lookup_url = ""
 `;
+}
+
+function connectTo(
+  proxy: ProxyServer,
+  listener: string,
+  transport: TransportTag,
+  dcId: number,
+): Promise<ObfuscatedConnection> {
+  return connectObfuscated({
+    host: '127.0.0.1',
+    port: proxy.address(listener).port,
+    secret: TEST_SECRET_HEX,
+    transport,
+    dcId,
+  });
+}
+
+test('the server picks middle mode for a listener with an ad tag under mode "auto", direct otherwise', async () => {
+  const fakes = await startFakes('mtproxy-middle-server-');
+  const { dir, fake, dc } = fakes;
+  const toml = autoModeToml(dir, dc.port, [listenerToml('promo', TEST_AD_TAG), listenerToml('plain', null)]);
   const config = parseConfig(toml);
   const proxy = new ProxyServer(config, { log: testLog(), stats: new Stats(), operations: false });
   await proxy.start();
   try {
-    const promo = await connectObfuscated({
-      host: '127.0.0.1',
-      port: proxy.address('promo').port,
-      secret: TEST_SECRET_HEX,
-      transport: 'abridged',
-      dcId: 4,
-    });
+    const promo = await connectTo(proxy, 'promo', 'abridged', 4);
     const p = encryptedPayload(1, 128);
     promo.sendFrame(p);
     assert.deepEqual((await promo.nextFrame()).payload, p);
@@ -65,13 +90,7 @@ ip_lookup_url = ""
     assert.equal(fake.requests[0].adTag, TEST_AD_TAG);
     promo.close();
 
-    const plain = await connectObfuscated({
-      host: '127.0.0.1',
-      port: proxy.address('plain').port,
-      secret: TEST_SECRET_HEX,
-      transport: 'intermediate',
-      dcId: 2,
-    });
+    const plain = await connectTo(proxy, 'plain', 'intermediate', 2);
     const q = encryptedPayload(2, 64);
     plain.sendFrame(q);
     assert.deepEqual((await plain.nextFrame()).payload, q);
@@ -82,13 +101,7 @@ ip_lookup_url = ""
     // A reload changing the ad tag applies to new connections.
     const retagged = parseConfig(toml.replace(TEST_AD_TAG, NEW_TAG));
     await proxy.applyConfig(retagged);
-    const again = await connectObfuscated({
-      host: '127.0.0.1',
-      port: proxy.address('promo').port,
-      secret: TEST_SECRET_HEX,
-      transport: 'padded',
-      dcId: 2,
-    });
+    const again = await connectTo(proxy, 'promo', 'padded', 2);
     again.sendFrame(p);
     assert.deepEqual((await again.nextFrame()).payload, p);
     assert.equal(fake.requests.at(-1)!.adTag, NEW_TAG);
@@ -96,54 +109,24 @@ ip_lookup_url = ""
     assert.deepEqual(fake.violations, []);
   } finally {
     await proxy.stop(0);
-    await fake.stop();
-    await dc.stop();
-    await rm(dir, { recursive: true, force: true });
+    await fakes.stop();
   }
 });
 
 test('a reload that turns on middle mode loads Telegram config from the new config, not the one it replaces', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-middle-reload-'));
-  const fake = await new FakeMiddleProxy({ secret: randomBytes(128) }).start();
-  const dc = await FakeDc.start();
-  await writeTelegramFiles(dir, fake.secret, fake.port);
-  const listener = (name: string, tag: string) => `[[listeners]]
-name = "${name}"
-host = "127.0.0.1"
-port = 0
-secret = "${TEST_SECRET_HEX}"
-${tag ? `ad_tag = "${tag}"` : ''}
-`;
-  const rest = (telegramDir: string) => `[upstream]
-mode = "auto"
-connect_timeout = "2s"
-min_connections_per_dc = 1
-
-[upstream.dc]
-${dcOverridesToml(dc.port)}
-
-[telegram]
-proxy_secret = ${JSON.stringify(path.join(telegramDir, 'proxy-secret'))}
-proxy_config = ${JSON.stringify(path.join(telegramDir, 'proxy-config.txt'))}
-ip_lookup_url = ""
-`;
-  const top = `state_dir = ${JSON.stringify(path.join(dir, 'state'))}\n`;
+  const fakes = await startFakes('mtproxy-middle-reload-');
+  const { dir, fake, dc } = fakes;
+  const plain = listenerToml('plain', null);
   // Direct only, with Telegram sources that do not exist: nothing reads them while no listener is in middle mode.
-  const before = parseConfig(`${top}${listener('plain', '')}${rest(path.join(dir, 'nowhere'))}`);
-  const after = parseConfig(`${top}${listener('plain', '')}${listener('promo', TEST_AD_TAG)}${rest(dir)}`);
+  const before = parseConfig(autoModeToml(dir, dc.port, [plain], path.join(dir, 'nowhere')));
+  const after = parseConfig(autoModeToml(dir, dc.port, [plain, listenerToml('promo', TEST_AD_TAG)]));
   const proxy = new ProxyServer(before, { log: testLog(), stats: new Stats(), operations: false });
   await proxy.start();
   try {
     await proxy.applyConfig(after);
     const middle = proxy.upstreamStatus().middle as { telegramConfig: unknown } | null;
     assert.ok(middle?.telegramConfig, 'Telegram config loaded during the reload');
-    const promo = await connectObfuscated({
-      host: '127.0.0.1',
-      port: proxy.address('promo').port,
-      secret: TEST_SECRET_HEX,
-      transport: 'intermediate',
-      dcId: 2,
-    });
+    const promo = await connectTo(proxy, 'promo', 'intermediate', 2);
     const p = encryptedPayload(1, 64);
     promo.sendFrame(p);
     assert.deepEqual((await promo.nextFrame()).payload, p);
@@ -151,8 +134,6 @@ ip_lookup_url = ""
     assert.deepEqual(fake.violations, []);
   } finally {
     await proxy.stop(0);
-    await fake.stop();
-    await dc.stop();
-    await rm(dir, { recursive: true, force: true });
+    await fakes.stop();
   }
 });
