@@ -21,6 +21,7 @@ import { FakeMiddleProxy } from '../helpers/fake-middle-proxy.ts';
 import { middleToml, TEST_AD_TAG, writeTelegramFiles } from '../helpers/middle-harness.ts';
 import { freePort } from '../helpers/ports.ts';
 import { TEST_SECRET_HEX } from '../helpers/proxy.ts';
+import { echoedSession, relays } from '../helpers/relay-probe.ts';
 
 const SECRET_B = 'fedcba9876543210fedcba9876543210';
 const TOKEN = 'reload-test-token';
@@ -88,32 +89,16 @@ async function reloadWith(v: Variant): Promise<void> {
   assert.equal(res.status, 200, JSON.stringify(res.body));
 }
 
-async function session(
+function session(
   secret = TEST_SECRET_HEX,
   listener = 'main',
   headerRandom?: Buffer,
 ): Promise<ObfuscatedConnection> {
-  const c = await connectObfuscated({
-    host: '127.0.0.1',
-    port: proxy.address(listener).port,
-    secret,
-    dcId: 2,
-    headerRandom,
-  });
-  c.sendFrame(Buffer.alloc(40, 3));
-  await c.nextFrame(5000);
-  return c;
+  return echoedSession(proxy.address(listener).port, secret, headerRandom);
 }
 
-/** True when the proxy relays for this secret; false when it closes the connection instead. */
-async function works(secret = TEST_SECRET_HEX, listener = 'main', headerRandom?: Buffer): Promise<boolean> {
-  try {
-    const c = await session(secret, listener, headerRandom);
-    c.close();
-    return true;
-  } catch {
-    return false;
-  }
+function works(secret = TEST_SECRET_HEX, listener = 'main', headerRandom?: Buffer): Promise<boolean> {
+  return relays(proxy.address(listener).port, secret, headerRandom);
 }
 
 async function stillEchoes(c: ObfuscatedConnection): Promise<void> {

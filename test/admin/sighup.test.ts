@@ -13,11 +13,11 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from '../../src/admin/client.ts';
 import type { ProxyStatus } from '../../src/admin/status.ts';
-import { connectObfuscated, type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
 import { runCli } from '../helpers/cli.ts';
 import { freePort } from '../helpers/ports.ts';
 import { TEST_SECRET_HEX } from '../helpers/proxy.ts';
+import { echoedSession, relays } from '../helpers/relay-probe.ts';
 
 const SECRET_B = 'fedcba9876543210fedcba9876543210';
 const TOKEN = 'sighup-test-token';
@@ -66,21 +66,8 @@ async function until<T>(probe: () => Promise<T | null | undefined | false>, what
 const status = () => admin.call<ProxyStatus>('GET', '/status');
 let port = 0;
 
-async function session(secret: string): Promise<ObfuscatedConnection> {
-  const c = await connectObfuscated({ host: '127.0.0.1', port, secret, dcId: 2 });
-  c.sendFrame(Buffer.alloc(40, 3));
-  await c.nextFrame(5000);
-  return c;
-}
-
-async function works(secret: string): Promise<boolean> {
-  try {
-    (await session(secret)).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
+const session = (secret: string) => echoedSession(port, secret);
+const works = (secret: string) => relays(port, secret);
 
 async function reloadsDone(total: number): Promise<ProxyStatus> {
   return until(async () => {
