@@ -20,6 +20,14 @@ function payload(n: number, seed: number): Buffer {
   return b;
 }
 
+/** A client of `p`'s default listener on 127.0.0.1 with the plain test secret. */
+function connectWithTestSecret(
+  p: TestProxy,
+  options: { transport?: TransportTag; dcId?: number },
+): Promise<ObfuscatedConnection> {
+  return connectObfuscated({ host: '127.0.0.1', port: p.port(), secret: TEST_SECRET_HEX, ...options });
+}
+
 describe('direct mode end to end', () => {
   let dc: FakeDc;
   let proxy: TestProxy;
@@ -173,12 +181,7 @@ describe('direct mode end to end', () => {
     });
     const p2 = await startTestProxy(basicToml(floodDc.port));
     try {
-      const c = await connectObfuscated({
-        host: '127.0.0.1',
-        port: p2.port(),
-        secret: TEST_SECRET_HEX,
-        transport: 'intermediate',
-      });
+      const c = await connectWithTestSecret(p2, { transport: 'intermediate' });
       let received = 0;
       c.onFrame = (f) => {
         received += f.payload.length;
@@ -208,12 +211,7 @@ describe('direct mode end to end', () => {
     });
     const p2 = await startTestProxy(basicToml(stallingDc.port));
     try {
-      const c = await connectObfuscated({
-        host: '127.0.0.1',
-        port: p2.port(),
-        secret: TEST_SECRET_HEX,
-        transport: 'intermediate',
-      });
+      const c = await connectWithTestSecret(p2, { transport: 'intermediate' });
       c.sendFrame(Buffer.alloc(16));
       await stallingDc.waitForConnection();
       const chunk = Buffer.alloc(64 * 1024, 1);
@@ -279,12 +277,7 @@ prefer_ipv6 = true
     const dcB = await FakeDc.start();
     const p2 = await startTestProxy(basicToml(dc.port));
     try {
-      const old = await connectObfuscated({
-        host: '127.0.0.1',
-        port: p2.port(),
-        secret: TEST_SECRET_HEX,
-        dcId: 5,
-      });
+      const old = await connectWithTestSecret(p2, { dcId: 5 });
       old.sendFrame(payload(8, 1));
       await old.nextFrame();
       const next = parseConfig(
@@ -292,12 +285,7 @@ prefer_ipv6 = true
       );
       next.listeners[0].port = p2.port();
       await p2.proxy.applyConfig(next);
-      const fresh = await connectObfuscated({
-        host: '127.0.0.1',
-        port: p2.port(),
-        secret: TEST_SECRET_HEX,
-        dcId: 5,
-      });
+      const fresh = await connectWithTestSecret(p2, { dcId: 5 });
       const p = payload(32, 2);
       fresh.sendFrame(p);
       assert.deepEqual((await fresh.nextFrame()).payload, p);
