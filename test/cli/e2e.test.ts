@@ -1,30 +1,28 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connectObfuscated } from '../../src/client/obfuscated-client.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
+import { suiteTempDir } from '../helpers/temp-dir.ts';
 import { SECRET, start, waitForOutput } from './spawn-cli.ts';
 
 /** The shipped entry point, as an operator runs it (worker threads included), relaying to a fake DC. */
 describe('mtproxy run: end to end through the command line', () => {
-  let dir: string;
+  const dir = suiteTempDir('mtproxy-e2e-');
   let dc: FakeDc;
   before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'mtproxy-e2e-'));
     dc = await FakeDc.start();
   });
-  after(async () => {
+  after(() => {
     dc.server.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   for (const workers of ['1', '2']) {
     test(`classic, dd and ee links work with ${workers} worker(s)`, async (t) => {
-      const cwd = await mkdtemp(path.join(dir, `w${workers}-`));
+      const cwd = await mkdtemp(path.join(dir(), `w${workers}-`));
       await writeFile(
         path.join(cwd, 'mtproxy.toml'),
         `workers = ${workers}\n` +
@@ -53,7 +51,7 @@ describe('mtproxy run: end to end through the command line', () => {
   }
 
   test('the foundation issue example keys alone (DC 2 and media DC -2 overridden) relay both ways', async (t) => {
-    const cwd = await mkdtemp(path.join(dir, 'contract-'));
+    const cwd = await mkdtemp(path.join(dir(), 'contract-'));
     const file = path.join(cwd, 'contract.toml');
     // The example of the issue, with a loopback address and a free port instead of 0.0.0.0:1443.
     await writeFile(
@@ -87,7 +85,7 @@ describe('mtproxy run: end to end through the command line', () => {
   });
 
   test('at log level trace, no log line carries a secret or the ad tag', async (t) => {
-    const cwd = await mkdtemp(path.join(dir, 'nolog-'));
+    const cwd = await mkdtemp(path.join(dir(), 'nolog-'));
     const tag = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
     const extra = '00112233445566778899aabbccddeeff';
     const file = path.join(cwd, 'mtproxy.toml');
