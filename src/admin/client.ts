@@ -4,12 +4,13 @@
 import { loopbackFor } from '../config/links.ts';
 import { formatHostPort } from '../config/schema.ts';
 import type { Config } from '../config/types.ts';
+import { MtpError } from '../runtime/errors.ts';
 
-export class AdminClientError extends Error {
+export class AdminClientError extends MtpError {
   override name = 'AdminClientError';
   readonly status: number;
   constructor(message: string, status = 0) {
-    super(message);
+    super('admin', 'MTP_ERR_ADMIN_CLIENT', message);
     this.status = status;
   }
 }

@@ -10,6 +10,7 @@ import type { HostPort, PolicyKey } from '../config/types.ts';
 import type { Logger } from '../log.ts';
 import { canonicalTableValue, formatPolicyKey, PolicyKeyError } from '../policy/keys.ts';
 import { isValidTableName, type PolicyTables } from '../policy/tables.ts';
+import { MtpError } from '../runtime/errors.ts';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -44,11 +45,12 @@ const MAX_BODY_BYTES = 64 * 1024;
 /** How long stop() lets requests in flight finish. */
 const STOP_GRACE_MS = 2000;
 
-class HttpError extends Error {
+class HttpError extends MtpError {
   readonly status: number;
   readonly headers: Record<string, string>;
   constructor(status: number, message: string, headers: Record<string, string> = {}) {
-    super(message);
+    super('admin', 'MTP_ERR_ADMIN_REQUEST', message);
+    this.name = 'HttpError';
     this.status = status;
     this.headers = headers;
   }

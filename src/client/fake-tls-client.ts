@@ -6,6 +6,7 @@
 import type net from 'node:net';
 import { encodeAppData, TlsRecordDecoder } from '../protocol/faketls/records.ts';
 import { buildClientHello, type HelloShape, helloRandom, readServerFlight } from './tls-hello.ts';
+import { MtpError } from '../runtime/errors.ts';
 
 export interface FakeTlsClientOptions {
   secret: Buffer;
@@ -17,11 +18,15 @@ export interface FakeTlsClientOptions {
 }
 
 /** Why the proxy did not accept us: a real TLS server answered (fronted), an alert, or garbage/close. */
-export class FakeTlsHandshakeError extends Error {
+export class FakeTlsHandshakeError extends MtpError {
   readonly reason: 'fronted' | 'alert' | 'invalid' | 'closed' | 'timeout';
   readonly alert: number | null;
   constructor(reason: FakeTlsHandshakeError['reason'], alert: number | null = null) {
-    super(`fake-TLS handshake failed: ${reason}${alert === null ? '' : ` (alert ${alert})`}`);
+    super(
+      'client',
+      'MTP_ERR_CLIENT_TLS_HANDSHAKE',
+      `fake-TLS handshake failed: ${reason}${alert === null ? '' : ` (alert ${alert})`}`,
+    );
     this.name = 'FakeTlsHandshakeError';
     this.reason = reason;
     this.alert = alert;

@@ -22,12 +22,13 @@ import type {
   PolicyRule,
   ProtocolFamily,
 } from './types.ts';
+import { MtpError } from '../runtime/errors.ts';
 
 /** A configuration problem, always one line: `key.path: expected ...`. */
-export class ConfigError extends Error {
+export class ConfigError extends MtpError {
   readonly key: string;
   constructor(key: string, expected: string) {
-    super(key ? `${key}: ${expected}` : expected);
+    super('config', 'MTP_ERR_CONFIG', key ? `${key}: ${expected}` : expected);
     this.name = 'ConfigError';
     this.key = key;
   }

@@ -7,6 +7,7 @@
 import ipaddr from 'ipaddr.js';
 import type { PolicyKey } from '../config/types.ts';
 import type { PolicySubject } from '../session/types.ts';
+import { MtpError } from '../runtime/errors.ts';
 
 /** Listener and table names, one grammar for the config, the table API and listener-keyed table values. */
 const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -76,8 +77,11 @@ export function keyValue(key: PolicyKey, subject: PolicySubject, peer: ParsedPee
   }
 }
 
-export class PolicyKeyError extends Error {
+export class PolicyKeyError extends MtpError {
   override name = 'PolicyKeyError';
+  constructor(message: string) {
+    super('policy', 'MTP_ERR_POLICY_KEY', message);
+  }
 }
 
 /** Parse the config spelling: listener | client_ipv4 | client_ipv6 | tls_domain | client_ipv4/N | client_ipv6/N. */

@@ -1,3 +1,5 @@
+import { isMtpError, MtpError } from '../runtime/errors.ts';
+
 /**
  * Errors raised by the pure protocol codecs. Each carries a stable `code` that metrics and logs use as the
  * failure reason; the message never contains key material or secrets.
@@ -7,11 +9,8 @@ export type ProtocolErrorCode =
   | 'MTP_ERR_DISABLED_TRANSPORT'
   | 'MTP_ERR_FRAME_TOO_LARGE'
   | 'MTP_ERR_FRAME_UNALIGNED'
-  | 'MTP_ERR_BUFFER_OVERFLOW'
   | 'MTP_ERR_REPLAY'
-  | 'MTP_ERR_BAD_DC'
   | 'MTP_ERR_TLS_BAD_HELLO'
-  | 'MTP_ERR_TLS_HELLO_TOO_SHORT'
   | 'MTP_ERR_TLS_BAD_DIGEST'
   | 'MTP_ERR_TLS_STALE_TIMESTAMP'
   | 'MTP_ERR_TLS_NO_SNI'
@@ -25,15 +24,13 @@ export type ProtocolErrorCode =
   | 'MTP_ERR_RPC_BAD_MESSAGE'
   | 'MTP_ERR_RPC_HANDSHAKE';
 
-export class ProtocolError extends Error {
-  readonly code: ProtocolErrorCode;
+export class ProtocolError extends MtpError<ProtocolErrorCode> {
   constructor(code: ProtocolErrorCode, message: string) {
-    super(message);
+    super('protocol', code, message);
     this.name = 'ProtocolError';
-    this.code = code;
   }
 }
 
 export function isProtocolError(e: unknown): e is ProtocolError {
-  return e instanceof ProtocolError;
+  return isMtpError(e) && e.layer === 'protocol';
 }

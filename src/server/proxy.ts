@@ -25,6 +25,7 @@ import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
 import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
 import { onFdExhaustion } from './fd-pressure.ts';
+import { MtpError } from '../runtime/errors.ts';
 
 export type SessionHandler = (socket: net.Socket, env: SessionEnv) => void;
 
@@ -100,12 +101,10 @@ function describeBindError(err: NodeJS.ErrnoException, l: ListenerConfig): strin
 }
 
 /** Raised when a listener cannot bind; the message names the listener key, as config errors do. */
-export class ListenError extends Error {
-  readonly code: string;
+export class ListenError extends MtpError {
   constructor(index: number, l: ListenerConfig, err: NodeJS.ErrnoException) {
-    super(`listeners[${index}].port: ${describeBindError(err, l)}`);
+    super('server', err.code ?? 'ELISTEN', `listeners[${index}].port: ${describeBindError(err, l)}`);
     this.name = 'ListenError';
-    this.code = err.code ?? 'ELISTEN';
   }
 }
 

@@ -18,6 +18,7 @@ import type net from 'node:net';
 import type { ListenerConfig } from '../config/types.ts';
 import type { ListenerStats, SessionProtocol } from '../metrics/stats.ts';
 import { isProtocolError, type ProtocolErrorCode } from '../protocol/errors.ts';
+import { errorCode } from '../runtime/errors.ts';
 import {
   appDataEncodedLength,
   appDataHeader,
@@ -623,13 +624,13 @@ class ClientSession implements ClientSink {
   }
 
   private onUpstreamFailed(err: unknown): void {
-    const code = (err as { code?: unknown })?.code;
+    const code = errorCode(err, '');
     this.stats.fail('MTP_ERR_UPSTREAM');
     this.env.log.debug(
       {
         listener: this.listener.name,
         remote: this.socket.remoteAddress,
-        code: typeof code === 'string' ? code : undefined,
+        code: code || undefined,
       },
       'upstream open failed',
     );

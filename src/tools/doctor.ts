@@ -286,10 +286,7 @@ function bindTargets(config: Config): Array<[string, HostPort]> {
 // Reachability helpers
 
 /** Milliseconds to open a TCP connection, or the error code. */
-function tcpConnectTime(
-  address: HostPort,
-  timeoutMs: number,
-): Promise<{ ms: number } | { error: string }> {
+function tcpConnectTime(address: HostPort, timeoutMs: number): Promise<{ ms: number } | { error: string }> {
   return new Promise((resolve) => {
     const started = performance.now();
     const socket = net.connect({ host: address.host, port: address.port });

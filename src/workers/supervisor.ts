@@ -39,6 +39,7 @@ import { SharedCounterStore } from './shared-counters.ts';
 import { SharedReplayGuard } from './shared-replay.ts';
 import { addSnapshot, type StatsSnapshot, statsFromSnapshot, zeroGauges } from './transfer.ts';
 import { startProcess, startThread, type WorkerKind, type WorkerTransport } from './transport.ts';
+import { MtpError } from '../runtime/errors.ts';
 const RESTART_MIN_MS = 200;
 const RESTART_MAX_MS = 10_000;
 /** A worker that ran this long before dying is restarted at once (the backoff only tames crash loops). */
@@ -603,7 +604,7 @@ export class Supervisor {
         resolve();
         break;
       case 'failed':
-        reject(Object.assign(new Error(msg.error), { code: msg.code }));
+        reject(new MtpError('server', msg.code ?? 'MTP_ERR_WORKER_START', msg.error));
         break;
       case 'stats':
         this.#absorb(slot, msg.stats);

@@ -12,6 +12,8 @@ import { type CtrStream, createInitiatorHeader, type TransportTag } from '../../
 import { isFdExhaustion, reportFdExhaustion } from '../../server/fd-pressure.ts';
 import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../types.ts';
 import { type DcRoute, resolveDc } from './dc-addresses.ts';
+import { errorCode } from '../../runtime/errors.ts';
+import { UpstreamError } from '../errors.ts';
 
 /** DC socket events reach their link through this property (one shared listener per event for all links). */
 const LINK = Symbol('mtproxy.directLink');
@@ -23,15 +25,6 @@ function linkOf(socket: net.Socket): DirectLink | undefined {
 
 /** How long a closed link may take to flush its last bytes to the DC. */
 const FLUSH_BEFORE_CLOSE_MS = 5000;
-
-export class UpstreamError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'UpstreamError';
-    this.code = code;
-  }
-}
 
 /**
  * Every DC socket of this thread reads into this one buffer: a link decrypts what it read before returning
@@ -143,21 +136,21 @@ export class DirectUpstream implements Upstream {
         return new DirectLink(socket, client.transport, route.dcId, sink, dcStats, this.links);
       } catch (err) {
         dcStats.connectErrors++;
-        dcStats.error((err as { code?: string }).code ?? 'connect');
+        dcStats.error(errorCode(err, 'connect'));
         lastError = err;
-        const code = (err as { code?: string }).code;
+        const code = errorCode(err, '');
         if (isFdExhaustion(code)) {
           // Another address would fail the same way; the listeners slow down instead.
           reportFdExhaustion(code, 'dc-connect');
           break;
         }
         this.log.debug(
-          { dc: route.dcId, host: addr.host, port: addr.port, code: (err as { code?: string }).code },
+          { dc: route.dcId, host: addr.host, port: addr.port, code: errorCode(err, '') || undefined },
           'DC connect failed',
         );
       }
     }
-    const code = (lastError as { code?: string } | null)?.code ?? 'unknown';
+    const code = errorCode(lastError, 'unknown');
     throw new UpstreamError('MTP_ERR_UPSTREAM_CONNECT', `DC ${route.dcId} unreachable (${code})`);
   }
 
@@ -302,7 +295,7 @@ export class DirectLink implements UpstreamHandle {
 
   /** @internal (socket listener) */
   onError(err: Error): void {
-    this.stats.error((err as { code?: string }).code ?? 'error');
+    this.stats.error(errorCode(err, 'error'));
     this.gone('dc_error');
   }
 

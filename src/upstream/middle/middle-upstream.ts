@@ -15,6 +15,7 @@ import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../types.
 import type { RpcLink } from './link.ts';
 import { DcPool, type PoolClient } from './pool.ts';
 import { TelegramConfigSource } from './telegram-config.ts';
+import { UpstreamError } from '../errors.ts';
 
 /**
  * At start the cached copy of Telegram's config is loaded before the fresh one is read: a client arriving in
@@ -36,10 +37,6 @@ function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
     };
     p.then(done, done);
   });
-}
-
-function upstreamError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
 }
 
 class MiddleClient implements UpstreamHandle, PoolClient {
@@ -275,7 +272,7 @@ export class MiddleUpstream implements Upstream {
   }
 
   async open(client: ClientInfo, sink: ClientSink): Promise<UpstreamHandle> {
-    if (this.closed) throw upstreamError('MTP_ERR_UPSTREAM_CLOSED', 'upstream is shutting down');
+    if (this.closed) throw new UpstreamError('MTP_ERR_UPSTREAM_CLOSED', 'upstream is shutting down');
     if (!this.source.current) await this.start();
     else if (!this.fetchedOnce && this.starting) await settledWithin(this.starting, FRESH_CONFIG_WAIT_MS);
     else if (this.sourcesKey() !== this.sourcesSeen) {
@@ -284,7 +281,7 @@ export class MiddleUpstream implements Upstream {
       void this.source.refresh();
     }
     const dc = this.source.resolveDc(client.dcId);
-    if (dc === null) throw upstreamError('MTP_ERR_NO_DC', `no middle proxy for DC ${client.dcId}`);
+    if (dc === null) throw new UpstreamError('MTP_ERR_NO_DC', `no middle proxy for DC ${client.dcId}`);
     const pool = this.poolFor(dc);
     const handle = new MiddleClient(client, sink, pool);
     return new Promise<UpstreamHandle>((resolve, reject) => {

@@ -9,6 +9,7 @@ import type { Logger } from '../../log.ts';
 import type { Stats } from '../../metrics/stats.ts';
 import { type LinkClient, RpcLink } from './link.ts';
 import type { TelegramConfigSource } from './telegram-config.ts';
+import { UpstreamError } from '../errors.ts';
 
 /** A client the pool can place: a link client that is told which link it is on now. */
 export interface PoolClient extends LinkClient {
@@ -36,7 +37,7 @@ interface Waiter {
 }
 
 function upstreamError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
+  return new UpstreamError(code, message);
 }
 
 export class DcPool {

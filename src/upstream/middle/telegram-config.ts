@@ -19,6 +19,7 @@ import {
   parseProxyConfig,
   validateProxySecret,
 } from '../../protocol/middle/proxy-config.ts';
+import { UpstreamError } from '../errors.ts';
 
 export type ConfigItem = 'proxy_secret' | 'proxy_config' | 'proxy_config_v6' | 'external_ip';
 
@@ -152,8 +153,7 @@ export class TelegramConfigSource {
     this.stopped = false;
     await this.loadCache();
     await this.refresh();
-    if (!this.state)
-      throw Object.assign(new Error('no Telegram proxy config available'), { code: 'MTP_ERR_NO_CONFIG' });
+    if (!this.state) throw new UpstreamError('MTP_ERR_NO_CONFIG', 'no Telegram proxy config available');
     this.schedule();
   }
 
