@@ -10,15 +10,19 @@ import type { Actor } from './lib/ipc.ts';
 import { printRows, type Row, writeReport } from './lib/report.ts';
 import { sizes } from './lib/sizes.ts';
 import { run as latency } from './latency.ts';
+import { run as latencyUnderLoad } from './latency-under-load.ts';
+import { run as memoryAtRest } from './memory-at-rest.ts';
 import { run as sessionRate } from './session-rate.ts';
 import { run as throughput } from './throughput.ts';
 
 export const FIGURES: Record<string, (loadgens: Actor[]) => Promise<Row[]>> = {
   throughput: (g) => throughput(g),
   latency: (g) => latency(g),
+  'latency-under-load': (g) => latencyUnderLoad(g),
   'session-rate': (g) => sessionRate(g),
   'idle-sessions': (g) => idleSessions(g),
   'cpu-per-gb': (g) => cpuPerGb(g),
+  'memory-at-rest': (g) => memoryAtRest(g),
 };
 
 export async function runAll(

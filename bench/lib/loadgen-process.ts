@@ -145,6 +145,72 @@ serveActor({
     return { samples: Float64Array.from(samples), failures };
   },
 
+  /**
+   * Every session sends `packetSize`-byte packets as fast as its socket takes them for `durationMs` (the
+   * upstream echoes, so the download is saturated as well); returns bytes sent and received in the window.
+   */
+  async saturate(req) {
+    const size = req.packetSize as number;
+    const packet = target?.framed ? buildFrames(size - 4, size - 4) : Buffer.alloc(size, 0x44);
+    const until = performance.now() + (req.durationMs as number);
+    const base = sessions.map((s) => s.received);
+    let sent = 0;
+    await Promise.all(
+      sessions.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            const stop = setTimeout(resolve, Math.max(0, until - performance.now()));
+            s.socket.once('close', () => {
+              clearTimeout(stop);
+              resolve();
+            });
+            const pump = () => {
+              while (performance.now() < until && !s.socket.destroyed) {
+                sent += packet.length;
+                if (!s.send(packet)) {
+                  s.socket.once('drain', pump);
+                  return;
+                }
+              }
+            };
+            pump();
+          }),
+      ),
+    );
+    const received = sessions.reduce((n, s, i) => n + s.received - base[i], 0);
+    return { sent, received, elapsedMs: req.durationMs as number };
+  },
+
+  /**
+   * Paced small round trips: every session sends one `size`-byte message every `intervalMs` (or at once when
+   * the answer came later than that) for `durationMs`; returns every round-trip time in µs.
+   */
+  async tick(req) {
+    const t = target!;
+    const { message, reply } = pingMessage(t, req.size as number);
+    const interval = req.intervalMs as number;
+    const until = performance.now() + (req.durationMs as number);
+    const samples: number[] = [];
+    let failures = 0;
+    await Promise.all(
+      sessions.map(async (s, i) => {
+        // Spread the sessions over the interval so they do not all send in the same turn.
+        await new Promise((r) => setTimeout(r, (interval * i) / sessions.length));
+        while (performance.now() < until) {
+          const t0 = performance.now();
+          if (!(await roundTrip(s, message, reply, 10_000))) {
+            failures++;
+            return;
+          }
+          const rtt = performance.now() - t0;
+          samples.push(rtt * 1000);
+          if (rtt < interval) await new Promise((r) => setTimeout(r, interval - rtt));
+        }
+      }),
+    );
+    return { samples: Float64Array.from(samples), failures };
+  },
+
   /** One round trip on every open session: how many still answer. */
   async check(req) {
     const t = target;
@@ -171,8 +237,11 @@ serveActor({
     until = performance.now() + (req.durationMs as number);
     let completed = 0;
     let failures = 0;
+    // `count`: stop after that many sessions (a burst) rather than at the end of the window.
+    const count = (req.count as number | undefined) ?? Number.POSITIVE_INFINITY;
+    let started = 0;
     const loop = async () => {
-      while (performance.now() < until) {
+      while (performance.now() < until && started++ < count) {
         try {
           // Header and first request in one write, as a real client's first packet.
           const s = await openSession(t, true);

@@ -29,4 +29,12 @@ export const sizes = {
   churnConcurrency: num('BENCH_CHURN_CONCURRENCY', 64, 8),
   idleCounts: list('BENCH_IDLE', [1000, 5000, 8000, 10000, 15000], [100]),
   loadgens: num('BENCH_LOADGENS', 2, 1),
+  /** latency-under-load: saturating stream counts, paced clients, their message size and the window. */
+  loadStreams: list('BENCH_LOAD_STREAMS', [1, 4, 16], [4]),
+  tickConnections: num('BENCH_TICK_CONNS', 8, 2),
+  tickSize: num('BENCH_TICK_SIZE', 128, 128),
+  loadDurationMs: num('BENCH_LOAD_DURATION_MS', 6000, 800),
+  /** memory-at-rest: sessions in the burst and how long to wait after it. */
+  burstSessions: num('BENCH_BURST', 60000, 2000),
+  settleMs: num('BENCH_SETTLE_MS', 60000, 3000),
 };

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { measureLatency } from '../../bench/latency.ts';
+import { measureUnderLoad } from '../../bench/latency-under-load.ts';
 import { spawnLoadgens, stopAll } from '../../bench/lib/harness.ts';
 import type { Actor } from '../../bench/lib/ipc.ts';
 import { row, writeReport } from '../../bench/lib/report.ts';
@@ -19,7 +20,13 @@ import { measureThroughput } from '../../bench/throughput.ts';
 describe('bench smoke run', { timeout: 60_000 }, () => {
   let loadgens: Actor[];
   before(async () => {
-    Object.assign(sizes, { durationMs: 300, pingConnections: 4, churnConcurrency: 4 });
+    Object.assign(sizes, {
+      durationMs: 300,
+      pingConnections: 4,
+      churnConcurrency: 4,
+      loadDurationMs: 400,
+      tickConnections: 2,
+    });
     loadgens = await spawnLoadgens(1);
   });
   after(async () => {
@@ -39,6 +46,17 @@ describe('bench smoke run', { timeout: 60_000 }, () => {
     const r = await measureLatency(loadgens, 'tls');
     assert.equal(r.failures, 0);
     assert.ok(r.p50 > 0 && r.p99 >= r.p50);
+  });
+
+  it('measures paced round trips through middle mode while a stream saturates it', async () => {
+    const [pinger] = await spawnLoadgens(1);
+    try {
+      const r = await measureUnderLoad(loadgens, pinger, 'middle', 1);
+      assert.equal(r.failures, 0);
+      assert.ok(r.samples > 0 && r.p99 >= r.p50 && r.mbPerSec > 0);
+    } finally {
+      await stopAll([pinger]);
+    }
   });
 
   it('measures new sessions per second through middle mode', async () => {

@@ -88,7 +88,10 @@ export class DcPool {
     if (this.closed) return;
     const min = this.getConfig().upstream.minConnectionsPerDc;
     const want = Math.max(min, this.waiters.length > 0 ? 1 : 0);
-    while (this.links.size < want && this.pending < MAX_PENDING && this.retryTimer === null) this.openLink();
+    // openLink adds no link when the DC has no address left; stop rather than spin on an unchanged condition
+    while (this.links.size < want && this.pending < MAX_PENDING && this.retryTimer === null) {
+      if (!this.openLink()) break;
+    }
   }
 
   /**
@@ -239,16 +242,18 @@ export class DcPool {
     let clients = 0;
     for (const l of this.links) clients += l.load;
     const target = this.linksNeeded(clients);
-    while (this.links.size < target && this.pending < MAX_PENDING && this.retryTimer === null)
-      this.openLink();
+    while (this.links.size < target && this.pending < MAX_PENDING && this.retryTimer === null) {
+      if (!this.openLink()) break;
+    }
   }
 
-  private openLink(): void {
+  /** False when no link could be opened (no config or no address for this DC). */
+  private openLink(): boolean {
     const state = this.source.current;
     const addresses = this.source.addressesFor(this.dcId);
     if (!state || addresses.length === 0) {
       this.failWaiters(upstreamError('MTP_ERR_NO_DC', `no middle proxy known for DC ${this.dcId}`));
-      return;
+      return false;
     }
     const target = addresses[Math.floor(Math.random() * addresses.length)];
     const config = this.getConfig();
@@ -268,6 +273,7 @@ export class DcPool {
       onClosed: this.onLinkClosed,
     });
     this.links.add(link);
+    return true;
   }
 
   private readonly onLinkReady = (link: RpcLink): void => {
