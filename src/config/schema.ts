@@ -11,6 +11,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { compileAllowList } from '../metrics/server.ts';
 import { isValidName, parsePolicyKey } from '../policy/keys.ts';
+import { parseSynRate } from '../firewall/nftables.ts';
 import { DEFAULT_SNI_SALT } from '../protocol/faketls/sni-secret.ts';
 import { isDomainName, parseClientSecret, parseHexSecret } from './secrets.ts';
 import type {
@@ -710,6 +711,45 @@ const configSchema = z.strictObject({
     },
     'Buffer sizes and limits.',
   ),
+  firewall: section(
+    {
+      table: withDefault(
+        leaf('a table name of letters, digits and "_" (at most 32)', (v) =>
+          typeof v === 'string' && /^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(v) ? v : null,
+        ),
+        'mtproxy',
+        'string',
+        'nftables table (family inet) that `mtproxy firewall apply` loads and `remove` deletes; nothing else is touched.',
+      ),
+      syn_rate: withDefault(
+        leaf('a rate like "48/minute" (per second, minute or hour)', parseSynRate),
+        '48/minute',
+        'string',
+        'New connections per client address and listener port allowed in the long run; excess SYNs get a TCP reset.',
+      ),
+      syn_burst: withDefault(
+        int(1, 10_000),
+        24,
+        'integer',
+        'SYNs a client address may send at once beyond the rate (an app opens several connections when it starts).',
+      ),
+      max_sources: withDefault(
+        int(1024, 16_777_216),
+        65536,
+        'integer',
+        'Client addresses tracked per listener and IP family.',
+      ),
+      mss_clamp: withDefault(
+        leaf('0, "off" or an integer from 88 to 1460', (v) =>
+          v === 'off' ? 0 : typeof v === 'number' && (v === 0 || (Number.isInteger(v) && v >= 88 && v <= 1460)) ? v : null,
+        ),
+        0,
+        'integer | "off"',
+        'Lower the MSS the listeners announce in their SYN-ACK to this, so clients send the TLS hello in small segments; 0 or "off" leaves it.',
+      ),
+    },
+    'nftables rules written by `mtproxy firewall` (per-source SYN limit with TCP reset, optional MSS clamp).',
+  ),
 });
 
 export type RawConfig = z.output<typeof configSchema>;
@@ -956,6 +996,13 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
       clientHighWaterMark: raw.buffers.client_high_water_mark,
       maxClientBacklog: raw.buffers.max_client_backlog,
       frontingMaxBytes: raw.buffers.fronting_max_bytes,
+    },
+    firewall: {
+      table: raw.firewall.table,
+      synRate: raw.firewall.syn_rate,
+      synBurst: raw.firewall.syn_burst,
+      maxSources: raw.firewall.max_sources,
+      mssClamp: raw.firewall.mss_clamp,
     },
     ...(warnings.length > 0 ? { warnings } : {}),
   };

@@ -126,6 +126,26 @@ export interface BuffersConfig {
 
 export type WorkerMode = 'auto' | 'threads' | 'processes';
 
+/** A SYN rate: `count` new connections per `per`. */
+export interface SynRate {
+  count: number;
+  per: 'second' | 'minute' | 'hour';
+}
+
+/** `[firewall]`: the nftables rules `mtproxy firewall apply` loads (the proxy itself never reads them). */
+export interface FirewallConfig {
+  /** Name of the `inet` table that holds every rule. */
+  table: string;
+  /** Sustained new connections per source address and listener. */
+  synRate: SynRate;
+  /** SYNs a source may send at once above the rate. */
+  synBurst: number;
+  /** Source addresses tracked per listener and family. */
+  maxSources: number;
+  /** MSS our SYN-ACK announces at most; 0 = unchanged. */
+  mssClamp: number;
+}
+
 export interface Config {
   /** Path of the file this came from, if any (the state folder and reloads are resolved against it). */
   file: string | null;
@@ -143,6 +163,7 @@ export interface Config {
   admin: AdminConfig;
   log: LogConfig;
   buffers: BuffersConfig;
+  firewall: FirewallConfig;
   /** Values adjusted while loading (one line each, for the log); absent when there are none. */
   warnings?: string[];
 }
