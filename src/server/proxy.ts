@@ -14,7 +14,7 @@ import { configLinks } from '../config/links.ts';
 import { configFileLoader, reloadConfig } from './reload.ts';
 import { formatHostPort, upstreamKind } from '../config/schema.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
-import { type CertProbeHandle, startCertProbes } from '../faketls/cert-probe.ts';
+import { type CertProbeHandle, startCertProbes } from '../cover/cert-probe.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
 import { type Stats, stats as defaultStats } from '../metrics/stats.ts';
 import type { CounterStore } from '../policy/counters.ts';
@@ -24,7 +24,7 @@ import type { PolicyGate, PolicyTicket, ReplayGuard, SessionEnv } from '../sessi
 import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
 import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
-import { onFdExhaustion } from './fd-pressure.ts';
+import { onFdExhaustion } from '../runtime/fd-pressure.ts';
 import { MtpError } from '../runtime/errors.ts';
 
 export type SessionHandler = (socket: net.Socket, env: SessionEnv) => void;

@@ -36,8 +36,8 @@ import {
 } from '../protocol/obfuscated2.ts';
 import type { ClientInfo, ClientSink, UpstreamHandle } from '../upstream/types.ts';
 import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
-import { frontConnection, frontingDestination } from './fronting.ts';
-import { relayAllocated } from './gc-tuning.ts';
+import { frontConnection, frontingDestination } from '../cover/fronting.ts';
+import { relayAllocated } from '../runtime/gc-tuning.ts';
 import { badClientCloseDelay, Deadline } from './timers.ts';
 import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
 import type { PolicyDecision, PolicyTicket, SessionEnv } from './types.ts';

@@ -7,7 +7,7 @@
  * a hello for a domain this listener does not serve, which gets the listener's `unknownSni` action.
  */
 import type { ListenerConfig } from '../config/types.ts';
-import { certRecordSizeFor, coverProfile } from '../faketls/cert-probe.ts';
+import { certRecordSizeFor, coverProfile } from '../cover/cert-probe.ts';
 import { isProtocolError } from '../protocol/errors.ts';
 import {
   assembleClientHello,

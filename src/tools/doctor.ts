@@ -12,7 +12,7 @@ import tls from 'node:tls';
 import { loopbackFor } from '../config/links.ts';
 import { formatHostPort, upstreamKind } from '../config/schema.ts';
 import type { Config, HostPort, ListenerConfig } from '../config/types.ts';
-import { probeCoverDomain, probeTargetFor } from '../faketls/cert-probe.ts';
+import { probeCoverDomain, probeTargetFor } from '../cover/cert-probe.ts';
 import { parseProxyConfig } from '../protocol/middle/proxy-config.ts';
 import { resolveDc } from '../upstream/direct/dc-addresses.ts';
 

@@ -9,7 +9,7 @@ import { Stats } from '../metrics/stats.ts';
 import type { RemoteCounterStore } from '../policy/counters.ts';
 import { PolicyEngine } from '../policy/engine.ts';
 import { PolicyTables } from '../policy/tables.ts';
-import { reportFdExhaustion } from '../server/fd-pressure.ts';
+import { reportFdExhaustion } from '../runtime/fd-pressure.ts';
 import { Proxy as MtProxy } from '../server/proxy.ts';
 import type { ReplayGuard } from '../session/types.ts';
 import type { FromWorker, ListenerAddress, ToWorker, WorkerInit } from './protocol.ts';

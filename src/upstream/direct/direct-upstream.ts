@@ -9,7 +9,7 @@ import type { Logger } from '../../log.ts';
 import type { DcStats, Stats } from '../../metrics/stats.ts';
 import { createFrameCodec, type FrameCodec } from '../../protocol/framing/codec.ts';
 import { type CtrStream, createInitiatorHeader, type TransportTag } from '../../protocol/obfuscated2.ts';
-import { isFdExhaustion, reportFdExhaustion } from '../../server/fd-pressure.ts';
+import { isFdExhaustion, reportFdExhaustion } from '../../runtime/fd-pressure.ts';
 import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../types.ts';
 import { type DcRoute, resolveDc } from './dc-addresses.ts';
 import { errorCode } from '../../runtime/errors.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { relayAllocated } from '../../src/session/gc-tuning.ts';
+import { relayAllocated } from '../../src/runtime/gc-tuning.ts';
 
 test('relay allocation accounting runs young collections without disturbing the caller', () => {
   const kept = Buffer.from('still here');

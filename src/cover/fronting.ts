@@ -10,9 +10,9 @@ import os from 'node:os';
 import ipaddr from 'ipaddr.js';
 import type { Config, ListenerConfig } from '../config/types.ts';
 import { encodeProxyHeader } from '../protocol/proxy-protocol.ts';
-import { normaliseDomain, servesDomain } from './fake-tls-handshake.ts';
-import { badClientCloseDelay } from './timers.ts';
-import type { SessionEnv } from './types.ts';
+import { normaliseDomain, servesDomain } from '../session/fake-tls-handshake.ts';
+import { badClientCloseDelay } from '../session/timers.ts';
+import type { SessionEnv } from '../session/types.ts';
 
 export interface FrontingDestination {
   host: string;
