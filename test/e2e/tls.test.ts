@@ -17,6 +17,7 @@ import {
 import { createFrameCodec } from '../../src/protocol/framing/codec.ts';
 import { createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
+import { HELLO_SHAPES, type HelloFixture, helloFixture } from '../helpers/hello-shapes.ts';
 import { randomSegments } from '../helpers/tls-hello.ts';
 import { type HttpsSite, SITE_DOMAIN, startHttpsSite } from '../helpers/https-site.ts';
 import { basicToml, startTestProxy, TEST_SECRET, type TestProxy } from '../helpers/proxy.ts';
@@ -265,4 +266,62 @@ test('not TLS at all is fronted too', async () => {
   // Node's TLS server drops a plain-HTTP client without a word; what matters is that it got the bytes.
   assert.ok(closed);
   assert.equal(proxy.stats.listener('main').fronted, before + 1);
+});
+
+/** One hello fixture through the proxy: its segments as written, the server flight checked, a frame echoed. */
+async function fixtureRoundTrip(f: HelloFixture): Promise<Buffer> {
+  const socket = await connect(proxy.port());
+  socket.setNoDelay(true);
+  try {
+    let answer = Buffer.alloc(0);
+    const onData = (c: Buffer): void => {
+      answer = Buffer.concat([answer, c]);
+    };
+    socket.on('data', onData);
+    for (const segment of f.segments) {
+      socket.write(segment);
+      // Separate segments, as a phone's two-packet hello arrives.
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    for (let i = 0; i < 300 && readServerFlight(answer, f.random, TEST_SECRET).kind === 'need-more'; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const flight = readServerFlight(answer, f.random, TEST_SECRET);
+    assert.equal(flight.kind, 'proxy', `${f.shape}: ${flight.kind}`);
+    socket.off('data', onData);
+    const framing = new FakeTlsFraming();
+    const init = createInitiatorHeader('padded', 2, TEST_SECRET);
+    const codec = createFrameCodec('padded', { fromServer: true });
+    const payload = randomBytes(200);
+    const echoed = new Promise<Buffer>((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) =>
+        framing.unwrap(chunk, (bytes) => codec.decode(init.decrypt.update(bytes), (frame) => resolve(frame))),
+      );
+      socket.once('close', () => reject(new Error(`${f.shape}: closed before the echo`)));
+    });
+    socket.write(framing.wrap(Buffer.concat([init.header, init.encrypt.update(codec.encode(payload))])));
+    assert.deepEqual(await echoed, payload);
+    return answer.subarray(0, flight.kind === 'proxy' ? flight.length : 0);
+  } finally {
+    socket.destroy();
+  }
+}
+
+test('every app and browser hello shape round-trips through the proxy (iOS without SNI, Android in two segments)', async () => {
+  const before = proxy.stats.listener('main').sessionsTotal.tls;
+  for (const shape of HELLO_SHAPES) {
+    const f = helloFixture(shape, {
+      secret: TEST_SECRET,
+      domain: SITE_DOMAIN,
+      unixTime: Math.floor(Date.now() / 1000),
+    });
+    if (shape === 'android') assert.equal(f.segments.length, 2);
+    if (shape === 'ios') assert.equal(f.sni, null);
+    await fixtureRoundTrip(f);
+  }
+  assert.equal(proxy.stats.listener('main').sessionsTotal.tls, before + HELLO_SHAPES.length);
+  // Their fingerprints were counted.
+  assert.ok(
+    (proxy.stats.listener('main').helloFingerprints.get('t13d1516h2_8daaf6152771_d8a2da3f94cd') ?? 0) >= 1,
+  );
 });
