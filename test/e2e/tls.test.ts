@@ -18,6 +18,7 @@ import { createFrameCodec } from '../../src/protocol/framing/codec.ts';
 import { createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
 import { HELLO_SHAPES, type HelloFixture, helloFixture } from '../helpers/hello-shapes.ts';
+import { APP_ORACLES, checkTls13Answer } from '../protocol/faketls/oracles/index.ts';
 import { randomSegments } from '../helpers/tls-hello.ts';
 import { type HttpsSite, SITE_DOMAIN, startHttpsSite } from '../helpers/https-site.ts';
 import { basicToml, startTestProxy, TEST_SECRET, type TestProxy } from '../helpers/proxy.ts';
@@ -317,7 +318,13 @@ test('every app and browser hello shape round-trips through the proxy (iOS witho
     });
     if (shape === 'android') assert.equal(f.segments.length, 2);
     if (shape === 'ios') assert.equal(f.sni, null);
-    await fixtureRoundTrip(f);
+    const flight = await fixtureRoundTrip(f);
+    // The real proxy's answer, judged as each app judges it.
+    for (const oracle of APP_ORACLES) {
+      const v = oracle.judge([flight], f.random, TEST_SECRET);
+      assert.ok(v.ok, `${oracle.app} refused the answer to ${shape}: ${v.ok ? '' : v.reason}`);
+    }
+    checkTls13Answer(flight, f.record);
   }
   assert.equal(proxy.stats.listener('main').sessionsTotal.tls, before + HELLO_SHAPES.length);
   // Their fingerprints were counted.

@@ -270,3 +270,16 @@ test('a session id that is not 32 bytes is fronted', () => {
   const r = tryFakeTlsHandshake(cut, listener(), nowMs);
   assert.ok(r.kind === 'fail' && r.code === 'MTP_ERR_TLS_BAD_HELLO' && r.action === 'front');
 });
+
+test('a post-quantum offer whose ML-KEM key is invalid is answered with the X25519 share', () => {
+  const h = hello();
+  // Overwrite the first bytes of the 1216-byte hybrid key with 0xff (coefficients out of range), re-sign.
+  const at = h.indexOf(Buffer.from('11ec04c0', 'hex'));
+  assert.ok(at > 0);
+  h.fill(0xff, at + 4, at + 4 + 64);
+  signClientHello(h, secret, nowS);
+  const r = tryFakeTlsHandshake(h, listener(), nowMs);
+  assert.ok(r.kind === 'ok');
+  const keyShareAt = r.serverHello.indexOf(Buffer.from('00330024001d0020', 'hex'));
+  assert.ok(keyShareAt > 0, 'x25519 key_share expected');
+});
