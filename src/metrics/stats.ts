@@ -60,6 +60,28 @@ export function handshakeStage(code: string): HandshakeStage {
 export const FINGERPRINT_SLOTS = 32;
 export const OTHER_FINGERPRINT = 'other';
 
+/** Fingerprints shown per listener (metrics, status): the most frequent ones. */
+export const FINGERPRINTS_SHOWN = 16;
+
+/**
+ * Fingerprint counts summed over several sources, cut to the `n` most frequent (ties by name) and "other"
+ * for the rest: bounded output however many distinct hellos were seen.
+ */
+export function topFingerprints(
+  maps: Iterable<Map<string, number>>,
+  n = FINGERPRINTS_SHOWN,
+): [string, number][] {
+  const sum = new Map<string, number>();
+  for (const m of maps) for (const [k, v] of m) sum.set(k, (sum.get(k) ?? 0) + v);
+  let other = sum.get(OTHER_FINGERPRINT) ?? 0;
+  sum.delete(OTHER_FINGERPRINT);
+  const sorted = [...sum].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  for (const [, v] of sorted.slice(n)) other += v;
+  const out = sorted.slice(0, n);
+  if (other > 0) out.push([OTHER_FINGERPRINT, other]);
+  return out;
+}
+
 export class ListenerStats {
   connectionsTotal = 0;
   connectionsActive = 0;

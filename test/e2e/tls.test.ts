@@ -332,3 +332,34 @@ test('every app and browser hello shape round-trips through the proxy (iOS witho
     (proxy.stats.listener('main').helloFingerprints.get('t13d1516h2_8daaf6152771_d8a2da3f94cd') ?? 0) >= 1,
   );
 });
+
+test('handshake failures are counted by stage (tcp, first bytes, digest, timestamp, replay, sni)', async () => {
+  const stages = (): Map<string, number> => new Map(proxy.stats.listener('main').handshakeStages);
+  const before = stages();
+  const grew = (stage: string): number => (stages().get(stage) ?? 0) - (before.get(stage) ?? 0);
+  const now = Date.now() / 1000;
+  const hello = (o: { secret?: Buffer; domain?: string; time?: number } = {}): Buffer =>
+    buildClientHello({
+      shape: 'modern',
+      secret: o.secret ?? TEST_SECRET,
+      domain: o.domain ?? SITE_DOMAIN,
+      unixTime: o.time ?? now,
+    });
+  await exchange(proxy.port(), hello({ secret: randomBytes(16) }), 500);
+  await exchange(proxy.port(), hello({ time: now - 3600 }), 500);
+  await exchange(proxy.port(), hello({ domain: 'not-served.example' }), 500);
+  await exchange(proxy.port(), Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), 500);
+  const replayed = hello();
+  await exchange(proxy.port(), replayed, 300);
+  await exchange(proxy.port(), replayed, 500);
+  // Connected and gone without a byte.
+  const bare = await connect(proxy.port());
+  bare.destroy();
+  for (let i = 0; i < 100 && grew('tcp') < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(grew('digest'), 1);
+  assert.equal(grew('timestamp'), 1);
+  assert.equal(grew('sni'), 1);
+  assert.equal(grew('first_bytes'), 1);
+  assert.equal(grew('replay'), 1);
+  assert.ok(grew('tcp') >= 1);
+});
