@@ -17,8 +17,11 @@ export const RANDOM_OFFSET = 11;
 export const RANDOM_LENGTH = 32;
 /** A ClientHello longer than one maximal record is not something any client sends. */
 export const MAX_HELLO_MESSAGE = 16384;
-/** Handshake records per hello we are willing to reassemble. */
-const MAX_HELLO_RECORDS = 64;
+/**
+ * Handshake records per hello we reassemble: any legal record length (down to one byte) is fine for a
+ * modern hello; the session bounds the bytes it buffers for a hello anyway.
+ */
+const MAX_HELLO_RECORDS = 4096;
 /** Smallest hello worth parsing: record header + handshake header + version + random + 4 length fields. */
 const MIN_HELLO_MESSAGE = 4 + 2 + 32 + 1 + 2 + 1 + 2;
 

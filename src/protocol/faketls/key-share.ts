@@ -16,12 +16,8 @@ export const X25519_KEY_LENGTH = 32;
 export const HYBRID_CLIENT_SHARE_LENGTH = MLKEM768_ENCAPSULATION_KEY_LENGTH + X25519_KEY_LENGTH;
 export const HYBRID_SERVER_SHARE_LENGTH = MLKEM768_CIPHERTEXT_LENGTH + X25519_KEY_LENGTH;
 
-/** SubjectPublicKeyInfo header for an ML-KEM-768 key (id-alg-ml-kem-768), in front of the raw 1184 bytes. */
-const MLKEM768_SPKI_PREFIX = Buffer.from('308204b2300b0609608648016503040402038204a100', 'hex');
-
 export function x25519PublicKey(): Buffer {
-  const der = generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' });
-  return Buffer.from(der.subarray(der.length - X25519_KEY_LENGTH));
+  return generateKeyPairSync('x25519').publicKey.export({ format: 'raw-public' });
 }
 
 /** ML-KEM-768 ciphertext for a client's encapsulation key, or null when the key is not a valid one. */
@@ -29,9 +25,9 @@ export function mlKem768Ciphertext(encapsulationKey: Buffer): Buffer | null {
   if (encapsulationKey.length !== MLKEM768_ENCAPSULATION_KEY_LENGTH) return null;
   try {
     const key = createPublicKey({
-      key: Buffer.concat([MLKEM768_SPKI_PREFIX, encapsulationKey]),
-      format: 'der',
-      type: 'spki',
+      key: encapsulationKey,
+      format: 'raw-public',
+      asymmetricKeyType: 'ml-kem-768',
     });
     return encapsulate(key).ciphertext;
   } catch {

@@ -233,3 +233,13 @@ test('repeated extensions are allowed: the first server_name and key_share count
   assert.equal(psk.extensionTypes.at(-1), 0x0029);
   assert.ok(psk.extensionTypes.includes(0xfe0d));
 });
+
+test('records of any legal length: a 1.7 KB hello in one-byte records reassembles', () => {
+  const record = modern();
+  const sizes = new Array(record.length).fill(1);
+  const wire = splitHelloRecords(record, sizes);
+  assert.ok(wire.length < 16 * 1024);
+  const a = assembleClientHello(wire);
+  assert.ok(a.kind === 'complete');
+  assert.deepEqual(a.record, record);
+});
