@@ -17,7 +17,8 @@ import {
 import { createFrameCodec } from '../../src/protocol/framing/codec.ts';
 import { createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
-import { HELLO_SHAPES, type HelloFixture, helloFixture } from '../helpers/hello-shapes.ts';
+import { fixtureRoundTrip } from '../helpers/fake-tls-session.ts';
+import { HELLO_SHAPES, helloFixture } from '../helpers/hello-shapes.ts';
 import { APP_ORACLES, checkTls13Answer } from '../protocol/faketls/oracles/index.ts';
 import { randomSegments } from '../helpers/tls-hello.ts';
 import { type HttpsSite, SITE_DOMAIN, startHttpsSite } from '../helpers/https-site.ts';
@@ -269,45 +270,6 @@ test('not TLS at all is fronted too', async () => {
   assert.equal(proxy.stats.listener('main').fronted, before + 1);
 });
 
-/** One hello fixture through the proxy: its segments as written, the server flight checked, a frame echoed. */
-async function fixtureRoundTrip(f: HelloFixture): Promise<Buffer> {
-  const socket = await connect(proxy.port());
-  socket.setNoDelay(true);
-  try {
-    let answer = Buffer.alloc(0);
-    const onData = (c: Buffer): void => {
-      answer = Buffer.concat([answer, c]);
-    };
-    socket.on('data', onData);
-    for (const segment of f.segments) {
-      socket.write(segment);
-      // Separate segments, as a phone's two-packet hello arrives.
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    for (let i = 0; i < 300 && readServerFlight(answer, f.random, TEST_SECRET).kind === 'need-more'; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    const flight = readServerFlight(answer, f.random, TEST_SECRET);
-    assert.equal(flight.kind, 'proxy', `${f.shape}: ${flight.kind}`);
-    socket.off('data', onData);
-    const framing = new FakeTlsFraming();
-    const init = createInitiatorHeader('padded', 2, TEST_SECRET);
-    const codec = createFrameCodec('padded', { fromServer: true });
-    const payload = randomBytes(200);
-    const echoed = new Promise<Buffer>((resolve, reject) => {
-      socket.on('data', (chunk: Buffer) =>
-        framing.unwrap(chunk, (bytes) => codec.decode(init.decrypt.update(bytes), (frame) => resolve(frame))),
-      );
-      socket.once('close', () => reject(new Error(`${f.shape}: closed before the echo`)));
-    });
-    socket.write(framing.wrap(Buffer.concat([init.header, init.encrypt.update(codec.encode(payload))])));
-    assert.deepEqual(await echoed, payload);
-    return answer.subarray(0, flight.kind === 'proxy' ? flight.length : 0);
-  } finally {
-    socket.destroy();
-  }
-}
-
 test('every app and browser hello shape round-trips through the proxy (iOS without SNI, Android in two segments)', async () => {
   const before = proxy.stats.listener('main').sessionsTotal.tls;
   for (const shape of HELLO_SHAPES) {
@@ -318,7 +280,7 @@ test('every app and browser hello shape round-trips through the proxy (iOS witho
     });
     if (shape === 'android') assert.equal(f.segments.length, 2);
     if (shape === 'ios') assert.equal(f.sni, null);
-    const flight = await fixtureRoundTrip(f);
+    const flight = await fixtureRoundTrip(proxy.port(), f, TEST_SECRET);
     // The real proxy's answer, judged as each app judges it.
     for (const oracle of APP_ORACLES) {
       const v = oracle.judge([flight], f.random, TEST_SECRET);
