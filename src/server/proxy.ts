@@ -6,13 +6,13 @@
  * drain for at most `timeouts.drain`.
  */
 import cluster from 'node:cluster';
+import { createRequire } from 'node:module';
 import net from 'node:net';
-import { Operations } from '../admin/operations.ts';
+import type { Operations } from '../admin/operations.ts';
 import type { ReloadOutcome } from '../admin/server.ts';
 import type { LinksDocument } from '../admin/status.ts';
 import { configLinks } from '../config/links.ts';
-import { configFileLoader, reloadConfig } from './reload.ts';
-import { formatHostPort, upstreamKind } from '../config/schema.ts';
+import { formatHostPort, upstreamKind } from '../config/addresses.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
 import { type CertProbeHandle, startCertProbes } from '../faketls/cert-probe.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
@@ -26,6 +26,13 @@ import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
 import { onFdExhaustion } from './fd-pressure.ts';
 import { MtpError } from '../runtime/errors.ts';
+
+/**
+ * The admin API, /metrics and the config loader are loaded on first use: a worker thread gets neither (the
+ * supervisor serves them), and not loading them (the config schema, prom-client, node:http) saves each worker
+ * about 20 MB of heap and code.
+ */
+const requireLazily = createRequire(import.meta.url);
 
 export type SessionHandler = (socket: net.Socket, env: SessionEnv) => void;
 
@@ -152,7 +159,12 @@ export class ProxyServer {
     this.#replay = opts.replay ?? createReplayGuard(config.replay);
     this.#ops = opts.policy
       ? null
-      : new Operations({ config, stats: this.#stats, log: this.#log, counters: opts.policyCounters });
+      : new (requireLazily('../admin/operations.ts') as typeof import('../admin/operations.ts')).Operations({
+          config,
+          stats: this.#stats,
+          log: this.#log,
+          counters: opts.policyCounters,
+        });
     this.#policy = opts.policy ?? this.#ops?.policy ?? allowAllPolicy;
     this.#direct = opts.upstreams?.direct ?? null;
     this.#middle = opts.upstreams?.middle ?? null;
@@ -367,6 +379,7 @@ export class ProxyServer {
 
   /** Re-read the configuration (SIGHUP, admin API, `mtproxy reload`). An invalid config leaves everything as is. */
   async reloadFromFile(): Promise<ReloadOutcome> {
+    const { configFileLoader, reloadConfig } = await import('./reload.ts');
     const load = this.#options.loadConfig ?? configFileLoader(this.#config.file);
     return reloadConfig(load, (next) => this.applyConfig(next), this.#stats, this.#log);
   }
