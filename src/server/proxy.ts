@@ -19,6 +19,7 @@ import { type Logger, logger as defaultLogger } from '../log.ts';
 import { type Stats, stats as defaultStats } from '../metrics/stats.ts';
 import type { CounterStore } from '../policy/counters.ts';
 import { startSession } from '../session/client-session.ts';
+import { startHeapShrinker } from '../session/gc-tuning.ts';
 import { createReplayGuard } from '../session/replay-cache.ts';
 import type { PolicyGate, PolicyTicket, ReplayGuard, SessionEnv } from '../session/types.ts';
 import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
@@ -142,6 +143,7 @@ export class ProxyServer {
   #middle: StartableUpstream | null = null;
   #started = false;
   #certProbes: CertProbeHandle | null = null;
+  #heapShrinker: { stop(): void } | null = null;
   #stopping: Promise<void> | null = null;
   /** Reloads run one at a time. */
   #reloadChain: Promise<unknown> = Promise.resolve();
@@ -210,6 +212,12 @@ export class ProxyServer {
     return n;
   }
 
+  #connectionsTotal(): number {
+    let n = 0;
+    for (const l of this.#stats.listeners.values()) n += l.connectionsTotal;
+    return n;
+  }
+
   /** The bound address of a listener (the real port when the config says 0). */
   address(listenerName: string): { host: string; port: number } {
     const state = this.#listeners.get(listenerName);
@@ -239,6 +247,7 @@ export class ProxyServer {
         this.#listeners.set(l.name, state);
       }
       this.#fdUnsubscribe = onFdExhaustion((code, where) => this.#onFdExhaustion(code, where));
+      this.#heapShrinker = startHeapShrinker(() => this.#connectionsTotal());
       if (this.#options.operations !== false) await this.#ops?.start(this);
       if (this.#options.coverProbes ?? process.env.NODE_TEST_CONTEXT === undefined) {
         this.#certProbes = startCertProbes(() => this.#config, this.#log);
@@ -246,6 +255,7 @@ export class ProxyServer {
     } catch (e) {
       this.#fdUnsubscribe?.();
       this.#fdUnsubscribe = null;
+      this.#heapShrinker?.stop();
       for (const s of bound) s.server.close();
       await this.#ops?.stop();
       // A middle-proxy upstream may already be refreshing Telegram's config; don't leave its timers behind.
@@ -271,6 +281,7 @@ export class ProxyServer {
 
   async #stop(drainMs: number): Promise<void> {
     this.#certProbes?.stop();
+    this.#heapShrinker?.stop();
     this.#fdUnsubscribe?.();
     this.#fdUnsubscribe = null;
     const states = [...this.#listeners.values(), ...this.#draining];
