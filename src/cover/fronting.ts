@@ -9,10 +9,12 @@ import net from 'node:net';
 import os from 'node:os';
 import ipaddr from 'ipaddr.js';
 import type { Config, ListenerConfig } from '../config/types.ts';
+import type { Logger } from '../log.ts';
+import type { Stats } from '../metrics/stats.ts';
+import type { PolicySubject } from '../policy/types.ts';
 import { encodeProxyHeader } from '../protocol/proxy-protocol.ts';
-import { normaliseDomain, servesDomain } from '../session/fake-tls-handshake.ts';
-import { badClientCloseDelay } from '../session/timers.ts';
-import type { SessionEnv } from '../session/types.ts';
+import { normaliseDomain, servesDomain } from './domains.ts';
+import { badClientCloseDelay } from '../runtime/timers.ts';
 
 export interface FrontingDestination {
   host: string;
@@ -116,12 +118,20 @@ async function resolve(host: string): Promise<{ address: string; family: number 
   }
 }
 
+/** What fronting needs of the session's environment (a SessionEnv is one). */
+export interface FrontingEnv {
+  config(): Config;
+  log: Logger;
+  stats: Stats;
+  policy: { allowFronting(subject: PolicySubject): boolean };
+}
+
 export function frontConnection(
   socket: net.Socket,
   alreadyRead: Buffer,
   listener: ListenerConfig,
   sni: string | null,
-  env: SessionEnv,
+  env: FrontingEnv,
 ): void {
   const destination = frontingDestination(listener, sni);
   const remoteAddress = socket.remoteAddress ?? '';

@@ -25,7 +25,8 @@ import type { PolicyGate, PolicyTicket, ReplayGuard, SessionEnv } from '../sessi
 import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
 import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
-import { onFdExhaustion } from '../runtime/fd-pressure.ts';
+import { isFdExhaustion, onFdExhaustion } from '../runtime/fd-pressure.ts';
+import { SerialQueue } from '../runtime/serial.ts';
 import { MtpError } from '../runtime/errors.ts';
 
 /**
@@ -79,7 +80,6 @@ export const allowAllPolicy: PolicyGate = {
 /** First and longest pause of accepting after the process ran out of file descriptors. */
 const ACCEPT_BACKOFF_MIN_MS = 100;
 const ACCEPT_BACKOFF_MAX_MS = 5000;
-const FD_EXHAUSTION_CODES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 interface ListenerState {
   config: ListenerConfig;
@@ -146,7 +146,7 @@ export class ProxyServer {
   #heapShrinker: { stop(): void } | null = null;
   #stopping: Promise<void> | null = null;
   /** Reloads run one at a time. */
-  #reloadChain: Promise<unknown> = Promise.resolve();
+  readonly #reloads = new SerialQueue();
   /** Unsubscribes from descriptor-exhaustion reports of the upstreams (set while running). */
   #fdUnsubscribe: (() => void) | null = null;
   #lastFdReportWarningAt = 0;
@@ -300,9 +300,7 @@ export class ProxyServer {
    * new connections through the SessionEnv getters.
    */
   applyConfig(next: Config): Promise<void> {
-    const run = this.#reloadChain.then(() => this.#applyConfig(next));
-    this.#reloadChain = run.catch(() => {});
-    return run;
+    return this.#reloads.run(() => this.#applyConfig(next));
   }
 
   async #applyConfig(next: Config): Promise<void> {
@@ -482,7 +480,7 @@ export class ProxyServer {
   /** Errors of a listening server: only accept() failures reach here, and none may stop the process. */
   #onServerError(state: ListenerState, err: NodeJS.ErrnoException): void {
     const now = Date.now();
-    if (err.code && FD_EXHAUSTION_CODES.has(err.code)) {
+    if (isFdExhaustion(err.code)) {
       if (now - state.lastFdWarningAt > 5000) {
         state.lastFdWarningAt = now;
         this.#log.warn(
