@@ -193,6 +193,8 @@ class ClientSession implements ClientSink {
   /** tls.decode's callback (fake-TLS sessions only). */
   private tlsPayload: ((data: Buffer) => void) | null = null;
   private tlsDomain: string | null = null;
+  /** JA4 of the client's hello, for the failure log line. */
+  private helloFingerprint: string | null = null;
   /** Bytes that followed the header while its replay check or admission was being answered. */
   private afterHeader: Buffer | null = null;
   /** Obfuscated bytes that followed the header while the upstream was opening. */
@@ -318,8 +320,10 @@ class ClientSession implements ClientSink {
 
   private onTlsHello(buffered: Buffer): void {
     const outcome = tryFakeTlsHandshake(buffered, this.listener, Date.now());
-    if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined)
+    if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined) {
       this.stats.fingerprint(outcome.fingerprint);
+      this.helloFingerprint = outcome.fingerprint;
+    }
     switch (outcome.kind) {
       case 'need-more':
         if (buffered.length > MAX_HELLO_BYTES) this.reject('MTP_ERR_HELLO_TOO_LARGE', true);
@@ -843,7 +847,12 @@ class ClientSession implements ClientSink {
 
   private logFailure(code: string): void {
     this.env.log.debug(
-      { listener: this.listener.name, remote: this.socket.remoteAddress, code },
+      {
+        listener: this.listener.name,
+        remote: this.socket.remoteAddress,
+        code,
+        ja4: this.helloFingerprint ?? undefined,
+      },
       'client handshake failed',
     );
   }
