@@ -201,17 +201,7 @@ const domain = () =>
     typeof v === 'string' && isDomainName(v) ? v.toLowerCase() : null,
   );
 
-/** How a listener's clients reach Telegram under `upstream.mode` (auto: middle proxies when it has an ad tag). */
-export function upstreamKind(config: Config, l: ListenerConfig): 'direct' | 'middle' {
-  const mode = config.upstream.mode;
-  if (mode === 'auto') return l.adTag ? 'middle' : 'direct';
-  return mode;
-}
-
-/** "host:port", with an IPv6 host in brackets: the form parseHostPort() reads. */
-export function formatHostPort(a: HostPort): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
+export { formatHostPort, upstreamKind } from './addresses.ts';
 
 /** "host:port" or "[v6]:port". */
 export function parseHostPort(value: string): HostPort | null {

@@ -31,7 +31,12 @@ import {
   MAX_RECORD_PAYLOAD,
   TlsRecordDecoder,
 } from '../protocol/faketls/records.ts';
-import { createFrameCodec, type FrameCodec } from '../protocol/framing/codec.ts';
+import {
+  ClientFrameScanner,
+  createFrameCodec,
+  type FrameCodec,
+  MIN_CLIENT_PAYLOAD,
+} from '../protocol/framing/codec.ts';
 import {
   type ClientHandshake,
   type CtrStream,
@@ -206,6 +211,8 @@ class ClientSession implements ClientSink {
   private decrypt: CtrStream | null = null;
   private encrypt: CtrStream | null = null;
   private codec: FrameCodec | null = null;
+  /** Direct (unframed) relay: checks the client's frame boundaries on the way through. */
+  private scanner: ClientFrameScanner | null = null;
   /** codec.decode's callback (framed upstreams only). */
   private clientFrame: ((payload: Buffer, quickAck: boolean) => void) | null = null;
   private handle: UpstreamHandle | null = null;
@@ -608,10 +615,12 @@ class ClientSession implements ClientSink {
     }
     this.handle = handle;
     if (handle.framed) {
-      this.codec = createFrameCodec(this.transport, { requireAligned: true });
+      this.codec = createFrameCodec(this.transport, { requireAligned: true, minPayload: MIN_CLIENT_PAYLOAD });
       this.clientFrame = (payload, quickAck) => {
         if (this.handle && !this.handle.writeFrame(payload, quickAck)) this.upstreamAccepting = false;
       };
+    } else {
+      this.scanner = new ClientFrameScanner(this.transport);
     }
     if (this.upstreamPaused) handle.pause();
     this.stage = STAGE_RELAY;
@@ -659,6 +668,8 @@ class ClientSession implements ClientSink {
       this.codec.decode(plain, this.clientFrame!);
       accepting = this.upstreamAccepting;
     } else {
+      // A frame that cannot be MTProto throws here, before the chunk holding it reaches the DC.
+      this.scanner?.scan(plain);
       accepting = handle.writeBytes(plain);
     }
     if (!accepting && !this.clientPaused && this.stage === STAGE_RELAY) {

@@ -274,8 +274,8 @@ describe('client session: handshake failures', () => {
     );
     try {
       const c = await connectObfuscated({ host: '127.0.0.1', port: p2.port(), secret: extra });
-      c.sendFrame(Buffer.alloc(4, 9));
-      assert.deepEqual((await c.nextFrame()).payload, Buffer.alloc(4, 9));
+      c.sendFrame(Buffer.alloc(8, 9));
+      assert.deepEqual((await c.nextFrame()).payload, Buffer.alloc(8, 9));
       c.close();
     } finally {
       await p2.stop();
@@ -435,7 +435,7 @@ describe('client session: upstream interplay and ticket accounting', () => {
     await a.closed;
     const b = await connectObfuscated({ host: '127.0.0.1', port: proxy.port(), secret: TEST_SECRET_HEX });
     await until(() => policy.counts.admits === before.admits + 2);
-    b.sendFrame(Buffer.alloc(4));
+    b.sendFrame(Buffer.alloc(8));
     b.close();
     await until(() => policy.counts.releases === before.releases + 2);
     await new Promise((resolve) => setTimeout(resolve, 50));
