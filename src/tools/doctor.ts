@@ -420,7 +420,7 @@ function ownAddresses(config: Config): Set<string> {
  * not (a server without the group answers with a handshake_failure alert).
  */
 function negotiatesGroup(target: HostPort, domain: string, group: string, timeoutMs: number) {
-  return new Promise<true | string>((resolve) => {
+  return new Promise<true | string | { unsupported: string }>((resolve) => {
     let socket: tls.TLSSocket;
     try {
       socket = tls.connect({
@@ -433,7 +433,7 @@ function negotiatesGroup(target: HostPort, domain: string, group: string, timeou
         rejectUnauthorized: false,
       });
     } catch (e) {
-      resolve(`this Node.js cannot offer ${group} (${errorCode(e)})`);
+      resolve({ unsupported: errorCode(e) });
       return;
     }
     const timer = setTimeout(() => finish('timeout'), timeoutMs);
@@ -448,8 +448,16 @@ function negotiatesGroup(target: HostPort, domain: string, group: string, timeou
   });
 }
 
-function pqFinding(check: string, domain: string, shownTarget: string, pq: true | string): CheckResult {
+function pqFinding(
+  check: string,
+  domain: string,
+  shownTarget: string,
+  pq: true | string | { unsupported: string },
+): CheckResult {
   if (pq === true) return result(check, 'ok', `${shownTarget} negotiates ${PQ_GROUP} for ${domain}`);
+  if (typeof pq === 'object') {
+    return result(check, 'skip', `this Node.js cannot offer ${PQ_GROUP} (${pq.unsupported}) to test ${domain}`);
+  }
   return result(
     check,
     'warn',
