@@ -456,7 +456,11 @@ function pqFinding(
 ): CheckResult {
   if (pq === true) return result(check, 'ok', `${shownTarget} negotiates ${PQ_GROUP} for ${domain}`);
   if (typeof pq === 'object') {
-    return result(check, 'skip', `this Node.js cannot offer ${PQ_GROUP} (${pq.unsupported}) to test ${domain}`);
+    return result(
+      check,
+      'skip',
+      `this Node.js cannot offer ${PQ_GROUP} (${pq.unsupported}) to test ${domain}`,
+    );
   }
   return result(
     check,

@@ -36,7 +36,8 @@ const STUBS: Record<string, string> = {
   journalctl: 'echo "mtproxy[42]: mtproxy: port 443 is in use by another program"',
   // npm ci --prefix DIR: borrow the checkout's dependencies.
   npm: `prefix=""; while [ $# -gt 0 ]; do [ "$1" = --prefix ] && prefix=$2; shift; done; ln -sfn "$STUB_NODE_MODULES" "$prefix/node_modules"`,
-  'apt-cache': 'v=$STUB_APT_NODE; [ -n "$v" ] || v="(none)"; printf "nodejs:\\n  Installed: (none)\\n  Candidate: %s\\n" "$v"',
+  'apt-cache':
+    'v=$STUB_APT_NODE; [ -n "$v" ] || v="(none)"; printf "nodejs:\\n  Installed: (none)\\n  Candidate: %s\\n" "$v"',
   // Installing nodejs puts a current node first in PATH.
   'apt-get': 'case " $* " in *" nodejs "*) ln -sf "$STUB_NODE" "$STUB_BIN/node" ;; esac',
   curl: `for a; do url=$a; done
