@@ -366,6 +366,18 @@ collect_settings() {
     IFS=', ' read -ra opt_allow <<<"$(ask "Allowed protocols: classic, secure (dd), tls (ee)" "$suggested")"
   fi
 
+  # The SYN limit: asked when not given; an installed drop-in is kept (and refreshed) unless answered "no".
+  local had_firewall=no
+  [[ -f $(dropin_file) ]] && had_firewall=yes
+  if [[ $firewall == no ]] && interactive; then
+    case $(ask "Per-source SYN limit (nftables) against the connection-rate block, yes or no" "$had_firewall") in
+      y | yes) firewall=yes ;;
+      *) [[ $had_firewall == yes ]] && firewall=remove ;;
+    esac
+  elif [[ $firewall == no && $had_firewall == yes ]]; then
+    firewall=yes
+  fi
+
   allow=()
   local p
   if ((${#opt_allow[@]})); then
@@ -608,6 +620,15 @@ UNIT
 }
 
 install_firewall_dropin() {
+  if [[ $firewall == remove ]]; then
+    say "Removing the firewall rules and drop-in $(dropin_file)"
+    if [[ $with_systemd == yes ]]; then
+      run "$node_bin" "$(app_dir)/bin/mtproxy.js" firewall remove --config "$(config_file)" ||
+        note "mtproxy firewall remove failed; remove the table by hand: nft delete table inet mtproxy"
+    fi
+    run rm -rf "$(dirname "$(dropin_file)")"
+    return
+  fi
   [[ $firewall == yes ]] || return 0
   if ! command -v nft >/dev/null; then
     if [[ $with_network == yes ]] && command -v apt-get >/dev/null; then
@@ -768,6 +789,7 @@ do_update() {
     die "no proxy sources in $source_dir (pass --source DIR with a checkout)"
   resolve_node
   if [[ $dry_run == no || -e $node_bin ]]; then node_bin=$(readlink -f "$node_bin"); fi
+  [[ $firewall == no && -f $(dropin_file) ]] && firewall=yes
   say "Updating mtproxy (config kept: $(config_file))"
   install_app
   install_command

@@ -251,6 +251,42 @@ describe('install.sh on a server (stubbed system commands)', () => {
     assert.match(noNft.err, /^install\.sh: --firewall needs the nft command/);
   });
 
+  it('asks about the firewall when not given; "no" removes an installed drop-in and the rules', () => {
+    const m = machine();
+    const dropin = join(m.root, 'etc/systemd/system/mtproxy.service.d/firewall.conf');
+    const ask = (answers: string) =>
+      spawnSync(
+        'bash',
+        [script, '--root', m.root, ...onServer, '-p', String(listeningPort), '--public-host', '192.0.2.1'],
+        {
+          input: answers,
+          encoding: 'utf8',
+          env: {
+            PATH: `${m.bin}:/usr/bin:/bin`,
+            HOME: m.dir,
+            STUB_LOG: join(m.dir, 'calls.log'),
+            STUB_NODE_MODULES: join(repo, 'node_modules'),
+            MTPROXY_INSTALL_START_WAIT: '2',
+            MTPROXY_INSTALL_ANSWERS_ON_STDIN: '1',
+          },
+        },
+      );
+    // secret, ad tag, cover domain, protocols (port and public host are flags), then the firewall.
+    const yes = ask('\n\n\n\nyes\n');
+    assert.equal(yes.status, 0, yes.stderr + yes.stdout);
+    assert.match(
+      yes.stderr,
+      /SYN limit \(nftables\) against the connection-rate block, yes or no \[no\]: yes/,
+    );
+    assert.ok(existsSync(dropin));
+    assert.match(yes.stdout, /loaded table inet mtproxy/);
+    const no = ask('\n\n\n\nno\n');
+    assert.equal(no.status, 0, no.stderr + no.stdout);
+    assert.match(no.stderr, /yes or no \[yes\]: no/, 'the installed state is the default');
+    assert.ok(!existsSync(dropin));
+    assert.match(no.stdout, /removed table inet mtproxy|nothing to remove/);
+  });
+
   it('--update installs new code and restarts, keeping the config', () => {
     const m = machine();
     const source = join(m.dir, 'checkout');
