@@ -381,6 +381,11 @@ const listenerShape = {
     'array of strings',
     'More cover domains for fake-TLS; links are printed for each.',
   ),
+  no_sni_domain: optional(
+    domain(),
+    'string',
+    'Domain a fake-TLS hello without SNI (iOS and macOS apps) counts as for policies, metrics and unknown_sni (default: the first tls_domain).',
+  ),
   fronting: withDefault(
     leaf('"sni", "off" or "host:port"', fronting),
     'sni',
@@ -731,7 +736,11 @@ const configSchema = z.strictObject({
       ),
       mss_clamp: withDefault(
         leaf('0, "off" or an integer from 88 to 1460', (v) =>
-          v === 'off' ? 0 : typeof v === 'number' && (v === 0 || (Number.isInteger(v) && v >= 88 && v <= 1460)) ? v : null,
+          v === 'off'
+            ? 0
+            : typeof v === 'number' && (v === 0 || (Number.isInteger(v) && v >= 88 && v <= 1460))
+              ? v
+              : null,
         ),
         0,
         'integer | "off"',
@@ -875,6 +884,7 @@ function toListener(raw: RawConfig['listeners'][number], i: number): ListenerCon
     allowedProtocols: allowed,
     adTag: raw.ad_tag ?? null,
     tlsDomains,
+    noSniDomain: raw.no_sni_domain ?? null,
     fronting: raw.fronting,
     frontingProxyProtocol: raw.fronting_proxy_protocol,
     unknownSni: raw.unknown_sni,
