@@ -48,6 +48,7 @@ import type { ClientInfo, ClientSink, UpstreamHandle } from '../upstream/types.t
 import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
 import { frontConnection, frontingDestination } from './fronting.ts';
 import { relayAllocated } from './gc-tuning.ts';
+import { overTurnBudget, type TurnBudget } from './read-budget.ts';
 import { badClientCloseDelay, Deadline } from './timers.ts';
 import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
 import type { PolicyDecision, PolicyTicket, SessionEnv } from './types.ts';
@@ -173,7 +174,7 @@ function sessionOf(socket: net.Socket): ClientSession | undefined {
   return (socket as SessionSocket)[SESSION];
 }
 
-class ClientSession implements ClientSink {
+class ClientSession implements ClientSink, TurnBudget {
   private readonly socket: net.Socket;
   private readonly env: SessionEnv;
   private readonly listener: ListenerConfig;
@@ -220,6 +221,10 @@ class ClientSession implements ClientSink {
 
   /** We paused client reads because the upstream is backlogged. */
   private clientPaused = false;
+  /** Reads of this turn (see read-budget.ts); `yielded`: paused until the next turn. */
+  turnEpoch = 0;
+  turnBytes = 0;
+  private yielded = false;
   /** We asked the upstream to pause because the client socket is backlogged. */
   private upstreamPaused = false;
   /** Scratch flag for frame-by-frame writes within one chunk. */
@@ -266,6 +271,7 @@ class ClientSession implements ClientSink {
         case STAGE_RELAY:
           if (this.tls) this.tls.decode(chunk, this.tlsPayload!);
           else this.relayFromClient(chunk);
+          if (overTurnBudget(this, chunk.length)) this.yieldTurn();
           return;
         case STAGE_HELLO:
           this.keepRaw(chunk);
@@ -678,6 +684,20 @@ class ClientSession implements ClientSink {
     }
   }
 
+  /** Stop reading the client until the next turn of the event loop (other sockets are waiting). */
+  private yieldTurn(): void {
+    if (this.yielded || this.clientPaused || this.stage !== STAGE_RELAY) return;
+    this.yielded = true;
+    this.socket.pause();
+    setImmediate(resumeAfterYield, this);
+  }
+
+  /** @internal */
+  resumeAfterYield(): void {
+    this.yielded = false;
+    if (!this.clientPaused && this.stage === STAGE_RELAY) this.socket.resume();
+  }
+
   // ---- ClientSink: upstream -> client -------------------------------------------------------------
 
   sendBytes(plain: Buffer): boolean {
@@ -974,6 +994,10 @@ function socketError(this: net.Socket): void {
 
 function socketClose(this: net.Socket): void {
   sessionOf(this)?.finish('client_closed');
+}
+
+function resumeAfterYield(session: ClientSession): void {
+  session.resumeAfterYield();
 }
 
 function uncorkSession(session: ClientSession): void {
