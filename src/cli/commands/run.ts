@@ -22,6 +22,11 @@ export const command: CliCommand = {
     watch: { type: 'boolean', description: 'Reload when the config file changes (env MTP_WATCH=1)' },
   },
   async run(ctx) {
+    // `mtproxy run doctor` (or `npm start -- run doctor`) must not start a proxy the user did not ask for.
+    if (ctx.positionals.length > 0) {
+      ctx.err(`mtproxy run: unexpected argument "${ctx.positionals[0]}" (see mtproxy --help)`);
+      return 2;
+    }
     const loaded = await ctx.loadConfig({ createIfMissing: true });
     const { config } = loaded;
     setLogLevel(config.log.level);
