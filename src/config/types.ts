@@ -31,6 +31,8 @@ export interface ListenerConfig {
   adTag: Buffer | null;
   /** Cover domains for fake-TLS (first one goes into the links); empty = tls links use `example.com`-less form. */
   tlsDomains: string[];
+  /** What a fake-TLS hello without SNI counts as; null = the first of `tlsDomains`. */
+  noSniDomain?: string | null;
   fronting: FrontingTarget;
   /** PROXY protocol header towards the fronting target. */
   frontingProxyProtocol: 'off' | 'v1' | 'v2';

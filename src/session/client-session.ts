@@ -16,7 +16,12 @@
  */
 import type net from 'node:net';
 import type { ListenerConfig } from '../config/types.ts';
-import type { ListenerStats, SessionProtocol } from '../metrics/stats.ts';
+import {
+  type HandshakeStage,
+  handshakeStage,
+  type ListenerStats,
+  type SessionProtocol,
+} from '../metrics/stats.ts';
 import { isProtocolError, type ProtocolErrorCode } from '../protocol/errors.ts';
 import { errorCode } from '../runtime/errors.ts';
 import {
@@ -26,7 +31,12 @@ import {
   MAX_RECORD_PAYLOAD,
   TlsRecordDecoder,
 } from '../protocol/faketls/records.ts';
-import { createFrameCodec, type FrameCodec } from '../protocol/framing/codec.ts';
+import {
+  ClientFrameScanner,
+  createFrameCodec,
+  type FrameCodec,
+  MIN_CLIENT_PAYLOAD,
+} from '../protocol/framing/codec.ts';
 import {
   type ClientHandshake,
   type CtrStream,
@@ -199,6 +209,8 @@ class ClientSession implements ClientSink {
   private decrypt: CtrStream | null = null;
   private encrypt: CtrStream | null = null;
   private codec: FrameCodec | null = null;
+  /** Direct (unframed) relay: checks the client's frame boundaries on the way through. */
+  private scanner: ClientFrameScanner | null = null;
   /** codec.decode's callback (framed upstreams only). */
   private clientFrame: ((payload: Buffer, quickAck: boolean) => void) | null = null;
   private handle: UpstreamHandle | null = null;
@@ -313,6 +325,8 @@ class ClientSession implements ClientSink {
 
   private onTlsHello(buffered: Buffer): void {
     const outcome = tryFakeTlsHandshake(buffered, this.listener, Date.now());
+    if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined)
+      this.stats.fingerprint(outcome.fingerprint);
     switch (outcome.kind) {
       case 'need-more':
         if (buffered.length > MAX_HELLO_BYTES) this.reject('MTP_ERR_HELLO_TOO_LARGE', true);
@@ -597,10 +611,12 @@ class ClientSession implements ClientSink {
     }
     this.handle = handle;
     if (handle.framed) {
-      this.codec = createFrameCodec(this.transport, { requireAligned: true });
+      this.codec = createFrameCodec(this.transport, { requireAligned: true, minPayload: MIN_CLIENT_PAYLOAD });
       this.clientFrame = (payload, quickAck) => {
         if (this.handle && !this.handle.writeFrame(payload, quickAck)) this.upstreamAccepting = false;
       };
+    } else {
+      this.scanner = new ClientFrameScanner(this.transport);
     }
     if (this.upstreamPaused) handle.pause();
     this.stage = STAGE_RELAY;
@@ -648,6 +664,8 @@ class ClientSession implements ClientSink {
       this.codec.decode(plain, this.clientFrame!);
       accepting = this.upstreamAccepting;
     } else {
+      // A frame that cannot be MTProto throws here, before the chunk holding it reaches the DC.
+      this.scanner?.scan(plain);
       accepting = handle.writeBytes(plain);
     }
     if (!accepting && !this.clientPaused && this.stage === STAGE_RELAY) {
@@ -777,7 +795,7 @@ class ClientSession implements ClientSink {
    */
   private reject(code: SessionFailure, mayFront: boolean, sni: string | null = null): void {
     if (this.stage === STAGE_DONE || this.stage === STAGE_REJECTED) return;
-    this.stats.fail(code);
+    this.stats.fail(code, this.failureStage(code));
     this.logFailure(code);
     this.releaseTicket();
     // Nowhere to front to (fronting off, or no cover domain and no SNI): the same silent close as elsewhere.
@@ -822,6 +840,18 @@ class ClientSession implements ClientSink {
     }
   }
 
+  /** The stage a failure belongs to: the code's, except where only the session knows how far it got. */
+  private failureStage(code: string): HandshakeStage {
+    if (code === 'MTP_ERR_HANDSHAKE_TIMEOUT') {
+      if (this.stage === STAGE_HEADER) return 'obfuscated2';
+      if (this.stage !== STAGE_HELLO) return 'other';
+      return this.rawLength > 0 && this.raw?.[0]?.[0] === 0x16 ? 'tls_record' : 'first_bytes';
+    }
+    // Not even an obfuscated2 header's worth of bytes looked right (an HTTP request, say).
+    if (code === 'MTP_ERR_UNKNOWN_TRANSPORT' && this.stage === STAGE_HELLO) return 'first_bytes';
+    return handshakeStage(code);
+  }
+
   private logFailure(code: string): void {
     this.env.log.debug(
       { listener: this.listener.name, remote: this.socket.remoteAddress, code },
@@ -842,7 +872,7 @@ class ClientSession implements ClientSink {
       this.finish('rejected');
       return;
     }
-    this.stats.fail('MTP_ERR_HANDSHAKE_TIMEOUT');
+    this.stats.fail('MTP_ERR_HANDSHAKE_TIMEOUT', this.failureStage('MTP_ERR_HANDSHAKE_TIMEOUT'));
     this.logFailure('MTP_ERR_HANDSHAKE_TIMEOUT');
     this.finish('handshake_timeout');
   }
@@ -879,6 +909,9 @@ class ClientSession implements ClientSink {
   /** @internal End the session (idempotent). */
   finish(reason: string, flush = false): void {
     if (this.stage === STAGE_DONE) return;
+    // Gone before its first byte: a TCP-level failure (a reset by a middlebox, a port scan, a health check).
+    if (this.stage === STAGE_HELLO && this.rawLength === 0 && reason.startsWith('client_'))
+      this.stats.failAt('tcp');
     this.stage = STAGE_DONE;
     this.deadline.clear();
     this.releaseTicket();

@@ -38,6 +38,7 @@ import {
 import { SharedCounterStore } from './shared-counters.ts';
 import { SharedReplayGuard } from './shared-replay.ts';
 import { addSnapshot, type StatsSnapshot, statsFromSnapshot, zeroGauges } from './transfer.ts';
+import { collectStartupGarbage } from '../session/gc-tuning.ts';
 import { startProcess, startThread, type WorkerKind, type WorkerTransport } from './transport.ts';
 import { MtpError } from '../runtime/errors.ts';
 const RESTART_MIN_MS = 200;
@@ -273,6 +274,7 @@ export class Supervisor {
     }
     this.#started = true;
     this.#log.info({ workers: this.#slots.length, kind, listeners: this.#addresses }, 'workers listening');
+    collectStartupGarbage();
   }
 
   async stop(drainMs: number = this.#config.timeouts.drainMs): Promise<void> {

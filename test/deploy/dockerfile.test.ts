@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -141,6 +141,27 @@ describe('Dockerfile', () => {
     }
   });
 
+  it('installs system packages and sets the capability before the sources are copied (cached layer)', () => {
+    const setcap = finalStage.findIndex((i) => i.op === 'RUN' && /\bsetcap\b/.test(i.args));
+    assert.ok(setcap >= 0, 'setcap in the final stage');
+    assert.ok(/\bapt-get install\b/.test(finalStage[setcap].args));
+    const firstSourceCopy = finalStage.findIndex(
+      (i) => i.op === 'COPY' && /(^|\s)(src|bin|deploy\/\S*|package\.json)(\s|$)/.test(i.args),
+    );
+    assert.ok(firstSourceCopy >= 0);
+    assert.ok(setcap < firstSourceCopy, 'the apt-get/setcap layer comes before COPY of the sources');
+  });
+
+  it('says that no-new-privileges disables binding 443 through the file capability', () => {
+    const compose = readFileSync(join(repo, 'compose.yaml'), 'utf8');
+    const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+    const docker = readme.slice(readme.indexOf('\n## Docker\n'), readme.indexOf('\n## systemd'));
+    for (const text of [compose, docker, dockerfile]) {
+      assert.match(text, /no-new-privileges/);
+      assert.match(text, /1024|1023/);
+    }
+  });
+
   it('compose.yaml uses host networking and the same image', () => {
     const compose = readFileSync(join(repo, 'compose.yaml'), 'utf8');
     assert.match(compose, /^\s+network_mode:\s*host\s*$/m);
@@ -179,6 +200,7 @@ describe('image entry point, run directly', () => {
       MTPROXY_HOME: repo,
       MTPROXY_CONFIG: join(dir, 'etc-mtproxy.toml'),
       MTPROXY_RUN_ARGS_FILE: join(dir, 'run.args'),
+      MTPROXY_HEALTH_TARGETS_FILE: join(dir, 'health.targets'),
       // The image's ENV points state at its volume.
       MTP_STATE_DIR: join(dir, 'state'),
     };
@@ -230,6 +252,18 @@ describe('image entry point, run directly', () => {
       const h = spawnSync(health[0], health.slice(1), { cwd: dir, env, encoding: 'utf8' });
       assert.equal(h.status, 0, `health check: ${h.stdout}${h.stderr}`);
 
+      // Later checks start no Node.js process: a `node` first in PATH that only leaves a mark is never run.
+      const stubs = join(dir, 'stub-bin');
+      const mark = join(dir, 'node-was-started');
+      mkdirSync(stubs);
+      writeFileSync(join(stubs, 'node'), `#!/bin/sh\ntouch '${mark}'\nexit 99\n`, { mode: 0o755 });
+      const probeEnv = { ...env, PATH: `${stubs}:${env.PATH}` };
+      for (let i = 0; i < 2; i++) {
+        const again = spawnSync(health[0], health.slice(1), { cwd: dir, env: probeEnv, encoding: 'utf8' });
+        assert.equal(again.status, 0, `health check: ${again.stdout}${again.stderr}`);
+      }
+      assert.ok(!existsSync(mark), 'the health check started node');
+
       assert.ok(!existsSync(join(dir, 'mtproxy-state')), 'no state next to the (read-only) config');
 
       // `docker exec NAME mtproxy doctor` goes through the same entry point and finds the same config.
@@ -249,8 +283,9 @@ describe('image entry point, run directly', () => {
       assert.equal(await exited, 0, output);
 
       // With the proxy gone the health check must fail.
-      const down = spawnSync(health[0], health.slice(1), { cwd: dir, env, encoding: 'utf8' });
+      const down = spawnSync(health[0], health.slice(1), { cwd: dir, env: probeEnv, encoding: 'utf8' });
       assert.notEqual(down.status, 0);
+      assert.ok(!existsSync(mark), 'the health check started node');
     });
   }
 });
