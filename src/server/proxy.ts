@@ -27,6 +27,7 @@ import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
 import { onFdExhaustion } from './fd-pressure.ts';
 import { describeBindError } from '../runtime/bind-errors.ts';
+import { interfaceAddresses } from '../runtime/interfaces.ts';
 import { MtpError } from '../runtime/errors.ts';
 
 /**
@@ -224,6 +225,8 @@ export class ProxyServer {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    // Read now, so the fronting loop check never reads them on a client's path.
+    interfaceAddresses();
     await this.#startNeededUpstreams(this.#config);
     const bound: ListenerState[] = [];
     try {
