@@ -3,8 +3,10 @@
  * cannot be created, another instance): the CLI prints their message as one line, without a stack. Their
  * codes survive the trip from a worker, so they are recognised by code.
  */
+import net from 'node:net';
 import { formatHostPort } from '../config/addresses.ts';
 import { MtpError } from './errors.ts';
+import { otherMtproxyOn } from './port-owner.ts';
 
 export const STARTUP_ERROR_CODES = new Set([
   'MTP_ERR_CONFIG',
@@ -28,8 +30,12 @@ export class StartupError extends MtpError {
 export function describeBindError(err: NodeJS.ErrnoException, host: string, port: number): string {
   const where = formatHostPort({ host, port });
   switch (err.code) {
-    case 'EADDRINUSE':
-      return `${where} is already in use`;
+    case 'EADDRINUSE': {
+      const other = otherMtproxyOn(port);
+      return other === null
+        ? `${where} is already in use`
+        : `${where} is already in use by another mtproxy (pid ${other})`;
+    }
     case 'EACCES':
       return `no permission to listen on ${where} (ports below 1024 need privileges)`;
     case 'EADDRNOTAVAIL':
@@ -37,4 +43,21 @@ export function describeBindError(err: NodeJS.ErrnoException, host: string, port
     default:
       return `cannot listen on ${where} (${err.code ?? err.message})`;
   }
+}
+
+/**
+ * Worker threads bind with SO_REUSEPORT, which the kernel also grants to a second instance of the proxy (same
+ * user), and would then split the clients between the two. Binding once without it first fails while anyone
+ * else holds the port, reuse or not. Resolves to null when the port is free, else the bind error.
+ */
+export function probeExclusive(
+  host: string,
+  port: number,
+  ipv6Only: boolean,
+): Promise<NodeJS.ErrnoException | null> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err));
+    server.listen({ host, port, ipv6Only, exclusive: true }, () => server.close(() => resolve(null)));
+  });
 }
