@@ -103,7 +103,7 @@ export class Operations {
       } catch (e) {
         throw new StartupError(
           'MTP_ERR_STATE_DIR',
-          `state_dir: cannot open the policy tables database: ${(e as Error).message}`,
+          `state_dir: cannot open the policy tables database in ${this.#config.stateDir}: ${(e as Error).message}`,
         );
       }
     }
