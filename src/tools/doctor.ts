@@ -7,13 +7,14 @@ import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
-import { availableParallelism, networkInterfaces } from 'node:os';
+import { availableParallelism } from 'node:os';
 import tls from 'node:tls';
 import { loopbackFor } from '../config/links.ts';
 import { formatHostPort, upstreamKind } from '../config/schema.ts';
 import type { Config, HostPort, ListenerConfig } from '../config/types.ts';
 import { probeCoverDomain, probeTargetFor } from '../faketls/cert-probe.ts';
 import { parseProxyConfig } from '../protocol/middle/proxy-config.ts';
+import { interfaceAddresses } from '../runtime/interfaces.ts';
 import { resolveDc } from '../upstream/direct/dc-addresses.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
@@ -405,7 +406,7 @@ function tlsFacts(
 /** Every address of this host, as seen by the kernel, plus the configured public ones. */
 function ownAddresses(config: Config): Set<string> {
   const own = new Set<string>(['127.0.0.1', '::1']);
-  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) own.add(a.address);
+  for (const a of interfaceAddresses()) own.add(a.address);
   for (const l of config.listeners) if (l.publicHost && net.isIP(l.publicHost)) own.add(l.publicHost);
   const external = config.telegram.externalIp?.split(':');
   for (const ip of external ?? []) own.add(ip);
@@ -719,9 +720,7 @@ async function checkExternalIp(config: Config, timeoutMs: number): Promise<Check
   if (net.isIP(text) !== 4) {
     return result(check, 'warn', `${url} did not answer with an IPv4 address`, 'set telegram.external_ip');
   }
-  const local = Object.values(networkInterfaces())
-    .flat()
-    .some((a) => a?.address === text);
+  const local = interfaceAddresses().some((a) => a.address === text);
   return result(
     check,
     'ok',
