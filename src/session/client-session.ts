@@ -46,9 +46,11 @@ import {
   type TransportTag,
 } from '../protocol/obfuscated2.ts';
 import type { ClientInfo, ClientSink, UpstreamHandle } from '../upstream/types.ts';
+import { LogLimiter } from '../runtime/log-limit.ts';
 import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
 import { frontConnection, frontingDestination } from '../cover/fronting.ts';
 import { relayAllocated } from '../runtime/gc-tuning.ts';
+import { overTurnBudget, type TurnBudget } from '../runtime/read-budget.ts';
 import { closeAfterFlush } from '../runtime/sockets.ts';
 import { badClientCloseDelay, Deadline } from '../runtime/timers.ts';
 import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
@@ -58,6 +60,9 @@ type TlsAccepted = Extract<TlsHandshakeOutcome, { kind: 'ok' }>;
 
 /** Largest ClientHello we wait for before giving up on it (real ones are under 2 KiB). */
 const MAX_HELLO_BYTES = 16 * 1024;
+/** Upstream failures at info level: one line per DC and reason every 10 s (per worker). */
+const upstreamFailureLog = new LogLimiter(10_000);
+
 /** Client bytes buffered while the upstream opens before we stop reading. */
 const MAX_PENDING_BYTES = 256 * 1024;
 /**
@@ -163,7 +168,7 @@ function sessionOf(socket: net.Socket): ClientSession | undefined {
   return (socket as SessionSocket)[SESSION];
 }
 
-class ClientSession implements ClientSink {
+class ClientSession implements ClientSink, TurnBudget {
   private readonly socket: net.Socket;
   private readonly env: SessionEnv;
   private readonly listener: ListenerConfig;
@@ -188,6 +193,8 @@ class ClientSession implements ClientSink {
   /** tls.decode's callback (fake-TLS sessions only). */
   private tlsPayload: ((data: Buffer) => void) | null = null;
   private tlsDomain: string | null = null;
+  /** JA4 of the client's hello, for the failure log line. */
+  private helloFingerprint: string | null = null;
   /** Bytes that followed the header while its replay check or admission was being answered. */
   private afterHeader: Buffer | null = null;
   /** Obfuscated bytes that followed the header while the upstream was opening. */
@@ -208,6 +215,10 @@ class ClientSession implements ClientSink {
 
   /** We paused client reads because the upstream is backlogged. */
   private clientPaused = false;
+  /** Reads of this turn (see read-budget.ts); `yielded`: paused until the next turn. */
+  turnEpoch = 0;
+  turnBytes = 0;
+  private yielded = false;
   /** We asked the upstream to pause because the client socket is backlogged. */
   private upstreamPaused = false;
   /** Scratch flag for frame-by-frame writes within one chunk. */
@@ -254,6 +265,7 @@ class ClientSession implements ClientSink {
         case STAGE_RELAY:
           if (this.tls) this.tls.decode(chunk, this.tlsPayload!);
           else this.relayFromClient(chunk);
+          if (overTurnBudget(this, chunk.length)) this.yieldTurn();
           return;
         case STAGE_HELLO:
           this.keepRaw(chunk);
@@ -316,8 +328,10 @@ class ClientSession implements ClientSink {
 
   private onTlsHello(buffered: Buffer): void {
     const outcome = tryFakeTlsHandshake(buffered, this.listener, Date.now());
-    if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined)
+    if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined) {
       this.stats.fingerprint(outcome.fingerprint);
+      this.helloFingerprint = outcome.fingerprint;
+    }
     switch (outcome.kind) {
       case 'need-more':
         if (buffered.length > MAX_HELLO_BYTES) this.reject('MTP_ERR_HELLO_TOO_LARGE', true);
@@ -586,12 +600,12 @@ class ClientSession implements ClientSink {
     try {
       opening = this.env.upstream(this.listener).open(info, this);
     } catch (err) {
-      this.onUpstreamFailed(err);
+      this.onUpstreamFailed(err, dcId);
       return;
     }
     opening.then(
       (handle) => this.onUpstreamReady(handle),
-      (err: unknown) => this.onUpstreamFailed(err),
+      (err: unknown) => this.onUpstreamFailed(err, dcId),
     );
   }
 
@@ -630,9 +644,18 @@ class ClientSession implements ClientSink {
     else if (pausedForPending && !this.clientPaused) this.socket.resume();
   }
 
-  private onUpstreamFailed(err: unknown): void {
+  private onUpstreamFailed(err: unknown, dcId: number): void {
     const code = errorCode(err, '');
     this.stats.fail('MTP_ERR_UPSTREAM');
+    // The client passed every check, so this is the proxy's own way to Telegram failing: worth an operator's
+    // attention, once in a while rather than once per client.
+    const suppressed = upstreamFailureLog.take(`${dcId}:${code}`);
+    if (suppressed !== null) {
+      this.env.log.info(
+        { listener: this.listener.name, dc: dcId, code: code || undefined, suppressed },
+        `upstream connect failed: ${(err as Error)?.message ?? String(err)}`,
+      );
+    }
     this.env.log.debug(
       {
         listener: this.listener.name,
@@ -663,6 +686,20 @@ class ClientSession implements ClientSink {
       this.clientPaused = true;
       this.socket.pause();
     }
+  }
+
+  /** Stop reading the client until the next turn of the event loop (other sockets are waiting). */
+  private yieldTurn(): void {
+    if (this.yielded || this.clientPaused || this.stage !== STAGE_RELAY) return;
+    this.yielded = true;
+    this.socket.pause();
+    setImmediate(resumeAfterYield, this);
+  }
+
+  /** @internal */
+  resumeAfterYield(): void {
+    this.yielded = false;
+    if (!this.clientPaused && this.stage === STAGE_RELAY) this.socket.resume();
   }
 
   // ---- ClientSink: upstream -> client -------------------------------------------------------------
@@ -845,7 +882,12 @@ class ClientSession implements ClientSink {
 
   private logFailure(code: string): void {
     this.env.log.debug(
-      { listener: this.listener.name, remote: this.socket.remoteAddress, code },
+      {
+        listener: this.listener.name,
+        remote: this.socket.remoteAddress,
+        code,
+        ja4: this.helloFingerprint ?? undefined,
+      },
       'client handshake failed',
     );
   }
@@ -952,6 +994,10 @@ function socketError(this: net.Socket): void {
 
 function socketClose(this: net.Socket): void {
   sessionOf(this)?.finish('client_closed');
+}
+
+function resumeAfterYield(session: ClientSession): void {
+  session.resumeAfterYield();
 }
 
 function uncorkSession(session: ClientSession): void {

@@ -31,6 +31,8 @@ export const LAYERS: readonly (readonly string[])[] = [
 const KNOWN_UPWARD: readonly string[] = [
   // The policy key grammar (parsePolicyKey, isValidName) belongs in config/; policy/ keeps evaluating keys.
   'config/schema.ts -> policy/keys.ts',
+  // Start-up errors name the setting through the config's address formatter; the formatter is runtime-level.
+  'runtime/bind-errors.ts -> config/addresses.ts',
 ];
 
 function layerOf(relative: string): number {
