@@ -19,7 +19,7 @@ import { type Logger, logger as defaultLogger } from '../log.ts';
 import { type Stats, stats as defaultStats } from '../metrics/stats.ts';
 import type { CounterStore } from '../policy/counters.ts';
 import { startSession } from '../session/client-session.ts';
-import { startHeapShrinker } from '../runtime/gc-tuning.ts';
+import { startHeapShrinker, tuneGarbageCollector } from '../runtime/gc-tuning.ts';
 import { createReplayGuard } from '../session/replay-cache.ts';
 import type { PolicyGate, PolicyTicket, ReplayGuard, SessionEnv } from '../session/types.ts';
 import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
@@ -225,6 +225,7 @@ export class ProxyServer {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    tuneGarbageCollector();
     // Read now, so the fronting loop check never reads them on a client's path.
     interfaceAddresses();
     await this.#startNeededUpstreams(this.#config);

@@ -38,7 +38,7 @@ import {
 import { SharedCounterStore } from './shared-counters.ts';
 import { SharedReplayGuard } from './shared-replay.ts';
 import { addSnapshot, type StatsSnapshot, statsFromSnapshot, zeroGauges } from './transfer.ts';
-import { collectStartupGarbage } from '../runtime/gc-tuning.ts';
+import { collectStartupGarbage, tuneGarbageCollector } from '../runtime/gc-tuning.ts';
 import { startProcess, startThread, type WorkerKind, type WorkerTransport } from './transport.ts';
 import { describeBindError, probeExclusive, StartupError } from '../runtime/bind-errors.ts';
 import { MtpError } from '../runtime/errors.ts';
@@ -238,6 +238,7 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
+    tuneGarbageCollector();
     const configured = this.#config.workerMode;
     const probe = this.#options.reusePortSupported ?? reusePortSupported;
     // Only threads need SO_REUSEPORT, and only when there are several of them.
