@@ -528,7 +528,12 @@ const configSchema = z.strictObject({
         'How clients reach Telegram; auto = middle proxies for listeners with an ad tag, else direct.',
       ),
       prefer_ipv6: withDefault(bool(), false, 'boolean', 'Connect to Telegram over IPv6 first.'),
-      dc: withDefault(dcTable(), {}, 'table', 'Per-DC address overrides: DC id = ["host:port", ...].'),
+      dc: withDefault(
+        dcTable(),
+        {},
+        'table',
+        'Direct mode: DC addresses by DC id = ["host:port", ...]; replace the built-in ones (1-5 and the CDN DC 203) or add DC ids the table lacks.',
+      ),
       default_dc: withDefault(
         int(-32768, 32767),
         2,
