@@ -9,9 +9,9 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { compileAllowList } from '../metrics/server.ts';
+import { compileAllowList } from '../runtime/allow-list.ts';
 import { isValidName, parsePolicyKey } from '../policy/keys.ts';
-import { parseSynRate } from '../firewall/nftables.ts';
+import { parseSynRate } from './syn-rate.ts';
 import { DEFAULT_SNI_SALT } from '../protocol/faketls/sni-secret.ts';
 import { isDomainName, parseClientSecret, parseHexSecret } from './secrets.ts';
 import type {

@@ -38,10 +38,11 @@ import {
 import { SharedCounterStore } from './shared-counters.ts';
 import { SharedReplayGuard } from './shared-replay.ts';
 import { addSnapshot, type StatsSnapshot, statsFromSnapshot, zeroGauges } from './transfer.ts';
-import { collectStartupGarbage } from '../session/gc-tuning.ts';
+import { collectStartupGarbage, tuneGarbageCollector } from '../runtime/gc-tuning.ts';
 import { startProcess, startThread, type WorkerKind, type WorkerTransport } from './transport.ts';
 import { describeBindError, probeExclusive, StartupError } from '../runtime/bind-errors.ts';
 import { MtpError } from '../runtime/errors.ts';
+import { SerialQueue } from '../runtime/serial.ts';
 const RESTART_MIN_MS = 200;
 const RESTART_MAX_MS = 10_000;
 /** A worker that ran this long before dying is restarted at once (the backoff only tames crash loops). */
@@ -136,7 +137,7 @@ export class Supervisor {
   #nextRequestId = 1;
   #stopping = false;
   #started = false;
-  #reloadChain: Promise<unknown> = Promise.resolve();
+  readonly #reloads = new SerialQueue();
   #kind: WorkerKind = 'threads';
   /** Worker processes: the port each `port = 0` listener was given (by name), the same for every process. */
   readonly #reservedPorts = new Map<string, { host: string; port: number }>();
@@ -237,6 +238,7 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
+    tuneGarbageCollector();
     const configured = this.#config.workerMode;
     const probe = this.#options.reusePortSupported ?? reusePortSupported;
     // Only threads need SO_REUSEPORT, and only when there are several of them.
@@ -304,9 +306,7 @@ export class Supervisor {
 
   /** Apply an already validated config on every worker (worker 0 first, so new `port = 0` listeners resolve). */
   applyConfig(next: Config): Promise<void> {
-    const run = this.#reloadChain.then(() => this.#applyConfig(next));
-    this.#reloadChain = run.catch(() => {});
-    return run;
+    return this.#reloads.run(() => this.#applyConfig(next));
   }
 
   async #applyConfig(next: Config): Promise<void> {
@@ -579,7 +579,7 @@ export class Supervisor {
    * turn with reloads, and have it re-read the tables.
    */
   #catchUp(slot: Slot, worker: WorkerTransport): void {
-    const run = this.#reloadChain.then(async () => {
+    const run = this.#reloads.run(async () => {
       const config = this.#config;
       if (this.#stopping || slot.worker !== worker || !slot.ready) return;
       if (slot.given !== config) {
@@ -590,7 +590,7 @@ export class Supervisor {
       }
       await this.#request(slot, { type: 'tables', id: 0 });
     });
-    this.#reloadChain = run.catch((e: Error) =>
+    run.catch((e: Error) =>
       this.#log.error({ worker: slot.index, err: e.message }, 'a restarted worker could not catch up'),
     );
   }
