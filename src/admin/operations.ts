@@ -13,6 +13,7 @@ import type { Stats } from '../metrics/stats.ts';
 import type { CounterStore } from '../policy/counters.ts';
 import { PolicyEngine } from '../policy/engine.ts';
 import { PolicyTables, type TableLookup } from '../policy/tables.ts';
+import type { UserRegistry } from '../users/registry.ts';
 import { AdminServer, type ReloadOutcome } from './server.ts';
 import { buildStatus, type LinksDocument } from './status.ts';
 
@@ -67,6 +68,7 @@ export class Operations {
   readonly #refreshStats: (() => Promise<void>) | undefined;
   readonly #tablesChanged: (() => Promise<void>) | undefined;
   #stopped = false;
+  #users: UserRegistry | null = null;
 
   constructor(opts: OperationsOptions) {
     this.#config = opts.config;
@@ -93,6 +95,15 @@ export class Operations {
     this.policy = Object.assign(engine, {
       applyConfig: (config: Config) => engine.setRules(config.policies),
     });
+  }
+
+  /** The named users (the admin API manages them). */
+  useUsers(users: UserRegistry): void {
+    this.#users = users;
+  }
+
+  get users(): UserRegistry | null {
+    return this.#users;
   }
 
   /** The persisted tables, opened on first use. */

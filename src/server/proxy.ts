@@ -26,6 +26,8 @@ import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
 import { onFdExhaustion } from './fd-pressure.ts';
 import { MtpError } from '../runtime/errors.ts';
+import type { RemoteCounterStore } from '../policy/counters.ts';
+import { openUserStore, UserRegistry } from '../users/registry.ts';
 
 export type SessionHandler = (socket: net.Socket, env: SessionEnv) => void;
 
@@ -60,6 +62,10 @@ export interface ProxyOptions {
    */
   coverProbes?: boolean;
 }
+
+/** How often user usage goes to the state database, and how often user limits are checked. */
+const USAGE_FLUSH_MS = 2000;
+const USER_TICK_MS = 1000;
 
 const NO_TICKET: PolicyTicket = { release() {} };
 
@@ -125,6 +131,7 @@ export class ProxyServer {
   #replay: ReplayGuard;
   readonly #replayInjected: boolean;
   readonly #policy: ReloadablePolicy;
+  readonly #users: UserRegistry;
   /** Policy engine, tables, admin API and metrics endpoint (null when a policy gate was injected). */
   readonly #ops: Operations | null;
   /** Active listeners by name. */
@@ -154,12 +161,28 @@ export class ProxyServer {
       ? null
       : new Operations({ config, stats: this.#stats, log: this.#log, counters: opts.policyCounters });
     this.#policy = opts.policy ?? this.#ops?.policy ?? allowAllPolicy;
+    // User limits are counted where the policy counters are (shared memory, or the primary).
+    const counters = (this.#policy as { counters?: RemoteCounterStore }).counters ?? opts.policyCounters;
+    this.#users = new UserRegistry({
+      counters,
+      flushMs: USAGE_FLUSH_MS,
+      tickMs: USER_TICK_MS,
+      onError: (err) => this.#log.warn({ err: (err as Error).message }, 'users: usage flush failed'),
+    });
+    this.#users.store = openUserStore(config, null);
+    this.#users.applyConfig(config);
+    this.#ops?.useUsers(this.#users);
     this.#direct = opts.upstreams?.direct ?? null;
     this.#middle = opts.upstreams?.middle ?? null;
   }
 
   get config(): Config {
     return this.#config;
+  }
+
+  /** The named users this proxy serves. */
+  get users(): UserRegistry {
+    return this.#users;
   }
 
   /** Policy engine, tables, admin API and metrics endpoint, unless a policy gate was injected. */
@@ -268,6 +291,8 @@ export class ProxyServer {
     this.#draining.clear();
     await Promise.allSettled([this.#direct?.close(), this.#middle?.close()]);
     await this.#ops?.stop();
+    this.#users.close();
+    this.#users.store?.close();
     this.#log.info('proxy stopped');
   }
 
@@ -349,6 +374,8 @@ export class ProxyServer {
       this.#replay = createReplayGuard(r1);
     }
     this.#policy.applyConfig?.(next);
+    this.#users.store = openUserStore(next, this.#users.store);
+    this.#users.applyConfig(next);
     // The admin API / metrics endpoint follow the new config; failing to bind a new address there is not a
     // reason to undo the listeners, so it is reported and the old address keeps serving.
     await this.#ops
@@ -416,6 +443,7 @@ export class ProxyServer {
       },
       stats: this.#stats,
       log: this.#log,
+      users: this.#users,
     };
   }
 

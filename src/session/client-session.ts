@@ -41,6 +41,8 @@ import { relayAllocated } from './gc-tuning.ts';
 import { badClientCloseDelay, Deadline } from './timers.ts';
 import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
 import type { PolicyDecision, PolicyTicket, SessionEnv } from './types.ts';
+import { admitUser, UserTicket } from '../users/admission.ts';
+import type { UserLease, UserState } from '../users/registry.ts';
 
 type TlsAccepted = Extract<TlsHandshakeOutcome, { kind: 'ok' }>;
 
@@ -203,6 +205,13 @@ class ClientSession implements ClientSink {
   private clientFrame: ((payload: Buffer, quickAck: boolean) => void) | null = null;
   private handle: UpstreamHandle | null = null;
   private ticket: PolicyTicket | null = null;
+  /** The user whose secret opened this session (null: a listener secret). */
+  private user: UserState | null = null;
+  /** Counts this session's bytes on its user and applies the user's rate (null: no user). */
+  private lease: UserLease | null = null;
+  /** Reads from the client / the upstream held back by the user's rate until the timer fires. */
+  private rateHoldClient = false;
+  private rateHoldUpstream = false;
 
   /** We paused client reads because the upstream is backlogged. */
   private clientPaused = false;
@@ -312,7 +321,13 @@ class ClientSession implements ClientSink {
   }
 
   private onTlsHello(buffered: Buffer): void {
-    const outcome = tryFakeTlsHandshake(buffered, this.listener, Date.now());
+    const users = this.env.users;
+    const outcome = tryFakeTlsHandshake(
+      buffered,
+      this.listener,
+      Date.now(),
+      users ? users.secretsFor(this.listener) : undefined,
+    );
     switch (outcome.kind) {
       case 'need-more':
         if (buffered.length > MAX_HELLO_BYTES) this.reject('MTP_ERR_HELLO_TOO_LARGE', true);
@@ -346,6 +361,7 @@ class ClientSession implements ClientSink {
       this.reject('MTP_ERR_REPLAY', true, outcome.tlsDomain);
       return;
     }
+    this.user = this.env.users?.bySecret(outcome.base) ?? null;
     const decision = this.admission(outcome.tlsDomain);
     if (decision instanceof Promise) {
       this.waitForAdmission(decision, (d) => this.afterTlsAdmission(d, outcome, buffered));
@@ -407,11 +423,17 @@ class ClientSession implements ClientSink {
     this.header = null;
     let hs: ClientHandshake | null = null;
     const l = this.listener;
-    const secrets = this.tlsSecret ? [this.tlsSecret] : [l.secret, ...l.extraSecrets];
+    const users = this.env.users;
+    const secrets = this.tlsSecret
+      ? [this.tlsSecret]
+      : users
+        ? users.secretsFor(l)
+        : [l.secret, ...l.extraSecrets];
     this.tlsSecret = null;
     for (const secret of secrets) {
       try {
         hs = parseClientHeader(header, secret);
+        if (users && this.tls === null) this.user = users.bySecret(secret);
         break;
       } catch {
         // Not this secret; try the next one.
@@ -471,7 +493,7 @@ class ClientSession implements ClientSink {
 
   private admission(tlsDomain: string | null): PolicyDecision | Promise<PolicyDecision> {
     const s = this.socket;
-    return this.env.policy.admit({
+    const decision = this.env.policy.admit({
       listener: this.listener.name,
       // Looked up only if a rule needs it (a syscall per session otherwise).
       get remoteAddress() {
@@ -479,12 +501,17 @@ class ClientSession implements ClientSink {
       },
       tlsDomain,
     });
+    const user = this.user;
+    const users = this.env.users;
+    if (user === null || users === undefined) return decision;
+    return admitUser(decision, users, user, this.listener.name, s.remoteAddress ?? '', this);
   }
 
   /** Policy decision; on refusal the client is closed (not fronted: it proved it is a proxy client). */
   private admitted(decision: PolicyDecision): boolean {
     if (decision.ok) {
       this.ticket = decision.ticket;
+      if (decision.ticket instanceof UserTicket) this.lease = decision.ticket.lease;
       return true;
     }
     this.stats.reject(decision.rule);
@@ -640,6 +667,10 @@ class ClientSession implements ClientSink {
   private relayFromClient(data: Buffer): void {
     // Two fresh buffers per chunk: ours (decrypted) and the upstream's (re-encrypted).
     relayAllocated(2 * data.length);
+    if (this.lease !== null) {
+      const waitMs = this.lease.fromClient(data.length);
+      if (waitMs > 0) this.holdClient(waitMs);
+    }
     const plain = this.decrypt!.update(data);
     const handle = this.handle!;
     let accepting: boolean;
@@ -660,12 +691,14 @@ class ClientSession implements ClientSink {
 
   sendBytes(plain: Buffer): boolean {
     if (this.stage === STAGE_DONE || this.encrypt === null) return false;
+    if (this.lease !== null) this.countToClient(plain.length);
     relayAllocated(2 * plain.length);
     return this.writeToClient(this.encrypt.update(plain));
   }
 
   sendFrame(payload: Buffer): boolean {
     if (this.stage === STAGE_DONE || this.encrypt === null) return false;
+    if (this.lease !== null) this.countToClient(payload.length);
     const codec = this.codec ?? (this.codec = createFrameCodec(this.transport, { requireAligned: true }));
     // A link delivers many answers per read, often several for one client: one write for all of them.
     this.corkUntilNextTick();
@@ -703,7 +736,51 @@ class ClientSession implements ClientSink {
   resumeClient(): void {
     if (!this.clientPaused || this.stage !== STAGE_RELAY) return;
     this.clientPaused = false;
-    this.socket.resume();
+    if (!this.rateHoldClient) this.socket.resume();
+  }
+
+  // ---- the user's rate -------------------------------------------------------------------------------
+
+  private countToClient(n: number): void {
+    const waitMs = this.lease!.toClient(n);
+    if (waitMs > 0 && !this.rateHoldUpstream) {
+      this.rateHoldUpstream = true;
+      this.handle?.pause();
+      setTimeout(releaseUpstreamHold, waitMs, this).unref();
+    }
+  }
+
+  private holdClient(waitMs: number): void {
+    if (this.rateHoldClient) return;
+    this.rateHoldClient = true;
+    this.socket.pause();
+    setTimeout(releaseClientHold, waitMs, this).unref();
+  }
+
+  /** @internal (rate timer) */
+  onClientHoldOver(): void {
+    this.rateHoldClient = false;
+    if (this.stage !== STAGE_RELAY) return;
+    // The bucket may still be in debt (other sessions of the user took from it meanwhile).
+    const more = this.lease?.user.up.waitMs() ?? 0;
+    if (more > 0) {
+      this.holdClient(more);
+      return;
+    }
+    if (!this.clientPaused) this.socket.resume();
+  }
+
+  /** @internal (rate timer) */
+  onUpstreamHoldOver(): void {
+    this.rateHoldUpstream = false;
+    if (this.stage !== STAGE_RELAY) return;
+    const more = this.lease?.user.down.waitMs() ?? 0;
+    if (more > 0) {
+      this.rateHoldUpstream = true;
+      setTimeout(releaseUpstreamHold, more, this).unref();
+      return;
+    }
+    if (!this.upstreamPaused) this.handle?.resume();
   }
 
   close(reason: string): void {
@@ -753,7 +830,7 @@ class ClientSession implements ClientSink {
   onDrain(): void {
     if (!this.upstreamPaused) return;
     this.upstreamPaused = false;
-    this.handle?.resume();
+    if (!this.rateHoldUpstream) this.handle?.resume();
   }
 
   // ---- failures and the end ----------------------------------------------------------------------
@@ -932,6 +1009,14 @@ function socketError(this: net.Socket): void {
 
 function socketClose(this: net.Socket): void {
   sessionOf(this)?.finish('client_closed');
+}
+
+function releaseClientHold(session: ClientSession): void {
+  session.onClientHoldOver();
+}
+
+function releaseUpstreamHold(session: ClientSession): void {
+  session.onUpstreamHoldOver();
 }
 
 function uncorkSession(session: ClientSession): void {

@@ -31,6 +31,8 @@ export type TlsHandshakeOutcome =
   | {
       kind: 'ok';
       secret: Buffer;
+      /** The accepted secret the hello matched (before per-SNI derivation): it names the user. */
+      base: Buffer;
       tlsDomain: string;
       serverHello: Buffer;
       consumed: number;
@@ -67,6 +69,7 @@ function unknownSni(listener: ListenerConfig, sni: string): TlsHandshakeOutcome 
 
 interface DigestMatch {
   secret: Buffer;
+  base: Buffer;
   unixTime: number;
   /** Matched a per-SNI secret: the SNI is the user's own cover domain. */
   perSni: boolean;
@@ -76,15 +79,21 @@ interface DigestMatch {
  * The secret this hello was signed with. With a per-SNI salt only secrets derived for the hello's own SNI
  * count (reference §3.7): the base secret never goes into an ee link, so it must not open one either.
  */
-function matchSecret(listener: ListenerConfig, record: Buffer, hello: ClientHello): DigestMatch | null {
+function matchSecret(
+  listener: ListenerConfig,
+  record: Buffer,
+  hello: ClientHello,
+  accepted: readonly Buffer[] | undefined,
+): DigestMatch | null {
   const zeroed = zeroedHello(record);
   const bases =
-    listener.extraSecrets.length === 0 ? [listener.secret] : [listener.secret, ...listener.extraSecrets];
+    accepted ??
+    (listener.extraSecrets.length === 0 ? [listener.secret] : [listener.secret, ...listener.extraSecrets]);
   const salt = listener.perSniSalt;
   if (salt === null) {
     for (const secret of bases) {
       const unixTime = verifyHelloDigest(zeroed, hello.random, secret);
-      if (unixTime !== null) return { secret, unixTime, perSni: false };
+      if (unixTime !== null) return { secret, base: secret, unixTime, perSni: false };
     }
     return null;
   }
@@ -92,7 +101,7 @@ function matchSecret(listener: ListenerConfig, record: Buffer, hello: ClientHell
   for (const base of bases) {
     const secret = deriveSniSecret(salt, base, hello.sni);
     const unixTime = verifyHelloDigest(zeroed, hello.random, secret);
-    if (unixTime !== null) return { secret, unixTime, perSni: true };
+    if (unixTime !== null) return { secret, base, unixTime, perSni: true };
   }
   return null;
 }
@@ -101,6 +110,8 @@ export function tryFakeTlsHandshake(
   buffered: Buffer,
   listener: ListenerConfig,
   nowMs: number,
+  /** Every secret the listener accepts (its own and its users'); default: the listener's own. */
+  accepted?: readonly Buffer[],
 ): TlsHandshakeOutcome {
   let record: Buffer;
   let consumed: number;
@@ -115,7 +126,7 @@ export function tryFakeTlsHandshake(
     return front(isProtocolError(e) ? e.code : 'MTP_ERR_TLS_BAD_HELLO', null);
   }
 
-  const match = matchSecret(listener, record, hello);
+  const match = matchSecret(listener, record, hello, accepted);
   if (hello.sni !== null && !servesDomain(listener, hello.sni) && !match?.perSni)
     return unknownSni(listener, hello.sni);
   if (match === null) return front('MTP_ERR_TLS_BAD_DIGEST', hello.sni);
@@ -146,6 +157,7 @@ export function tryFakeTlsHandshake(
   return {
     kind: 'ok',
     secret: match.secret,
+    base: match.base,
     tlsDomain: normaliseDomain(hello.sni),
     serverHello,
     consumed,
