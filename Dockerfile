@@ -24,23 +24,24 @@ ENV NODE_ENV=production \
     MTP_STATE_DIR=/var/lib/mtproxy \
     NODE_OPTIONS=--max-semi-space-size=8
 WORKDIR /opt/mtproxy
-COPY --from=deps /build/node_modules ./node_modules
-COPY package.json package-lock.json README.md CHANGELOG.md ./
-COPY bin ./bin
-COPY src ./src
-COPY deploy/docker/entrypoint.sh deploy/docker/healthcheck.sh ./deploy/docker/
 # Ports below 1024 need CAP_NET_BIND_SERVICE: a file capability on the node binary grants it to the unprivileged
-# user (Docker's default capability set includes it), so 443 works without running as root.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libcap2-bin \
+# user (Docker's default capability set includes it), so 443 works without running as root. A file capability
+# is ignored under no-new-privileges (`--security-opt no-new-privileges`): then use a port above 1023.
+# This layer comes before the sources, so a code change does not re-run it.
+RUN apt-get update -q \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libcap2-bin \
  && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")" \
  && apt-get purge -y libcap2-bin \
  && apt-get autoremove -y \
  && rm -rf /var/lib/apt/lists/* \
- && chmod 0755 deploy/docker/entrypoint.sh deploy/docker/healthcheck.sh \
  && ln -s /opt/mtproxy/deploy/docker/entrypoint.sh /usr/local/bin/mtproxy \
  && mkdir -p /etc/mtproxy /var/lib/mtproxy \
  && chown node:node /var/lib/mtproxy
+COPY --from=deps /build/node_modules ./node_modules
+COPY package.json package-lock.json README.md CHANGELOG.md ./
+COPY bin ./bin
+COPY src ./src
+COPY --chmod=0755 deploy/docker/entrypoint.sh deploy/docker/healthcheck.sh ./deploy/docker/
 # The unprivileged "node" user (uid 1000) of the official image runs the proxy. It owns only the state folder,
 # where a generated mtproxy.toml, policy tables and cached Telegram config live.
 USER node

@@ -21,7 +21,8 @@ import { sizes } from './lib/sizes.ts';
 import { runStandalone } from './lib/standalone.ts';
 import type { Target } from './lib/wire.ts';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+// The launcher, as the image and the systemd unit start it (it enables the compile cache, see bin/mtproxy.js).
+const MAIN = fileURLToPath(new URL('../bin/mtproxy.js', import.meta.url));
 
 export interface MemoryResult {
   idleMb: number;

@@ -30,6 +30,7 @@ export const EXAMPLES: Record<string, string> = {
   'listeners[].fronting': '"127.0.0.1:8443"',
   'listeners[].fronting_proxy_protocol': '"v2"',
   'listeners[].unknown_sni': '"reject"',
+  'listeners[].no_sni_domain': '"cdn.example.org"',
   'listeners[].tls_time_skew': '"60s"',
   'listeners[].per_sni_salt': 'true',
   'listeners[].tls_cert_size': '2800',

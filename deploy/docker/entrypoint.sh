@@ -7,6 +7,7 @@ set -eu
 app_dir="${MTPROXY_HOME:-/opt/mtproxy}"
 config_file="${MTPROXY_CONFIG:-/etc/mtproxy/mtproxy.toml}"
 args_file="${MTPROXY_RUN_ARGS_FILE:-/tmp/mtproxy-run.args}"
+targets_file="${MTPROXY_HEALTH_TARGETS_FILE:-/tmp/mtproxy-health.targets}"
 
 if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
   set -- run "$@"
@@ -28,6 +29,8 @@ set -- "$command_name" "$@"
 if [ "$command_name" = "run" ]; then
   # NUL-separated, so any argument survives the round trip.
   { for arg in "$@"; do printf '%s\0' "$arg"; done; } >"$args_file" 2>/dev/null || true
+  # The health check works out the listeners again for this run.
+  rm -f "$targets_file"
 fi
 
 exec node "$app_dir/bin/mtproxy.js" "$@"

@@ -6,7 +6,7 @@ import pkg from '../../package.json' with { type: 'json' };
 import type { ProxyLink } from '../config/links.ts';
 import { formatHostPort } from '../config/schema.ts';
 import type { Config } from '../config/types.ts';
-import { SESSION_PROTOCOLS, type SessionProtocol, type Stats } from '../metrics/stats.ts';
+import { SESSION_PROTOCOLS, type SessionProtocol, type Stats, topFingerprints } from '../metrics/stats.ts';
 
 export interface ListenerStatus {
   name: string;
@@ -18,6 +18,10 @@ export interface ListenerStatus {
   /** Sessions past the handshake, per client protocol. */
   sessions: Record<SessionProtocol, { active: number; total: number }>;
   handshakeFailures: Record<string, number>;
+  /** The same failures by stage (plus connections gone before their first byte, as "tcp"). */
+  handshakeStages: Record<string, number>;
+  /** Fake-TLS client hellos by JA4: the most frequent, then "other". */
+  helloFingerprints: Record<string, number>;
   policyRejections: Record<string, number>;
   fronted: number;
   replays: number;
@@ -76,13 +80,18 @@ export function buildStatus(
         SESSION_PROTOCOLS.map((p) => [p, { active: 0, total: 0 }]),
       ) as ListenerStatus['sessions'],
       handshakeFailures: {},
+      handshakeStages: {},
+      helloFingerprints: {},
       policyRejections: {},
       fronted: 0,
       replays: 0,
     };
+    const fingerprints: Map<string, number>[] = [];
     for (const source of sources) {
       const s = source.listeners.get(l.name);
       if (!s) continue;
+      addMap(out.handshakeStages, s.handshakeStages);
+      fingerprints.push(s.helloFingerprints);
       out.connectionsActive += s.connectionsActive;
       out.connectionsTotal += s.connectionsTotal;
       for (const p of SESSION_PROTOCOLS) {
@@ -94,6 +103,7 @@ export function buildStatus(
       out.fronted += s.fronted;
       out.replays += s.replays;
     }
+    out.helloFingerprints = Object.fromEntries(topFingerprints(fingerprints));
     for (const p of SESSION_PROTOCOLS) {
       active += out.sessions[p].active;
       total += out.sessions[p].total;
@@ -167,6 +177,12 @@ export function formatStatus(status: ProxyStatus): string {
     const failures = Object.entries(l.handshakeFailures);
     if (failures.length > 0)
       lines.push(`    handshake failures: ${failures.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    const stages = Object.entries(l.handshakeStages ?? {});
+    if (stages.length > 0)
+      lines.push(`    failures by stage: ${stages.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    const hellos = Object.entries(l.helloFingerprints ?? {});
+    if (hellos.length > 0)
+      lines.push(`    client hellos (JA4): ${hellos.map(([k, v]) => `${k} ${v}`).join(', ')}`);
     const rejections = Object.entries(l.policyRejections);
     if (rejections.length > 0)
       lines.push(`    policy rejections: ${rejections.map(([k, v]) => `${k} ${v}`).join(', ')}`);

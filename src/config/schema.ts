@@ -204,17 +204,7 @@ const domain = () =>
     typeof v === 'string' && isDomainName(v) ? v.toLowerCase() : null,
   );
 
-/** How a listener's clients reach Telegram under `upstream.mode` (auto: middle proxies when it has an ad tag). */
-export function upstreamKind(config: Config, l: ListenerConfig): 'direct' | 'middle' {
-  const mode = config.upstream.mode;
-  if (mode === 'auto') return l.adTag ? 'middle' : 'direct';
-  return mode;
-}
-
-/** "host:port", with an IPv6 host in brackets: the form parseHostPort() reads. */
-export function formatHostPort(a: HostPort): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
+export { formatHostPort, upstreamKind } from './addresses.ts';
 
 /** "host:port" or "[v6]:port". */
 export function parseHostPort(value: string): HostPort | null {
@@ -393,6 +383,11 @@ const listenerShape = {
     [],
     'array of strings',
     'More cover domains for fake-TLS; links are printed for each.',
+  ),
+  no_sni_domain: optional(
+    domain(),
+    'string',
+    'Domain a fake-TLS hello without SNI (iOS and macOS apps) counts as for policies, metrics and unknown_sni (default: the first tls_domain).',
   ),
   fronting: withDefault(
     leaf('"sni", "off" or "host:port"', fronting),
@@ -749,6 +744,24 @@ const configSchema = z.strictObject({
         'string',
         'Bearer token the admin API requires (required with listen).',
       ),
+      body_timeout: withDefault(
+        duration(),
+        '10s',
+        'duration',
+        'A request (headers and body) must arrive within this time, else it gets 408 and its connection is closed.',
+      ),
+      idle_timeout: withDefault(
+        duration(),
+        '30s',
+        'duration',
+        'Close an admin connection that has no request in progress and sends nothing for this long.',
+      ),
+      max_connections: withDefault(
+        int(1, 10_000),
+        32,
+        'integer',
+        'Admin connections open at once; more are closed as they arrive.',
+      ),
     },
     'HTTP admin API.',
   ),
@@ -816,7 +829,11 @@ const configSchema = z.strictObject({
       ),
       mss_clamp: withDefault(
         leaf('0, "off" or an integer from 88 to 1460', (v) =>
-          v === 'off' ? 0 : typeof v === 'number' && (v === 0 || (Number.isInteger(v) && v >= 88 && v <= 1460)) ? v : null,
+          v === 'off'
+            ? 0
+            : typeof v === 'number' && (v === 0 || (Number.isInteger(v) && v >= 88 && v <= 1460))
+              ? v
+              : null,
         ),
         0,
         'integer | "off"',
@@ -960,6 +977,7 @@ function toListener(raw: RawConfig['listeners'][number], i: number): ListenerCon
     allowedProtocols: allowed,
     adTag: raw.ad_tag ?? null,
     tlsDomains,
+    noSniDomain: raw.no_sni_domain ?? null,
     fronting: raw.fronting,
     frontingProxyProtocol: raw.fronting_proxy_protocol,
     unknownSni: raw.unknown_sni,
@@ -1112,7 +1130,13 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
     policies,
     users,
     metrics: { listen: raw.metrics.listen ?? null, allow: raw.metrics.allow },
-    admin: { listen: raw.admin.listen ?? null, token: raw.admin.token ?? null },
+    admin: {
+      listen: raw.admin.listen ?? null,
+      token: raw.admin.token ?? null,
+      bodyTimeoutMs: raw.admin.body_timeout,
+      idleTimeoutMs: raw.admin.idle_timeout,
+      maxConnections: raw.admin.max_connections,
+    },
     log: { level: raw.log.level },
     buffers: {
       clientHighWaterMark: raw.buffers.client_high_water_mark,

@@ -32,6 +32,8 @@ export interface ListenerConfig {
   adTag: Buffer | null;
   /** Cover domains for fake-TLS (first one goes into the links); empty = tls links use `example.com`-less form. */
   tlsDomains: string[];
+  /** What a fake-TLS hello without SNI counts as; null = the first of `tlsDomains`. */
+  noSniDomain?: string | null;
   fronting: FrontingTarget;
   /** PROXY protocol header towards the fronting target. */
   frontingProxyProtocol: 'off' | 'v1' | 'v2';
@@ -110,6 +112,11 @@ export interface MetricsConfig {
 export interface AdminConfig {
   listen: HostPort | null;
   token: string | null;
+  /** Time a request (headers and body) may take to arrive. */
+  bodyTimeoutMs: number;
+  /** An admin connection with no request in progress is closed after this long without a byte. */
+  idleTimeoutMs: number;
+  maxConnections: number;
 }
 
 export interface LogConfig {

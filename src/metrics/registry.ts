@@ -6,7 +6,14 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import pkg from '../../package.json' with { type: 'json' };
-import { type DcStats, type ListenerStats, SESSION_PROTOCOLS, type Stats } from './stats.ts';
+import {
+  type DcStats,
+  FINGERPRINTS_SHOWN,
+  type ListenerStats,
+  SESSION_PROTOCOLS,
+  type Stats,
+  topFingerprints,
+} from './stats.ts';
 
 export type StatsSource = () => readonly Stats[];
 
@@ -102,6 +109,30 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
       perListener(sources(), (name, l) => {
         for (const [reason, n] of l.handshakeFailures) c.inc({ listener: name, reason }, n);
       }),
+  );
+  counter(
+    'mtproxy_handshake_failure_stages_total',
+    'Client handshakes failed, by stage: tcp, first_bytes, tls_record, digest, timestamp, replay, sni, obfuscated2, policy, upstream, other.',
+    ['listener', 'stage'],
+    (c) =>
+      perListener(sources(), (name, l) => {
+        for (const [stage, n] of l.handshakeStages) c.inc({ listener: name, stage }, n);
+      }),
+  );
+  counter(
+    'mtproxy_tls_client_hellos_total',
+    `Fake-TLS client hellos by JA4 fingerprint, counted before the secret check (the ${FINGERPRINTS_SHOWN} most frequent, the rest as "other").`,
+    ['listener', 'ja4'],
+    (c) => {
+      const byListener = new Map<string, Map<string, number>[]>();
+      perListener(sources(), (name, l) => {
+        const list = byListener.get(name) ?? [];
+        list.push(l.helloFingerprints);
+        byListener.set(name, list);
+      });
+      for (const [name, maps] of byListener)
+        for (const [ja4, n] of topFingerprints(maps)) c.inc({ listener: name, ja4 }, n);
+    },
   );
   counter('mtproxy_replays_total', 'Replayed handshakes detected.', ['listener'], (c) =>
     perListener(sources(), (name, l) => c.inc({ listener: name }, l.replays)),

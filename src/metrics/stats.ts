@@ -16,6 +16,71 @@ function bump(counts: Map<string, number>, key: string): void {
   counts.set(key, (counts.get(key) ?? 0) + 1);
 }
 
+/**
+ * Where a handshake failed, so that a block (connections reset at TCP or cut after the first bytes) can be
+ * told from a misconfiguration (wrong secret: digest; clock: timestamp; cover domain: sni; rules: policy).
+ */
+export type HandshakeStage =
+  | 'tcp'
+  | 'first_bytes'
+  | 'tls_record'
+  | 'digest'
+  | 'timestamp'
+  | 'replay'
+  | 'sni'
+  | 'obfuscated2'
+  | 'policy'
+  | 'upstream'
+  | 'other';
+
+const STAGE_OF_CODE: Record<string, HandshakeStage> = {
+  MTP_ERR_TLS_EXPECTED: 'first_bytes',
+  MTP_ERR_TLS_BAD_HELLO: 'tls_record',
+  MTP_ERR_HELLO_TOO_LARGE: 'tls_record',
+  MTP_ERR_TLS_BAD_RECORD: 'tls_record',
+  MTP_ERR_TLS_NO_KEY_SHARE: 'tls_record',
+  MTP_ERR_TLS_BAD_DIGEST: 'digest',
+  MTP_ERR_TLS_STALE_TIMESTAMP: 'timestamp',
+  MTP_ERR_REPLAY: 'replay',
+  MTP_ERR_TLS_UNKNOWN_SNI: 'sni',
+  MTP_ERR_UNKNOWN_TRANSPORT: 'obfuscated2',
+  MTP_ERR_DISABLED_TRANSPORT: 'obfuscated2',
+  MTP_ERR_POLICY: 'policy',
+  MTP_ERR_UPSTREAM: 'upstream',
+};
+
+/** The stage a failure code belongs to when the caller does not know better. */
+export function handshakeStage(code: string): HandshakeStage {
+  if (code.startsWith('MTP_ERR_ACCEPT_')) return 'tcp';
+  return STAGE_OF_CODE[code] ?? 'other';
+}
+
+/** Distinct client-hello fingerprints a listener keeps apart (per process); the rest count as "other". */
+export const FINGERPRINT_SLOTS = 32;
+export const OTHER_FINGERPRINT = 'other';
+
+/** Fingerprints shown per listener (metrics, status): the most frequent ones. */
+export const FINGERPRINTS_SHOWN = 16;
+
+/**
+ * Fingerprint counts summed over several sources, cut to the `n` most frequent (ties by name) and "other"
+ * for the rest: bounded output however many distinct hellos were seen.
+ */
+export function topFingerprints(
+  maps: Iterable<Map<string, number>>,
+  n = FINGERPRINTS_SHOWN,
+): [string, number][] {
+  const sum = new Map<string, number>();
+  for (const m of maps) for (const [k, v] of m) sum.set(k, (sum.get(k) ?? 0) + v);
+  let other = sum.get(OTHER_FINGERPRINT) ?? 0;
+  sum.delete(OTHER_FINGERPRINT);
+  const sorted = [...sum].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  for (const [, v] of sorted.slice(n)) other += v;
+  const out = sorted.slice(0, n);
+  if (other > 0) out.push([OTHER_FINGERPRINT, other]);
+  return out;
+}
+
 export class ListenerStats {
   connectionsTotal = 0;
   connectionsActive = 0;
@@ -34,9 +99,48 @@ export class ListenerStats {
   readonly handshakeFailures = new Map<string, number>();
   /** Policy rejections by rule description. */
   readonly policyRejections = new Map<string, number>();
+  /** Handshake failures by stage (every `fail`, plus connections that closed before their first byte). */
+  readonly handshakeStages = new Map<string, number>();
+  /** Fake-TLS client hellos by JA4, at most FINGERPRINT_SLOTS keys plus "other". */
+  readonly helloFingerprints = new Map<string, number>();
 
-  fail(reason: string): void {
+  fail(reason: string, stage: HandshakeStage = handshakeStage(reason)): void {
     bump(this.handshakeFailures, reason);
+    bump(this.handshakeStages, stage);
+  }
+
+  /** A failure that has no reason code of its own (the client left before sending anything). */
+  failAt(stage: HandshakeStage): void {
+    bump(this.handshakeStages, stage);
+  }
+
+  /**
+   * Count one hello's fingerprint. When every slot is taken, fingerprints seen only once so far give their
+   * slot up to "other" (a scan with random hellos cannot crowd out the apps); if none did, the new one
+   * counts as "other".
+   */
+  fingerprint(ja4: string): void {
+    const f = this.helloFingerprints;
+    const n = f.get(ja4);
+    if (n !== undefined) {
+      f.set(ja4, n + 1);
+      return;
+    }
+    if (f.size >= FINGERPRINT_SLOTS + (f.has(OTHER_FINGERPRINT) ? 1 : 0)) {
+      let freed = 0;
+      for (const [k, v] of f) {
+        if (v === 1 && k !== OTHER_FINGERPRINT) {
+          f.delete(k);
+          freed++;
+        }
+      }
+      if (freed === 0) {
+        bump(f, OTHER_FINGERPRINT);
+        return;
+      }
+      f.set(OTHER_FINGERPRINT, (f.get(OTHER_FINGERPRINT) ?? 0) + freed);
+    }
+    f.set(ja4, 1);
   }
 
   reject(rule: string): void {

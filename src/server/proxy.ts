@@ -6,28 +6,38 @@
  * drain for at most `timeouts.drain`.
  */
 import cluster from 'node:cluster';
+import { createRequire } from 'node:module';
 import net from 'node:net';
-import { Operations } from '../admin/operations.ts';
+import type { Operations } from '../admin/operations.ts';
 import type { ReloadOutcome } from '../admin/server.ts';
 import type { LinksDocument } from '../admin/status.ts';
 import { configLinks } from '../config/links.ts';
-import { configFileLoader, reloadConfig } from './reload.ts';
-import { formatHostPort, upstreamKind } from '../config/schema.ts';
+import { upstreamKind } from '../config/addresses.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
 import { type CertProbeHandle, startCertProbes } from '../faketls/cert-probe.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
 import { type Stats, stats as defaultStats } from '../metrics/stats.ts';
 import type { CounterStore } from '../policy/counters.ts';
 import { startSession } from '../session/client-session.ts';
+import { startHeapShrinker } from '../session/gc-tuning.ts';
 import { createReplayGuard } from '../session/replay-cache.ts';
 import type { PolicyGate, PolicyTicket, ReplayGuard, SessionEnv } from '../session/types.ts';
 import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
 import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
 import { onFdExhaustion } from './fd-pressure.ts';
+import { describeBindError } from '../runtime/bind-errors.ts';
+import { interfaceAddresses } from '../runtime/interfaces.ts';
 import { MtpError } from '../runtime/errors.ts';
 import type { RemoteCounterStore } from '../policy/counters.ts';
 import { openUserStore, UserRegistry } from '../users/registry.ts';
+
+/**
+ * The admin API, /metrics and the config loader are loaded on first use: a worker thread gets neither (the
+ * supervisor serves them), and not loading them (the config schema, prom-client, node:http) saves each worker
+ * about 20 MB of heap and code.
+ */
+const requireLazily = createRequire(import.meta.url);
 
 export type SessionHandler = (socket: net.Socket, env: SessionEnv) => void;
 
@@ -92,24 +102,10 @@ interface ListenerState {
   lastFdWarningAt: number;
 }
 
-function describeBindError(err: NodeJS.ErrnoException, l: ListenerConfig): string {
-  const where = formatHostPort(l);
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return `${where} is already in use`;
-    case 'EACCES':
-      return `no permission to listen on ${where} (ports below 1024 need privileges)`;
-    case 'EADDRNOTAVAIL':
-      return `${l.host} is not an address of this machine`;
-    default:
-      return `cannot listen on ${where} (${err.code ?? err.message})`;
-  }
-}
-
 /** Raised when a listener cannot bind; the message names the listener key, as config errors do. */
 export class ListenError extends MtpError {
   constructor(index: number, l: ListenerConfig, err: NodeJS.ErrnoException) {
-    super('server', err.code ?? 'ELISTEN', `listeners[${index}].port: ${describeBindError(err, l)}`);
+    super('server', err.code ?? 'ELISTEN', `listeners[${index}].port: ${describeBindError(err, l.host, l.port)}`);
     this.name = 'ListenError';
   }
 }
@@ -142,6 +138,7 @@ export class ProxyServer {
   #middle: StartableUpstream | null = null;
   #started = false;
   #certProbes: CertProbeHandle | null = null;
+  #heapShrinker: { stop(): void } | null = null;
   #stopping: Promise<void> | null = null;
   /** Reloads run one at a time. */
   #reloadChain: Promise<unknown> = Promise.resolve();
@@ -159,7 +156,12 @@ export class ProxyServer {
     this.#replay = opts.replay ?? createReplayGuard(config.replay);
     this.#ops = opts.policy
       ? null
-      : new Operations({ config, stats: this.#stats, log: this.#log, counters: opts.policyCounters });
+      : new (requireLazily('../admin/operations.ts') as typeof import('../admin/operations.ts')).Operations({
+          config,
+          stats: this.#stats,
+          log: this.#log,
+          counters: opts.policyCounters,
+        });
     this.#policy = opts.policy ?? this.#ops?.policy ?? allowAllPolicy;
     // User limits are counted where the policy counters are (shared memory, or the primary).
     const counters = (this.#policy as { counters?: RemoteCounterStore }).counters ?? opts.policyCounters;
@@ -221,6 +223,12 @@ export class ProxyServer {
     return n;
   }
 
+  #connectionsTotal(): number {
+    let n = 0;
+    for (const l of this.#stats.listeners.values()) n += l.connectionsTotal;
+    return n;
+  }
+
   /** The bound address of a listener (the real port when the config says 0). */
   address(listenerName: string): { host: string; port: number } {
     const state = this.#listeners.get(listenerName);
@@ -240,6 +248,8 @@ export class ProxyServer {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    // Read now, so the fronting loop check never reads them on a client's path.
+    interfaceAddresses();
     await this.#startNeededUpstreams(this.#config);
     const bound: ListenerState[] = [];
     try {
@@ -250,6 +260,7 @@ export class ProxyServer {
         this.#listeners.set(l.name, state);
       }
       this.#fdUnsubscribe = onFdExhaustion((code, where) => this.#onFdExhaustion(code, where));
+      this.#heapShrinker = startHeapShrinker(() => this.#connectionsTotal());
       if (this.#options.operations !== false) await this.#ops?.start(this);
       if (this.#options.coverProbes ?? process.env.NODE_TEST_CONTEXT === undefined) {
         this.#certProbes = startCertProbes(() => this.#config, this.#log);
@@ -257,6 +268,7 @@ export class ProxyServer {
     } catch (e) {
       this.#fdUnsubscribe?.();
       this.#fdUnsubscribe = null;
+      this.#heapShrinker?.stop();
       for (const s of bound) s.server.close();
       await this.#ops?.stop();
       // A middle-proxy upstream may already be refreshing Telegram's config; don't leave its timers behind.
@@ -282,6 +294,7 @@ export class ProxyServer {
 
   async #stop(drainMs: number): Promise<void> {
     this.#certProbes?.stop();
+    this.#heapShrinker?.stop();
     this.#fdUnsubscribe?.();
     this.#fdUnsubscribe = null;
     const states = [...this.#listeners.values(), ...this.#draining];
@@ -394,6 +407,7 @@ export class ProxyServer {
 
   /** Re-read the configuration (SIGHUP, admin API, `mtproxy reload`). An invalid config leaves everything as is. */
   async reloadFromFile(): Promise<ReloadOutcome> {
+    const { configFileLoader, reloadConfig } = await import('./reload.ts');
     const load = this.#options.loadConfig ?? configFileLoader(this.#config.file);
     return reloadConfig(load, (next) => this.applyConfig(next), this.#stats, this.#log);
   }

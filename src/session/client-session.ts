@@ -16,7 +16,12 @@
  */
 import type net from 'node:net';
 import type { ListenerConfig } from '../config/types.ts';
-import type { ListenerStats, SessionProtocol } from '../metrics/stats.ts';
+import {
+  type HandshakeStage,
+  handshakeStage,
+  type ListenerStats,
+  type SessionProtocol,
+} from '../metrics/stats.ts';
 import { isProtocolError, type ProtocolErrorCode } from '../protocol/errors.ts';
 import { errorCode } from '../runtime/errors.ts';
 import {
@@ -26,7 +31,12 @@ import {
   MAX_RECORD_PAYLOAD,
   TlsRecordDecoder,
 } from '../protocol/faketls/records.ts';
-import { createFrameCodec, type FrameCodec } from '../protocol/framing/codec.ts';
+import {
+  ClientFrameScanner,
+  createFrameCodec,
+  type FrameCodec,
+  MIN_CLIENT_PAYLOAD,
+} from '../protocol/framing/codec.ts';
 import {
   type ClientHandshake,
   type CtrStream,
@@ -35,9 +45,11 @@ import {
   type TransportTag,
 } from '../protocol/obfuscated2.ts';
 import type { ClientInfo, ClientSink, UpstreamHandle } from '../upstream/types.ts';
+import { LogLimiter } from '../runtime/log-limit.ts';
 import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
 import { frontConnection, frontingDestination } from './fronting.ts';
 import { relayAllocated } from './gc-tuning.ts';
+import { overTurnBudget, type TurnBudget } from './read-budget.ts';
 import { badClientCloseDelay, Deadline } from './timers.ts';
 import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
 import type { PolicyDecision, PolicyTicket, SessionEnv } from './types.ts';
@@ -48,6 +60,9 @@ type TlsAccepted = Extract<TlsHandshakeOutcome, { kind: 'ok' }>;
 
 /** Largest ClientHello we wait for before giving up on it (real ones are under 2 KiB). */
 const MAX_HELLO_BYTES = 16 * 1024;
+/** Upstream failures at info level: one line per DC and reason every 10 s (per worker). */
+const upstreamFailureLog = new LogLimiter(10_000);
+
 /** Client bytes buffered while the upstream opens before we stop reading. */
 const MAX_PENDING_BYTES = 256 * 1024;
 /**
@@ -165,7 +180,7 @@ function sessionOf(socket: net.Socket): ClientSession | undefined {
   return (socket as SessionSocket)[SESSION];
 }
 
-class ClientSession implements ClientSink {
+class ClientSession implements ClientSink, TurnBudget {
   private readonly socket: net.Socket;
   private readonly env: SessionEnv;
   private readonly listener: ListenerConfig;
@@ -190,6 +205,8 @@ class ClientSession implements ClientSink {
   /** tls.decode's callback (fake-TLS sessions only). */
   private tlsPayload: ((data: Buffer) => void) | null = null;
   private tlsDomain: string | null = null;
+  /** JA4 of the client's hello, for the failure log line. */
+  private helloFingerprint: string | null = null;
   /** Bytes that followed the header while its replay check or admission was being answered. */
   private afterHeader: Buffer | null = null;
   /** Obfuscated bytes that followed the header while the upstream was opening. */
@@ -201,6 +218,8 @@ class ClientSession implements ClientSink {
   private decrypt: CtrStream | null = null;
   private encrypt: CtrStream | null = null;
   private codec: FrameCodec | null = null;
+  /** Direct (unframed) relay: checks the client's frame boundaries on the way through. */
+  private scanner: ClientFrameScanner | null = null;
   /** codec.decode's callback (framed upstreams only). */
   private clientFrame: ((payload: Buffer, quickAck: boolean) => void) | null = null;
   private handle: UpstreamHandle | null = null;
@@ -215,6 +234,10 @@ class ClientSession implements ClientSink {
 
   /** We paused client reads because the upstream is backlogged. */
   private clientPaused = false;
+  /** Reads of this turn (see read-budget.ts); `yielded`: paused until the next turn. */
+  turnEpoch = 0;
+  turnBytes = 0;
+  private yielded = false;
   /** We asked the upstream to pause because the client socket is backlogged. */
   private upstreamPaused = false;
   /** Scratch flag for frame-by-frame writes within one chunk. */
@@ -261,6 +284,7 @@ class ClientSession implements ClientSink {
         case STAGE_RELAY:
           if (this.tls) this.tls.decode(chunk, this.tlsPayload!);
           else this.relayFromClient(chunk);
+          if (overTurnBudget(this, chunk.length)) this.yieldTurn();
           return;
         case STAGE_HELLO:
           this.keepRaw(chunk);
@@ -328,6 +352,10 @@ class ClientSession implements ClientSink {
       Date.now(),
       users ? users.secretsFor(this.listener) : undefined,
     );
+    if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined) {
+      this.stats.fingerprint(outcome.fingerprint);
+      this.helloFingerprint = outcome.fingerprint;
+    }
     switch (outcome.kind) {
       case 'need-more':
         if (buffered.length > MAX_HELLO_BYTES) this.reject('MTP_ERR_HELLO_TOO_LARGE', true);
@@ -608,12 +636,12 @@ class ClientSession implements ClientSink {
     try {
       opening = this.env.upstream(this.listener).open(info, this);
     } catch (err) {
-      this.onUpstreamFailed(err);
+      this.onUpstreamFailed(err, dcId);
       return;
     }
     opening.then(
       (handle) => this.onUpstreamReady(handle),
-      (err: unknown) => this.onUpstreamFailed(err),
+      (err: unknown) => this.onUpstreamFailed(err, dcId),
     );
   }
 
@@ -624,10 +652,12 @@ class ClientSession implements ClientSink {
     }
     this.handle = handle;
     if (handle.framed) {
-      this.codec = createFrameCodec(this.transport, { requireAligned: true });
+      this.codec = createFrameCodec(this.transport, { requireAligned: true, minPayload: MIN_CLIENT_PAYLOAD });
       this.clientFrame = (payload, quickAck) => {
         if (this.handle && !this.handle.writeFrame(payload, quickAck)) this.upstreamAccepting = false;
       };
+    } else {
+      this.scanner = new ClientFrameScanner(this.transport);
     }
     if (this.upstreamPaused) handle.pause();
     this.stage = STAGE_RELAY;
@@ -650,9 +680,18 @@ class ClientSession implements ClientSink {
     else if (pausedForPending && !this.clientPaused) this.socket.resume();
   }
 
-  private onUpstreamFailed(err: unknown): void {
+  private onUpstreamFailed(err: unknown, dcId: number): void {
     const code = errorCode(err, '');
     this.stats.fail('MTP_ERR_UPSTREAM');
+    // The client passed every check, so this is the proxy's own way to Telegram failing: worth an operator's
+    // attention, once in a while rather than once per client.
+    const suppressed = upstreamFailureLog.take(`${dcId}:${code}`);
+    if (suppressed !== null) {
+      this.env.log.info(
+        { listener: this.listener.name, dc: dcId, code: code || undefined, suppressed },
+        `upstream connect failed: ${(err as Error)?.message ?? String(err)}`,
+      );
+    }
     this.env.log.debug(
       {
         listener: this.listener.name,
@@ -679,12 +718,28 @@ class ClientSession implements ClientSink {
       this.codec.decode(plain, this.clientFrame!);
       accepting = this.upstreamAccepting;
     } else {
+      // A frame that cannot be MTProto throws here, before the chunk holding it reaches the DC.
+      this.scanner?.scan(plain);
       accepting = handle.writeBytes(plain);
     }
     if (!accepting && !this.clientPaused && this.stage === STAGE_RELAY) {
       this.clientPaused = true;
       this.socket.pause();
     }
+  }
+
+  /** Stop reading the client until the next turn of the event loop (other sockets are waiting). */
+  private yieldTurn(): void {
+    if (this.yielded || this.clientPaused || this.stage !== STAGE_RELAY) return;
+    this.yielded = true;
+    this.socket.pause();
+    setImmediate(resumeAfterYield, this);
+  }
+
+  /** @internal */
+  resumeAfterYield(): void {
+    this.yielded = false;
+    if (!this.clientPaused && !this.rateHoldClient && this.stage === STAGE_RELAY) this.socket.resume();
   }
 
   // ---- ClientSink: upstream -> client -------------------------------------------------------------
@@ -767,7 +822,7 @@ class ClientSession implements ClientSink {
       this.holdClient(more);
       return;
     }
-    if (!this.clientPaused) this.socket.resume();
+    if (!this.clientPaused && !this.yielded) this.socket.resume();
   }
 
   /** @internal (rate timer) */
@@ -854,7 +909,7 @@ class ClientSession implements ClientSink {
    */
   private reject(code: SessionFailure, mayFront: boolean, sni: string | null = null): void {
     if (this.stage === STAGE_DONE || this.stage === STAGE_REJECTED) return;
-    this.stats.fail(code);
+    this.stats.fail(code, this.failureStage(code));
     this.logFailure(code);
     this.releaseTicket();
     // Nowhere to front to (fronting off, or no cover domain and no SNI): the same silent close as elsewhere.
@@ -899,9 +954,26 @@ class ClientSession implements ClientSink {
     }
   }
 
+  /** The stage a failure belongs to: the code's, except where only the session knows how far it got. */
+  private failureStage(code: string): HandshakeStage {
+    if (code === 'MTP_ERR_HANDSHAKE_TIMEOUT') {
+      if (this.stage === STAGE_HEADER) return 'obfuscated2';
+      if (this.stage !== STAGE_HELLO) return 'other';
+      return this.rawLength > 0 && this.raw?.[0]?.[0] === 0x16 ? 'tls_record' : 'first_bytes';
+    }
+    // Not even an obfuscated2 header's worth of bytes looked right (an HTTP request, say).
+    if (code === 'MTP_ERR_UNKNOWN_TRANSPORT' && this.stage === STAGE_HELLO) return 'first_bytes';
+    return handshakeStage(code);
+  }
+
   private logFailure(code: string): void {
     this.env.log.debug(
-      { listener: this.listener.name, remote: this.socket.remoteAddress, code },
+      {
+        listener: this.listener.name,
+        remote: this.socket.remoteAddress,
+        code,
+        ja4: this.helloFingerprint ?? undefined,
+      },
       'client handshake failed',
     );
   }
@@ -919,7 +991,7 @@ class ClientSession implements ClientSink {
       this.finish('rejected');
       return;
     }
-    this.stats.fail('MTP_ERR_HANDSHAKE_TIMEOUT');
+    this.stats.fail('MTP_ERR_HANDSHAKE_TIMEOUT', this.failureStage('MTP_ERR_HANDSHAKE_TIMEOUT'));
     this.logFailure('MTP_ERR_HANDSHAKE_TIMEOUT');
     this.finish('handshake_timeout');
   }
@@ -956,6 +1028,9 @@ class ClientSession implements ClientSink {
   /** @internal End the session (idempotent). */
   finish(reason: string, flush = false): void {
     if (this.stage === STAGE_DONE) return;
+    // Gone before its first byte: a TCP-level failure (a reset by a middlebox, a port scan, a health check).
+    if (this.stage === STAGE_HELLO && this.rawLength === 0 && reason.startsWith('client_'))
+      this.stats.failAt('tcp');
     this.stage = STAGE_DONE;
     this.deadline.clear();
     this.releaseTicket();
@@ -1017,6 +1092,10 @@ function releaseClientHold(session: ClientSession): void {
 
 function releaseUpstreamHold(session: ClientSession): void {
   session.onUpstreamHoldOver();
+}
+
+function resumeAfterYield(session: ClientSession): void {
+  session.resumeAfterYield();
 }
 
 function uncorkSession(session: ClientSession): void {

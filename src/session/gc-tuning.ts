@@ -83,3 +83,52 @@ export function relayAllocated(bytes: number): void {
   if (collect === undefined) collect = gcFunction();
   collect?.({ type: 'minor' });
 }
+
+/** How often a thread looks whether a burst of sessions has ended. */
+const SHRINK_CHECK_MS = 10_000;
+/** Sessions since the last shrink that make one worth it (a full collection of an idle heap is ~10 ms). */
+const SHRINK_AFTER_CONNECTIONS = 1000;
+/** At most this many new connections in one check interval count as quiet. */
+const QUIET_CONNECTIONS = 50;
+
+/**
+ * Give back the memory of a burst once it is over. During a burst of new sessions V8 grows the young
+ * generation to its cap and the old generation with it; when the burst ends, no allocation triggers another
+ * collection, so the heap keeps its peak size (tens of MB per thread) for as long as the proxy stays quiet.
+ * A check every SHRINK_CHECK_MS: once SHRINK_AFTER_CONNECTIONS connections came in since the last shrink and
+ * the last interval was quiet, one full collection runs, which also shrinks the young generation and frees
+ * the ArrayBuffers (socket and cipher buffers) that only a full collection finds dead.
+ */
+export function startHeapShrinker(connectionsTotal: () => number): { stop(): void } {
+  collectStartupGarbage();
+  let last = connectionsTotal();
+  let pending = 0;
+  const timer = setInterval(() => {
+    const now = connectionsTotal();
+    const delta = now - last;
+    last = now;
+    pending += delta;
+    if (delta > QUIET_CONNECTIONS || pending < SHRINK_AFTER_CONNECTIONS) return;
+    pending = 0;
+    collectFull();
+  }, SHRINK_CHECK_MS);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
+
+/** Delay of the collection after start-up (workers bind one after the other; the config was just parsed). */
+const STARTUP_COLLECT_MS = 1000;
+
+/**
+ * One full collection shortly after start-up: loading and compiling the modules, parsing the config and
+ * starting the workers leave garbage (a few MB per thread) and a grown young generation that nothing
+ * collects while the proxy waits for its first client.
+ */
+export function collectStartupGarbage(): void {
+  setTimeout(collectFull, STARTUP_COLLECT_MS).unref();
+}
+
+function collectFull(): void {
+  if (collect === undefined) collect = gcFunction();
+  collect?.({ type: 'major' });
+}

@@ -6,6 +6,7 @@
 import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { flushCompileCache } from '../runtime/compile-cache.ts';
 import { workerHeapLimits } from '../session/gc-tuning.ts';
 import type { ToWorker, WorkerInit } from './protocol.ts';
 
@@ -30,6 +31,8 @@ const THREAD_URL = new URL('./worker-main.ts', import.meta.url);
 const PROCESS_MAIN = fileURLToPath(new URL('./process-main.ts', import.meta.url));
 
 export function startThread(name: string, init: WorkerInit): WorkerTransport {
+  // The worker then finds the modules this thread already compiled (and type-stripped) in the cache.
+  flushCompileCache();
   const worker = new Worker(THREAD_URL, { workerData: init, name, resourceLimits: workerHeapLimits() });
   return {
     kind: 'threads',
@@ -77,6 +80,7 @@ function setupPrimary(): void {
 /** Fork a worker process; it waits for `init` before doing anything. */
 export function startProcess(init: WorkerInit): WorkerTransport {
   setupPrimary();
+  flushCompileCache();
   const worker = cluster.fork({ MTPROXY_WORKER_INDEX: String(init.index) });
   const child = worker.process;
   const transport: WorkerTransport = {

@@ -64,3 +64,27 @@ test('status sums worker sources and takes reload facts from the first', () => {
   assert.match(text, /handshake failures: MTP_ERR_BAD 2/);
   assert.match(text, /dc 4: 0 open, 0 connects, 3 connect errors/);
 });
+
+test('status carries failures by stage and the client-hello fingerprints, summed over workers', () => {
+  const w1 = new Stats();
+  const w2 = new Stats();
+  w1.listener('main').fail('MTP_ERR_TLS_BAD_DIGEST');
+  w2.listener('main').fail('MTP_ERR_TLS_BAD_DIGEST');
+  w2.listener('main').failAt('tcp');
+  w1.listener('main').fingerprint('t13d1516h2_8daaf6152771_d8a2da3f94cd');
+  w2.listener('main').fingerprint('t13d1516h2_8daaf6152771_d8a2da3f94cd');
+  w2.listener('main').fingerprint('t13i2013h2_a09f3c656075_9bf9b396e898');
+  const s = buildStatus(config, [w1, w2]);
+  const m = s.listeners[0];
+  assert.deepEqual(m.handshakeStages, { digest: 2, tcp: 1 });
+  assert.deepEqual(m.helloFingerprints, {
+    t13d1516h2_8daaf6152771_d8a2da3f94cd: 2,
+    t13i2013h2_a09f3c656075_9bf9b396e898: 1,
+  });
+  const text = formatStatus(s);
+  assert.match(text, /failures by stage: digest 2, tcp 1/);
+  assert.match(
+    text,
+    /client hellos \(JA4\): t13d1516h2_8daaf6152771_d8a2da3f94cd 2, t13i2013h2_a09f3c656075_9bf9b396e898 1/,
+  );
+});

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -141,6 +141,27 @@ describe('Dockerfile', () => {
     }
   });
 
+  it('installs system packages and sets the capability before the sources are copied (cached layer)', () => {
+    const setcap = finalStage.findIndex((i) => i.op === 'RUN' && /\bsetcap\b/.test(i.args));
+    assert.ok(setcap >= 0, 'setcap in the final stage');
+    assert.ok(/\bapt-get install\b/.test(finalStage[setcap].args));
+    const firstSourceCopy = finalStage.findIndex(
+      (i) => i.op === 'COPY' && /(^|\s)(src|bin|deploy\/\S*|package\.json)(\s|$)/.test(i.args),
+    );
+    assert.ok(firstSourceCopy >= 0);
+    assert.ok(setcap < firstSourceCopy, 'the apt-get/setcap layer comes before COPY of the sources');
+  });
+
+  it('says that no-new-privileges disables binding 443 through the file capability', () => {
+    const compose = readFileSync(join(repo, 'compose.yaml'), 'utf8');
+    const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+    const docker = readme.slice(readme.indexOf('\n## Docker\n'), readme.indexOf('\n## systemd'));
+    for (const text of [compose, docker, dockerfile]) {
+      assert.match(text, /no-new-privileges/);
+      assert.match(text, /1024|1023/);
+    }
+  });
+
   it('compose.yaml uses host networking and the same image', () => {
     const compose = readFileSync(join(repo, 'compose.yaml'), 'utf8');
     assert.match(compose, /^\s+network_mode:\s*host\s*$/m);
@@ -179,6 +200,7 @@ describe('image entry point, run directly', () => {
       MTPROXY_HOME: repo,
       MTPROXY_CONFIG: join(dir, 'etc-mtproxy.toml'),
       MTPROXY_RUN_ARGS_FILE: join(dir, 'run.args'),
+      MTPROXY_HEALTH_TARGETS_FILE: join(dir, 'health.targets'),
       // The image's ENV points state at its volume.
       MTP_STATE_DIR: join(dir, 'state'),
     };
@@ -230,6 +252,18 @@ describe('image entry point, run directly', () => {
       const h = spawnSync(health[0], health.slice(1), { cwd: dir, env, encoding: 'utf8' });
       assert.equal(h.status, 0, `health check: ${h.stdout}${h.stderr}`);
 
+      // Later checks start no Node.js process: a `node` first in PATH that only leaves a mark is never run.
+      const stubs = join(dir, 'stub-bin');
+      const mark = join(dir, 'node-was-started');
+      mkdirSync(stubs);
+      writeFileSync(join(stubs, 'node'), `#!/bin/sh\ntouch '${mark}'\nexit 99\n`, { mode: 0o755 });
+      const probeEnv = { ...env, PATH: `${stubs}:${env.PATH}` };
+      for (let i = 0; i < 2; i++) {
+        const again = spawnSync(health[0], health.slice(1), { cwd: dir, env: probeEnv, encoding: 'utf8' });
+        assert.equal(again.status, 0, `health check: ${again.stdout}${again.stderr}`);
+      }
+      assert.ok(!existsSync(mark), 'the health check started node');
+
       assert.ok(!existsSync(join(dir, 'mtproxy-state')), 'no state next to the (read-only) config');
 
       // `docker exec NAME mtproxy doctor` goes through the same entry point and finds the same config.
@@ -249,8 +283,39 @@ describe('image entry point, run directly', () => {
       assert.equal(await exited, 0, output);
 
       // With the proxy gone the health check must fail.
-      const down = spawnSync(health[0], health.slice(1), { cwd: dir, env, encoding: 'utf8' });
+      const down = spawnSync(health[0], health.slice(1), { cwd: dir, env: probeEnv, encoding: 'utf8' });
       assert.notEqual(down.status, 0);
+      assert.ok(!existsSync(mark), 'the health check started node');
     });
   }
+});
+
+describe('image health check', () => {
+  it('works out the listeners from run arguments that doctor does not take (--watch), once', async () => {
+    const health = jsonArgs('HEALTHCHECK').map(inRepo);
+    const dir = mkdtempSync(join(tmpdir(), 'mtproxy-health-'));
+    scratch.push(dir);
+    const server = (await import('node:net')).createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const args = ['run', '--watch', '-p', String(port), '-s', 'a1b2c3d4e5f60718293a4b5c6d7e8f90'];
+      writeFileSync(join(dir, 'run.args'), args.map((a) => `${a}\0`).join(''));
+      const env = {
+        PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+        HOME: dir,
+        MTPROXY_HOME: repo,
+        MTPROXY_RUN_ARGS_FILE: join(dir, 'run.args'),
+        MTPROXY_HEALTH_TARGETS_FILE: join(dir, 'health.targets'),
+      };
+      const r = spawnSync(health[0], health.slice(1), { cwd: dir, env, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(
+        readFileSync(join(dir, 'health.targets'), 'utf8'),
+        new RegExp(`^127\\.0\\.0\\.1 ${port}$`, 'm'),
+      );
+    } finally {
+      server.close();
+    }
+  });
 });

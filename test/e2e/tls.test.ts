@@ -17,6 +17,9 @@ import {
 import { createFrameCodec } from '../../src/protocol/framing/codec.ts';
 import { createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
+import { fixtureRoundTrip } from '../helpers/fake-tls-session.ts';
+import { HELLO_SHAPES, helloFixture } from '../helpers/hello-shapes.ts';
+import { APP_ORACLES, checkTls13Answer } from '../protocol/faketls/oracles/index.ts';
 import { randomSegments } from '../helpers/tls-hello.ts';
 import { type HttpsSite, SITE_DOMAIN, startHttpsSite } from '../helpers/https-site.ts';
 import { basicToml, startTestProxy, TEST_SECRET, type TestProxy } from '../helpers/proxy.ts';
@@ -265,4 +268,60 @@ test('not TLS at all is fronted too', async () => {
   // Node's TLS server drops a plain-HTTP client without a word; what matters is that it got the bytes.
   assert.ok(closed);
   assert.equal(proxy.stats.listener('main').fronted, before + 1);
+});
+
+test('every app and browser hello shape round-trips through the proxy (iOS without SNI, Android in two segments)', async () => {
+  const before = proxy.stats.listener('main').sessionsTotal.tls;
+  for (const shape of HELLO_SHAPES) {
+    const f = helloFixture(shape, {
+      secret: TEST_SECRET,
+      domain: SITE_DOMAIN,
+      unixTime: Math.floor(Date.now() / 1000),
+    });
+    if (shape === 'android') assert.equal(f.segments.length, 2);
+    if (shape === 'ios') assert.equal(f.sni, null);
+    const flight = await fixtureRoundTrip(proxy.port(), f, TEST_SECRET);
+    // The real proxy's answer, judged as each app judges it.
+    for (const oracle of APP_ORACLES) {
+      const v = oracle.judge([flight], f.random, TEST_SECRET);
+      assert.ok(v.ok, `${oracle.app} refused the answer to ${shape}: ${v.ok ? '' : v.reason}`);
+    }
+    checkTls13Answer(flight, f.record);
+  }
+  assert.equal(proxy.stats.listener('main').sessionsTotal.tls, before + HELLO_SHAPES.length);
+  // Their fingerprints were counted.
+  assert.ok(
+    (proxy.stats.listener('main').helloFingerprints.get('t13d1516h2_8daaf6152771_d8a2da3f94cd') ?? 0) >= 1,
+  );
+});
+
+test('handshake failures are counted by stage (tcp, first bytes, digest, timestamp, replay, sni)', async () => {
+  const stages = (): Map<string, number> => new Map(proxy.stats.listener('main').handshakeStages);
+  const before = stages();
+  const grew = (stage: string): number => (stages().get(stage) ?? 0) - (before.get(stage) ?? 0);
+  const now = Date.now() / 1000;
+  const hello = (o: { secret?: Buffer; domain?: string; time?: number } = {}): Buffer =>
+    buildClientHello({
+      shape: 'modern',
+      secret: o.secret ?? TEST_SECRET,
+      domain: o.domain ?? SITE_DOMAIN,
+      unixTime: o.time ?? now,
+    });
+  await exchange(proxy.port(), hello({ secret: randomBytes(16) }), 500);
+  await exchange(proxy.port(), hello({ time: now - 3600 }), 500);
+  await exchange(proxy.port(), hello({ domain: 'not-served.example' }), 500);
+  await exchange(proxy.port(), Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), 500);
+  const replayed = hello();
+  await exchange(proxy.port(), replayed, 300);
+  await exchange(proxy.port(), replayed, 500);
+  // Connected and gone without a byte.
+  const bare = await connect(proxy.port());
+  bare.destroy();
+  for (let i = 0; i < 100 && grew('tcp') < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(grew('digest'), 1);
+  assert.equal(grew('timestamp'), 1);
+  assert.equal(grew('sni'), 1);
+  assert.equal(grew('first_bytes'), 1);
+  assert.equal(grew('replay'), 1);
+  assert.ok(grew('tcp') >= 1);
 });

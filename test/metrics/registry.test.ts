@@ -141,3 +141,39 @@ test('counters move with the plain stats between scrapes and sum across sources'
   );
   metrics.close();
 });
+
+test('handshake failures by stage and client-hello JA4s (bounded) are exported', async () => {
+  const stats = new Stats();
+  const main = stats.listener('main');
+  main.fail('MTP_ERR_TLS_BAD_DIGEST');
+  main.fail('MTP_ERR_TLS_BAD_DIGEST');
+  main.failAt('tcp');
+  for (let i = 0; i < 100; i++)
+    main.fingerprint(`t13d1516h2_8daaf6152771_${String(i % 40).padStart(12, '0')}`);
+  for (let i = 0; i < 50; i++) main.fingerprint('t13d1516h2_8daaf6152771_d8a2da3f94cd');
+  const metrics = createMetricsRegistry({ sources: singleSource(stats), defaultMetrics: false });
+  const families = parsePrometheusTextFormat(await metrics.scrape());
+  assert.equal(
+    sample(families, 'mtproxy_handshake_failure_stages_total', { listener: 'main', stage: 'digest' }),
+    2,
+  );
+  assert.equal(
+    sample(families, 'mtproxy_handshake_failure_stages_total', { listener: 'main', stage: 'tcp' }),
+    1,
+  );
+  const hellos = families.find((f) => f.name === 'mtproxy_tls_client_hellos_total');
+  assert.ok(hellos);
+  assert.ok(hellos.metrics.length <= 17);
+  assert.equal(
+    sample(families, 'mtproxy_tls_client_hellos_total', {
+      listener: 'main',
+      ja4: 't13d1516h2_8daaf6152771_d8a2da3f94cd',
+    }),
+    50,
+  );
+  assert.equal(
+    hellos.metrics.reduce((n, m) => n + Number(m.value), 0),
+    150,
+  );
+  metrics.close();
+});

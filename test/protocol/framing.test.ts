@@ -3,9 +3,11 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { isProtocolError } from '../../src/protocol/errors.ts';
 import {
+  ClientFrameScanner,
   createFrameCodec,
   type FrameCodec,
   type FrameCodecOptions,
+  MIN_CLIENT_PAYLOAD,
 } from '../../src/protocol/framing/codec.ts';
 import type { TransportTag } from '../../src/protocol/obfuscated2.ts';
 import { splitAt } from '../helpers/split.ts';
@@ -215,6 +217,135 @@ describe('framing properties', () => {
             assert.ok(isProtocolError(e), String(e));
           }
           assert.ok(c.buffered < (opts.maxFrame ?? 1 << 20) + 4);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
+/** One frame on the wire with a header of the given length field (`len` bytes of body follow). */
+function rawFrame(t: TransportTag, len: number, quickAck: boolean, fill: number): Buffer {
+  let head: Buffer;
+  if (t === 'abridged') {
+    const words = len >>> 2;
+    head =
+      words < 0x7f
+        ? Buffer.from([words])
+        : Buffer.from([0x7f, words & 0xff, (words >> 8) & 0xff, words >> 16]);
+    if (quickAck) head[0] |= 0x80;
+  } else {
+    head = Buffer.alloc(4);
+    head.writeUInt32LE((quickAck ? len | 0x80000000 : len) >>> 0, 0);
+  }
+  return Buffer.concat([head, Buffer.alloc(len, fill)]);
+}
+
+/** Lengths that no MTProto client sends, per transport (the prober's list and their neighbours). */
+function arbBadLength(t: TransportTag): fc.Arbitrary<number> {
+  if (t === 'abridged') return fc.constantFrom(0, 4); // 0 or 1 word
+  if (t === 'padded') return fc.integer({ min: 0, max: MIN_CLIENT_PAYLOAD - 1 });
+  return fc.oneof(
+    fc.integer({ min: 0, max: MIN_CLIENT_PAYLOAD - 1 }),
+    fc.integer({ min: 1, max: 600 }).filter((n) => n % 4 !== 0),
+  );
+}
+
+const arbGoodPayloadLength = fc.integer({ min: MIN_CLIENT_PAYLOAD / 4, max: 200 }).map((w) => w * 4);
+
+describe('frames that cannot be MTProto', () => {
+  it("the prober's lengths are refused by the scanner and by a client-side codec", () => {
+    const cases: Array<[TransportTag, Buffer, string]> = [
+      ['intermediate', hex('00000000'), 'MTP_ERR_FRAME_TOO_SMALL'],
+      ['intermediate', hex('03000000 010203'), 'MTP_ERR_FRAME_UNALIGNED'],
+      ['abridged', hex('00'), 'MTP_ERR_FRAME_TOO_SMALL'],
+      ['abridged', hex('80'), 'MTP_ERR_FRAME_TOO_SMALL'],
+      ['padded', hex('01000000 01'), 'MTP_ERR_FRAME_TOO_SMALL'],
+      ['padded', hex('05000000 0102030405'), 'MTP_ERR_FRAME_TOO_SMALL'],
+    ];
+    for (const [t, wire, code] of cases) {
+      const isCode = (e: unknown) => isProtocolError(e) && e.code === code;
+      assert.throws(() => new ClientFrameScanner(t).scan(wire), isCode, `${t} ${wire.toString('hex')}`);
+      const codec = createFrameCodec(t, { requireAligned: true, minPayload: MIN_CLIENT_PAYLOAD });
+      assert.throws(() => codec.decode(wire, () => assert.fail('frame delivered')), isCode);
+    }
+    // Without the option (a server's frames, the tools) short frames still decode.
+    assert.equal(decodeAll(createFrameCodec('intermediate'), [hex('00000000')]).length, 1);
+  });
+
+  it('a stream of MTProto-sized frames passes the scanner under any split', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...transports),
+        fc.array(fc.tuple(arbGoodPayloadLength, fc.boolean(), fc.integer({ min: 0, max: 3 })), {
+          minLength: 1,
+          maxLength: 12,
+        }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        (t, frames, cuts) => {
+          const wire = Buffer.concat(
+            frames.map(([len, q, pad], i) => rawFrame(t, t === 'padded' ? len + pad : len, q, i)),
+          );
+          const scanner = new ClientFrameScanner(t);
+          for (const part of splitAt(wire, cuts)) scanner.scan(part);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('such a frame never reaches the upstream, under any split of the stream around it', () => {
+    fc.assert(
+      fc.property(
+        fc
+          .constantFrom(...transports)
+          .chain((t) =>
+            fc.tuple(
+              fc.constant(t),
+              fc.array(arbGoodPayloadLength, { maxLength: 5 }),
+              arbBadLength(t),
+              fc.boolean(),
+              fc.array(arbGoodPayloadLength, { maxLength: 3 }),
+            ),
+          ),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        ([t, before, bad, quickAck, afterBad], cuts) => {
+          const wire = Buffer.concat([
+            ...before.map((len, i) => rawFrame(t, len, false, i + 1)),
+            rawFrame(t, bad, quickAck, 0xee),
+            ...afterBad.map((len, i) => rawFrame(t, len, false, i + 100)),
+          ]);
+          // What a direct session forwards: every chunk up to the one the scanner throws on.
+          const scanner = new ClientFrameScanner(t);
+          const forwarded: Buffer[] = [];
+          let refused = false;
+          for (const part of splitAt(wire, cuts)) {
+            try {
+              scanner.scan(part);
+            } catch (e) {
+              assert.ok(isProtocolError(e));
+              refused = true;
+              break;
+            }
+            forwarded.push(part);
+          }
+          assert.ok(refused, 'the bad frame was refused');
+          // The DC decodes only whole frames it was sent: none of them is the bad one.
+          const atDc = decodeAll(createFrameCodec(t), forwarded);
+          assert.ok(atDc.length <= before.length);
+          for (const f of atDc) assert.ok(f.payload.length >= MIN_CLIENT_PAYLOAD && f.payload[0] !== 0xee);
+
+          // Framed (middle) sessions: the codec stops before handing the bad frame on.
+          const codec = createFrameCodec(t, { requireAligned: true, minPayload: MIN_CLIENT_PAYLOAD });
+          const delivered: Buffer[] = [];
+          assert.throws(
+            () => {
+              for (const part of splitAt(wire, cuts))
+                codec.decode(part, (p) => delivered.push(Buffer.from(p)));
+            },
+            (e: unknown) => isProtocolError(e),
+          );
+          assert.equal(delivered.length, before.length);
         },
       ),
       { numRuns: 500 },

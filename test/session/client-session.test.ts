@@ -105,6 +105,24 @@ describe('client session: handshake failures', () => {
     assert.equal(dc.connections.length, 0);
     const ls = stats.listener('main');
     assert.ok((ls.handshakeFailures.get('MTP_ERR_UNKNOWN_TRANSPORT') ?? 0) >= 2);
+    // By stage: the two HTTP requests failed at their first bytes, the other two at the obfuscated2 header.
+    assert.equal(ls.handshakeStages.get('first_bytes'), 2);
+    assert.equal(ls.handshakeStages.get('obfuscated2'), 2);
+  });
+
+  it('failure stages of the silent kind: half a header until the deadline, a connection with no byte', async () => {
+    const ls = stats.listener('main');
+    const before = {
+      obfuscated2: ls.handshakeStages.get('obfuscated2') ?? 0,
+      tcp: ls.handshakeStages.get('tcp') ?? 0,
+    };
+    const half = await rawConnect(proxy.port(), randomBytes(30));
+    await half.closed;
+    assert.equal(ls.handshakeFailures.get('MTP_ERR_HANDSHAKE_TIMEOUT') !== undefined, true);
+    assert.equal(ls.handshakeStages.get('obfuscated2'), before.obfuscated2 + 1);
+    const empty = await rawConnect(proxy.port());
+    empty.socket.destroy();
+    await until(() => (ls.handshakeStages.get('tcp') ?? 0) === before.tcp + 1);
   });
 
   it('on a fake-TLS listener with nowhere to front to, garbage gets the same delayed silent close', async () => {
@@ -256,8 +274,8 @@ describe('client session: handshake failures', () => {
     );
     try {
       const c = await connectObfuscated({ host: '127.0.0.1', port: p2.port(), secret: extra });
-      c.sendFrame(Buffer.alloc(4, 9));
-      assert.deepEqual((await c.nextFrame()).payload, Buffer.alloc(4, 9));
+      c.sendFrame(Buffer.alloc(8, 9));
+      assert.deepEqual((await c.nextFrame()).payload, Buffer.alloc(8, 9));
       c.close();
     } finally {
       await p2.stop();
@@ -417,7 +435,7 @@ describe('client session: upstream interplay and ticket accounting', () => {
     await a.closed;
     const b = await connectObfuscated({ host: '127.0.0.1', port: proxy.port(), secret: TEST_SECRET_HEX });
     await until(() => policy.counts.admits === before.admits + 2);
-    b.sendFrame(Buffer.alloc(4));
+    b.sendFrame(Buffer.alloc(8));
     b.close();
     await until(() => policy.counts.releases === before.releases + 2);
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -2,6 +2,7 @@
  * `mtproxy doctor`: check the set-up (config, limits, ports, cover domain, clock, Telegram reachability) and
  * say what to fix. `--health` only checks that the listeners accept connections (the container health check).
  */
+import { loopbackFor } from '../../config/links.ts';
 import { ConfigError } from '../../config/load.ts';
 import type { Config } from '../../config/types.ts';
 import {
@@ -17,13 +18,17 @@ import type { CliCommand } from '../command.ts';
 export const command: CliCommand = {
   name: 'doctor',
   summary: 'Check the config, limits, ports, cover domain, clock and Telegram reachability',
-  usage: 'doctor [--config FILE] [--offline] [--timeout MS] [--health] [--json]',
+  usage: 'doctor [--config FILE] [--offline] [--timeout MS] [--health] [--health-targets] [--json]',
   options: {
     offline: { type: 'boolean', description: 'Skip the checks that need the network' },
     timeout: { type: 'string', valueName: 'MS', description: 'Timeout of each network check (default 3000)' },
     health: {
       type: 'boolean',
       description: 'Only check that every listener accepts connections; quiet when ok',
+    },
+    'health-targets': {
+      type: 'boolean',
+      description: 'Print "HOST PORT" per listener, the addresses --health connects to, and exit',
     },
     json: { type: 'boolean', description: 'One JSON object per check' },
   },
@@ -47,6 +52,11 @@ export const command: CliCommand = {
         fix: 'fix that key (every option is in the README), or pass --config FILE',
       });
       return 1;
+    }
+
+    if (ctx.values['health-targets']) {
+      for (const l of config.listeners) ctx.out(`${loopbackFor(l.host)} ${l.port}`);
+      return 0;
     }
 
     if (ctx.values.health) {

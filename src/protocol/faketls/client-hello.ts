@@ -17,13 +17,18 @@ export const RANDOM_OFFSET = 11;
 export const RANDOM_LENGTH = 32;
 /** A ClientHello longer than one maximal record is not something any client sends. */
 export const MAX_HELLO_MESSAGE = 16384;
-/** Handshake records per hello we are willing to reassemble. */
-const MAX_HELLO_RECORDS = 64;
+/**
+ * Handshake records per hello we reassemble: any legal record length (down to one byte) is fine for a
+ * modern hello; the session bounds the bytes it buffers for a hello anyway.
+ */
+const MAX_HELLO_RECORDS = 4096;
 /** Smallest hello worth parsing: record header + handshake header + version + random + 4 length fields. */
 const MIN_HELLO_MESSAGE = 4 + 2 + 32 + 1 + 2 + 1 + 2;
 
 export const EXT_SERVER_NAME = 0x0000;
 export const EXT_SUPPORTED_GROUPS = 0x000a;
+export const EXT_SIGNATURE_ALGORITHMS = 0x000d;
+export const EXT_ALPN = 0x0010;
 export const EXT_SUPPORTED_VERSIONS = 0x002b;
 export const EXT_KEY_SHARE = 0x0033;
 
@@ -130,6 +135,12 @@ export interface ClientHello {
   cipherSuites: number[];
   /** Host name from server_name, or null when the extension is absent. Lowercase is NOT applied. */
   sni: string | null;
+  /** legacy_version of the hello body (0x0303 for every client that matters). */
+  legacyVersion: number;
+  /** First ALPN protocol name (a view), or null when absent or not decodable. */
+  alpnFirst: Buffer | null;
+  /** signature_algorithms in the order sent, or null when absent or not decodable. */
+  signatureAlgorithms: number[] | null;
   /** key_share entries in order, or null when the extension is absent. */
   keyShares: KeyShareEntry[] | null;
   /** supported_versions list, or null when absent. */
@@ -157,8 +168,10 @@ function isHostName(buf: Buffer, start: number, end: number): boolean {
 }
 
 /**
- * Parse a single-record hello (as returned by assembleClientHello). Strict: every length must match exactly
- * and the extensions must end at the end of the message. Throws ProtocolError MTP_ERR_TLS_BAD_HELLO.
+ * Parse a single-record hello (as returned by assembleClientHello). The framing is strict: every length must
+ * match exactly and the extensions must end at the end of the message. What is inside the extensions is not
+ * judged: any type, any order, GREASE, repeats (the first server_name / key_share / supported_versions
+ * counts), ECH, ALPS, pre_shared_key. Throws ProtocolError MTP_ERR_TLS_BAD_HELLO.
  */
 export function parseClientHello(record: Buffer): ClientHello {
   const end = record.length;
@@ -196,8 +209,9 @@ export function parseClientHello(record: Buffer): ClientHello {
   let sni: string | null = null;
   let keyShares: KeyShareEntry[] | null = null;
   let supportedVersions: number[] | null = null;
+  let alpnFirst: Buffer | null = null;
+  let signatureAlgorithms: number[] | null = null;
   const extensionTypes: number[] = [];
-  const seen = new Set<number>();
   while (pos < end) {
     if (pos + 4 > end) throw bad('extension header');
     const type = record.readUInt16BE(pos);
@@ -205,18 +219,49 @@ export function parseClientHello(record: Buffer): ClientHello {
     pos += 4;
     if (pos + length > end) throw bad('extension length');
     const dataEnd = pos + length;
-    if (!isGrease(type)) {
-      if (seen.has(type)) throw bad('duplicate extension');
-      seen.add(type);
-    }
+    const first = !extensionTypes.includes(type);
     extensionTypes.push(type);
-    if (type === EXT_SERVER_NAME) sni = parseServerName(record, pos, dataEnd);
-    else if (type === EXT_KEY_SHARE) keyShares = parseKeyShare(record, pos, dataEnd);
-    else if (type === EXT_SUPPORTED_VERSIONS)
-      supportedVersions = parseSupportedVersions(record, pos, dataEnd);
+    if (first) {
+      if (type === EXT_SERVER_NAME) sni = parseServerName(record, pos, dataEnd);
+      else if (type === EXT_KEY_SHARE) keyShares = parseKeyShare(record, pos, dataEnd);
+      else if (type === EXT_SUPPORTED_VERSIONS)
+        supportedVersions = parseSupportedVersions(record, pos, dataEnd);
+      else if (type === EXT_ALPN) alpnFirst = parseAlpnFirst(record, pos, dataEnd);
+      else if (type === EXT_SIGNATURE_ALGORITHMS)
+        signatureAlgorithms = parseSignatureAlgorithms(record, pos, dataEnd);
+    }
     pos = dataEnd;
   }
-  return { random, sessionId, cipherSuites, sni, keyShares, supportedVersions, extensionTypes };
+  return {
+    random,
+    sessionId,
+    cipherSuites,
+    sni,
+    legacyVersion: record.readUInt16BE(9),
+    alpnFirst,
+    signatureAlgorithms,
+    keyShares,
+    supportedVersions,
+    extensionTypes,
+  };
+}
+
+/** First protocol of an ALPN list (only read for the fingerprint: a malformed list gives null). */
+function parseAlpnFirst(buf: Buffer, pos: number, end: number): Buffer | null {
+  if (end - pos < 3 || buf.readUInt16BE(pos) !== end - pos - 2) return null;
+  const n = buf[pos + 2];
+  if (n === 0 || pos + 3 + n > end) return null;
+  return buf.subarray(pos + 3, pos + 3 + n);
+}
+
+/** signature_algorithms list (only read for the fingerprint: a malformed list gives null). */
+function parseSignatureAlgorithms(buf: Buffer, pos: number, end: number): number[] | null {
+  if (end - pos < 2) return null;
+  const n = buf.readUInt16BE(pos);
+  if (n % 2 !== 0 || pos + 2 + n !== end) return null;
+  const out: number[] = [];
+  for (let i = pos + 2; i < end; i += 2) out.push(buf.readUInt16BE(i));
+  return out;
 }
 
 function parseServerName(buf: Buffer, pos: number, end: number): string {

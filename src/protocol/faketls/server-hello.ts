@@ -103,9 +103,15 @@ export function serverKeyShareLength(group: number, clientKeyLength: number): nu
   return group === GROUP_X25519_MLKEM768 ? 1088 + 32 : clientKeyLength;
 }
 
-/** Length of the fake certificate record's payload for a wanted size: clamped to one record. */
+/**
+ * Largest record the apps take in the server's first flight: Telegram-iOS (MtProtoKit, MTTcpConnection)
+ * refuses a ServerHello or first application-data record longer than 10 KiB; the other apps allow more.
+ */
+export const MAX_FLIGHT_RECORD = 10 * 1024;
+
+/** Length of the fake certificate record's payload for a wanted size: clamped to one record every app reads. */
 export function fakeCertificateLength(size: number): number {
-  return Math.max(1, Math.min(MAX_RECORD_PAYLOAD, Math.floor(size)));
+  return Math.max(1, Math.min(MAX_FLIGHT_RECORD, MAX_RECORD_PAYLOAD, Math.floor(size)));
 }
 
 /** Random payload for the fake certificate record, clamped to one record. */

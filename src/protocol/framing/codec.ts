@@ -12,6 +12,13 @@ import type { TransportTag } from '../obfuscated2.ts';
 /** Largest frame a client may send (exclusive), as the reference: 1 MiB. */
 export const DEFAULT_MAX_FRAME = 1024 * 1024;
 
+/**
+ * Smallest payload a client's frame can carry and still be MTProto: every message starts with an 8-byte
+ * auth_key_id (an unencrypted one is at least 24 bytes, an encrypted one more). Shorter frames, and
+ * intermediate frames whose length is not a multiple of 4, come from probers, not from apps.
+ */
+export const MIN_CLIENT_PAYLOAD = 8;
+
 export type FrameHandler = (payload: Buffer, quickAck: boolean) => void;
 
 export interface FrameCodecOptions {
@@ -25,6 +32,8 @@ export interface FrameCodecOptions {
    * 4 bytes holding the 31-bit token as uint32 LE.
    */
   fromServer?: boolean;
+  /** Reject frames whose payload (padding dropped) is shorter than this (client frames: MIN_CLIENT_PAYLOAD). */
+  minPayload?: number;
 }
 
 export interface FrameCodec {
@@ -72,11 +81,13 @@ abstract class BaseDecoder implements FrameCodec {
   protected readonly maxFrame: number;
   protected readonly requireAligned: boolean;
   protected readonly fromServer: boolean;
+  protected readonly minPayload: number;
 
   constructor(opts: FrameCodecOptions = {}) {
     this.maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
     this.requireAligned = opts.requireAligned ?? false;
     this.fromServer = opts.fromServer ?? false;
+    this.minPayload = opts.minPayload ?? 0;
   }
 
   get buffered(): number {
@@ -144,6 +155,18 @@ abstract class BaseDecoder implements FrameCodec {
   protected checkLength(len: number): void {
     if (len >= this.maxFrame) throw new ProtocolError('MTP_ERR_FRAME_TOO_LARGE', `frame of ${len} bytes`);
   }
+
+  protected checkPayload(payloadLength: number): void {
+    if (payloadLength < this.minPayload) throw tooSmall(payloadLength);
+  }
+}
+
+function tooSmall(payloadLength: number): ProtocolError {
+  return new ProtocolError('MTP_ERR_FRAME_TOO_SMALL', `frame payload of ${payloadLength} bytes`);
+}
+
+function unaligned(len: number): ProtocolError {
+  return new ProtocolError('MTP_ERR_FRAME_UNALIGNED', `frame of ${len} bytes is not a multiple of 4`);
 }
 
 export class AbridgedCodec extends BaseDecoder {
@@ -166,6 +189,7 @@ export class AbridgedCodec extends BaseDecoder {
     }
     const len = words * 4;
     this.checkLength(len);
+    this.checkPayload(len);
     if (buf.length - off < head + len) return -(head + len);
     onFrame(buf.subarray(off + head, off + head + len), quickAck);
     return head + len;
@@ -219,9 +243,8 @@ export class IntermediateCodec extends BaseDecoder {
     }
     const len = raw & 0x7fffffff;
     this.checkLength(len);
-    if (this.requireAligned && len % 4 !== 0) {
-      throw new ProtocolError('MTP_ERR_FRAME_UNALIGNED', `frame of ${len} bytes is not a multiple of 4`);
-    }
+    if (this.requireAligned && len % 4 !== 0) throw unaligned(len);
+    this.checkPayload(len);
     if (buf.length - off < 4 + len) return -(4 + len);
     onFrame(buf.subarray(off + 4, off + 4 + this.payloadLength(len)), quickAck);
     return 4 + len;
@@ -266,6 +289,7 @@ export class PaddedCodec extends IntermediateCodec {
     }
     const len = raw & 0x7fffffff;
     this.checkLength(len);
+    this.checkPayload(len - (len % 4));
     if (buf.length - off < 4 + len) return -(4 + len);
     onFrame(buf.subarray(off + 4, off + 4 + len - (len % 4)), quickAck);
     return 4 + len;
@@ -297,5 +321,71 @@ export function createFrameCodec(transport: TransportTag, opts?: FrameCodecOptio
       return new IntermediateCodec(opts);
     case 'padded':
       return new PaddedCodec(opts);
+  }
+}
+
+/**
+ * Follows the frame boundaries of a client's plaintext stream without decoding it, for sessions whose bytes go
+ * to the DC as they are (direct mode): a frame that cannot be MTProto (see MIN_CLIENT_PAYLOAD; unaligned
+ * intermediate; too large) throws before the chunk that holds its header is passed on. Only a few header bytes
+ * are kept between chunks; the bodies are skipped, not copied.
+ */
+export class ClientFrameScanner {
+  private readonly abridged: boolean;
+  private readonly padded: boolean;
+  private readonly maxFrame: number;
+  /** Body bytes of the current frame still to come. */
+  private skip = 0;
+  /** Header bytes of the next frame seen so far, and their value (little-endian). */
+  private have = 0;
+  private value = 0;
+
+  constructor(transport: TransportTag, maxFrame = DEFAULT_MAX_FRAME) {
+    this.abridged = transport === 'abridged';
+    this.padded = transport === 'padded';
+    this.maxFrame = maxFrame;
+  }
+
+  /** Throws ProtocolError when a frame whose header ends in `chunk` cannot be MTProto. */
+  scan(chunk: Buffer): void {
+    const n = chunk.length;
+    let off = 0;
+    while (off < n) {
+      const skip = this.skip;
+      if (skip > 0) {
+        const k = Math.min(skip, n - off);
+        this.skip = skip - k;
+        off += k;
+        continue;
+      }
+      const b = chunk[off++];
+      if (this.abridged) {
+        if (this.have === 0) {
+          const words = b & 0x7f;
+          if (words !== 0x7f) this.frame(words * 4);
+          else this.have = 1;
+          continue;
+        }
+        this.value += b * 2 ** (8 * (this.have - 1));
+        if (++this.have === 4) this.frame(this.value * 4);
+        continue;
+      }
+      // Intermediate and padded: 4 bytes little-endian, the top bit asks for a quick ack.
+      this.value += (this.have === 3 ? b & 0x7f : b) * 2 ** (8 * this.have);
+      if (++this.have === 4) this.frame(this.value);
+    }
+  }
+
+  private frame(len: number): void {
+    this.have = 0;
+    this.value = 0;
+    if (len >= this.maxFrame) throw new ProtocolError('MTP_ERR_FRAME_TOO_LARGE', `frame of ${len} bytes`);
+    if (this.padded) {
+      if (len - (len % 4) < MIN_CLIENT_PAYLOAD) throw tooSmall(len - (len % 4));
+    } else {
+      if (len % 4 !== 0) throw unaligned(len);
+      if (len < MIN_CLIENT_PAYLOAD) throw tooSmall(len);
+    }
+    this.skip = len;
   }
 }

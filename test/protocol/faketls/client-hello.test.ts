@@ -13,6 +13,8 @@ import {
   verifyHelloDigest,
   zeroedHello,
 } from '../../../src/protocol/faketls/client-hello.ts';
+import { HELLO_SHAPES, helloFixture } from '../../helpers/hello-shapes.ts';
+import { splitAt } from '../../helpers/split.ts';
 
 const secret = Buffer.from('d0d6e111bada5511fcce9584deadbeef', 'hex');
 const now = 1_790_000_000;
@@ -190,4 +192,54 @@ test('mutating a valid hello never keeps a valid digest', () => {
     ),
     { numRuns: 400 },
   );
+});
+
+test('every shape (app, browser-like, quirks) parses, by any record and segment split, to the same hello', () => {
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...HELLO_SHAPES),
+      fc.array(fc.integer({ min: 1, max: 800 }), { minLength: 0, maxLength: 6 }),
+      fc.array(fc.integer({ min: 0, max: 4000 }), { maxLength: 30 }),
+      (shape, recordSizes, cuts) => {
+        const f = helloFixture(shape, { secret, domain: 'www.example.com', unixTime: now });
+        const wire = recordSizes.length === 0 ? f.record : splitHelloRecords(f.record, recordSizes);
+        const a = assembleIncrementally(splitAt(wire, cuts));
+        assert.ok(a.kind === 'complete');
+        assert.equal(a.consumed, wire.length);
+        assert.deepEqual(a.record, f.record);
+        const hello = parseClientHello(a.record);
+        assert.equal(hello.sni, f.sni);
+        assert.equal(hello.sessionId.length, 32);
+        assert.equal(verifyHelloDigest(zeroedHello(a.record), hello.random, secret), now);
+        assert.ok(hello.keyShares !== null && hello.keyShares.length > 0);
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+test('repeated extensions are allowed: the first server_name and key_share count', () => {
+  const f = helloFixture('quirks', { secret, domain: 'first.example', unixTime: now });
+  const hello = parseClientHello(f.record);
+  const counts = new Map<number, number>();
+  for (const t of hello.extensionTypes) counts.set(t, (counts.get(t) ?? 0) + 1);
+  assert.equal(counts.get(0x0012), 2);
+  assert.equal(counts.get(0xff01), 2);
+  assert.equal(hello.sni, 'first.example');
+  // PSK (0x0029) last, unknown and ECH types: all just extensions.
+  const psk = parseClientHello(
+    helloFixture('chrome148', { secret, domain: 'x.example', unixTime: now }).record,
+  );
+  assert.equal(psk.extensionTypes.at(-1), 0x0029);
+  assert.ok(psk.extensionTypes.includes(0xfe0d));
+});
+
+test('records of any legal length: a 1.7 KB hello in one-byte records reassembles', () => {
+  const record = modern();
+  const sizes = new Array(record.length).fill(1);
+  const wire = splitHelloRecords(record, sizes);
+  assert.ok(wire.length < 16 * 1024);
+  const a = assembleClientHello(wire);
+  assert.ok(a.kind === 'complete');
+  assert.deepEqual(a.record, record);
 });
