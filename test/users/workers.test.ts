@@ -73,13 +73,13 @@ for (const mode of ['threads', 'processes'] as WorkerMode[]) {
       await sup.start();
       try {
         const { port } = sup.address('main');
-        const sessions = [];
+        const sessions: ObfuscatedConnection[] = [];
         for (let i = 0; i < 10; i++) sessions.push(await open(port, ALICE));
         const answered = await Promise.all(sessions.map((s) => roundTrip(s)));
         assert.equal(answered.filter(Boolean).length, 3);
         for (const s of sessions) s.close();
         await until('counters back to zero', () => sup.counters.total() === 0);
-        const again = [];
+        const again: ObfuscatedConnection[] = [];
         for (let i = 0; i < 3; i++) again.push(await open(port, ALICE));
         assert.deepEqual(await Promise.all(again.map((s) => roundTrip(s))), [true, true, true]);
         for (const s of again) s.close();
@@ -93,7 +93,7 @@ for (const mode of ['threads', 'processes'] as WorkerMode[]) {
       await sup.start();
       try {
         const { port } = sup.address('main');
-        const sessions = [];
+        const sessions: ObfuscatedConnection[] = [];
         for (let i = 0; i < 8; i++) sessions.push(await open(port, BOB));
         const answered = await Promise.all(sessions.map((s) => roundTrip(s, 3000)));
         assert.deepEqual(
