@@ -167,6 +167,7 @@ export class ProxyServer {
     const counters = (this.#policy as { counters?: RemoteCounterStore }).counters ?? opts.policyCounters;
     this.#users = new UserRegistry({
       counters,
+      stats: this.#stats,
       flushMs: USAGE_FLUSH_MS,
       tickMs: USER_TICK_MS,
       onError: (err) => this.#log.warn({ err: (err as Error).message }, 'users: usage flush failed'),

@@ -15,6 +15,7 @@ import { generateSecret } from '../config/secrets.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
 import type { RemoteCounterStore } from '../policy/counters.ts';
 import { LocalCounterStore } from '../policy/counters.ts';
+import type { Stats } from '../metrics/stats.ts';
 import type { PolicyTicket } from '../session/types.ts';
 import { type Clock, type PeriodSpan, periodAt, systemClock } from './period.ts';
 import { type UsageDelta, UserStore } from './store.ts';
@@ -155,6 +156,8 @@ export interface UserRegistryOptions {
   /** How often limits are checked against open sessions (ms); 0 = only when tick() is called. */
   tickMs?: number;
   onError?: (err: unknown) => void;
+  /** Per-user numbers for /metrics and the status, written at each tick. */
+  stats?: Stats;
 }
 
 const NO_SECRETS: readonly Buffer[] = [];
@@ -173,6 +176,7 @@ export class UserRegistry {
   #flushTimer: NodeJS.Timeout | null = null;
   #tickTimer: NodeJS.Timeout | null = null;
   readonly #onError: (err: unknown) => void;
+  readonly #stats: Stats | null;
   /** Bumped when the user list changes (listener secret lists are rebuilt). */
   #generation = 0;
   readonly #listenerGeneration = new WeakMap<ListenerConfig, number>();
@@ -182,6 +186,7 @@ export class UserRegistry {
     this.counters = opts.counters ?? new LocalCounterStore();
     this.store = opts.store ?? null;
     this.#onError = opts.onError ?? (() => {});
+    this.#stats = opts.stats ?? null;
     const flushMs = opts.flushMs ?? 0;
     if (flushMs > 0) {
       this.#flushTimer = setInterval(() => this.#safely(() => this.flush()), flushMs);
@@ -424,9 +429,26 @@ export class UserRegistry {
     const now = this.clock.now();
     for (const user of this.#users.values()) {
       this.#rollPeriod(user, now);
-      if (user.leases.size === 0) continue;
-      if (user.expired(now)) this.#endSessions(user, 'user_expired');
-      else if (user.overQuota()) this.#endSessions(user, 'user_quota');
+      if (user.leases.size > 0) {
+        if (user.expired(now)) this.#endSessions(user, 'user_expired');
+        else if (user.overQuota()) this.#endSessions(user, 'user_quota');
+      }
+    }
+    this.#writeStats();
+  }
+
+  #writeStats(): void {
+    const s = this.#stats;
+    if (s === null) return;
+    s.userBytesUp.clear();
+    s.userBytesDown.clear();
+    s.userSessionsActive.clear();
+    s.userRefusals.clear();
+    for (const u of this.#users.values()) {
+      s.userBytesUp.set(u.name, u.bytesUp);
+      s.userBytesDown.set(u.name, u.bytesDown);
+      s.userSessionsActive.set(u.name, u.leases.size);
+      for (const [reason, n] of u.refusals) s.userRefusals.set(`${u.name}\t${reason}`, n);
     }
   }
 
@@ -474,6 +496,15 @@ export class UserRegistry {
     store.addUsage(deltas);
     for (const user of this.#users.values())
       if (user.leases.size > 0 || deltas.length > 0) this.#loadUsage(user);
+  }
+
+  /** Re-read every user's totals of the current period from the database (what all workers flushed). */
+  refreshUsage(): void {
+    const now = this.clock.now();
+    for (const user of this.#users.values()) {
+      this.#rollPeriod(user, now);
+      this.#loadUsage(user);
+    }
   }
 
   /** Forget a user's usage of the current period (or all periods): here and in the database. */
