@@ -4,7 +4,6 @@
  * reload (rules, allow list, token, and a restart of either HTTP server whose address changed), stopped last.
  */
 import { configLinks } from '../config/links.ts';
-import { formatHostPort } from '../config/schema.ts';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log.ts';
 import { createMetricsRegistry, type MetricsRegistry, type StatsSource } from '../metrics/registry.ts';
@@ -13,6 +12,7 @@ import type { Stats } from '../metrics/stats.ts';
 import type { CounterStore } from '../policy/counters.ts';
 import { PolicyEngine } from '../policy/engine.ts';
 import { PolicyTables, type TableLookup } from '../policy/tables.ts';
+import { describeBindError, StartupError } from '../runtime/bind-errors.ts';
 import { AdminServer, type ReloadOutcome } from './server.ts';
 import { buildStatus, type LinksDocument } from './status.ts';
 
@@ -101,7 +101,10 @@ export class Operations {
       try {
         this.#tables = new PolicyTables(this.#config.stateDir);
       } catch (e) {
-        throw new Error(`state_dir: cannot open the policy tables database: ${(e as Error).message}`);
+        throw new StartupError(
+          'MTP_ERR_STATE_DIR',
+          `state_dir: cannot open the policy tables database in ${this.#config.stateDir}: ${(e as Error).message}`,
+        );
       }
     }
     return this.#tables;
@@ -184,7 +187,8 @@ export class Operations {
       await server.start(listen);
     } catch (e) {
       // The old server (if any) keeps serving: the new address is bound before the old one is let go.
-      throw new Error(`metrics.listen: cannot listen on ${formatHostPort(listen)} (${(e as Error).message})`);
+      const why = describeBindError(e as NodeJS.ErrnoException, listen.host, listen.port);
+      throw new StartupError('MTP_ERR_LISTEN', `metrics.listen: ${why}`);
     }
     await this.#metricsServer?.stop();
     this.#metricsServer = server;
@@ -199,8 +203,14 @@ export class Operations {
       this.#admin = null;
       return;
     }
+    const limits = {
+      bodyTimeoutMs: next.admin.bodyTimeoutMs,
+      idleTimeoutMs: next.admin.idleTimeoutMs,
+      maxConnections: next.admin.maxConnections,
+    };
     if (this.#admin && previous && sameListen(previous.admin.listen, listen)) {
       this.#admin.setToken(token);
+      this.#admin.setLimits(limits);
       return;
     }
     const host = this.#host!;
@@ -213,6 +223,7 @@ export class Operations {
     };
     const admin = new AdminServer({
       token,
+      limits,
       log: this.#log,
       startedAt: this.#stats.startedAt,
       hooks: {
@@ -230,7 +241,8 @@ export class Operations {
     try {
       await admin.start(listen);
     } catch (e) {
-      throw new Error(`admin.listen: cannot listen on ${formatHostPort(listen)} (${(e as Error).message})`);
+      const why = describeBindError(e as NodeJS.ErrnoException, listen.host, listen.port);
+      throw new StartupError('MTP_ERR_LISTEN', `admin.listen: ${why}`);
     }
     void this.#admin?.stop();
     this.#admin = admin;

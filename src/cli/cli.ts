@@ -8,6 +8,8 @@ import { parseArgs } from 'node:util';
 import pkg from '../../package.json' with { type: 'json' };
 import { ConfigError } from '../config/load.ts';
 import type { CliCommand, CliContext, OptionSpec, OptionValues } from './command.ts';
+import { STARTUP_ERROR_CODES } from '../runtime/bind-errors.ts';
+import { errorCode } from '../runtime/errors.ts';
 import { GLOBAL_OPTIONS, loadCliConfig, resolveConfigFile } from './config-source.ts';
 
 const COMMANDS_DIR = new URL('./commands/', import.meta.url);
@@ -68,14 +70,12 @@ function commandHelp(c: CliCommand): string {
   ].join('\n');
 }
 
-/** Bind failures may arrive re-wrapped (from a worker thread), so they are recognised by their code too. */
-const LISTEN_ERROR_CODES = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL', 'ELISTEN']);
-
 /** Problems the operator fixes in the config or environment: one line, no stack. */
 function isOperatorError(e: unknown): boolean {
   if (e instanceof ConfigError) return true;
   if (!(e instanceof Error)) return false;
-  return e.name === 'ListenError' || LISTEN_ERROR_CODES.has((e as NodeJS.ErrnoException).code ?? '');
+  // Bind failures may arrive re-wrapped (from a worker), so they are recognised by their code too.
+  return e.name === 'ListenError' || STARTUP_ERROR_CODES.has(errorCode(e, ''));
 }
 
 export interface MainIo {

@@ -3,8 +3,8 @@
  * classic (plain secret), secure (`dd`), and fake-TLS (`ee`, once per cover domain). With per-SNI secrets the
  * `ee` links carry the secret derived for their domain, since the base secret no longer passes the TLS check.
  */
-import { networkInterfaces } from 'node:os';
 import { deriveSniSecret } from '../protocol/faketls/sni-secret.ts';
+import { interfaceAddresses } from '../runtime/interfaces.ts';
 import { formatSecret } from './secrets.ts';
 import type { Config, ListenerConfig, ProtocolFamily } from './types.ts';
 
@@ -81,7 +81,7 @@ export function loopbackFor(host: string): string {
 
 /** A non-internal address of this machine, IPv4 first; null when there is none. */
 function firstPublicAddress(): string | null {
-  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
+  const all = interfaceAddresses();
   const pick = (family: string) =>
     all.find((a) => a.family === family && !a.internal && !a.address.startsWith('fe80'));
   return (pick('IPv4') ?? pick('IPv6'))?.address ?? null;

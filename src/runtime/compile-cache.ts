@@ -13,7 +13,8 @@ export function enableCompileCache(): void {
   if (typeof module.enableCompileCache !== 'function') return;
   try {
     const result = module.enableCompileCache(process.env.NODE_COMPILE_CACHE || undefined);
-    if (result.directory && !process.env.NODE_COMPILE_CACHE) process.env.NODE_COMPILE_CACHE = result.directory;
+    if (result.directory && !process.env.NODE_COMPILE_CACHE)
+      process.env.NODE_COMPILE_CACHE = result.directory;
   } catch {
     // No cache: everything still works, each thread strips types itself.
   }

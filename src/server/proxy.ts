@@ -12,7 +12,7 @@ import type { Operations } from '../admin/operations.ts';
 import type { ReloadOutcome } from '../admin/server.ts';
 import type { LinksDocument } from '../admin/status.ts';
 import { configLinks } from '../config/links.ts';
-import { formatHostPort, upstreamKind } from '../config/addresses.ts';
+import { upstreamKind } from '../config/addresses.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
 import { type CertProbeHandle, startCertProbes } from '../faketls/cert-probe.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
@@ -26,6 +26,8 @@ import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
 import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
 import { onFdExhaustion } from './fd-pressure.ts';
+import { describeBindError } from '../runtime/bind-errors.ts';
+import { interfaceAddresses } from '../runtime/interfaces.ts';
 import { MtpError } from '../runtime/errors.ts';
 
 /**
@@ -94,24 +96,10 @@ interface ListenerState {
   lastFdWarningAt: number;
 }
 
-function describeBindError(err: NodeJS.ErrnoException, l: ListenerConfig): string {
-  const where = formatHostPort(l);
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return `${where} is already in use`;
-    case 'EACCES':
-      return `no permission to listen on ${where} (ports below 1024 need privileges)`;
-    case 'EADDRNOTAVAIL':
-      return `${l.host} is not an address of this machine`;
-    default:
-      return `cannot listen on ${where} (${err.code ?? err.message})`;
-  }
-}
-
 /** Raised when a listener cannot bind; the message names the listener key, as config errors do. */
 export class ListenError extends MtpError {
   constructor(index: number, l: ListenerConfig, err: NodeJS.ErrnoException) {
-    super('server', err.code ?? 'ELISTEN', `listeners[${index}].port: ${describeBindError(err, l)}`);
+    super('server', err.code ?? 'ELISTEN', `listeners[${index}].port: ${describeBindError(err, l.host, l.port)}`);
     this.name = 'ListenError';
   }
 }
@@ -237,6 +225,8 @@ export class ProxyServer {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    // Read now, so the fronting loop check never reads them on a client's path.
+    interfaceAddresses();
     await this.#startNeededUpstreams(this.#config);
     const bound: ListenerState[] = [];
     try {

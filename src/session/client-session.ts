@@ -45,6 +45,7 @@ import {
   type TransportTag,
 } from '../protocol/obfuscated2.ts';
 import type { ClientInfo, ClientSink, UpstreamHandle } from '../upstream/types.ts';
+import { LogLimiter } from '../runtime/log-limit.ts';
 import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
 import { frontConnection, frontingDestination } from './fronting.ts';
 import { relayAllocated } from './gc-tuning.ts';
@@ -57,6 +58,9 @@ type TlsAccepted = Extract<TlsHandshakeOutcome, { kind: 'ok' }>;
 
 /** Largest ClientHello we wait for before giving up on it (real ones are under 2 KiB). */
 const MAX_HELLO_BYTES = 16 * 1024;
+/** Upstream failures at info level: one line per DC and reason every 10 s (per worker). */
+const upstreamFailureLog = new LogLimiter(10_000);
+
 /** Client bytes buffered while the upstream opens before we stop reading. */
 const MAX_PENDING_BYTES = 256 * 1024;
 /**
@@ -199,6 +203,8 @@ class ClientSession implements ClientSink, TurnBudget {
   /** tls.decode's callback (fake-TLS sessions only). */
   private tlsPayload: ((data: Buffer) => void) | null = null;
   private tlsDomain: string | null = null;
+  /** JA4 of the client's hello, for the failure log line. */
+  private helloFingerprint: string | null = null;
   /** Bytes that followed the header while its replay check or admission was being answered. */
   private afterHeader: Buffer | null = null;
   /** Obfuscated bytes that followed the header while the upstream was opening. */
@@ -331,8 +337,10 @@ class ClientSession implements ClientSink, TurnBudget {
 
   private onTlsHello(buffered: Buffer): void {
     const outcome = tryFakeTlsHandshake(buffered, this.listener, Date.now());
-    if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined)
+    if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined) {
       this.stats.fingerprint(outcome.fingerprint);
+      this.helloFingerprint = outcome.fingerprint;
+    }
     switch (outcome.kind) {
       case 'need-more':
         if (buffered.length > MAX_HELLO_BYTES) this.reject('MTP_ERR_HELLO_TOO_LARGE', true);
@@ -601,12 +609,12 @@ class ClientSession implements ClientSink, TurnBudget {
     try {
       opening = this.env.upstream(this.listener).open(info, this);
     } catch (err) {
-      this.onUpstreamFailed(err);
+      this.onUpstreamFailed(err, dcId);
       return;
     }
     opening.then(
       (handle) => this.onUpstreamReady(handle),
-      (err: unknown) => this.onUpstreamFailed(err),
+      (err: unknown) => this.onUpstreamFailed(err, dcId),
     );
   }
 
@@ -645,9 +653,18 @@ class ClientSession implements ClientSink, TurnBudget {
     else if (pausedForPending && !this.clientPaused) this.socket.resume();
   }
 
-  private onUpstreamFailed(err: unknown): void {
+  private onUpstreamFailed(err: unknown, dcId: number): void {
     const code = errorCode(err, '');
     this.stats.fail('MTP_ERR_UPSTREAM');
+    // The client passed every check, so this is the proxy's own way to Telegram failing: worth an operator's
+    // attention, once in a while rather than once per client.
+    const suppressed = upstreamFailureLog.take(`${dcId}:${code}`);
+    if (suppressed !== null) {
+      this.env.log.info(
+        { listener: this.listener.name, dc: dcId, code: code || undefined, suppressed },
+        `upstream connect failed: ${(err as Error)?.message ?? String(err)}`,
+      );
+    }
     this.env.log.debug(
       {
         listener: this.listener.name,
@@ -874,7 +891,12 @@ class ClientSession implements ClientSink, TurnBudget {
 
   private logFailure(code: string): void {
     this.env.log.debug(
-      { listener: this.listener.name, remote: this.socket.remoteAddress, code },
+      {
+        listener: this.listener.name,
+        remote: this.socket.remoteAddress,
+        code,
+        ja4: this.helloFingerprint ?? undefined,
+      },
       'client handshake failed',
     );
   }

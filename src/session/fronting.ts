@@ -6,10 +6,10 @@
  */
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import os from 'node:os';
 import ipaddr from 'ipaddr.js';
 import type { Config, ListenerConfig } from '../config/types.ts';
 import { encodeProxyHeader } from '../protocol/proxy-protocol.ts';
+import { interfaceAddresses } from '../runtime/interfaces.ts';
 import { normaliseDomain, servesDomain } from './fake-tls-handshake.ts';
 import { badClientCloseDelay } from './timers.ts';
 import type { SessionEnv } from './types.ts';
@@ -70,9 +70,8 @@ function isLocalAddress(address: string): boolean {
   if (ip === null) return false;
   const range = ip.range();
   if (range === 'loopback' || range === 'unspecified') return true;
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const nic of list ?? []) if (sameIp(nic.address, address)) return true;
-  }
+  // Read in the background, never here: a sandbox may forbid reading them, and this runs for a client.
+  for (const nic of interfaceAddresses()) if (sameIp(nic.address, address)) return true;
   return false;
 }
 

@@ -87,9 +87,20 @@ export interface PingResult {
   rttMs: number | null;
   totalMs: number | null;
   error: string | null;
+  /** Where it failed: TCP connect, the handshake, or waiting for resPQ after it (null when it answered). */
+  failedAt: 'connect' | 'handshake' | 'request' | null;
+  /**
+   * The proxy showed it knows the secret (an ee proxy signs its TLS answer with it): a failure after that is
+   * the proxy's way to Telegram, not the secret.
+   */
+  secretAccepted: boolean;
 }
 
-function describeError(e: unknown, stage: 'connect' | 'handshake' | 'request'): string {
+function describeError(
+  e: unknown,
+  stage: 'connect' | 'handshake' | 'request',
+  secretAccepted = false,
+): string {
   if (e instanceof FakeTlsHandshakeError) {
     switch (e.reason) {
       case 'fronted':
@@ -110,6 +121,9 @@ function describeError(e: unknown, stage: 'connect' | 'handshake' | 'request'): 
     return `cannot resolve the server (${err.code})`;
   if (err?.code) return `${stage}: ${err.code}`;
   const message = err?.message ?? String(e);
+  if (stage === 'request' && secretAccepted && /connection closed|no frame within/.test(message)) {
+    return 'the proxy accepted the secret (its TLS answer is signed with it) but gave no resPQ: it cannot reach this DC';
+  }
   if (stage === 'request' && /connection closed/.test(message)) {
     return 'closed by the proxy before resPQ (wrong secret, protocol not allowed, or the DC is unreachable from it)';
   }
@@ -155,6 +169,8 @@ async function pingOnce(target: ProxyTarget, dc: number, opts: PingOptions): Pro
     rttMs: null,
     totalMs: null,
     error: null,
+    failedAt: null,
+    secretAccepted: false,
   };
   const started = performance.now();
   let stage: 'connect' | 'handshake' | 'request' = 'connect';
@@ -180,6 +196,7 @@ async function pingOnce(target: ProxyTarget, dc: number, opts: PingOptions): Pro
           timeoutMs,
         });
         result.handshakeMs = performance.now() - handshakeStart;
+        result.secretAccepted = true;
         return framing;
       },
     });
@@ -196,7 +213,8 @@ async function pingOnce(target: ProxyTarget, dc: number, opts: PingOptions): Pro
     result.totalMs = performance.now() - started;
     result.ok = true;
   } catch (e) {
-    result.error = describeError(e, stage);
+    result.failedAt = stage;
+    result.error = describeError(e, stage, result.secretAccepted);
   } finally {
     connection?.close();
   }
@@ -243,10 +261,34 @@ export function formatPingResult(r: PingResult): string {
   return `${dc} ok    tcp ${ms(r.tcpMs).padStart(9)}${handshake}  req_pq ${ms(r.rttMs).padStart(9)}  total ${ms(r.totalMs).padStart(9)}`;
 }
 
+/**
+ * What the failures say together: a DC that fails after the proxy took the secret (another DC answered, or the
+ * ee answer was signed with it) is one the proxy cannot reach; when none answered and none got past the
+ * proxy's checks, a plain or dd link cannot tell a wrong secret from a proxy that reaches no DC.
+ */
+export function diagnosePing(results: PingResult[]): string | null {
+  const failed = results.filter((r) => !r.ok && r.failedAt === 'request');
+  if (failed.length === 0) return null;
+  const ids = (list: PingResult[]) => list.map((r) => r.dc).join(', ');
+  const answered = results.filter((r) => r.ok);
+  if (answered.length > 0 || failed.every((r) => r.secretAccepted)) {
+    const proof = answered.length > 0 ? `DC ${ids(answered)} answered` : 'its TLS answer is signed with it';
+    return `The secret is right (${proof}): the proxy cannot reach DC ${ids(failed)} (its log says why, at info level).`;
+  }
+  if (results.some((r) => r.ok || r.failedAt !== 'request')) return null;
+  return (
+    'No DC answered after the handshake: the secret is wrong (or its protocol is not allowed on that port), ' +
+    'or the proxy reaches no DC; its log tells (an unreachable DC is logged at info level), and so does an ee link of the same proxy.'
+  );
+}
+
 export function formatPingSummary(target: ProxyTarget, results: PingResult[]): string {
   const ok = results.filter((r) => r.ok);
-  const head = `${ok.length}/${results.length} DCs answered through ${formatHostPort(target)} (${target.secret.kind} secret)`;
-  if (ok.length === 0) return head;
-  const average = ok.reduce((sum, r) => sum + (r.rttMs ?? 0), 0) / ok.length;
-  return `${head}; average req_pq round trip ${average.toFixed(1)} ms`;
+  let head = `${ok.length}/${results.length} DCs answered through ${formatHostPort(target)} (${target.secret.kind} secret)`;
+  if (ok.length > 0) {
+    const average = ok.reduce((sum, r) => sum + (r.rttMs ?? 0), 0) / ok.length;
+    head = `${head}; average req_pq round trip ${average.toFixed(1)} ms`;
+  }
+  const diagnosis = diagnosePing(results);
+  return diagnosis === null ? head : `${head}\n${diagnosis}`;
 }

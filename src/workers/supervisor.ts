@@ -40,6 +40,7 @@ import { SharedReplayGuard } from './shared-replay.ts';
 import { addSnapshot, type StatsSnapshot, statsFromSnapshot, zeroGauges } from './transfer.ts';
 import { collectStartupGarbage } from '../session/gc-tuning.ts';
 import { startProcess, startThread, type WorkerKind, type WorkerTransport } from './transport.ts';
+import { describeBindError, probeExclusive, StartupError } from '../runtime/bind-errors.ts';
 import { MtpError } from '../runtime/errors.ts';
 const RESTART_MIN_MS = 200;
 const RESTART_MAX_MS = 10_000;
@@ -260,6 +261,7 @@ export class Supervisor {
       // then bind the same ports. Either way the first worker starts alone, so it is the one that creates the
       // state folder's tables database (two processes creating it at once can fail with "database is locked").
       if (kind === 'processes') await this.#reservePorts(this.#config);
+      await this.#refuseSharedPorts(this.#config);
       await this.#spawn(this.#slots[0]);
       await Promise.all(this.#slots.slice(1).map((s) => this.#spawn(s)));
     } catch (e) {
@@ -328,6 +330,7 @@ export class Supervisor {
     }
     this.#replay.configure(next.replay.enabled, next.replay.maxAgeMs);
     if (this.#kind === 'processes') await this.#reservePorts(next);
+    await this.#refuseSharedPorts(next);
     const live = this.#slots.filter((s) => s.worker && s.ready);
     const [first, ...rest] = live;
     const errors: string[] = [];
@@ -481,6 +484,25 @@ export class Supervisor {
       const known = this.#reservedPorts.get(l.name);
       if (known && known.host === l.host) continue;
       this.#reservedPorts.set(l.name, { host: l.host, port: await reservePort(l.host) });
+    }
+  }
+
+  /**
+   * Worker threads share each port through SO_REUSEPORT, which the kernel grants a second instance of the proxy
+   * just as well: before they bind a port this process does not serve yet, make sure nobody else holds it.
+   */
+  async #refuseSharedPorts(config: Config): Promise<void> {
+    if (this.#kind !== 'threads') return;
+    const ours = new Set(this.#addresses.map((a) => a.port));
+    for (const [i, l] of config.listeners.entries()) {
+      if (l.port === 0 || ours.has(l.port)) continue;
+      const ipv6Only =
+        l.host === '::' && config.listeners.some((o) => o.host === '0.0.0.0' && o.port === l.port);
+      const err = await probeExclusive(l.host, l.port, ipv6Only);
+      if (err) {
+        const why = describeBindError(err, l.host, l.port);
+        throw new StartupError(err.code ?? 'ELISTEN', `listeners[${i}].port: ${why}`);
+      }
     }
   }
 

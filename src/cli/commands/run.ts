@@ -1,6 +1,7 @@
 /**
  * `mtproxy run` (the default): start the listeners, print the links, then run until SIGTERM/SIGINT, which stop
- * accepting and let open sessions drain for at most `timeouts.drain`. SIGHUP (or, with --watch, saving the file)
+ * accepting and let open sessions drain for at most `timeouts.drain` (a second one, a second or more later,
+ * exits at once). SIGHUP (or, with --watch, saving the file)
  * re-reads the config.
  */
 import { watch } from 'node:fs';
@@ -13,6 +14,9 @@ import { Supervisor } from '../../workers/supervisor.ts';
 import type { CliCommand } from '../command.ts';
 import { linkLines, missingTlsLinkNotes } from '../print-links.ts';
 
+/** A second SIGINT/SIGTERM this soon after the first is the same Ctrl-C delivered twice, not a request to force. */
+const SECOND_SIGNAL_GRACE_MS = 1000;
+
 export const command: CliCommand = {
   name: 'run',
   summary: 'Run the proxy in the foreground (the default command)',
@@ -22,6 +26,11 @@ export const command: CliCommand = {
     watch: { type: 'boolean', description: 'Reload when the config file changes (env MTP_WATCH=1)' },
   },
   async run(ctx) {
+    // `mtproxy run doctor` (or `npm start -- run doctor`) must not start a proxy the user did not ask for.
+    if (ctx.positionals.length > 0) {
+      ctx.err(`mtproxy run: unexpected argument "${ctx.positionals[0]}" (see mtproxy --help)`);
+      return 2;
+    }
     const loaded = await ctx.loadConfig({ createIfMissing: true });
     const { config } = loaded;
     setLogLevel(config.log.level);
@@ -45,13 +54,18 @@ export const command: CliCommand = {
     const exitCode = new Promise<number>((resolve) => {
       finish = resolve;
     });
+    let stoppingSince = 0;
     const shutdown = (signal: NodeJS.Signals) => {
       if (stopping) {
+        // One Ctrl-C reaches us twice under npm (from the terminal and passed on by npm): only a second
+        // signal sent deliberately, after the grace, skips the drain.
+        if (Date.now() - stoppingSince < SECOND_SIGNAL_GRACE_MS) return;
         logger.warn({ signal }, 'second signal: exiting without waiting for sessions');
         finish(1);
         return;
       }
       stopping = true;
+      stoppingSince = Date.now();
       if (!started) return; // start() finishes first, then stops (below)
       logger.info({ signal, drainMs: proxy.config.timeouts.drainMs }, 'shutting down: draining sessions');
       proxy.stop().then(
