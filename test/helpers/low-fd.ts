@@ -53,6 +53,7 @@ export function echoes(session: ClientSession): Promise<boolean> {
       }
     };
     session.socket.once('close', () => resolve(false));
+    // One whole frame (12 payload bytes): the proxy closes sessions whose frames cannot be MTProto.
     session.send(buildFrames(12, 12));
   });
 }

@@ -82,7 +82,7 @@ export function roundTrip(s: ClientSession, size = 32): Promise<boolean> {
     s.onReceived = (n) => n >= goal && done(true);
     s.socket.once('close', onClose);
     if (s.socket.destroyed) done(false);
-    // One intermediate frame: the proxy closes a session whose frames cannot be MTProto.
+    // One whole frame of `size` bytes on the wire: the proxy closes sessions whose frames cannot be MTProto.
     else s.send(buildFrames(size - 4, size - 4));
   });
 }
