@@ -78,4 +78,49 @@ describe('a second instance on the same port', () => {
       assert.equal((await once(first, 'exit'))[0], 0);
     });
   }
+
+  test('with worker threads, a reload onto a port another instance serves is refused and changes nothing', async (t) => {
+    const env = { MTP_WORKERS: '2', MTP_WORKER_MODE: 'threads' };
+    const [portA, portB] = [await freePort(), await freePort()];
+    const cwdA = await mkdtemp(path.join(dir(), 'reload-a-'));
+    const cwdB = await mkdtemp(path.join(dir(), 'reload-b-'));
+    const fileA = path.join(cwdA, 'mtproxy.toml');
+    const fileB = path.join(cwdB, 'mtproxy.toml');
+    await writeFile(fileA, `${listener('main', portA)}[upstream]\nmode = "direct"\n`);
+    await writeFile(fileB, `${listener('main', portB)}[upstream]\nmode = "direct"\n`);
+    const a = start(['--config', fileA], cwdA, env);
+    t.after(() => a.kill('SIGKILL'));
+    const b = start(['--config', fileB], cwdB, env);
+    t.after(() => b.kill('SIGKILL'));
+    await Promise.all([waitForOutput(a, /tg:\/\/proxy\S*\n/), waitForOutput(b, /tg:\/\/proxy\S*\n/)]);
+
+    await writeFile(
+      fileA,
+      `${listener('main', portA)}${listener('extra', portB)}[upstream]\nmode = "direct"\n`,
+    );
+    const refused = new Promise<string>((resolve) => {
+      let text = '';
+      a.stderr!.on('data', (d) => {
+        text += d;
+        if (text.includes('\n')) resolve(text);
+      });
+    });
+    a.kill('SIGHUP');
+    const stderrA = await refused;
+    assert.equal(
+      stderrA,
+      `mtproxy: reload refused: listeners[1].port: 127.0.0.1:${portB} is already in use by another mtproxy (pid ${b.pid})\n`,
+    );
+    // Both keep serving their own port.
+    for (const port of [portA, portB]) {
+      const client = net.connect({ host: '127.0.0.1', port });
+      client.on('error', () => {});
+      await once(client, 'connect');
+      client.destroy();
+    }
+    a.kill('SIGTERM');
+    b.kill('SIGTERM');
+    assert.equal((await once(a, 'exit'))[0], 0);
+    assert.equal((await once(b, 'exit'))[0], 0);
+  });
 });
