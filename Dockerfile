@@ -28,8 +28,8 @@ WORKDIR /opt/mtproxy
 # user (Docker's default capability set includes it), so 443 works without running as root. A file capability
 # is ignored under no-new-privileges (`--security-opt no-new-privileges`): then use a port above 1023.
 # This layer comes before the sources, so a code change does not re-run it.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libcap2-bin \
+RUN apt-get update -q \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libcap2-bin \
  && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")" \
  && apt-get purge -y libcap2-bin \
  && apt-get autoremove -y \

@@ -8,6 +8,26 @@ import module from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const entry = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+
+// glibc gives every thread that allocates its own malloc arena (up to 8 per core) and returns little of it:
+// after a burst of sessions, the worker threads' freed socket and cipher buffers stay in the arenas as RSS.
+// Two arenas give most of it back (bench/README.md, memory at rest). The variable is read when the process
+// starts, so the launcher replaces itself (same pid, signals and descriptors) once with it set; an operator's
+// own MALLOC_ARENA_MAX is kept, and musl ignores it.
+if (
+  process.platform === 'linux' &&
+  process.env.MALLOC_ARENA_MAX === undefined &&
+  typeof process.execve === 'function'
+) {
+  try {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+      ...process.env,
+      MALLOC_ARENA_MAX: '2',
+    });
+  } catch {
+    // Carry on with the default arenas.
+  }
+}
 const pinnedNode = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));
 const [major, minor] = process.versions.node.split('.').map(Number);
 const canStripTypes = major > 22 || (major === 22 && minor >= 6);

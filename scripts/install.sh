@@ -3,11 +3,15 @@
 #
 #   sudo scripts/install.sh                         # asks for port, secret, tag, protocols, TLS domain
 #   sudo scripts/install.sh -p 443 -a tls -d www.example.com --yes
+#   sudo scripts/install.sh --update               # new code from the checkout (or --source), same config
 #   sudo scripts/install.sh --uninstall [--purge]
 #
-# Installs the proxy under /opt/mtproxy, creates the system user "mtproxy", writes /etc/mtproxy/mtproxy.toml,
-# installs and starts the systemd unit and prints the proxy links. Running it again is safe: the existing
-# config (and its secret) is kept unless options change it.
+# Installs the proxy under /opt/mtproxy, creates the system user "mtproxy", writes /etc/mtproxy/mtproxy.toml
+# (with an admin API on 127.0.0.1 and a random token, so `mtproxy status` works), installs and starts the
+# systemd unit, checks that the service came up, runs `mtproxy doctor` and prints the proxy links. Running it
+# again is safe: the existing config (and its secret) is kept unless options change it.
+# Node.js comes from the system (`node` in PATH), else from the distribution's package when it is new
+# enough, else from the NodeSource apt repository; nothing is downloaded by hand.
 #
 # Testing and packaging: --root DIR installs into a throwaway root (no user, no npm, no systemctl, no network);
 # --dry-run only prints what would be done.
@@ -17,13 +21,19 @@ set -euo pipefail
 readonly SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)"
 readonly NODE_MIN_MAJOR=22
 readonly NODE_MIN_MINOR=12
-readonly NODE_DIST_VERSION="${MTPROXY_NODE_VERSION:-latest-v24.x}"
+# NodeSource's apt repository (Debian/Ubuntu) for when the distribution's Node.js is too old.
+readonly NODESOURCE_MAJOR="${MTPROXY_NODESOURCE_MAJOR:-24}"
+readonly NODESOURCE_KEY_URL="https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key"
+# Services answering with the caller's IPv4, tried in order when this host has no public address of its own.
+readonly IP_LOOKUP_URLS="${MTPROXY_IP_LOOKUP_URLS:-https://v4.ident.me/ https://api.ipify.org https://ipv4.icanhazip.com}"
+readonly ADMIN_LISTEN="127.0.0.1:9101"
 
 root=""
 dry_run=no
 assume_yes=no
 action=install
 purge=no
+firewall=no
 source_dir=""
 node_bin=""
 opt_port=""
@@ -55,9 +65,13 @@ Proxy settings (asked interactively when missing and a terminal is attached):
 Installation:
       --source DIR|URL     proxy sources to install: a checkout, a .tar.gz (URL or file), or a git URL
                            (default: this script's checkout)
-      --node PATH          Node.js binary to run the proxy with (default: `node` in PATH, else downloaded)
+      --node PATH          Node.js binary to run the proxy with (default: `node` in PATH when >= 22.12, else
+                           the distribution's nodejs package when new enough, else NodeSource's apt repository)
       --sysctl             also install /etc/sysctl.d/90-mtproxy.conf with the recommended kernel settings
+      --firewall           also load the per-source SYN limit (mtproxy firewall apply; needs nft) now and at
+                           every start of the service (a systemd drop-in)
   -y, --yes                never ask; use defaults for anything not given
+      --update             install new code (this checkout or --source) and restart; the config is kept
       --uninstall          stop and remove the service and /opt/mtproxy (config and state are kept)
       --purge              with --uninstall: also remove /etc/mtproxy, /var/lib/mtproxy and the user
 
@@ -65,6 +79,7 @@ Testing:
       --root DIR           install below DIR instead of / (implies --no-user --no-npm --no-systemd --offline)
       --dry-run            print the actions, change nothing
       --no-user | --no-npm | --no-systemd | --offline
+      --with-npm | --with-systemd | --online   the opposite, also under --root (stubbed commands in PATH)
   -h, --help
 USAGE
 }
@@ -110,6 +125,8 @@ parse_args() {
       --source) source_dir=${2:?$1 needs a value}; shift ;;
       --node) node_bin=${2:?$1 needs a value}; shift ;;
       --sysctl) opt_sysctl=yes ;;
+      --firewall) firewall=yes ;;
+      --update) action=update ;;
       --root) root=${2:?$1 needs a value}; shift ;;
       --dry-run) dry_run=yes ;;
       -y | --yes) assume_yes=yes ;;
@@ -119,6 +136,9 @@ parse_args() {
       --no-npm) with_npm=no ;;
       --no-systemd) with_systemd=no ;;
       --offline) with_network=no ;;
+      --with-npm) with_npm=yes ;;
+      --with-systemd) with_systemd=yes ;;
+      --online) with_network=yes ;;
       -h | --help) usage; exit 0 ;;
       *) die "unknown option: $1 (see --help)" ;;
     esac
@@ -150,6 +170,9 @@ state_dir() { printf '%s/var/lib/mtproxy' "$root"; }
 unit_file() { printf '%s/etc/systemd/system/mtproxy.service' "$root"; }
 sysctl_file() { printf '%s/etc/sysctl.d/90-mtproxy.conf' "$root"; }
 command_file() { printf '%s/usr/local/bin/mtproxy' "$root"; }
+dropin_file() { printf '%s/etc/systemd/system/mtproxy.service.d/firewall.conf' "$root"; }
+nodesource_keyring() { printf '%s/usr/share/keyrings/nodesource.gpg' "$root"; }
+nodesource_list() { printf '%s/etc/apt/sources.list.d/nodesource.list' "$root"; }
 
 is_hex32() { [[ $1 =~ ^[0-9a-fA-F]{32}$ ]]; }
 is_port() { [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 > 0 && 10#$1 < 65536)); }
@@ -183,6 +206,18 @@ existing_value() {
   sed -n -E "s/^[[:space:]]*${key}[[:space:]]*=[[:space:]]*\"?([^\"#]*)\"?.*$/\\1/p" "$file" | head -n1 | sed -E 's/[[:space:]]+$//'
 }
 
+# Value of `key = "..."` inside `[section]` of the installed config, empty when absent.
+existing_in_section() {
+  local section=$1 key=$2 file
+  file=$(config_file)
+  [[ -f $file ]] || return 0
+  awk -v want="[$section]" -v key="$key" '
+    /^[[:space:]]*\[/ { gsub(/[[:space:]]/, ""); here = ($0 == want); next }
+    here && $0 ~ "^[[:space:]]*" key "[[:space:]]*=" {
+      sub(/^[^=]*=[[:space:]]*"?/, ""); sub(/"?[[:space:]]*(#.*)?$/, ""); print; exit
+    }' "$file"
+}
+
 existing_allow() {
   local file
   file=$(config_file)
@@ -199,6 +234,52 @@ check_node() {
   ((major > NODE_MIN_MAJOR || (major == NODE_MIN_MAJOR && minor >= NODE_MIN_MINOR)))
 }
 
+# Major and minor of a Debian/RPM package version such as "22.14.0+dfsg-1" or "1:24.3.0-1nodesource1".
+version_ok() {
+  local v=${1#*:} major minor
+  [[ $v =~ ^([0-9]+)\.([0-9]+) ]] || return 1
+  major=${BASH_REMATCH[1]}
+  minor=${BASH_REMATCH[2]}
+  ((10#$major > NODE_MIN_MAJOR || (10#$major == NODE_MIN_MAJOR && 10#$minor >= NODE_MIN_MINOR)))
+}
+
+# The candidate version of the distribution's nodejs package, empty when there is none.
+distro_node_candidate() {
+  apt-cache policy nodejs 2>/dev/null | sed -n -E 's/^[[:space:]]*Candidate:[[:space:]]*//p' | head -n1 |
+    sed -E 's/^\(none\)$//'
+}
+
+need_node_message() {
+  printf 'Node.js >= %s.%s is needed: install it (e.g. from your distribution or https://github.com/nodesource/distributions) and pass --node PATH' \
+    "$NODE_MIN_MAJOR" "$NODE_MIN_MINOR"
+}
+
+# NodeSource's signed apt repository, the packaged way to a current Node.js on Debian and Ubuntu.
+install_nodesource() {
+  local keyring list
+  keyring=$(nodesource_keyring)
+  list=$(nodesource_list)
+  command -v curl >/dev/null || die "curl is needed to add the NodeSource repository; or $(need_node_message)"
+  command -v gpg >/dev/null || run apt-get install -y -q gnupg >/dev/null ||
+    die "could not install gnupg (apt-get failed); or $(need_node_message)"
+  say "Adding the NodeSource apt repository (Node.js $NODESOURCE_MAJOR.x): $list"
+  if [[ $dry_run == yes ]]; then
+    printf 'would download: %s\n' "$NODESOURCE_KEY_URL"
+  else
+    mkdir -p "$(dirname "$keyring")" "$(dirname "$list")"
+    local key
+    key=$(curl -fsSL -m 30 "$NODESOURCE_KEY_URL" 2>/dev/null) ||
+      die "could not download the NodeSource signing key from $NODESOURCE_KEY_URL (no network, or a proxy is needed?); or $(need_node_message)"
+    printf '%s\n' "$key" | gpg --dearmor --yes -o "$keyring" 2>/dev/null ||
+      die "the NodeSource signing key from $NODESOURCE_KEY_URL is not a valid key"
+    chmod 0644 "$keyring"
+  fi
+  printf 'deb [signed-by=/usr/share/keyrings/nodesource.gpg] https://deb.nodesource.com/node_%s.x nodistro main' \
+    "$NODESOURCE_MAJOR" | write_file "$list" 0644
+  run apt-get update -q >/dev/null || die "apt-get update failed after adding $list; check it, or $(need_node_message)"
+  run apt-get install -y -q nodejs >/dev/null || die "apt-get install nodejs failed; or $(need_node_message)"
+}
+
 resolve_node() {
   if [[ -n $node_bin ]]; then
     check_node "$node_bin" || die "$node_bin is not Node.js >= $NODE_MIN_MAJOR.$NODE_MIN_MINOR"
@@ -209,36 +290,34 @@ resolve_node() {
     node_bin=$found
     return
   fi
-  [[ $with_network == yes ]] || die "Node.js >= $NODE_MIN_MAJOR.$NODE_MIN_MINOR not found; pass --node PATH"
-  # A distribution's packaged Node is usually too old: fetch the official Linux build into /opt/mtproxy/node.
-  local arch
-  case $(uname -m) in
-    x86_64) arch=x64 ;;
-    aarch64 | arm64) arch=arm64 ;;
-    *) die "no official Node.js build for $(uname -m); install Node.js >= 24 and pass --node" ;;
-  esac
-  local base="https://nodejs.org/dist/$NODE_DIST_VERSION" tarball
-  say "Downloading Node.js ($NODE_DIST_VERSION, linux-$arch) into $(app_dir)/node"
+  [[ $with_network == yes ]] || die "$(need_node_message)"
+  command -v apt-get >/dev/null || die "no Node.js >= $NODE_MIN_MAJOR.$NODE_MIN_MINOR in PATH and no apt-get here: $(need_node_message)"
+  run apt-get update -q >/dev/null || die "apt-get update failed; fix the package sources, or $(need_node_message)"
+  local candidate
+  candidate=$(distro_node_candidate)
+  if [[ -n $candidate ]] && version_ok "$candidate"; then
+    say "Installing the distribution's Node.js ($candidate)"
+    run apt-get install -y -q nodejs npm >/dev/null || die "apt-get install nodejs npm failed; or $(need_node_message)"
+  else
+    note "the distribution's Node.js (${candidate:-none}) is older than $NODE_MIN_MAJOR.$NODE_MIN_MINOR"
+    install_nodesource
+  fi
   if [[ $dry_run == yes ]]; then
-    node_bin="$(app_dir)/node/bin/node"
-    printf 'would download: %s\n' "$base"
+    node_bin=/usr/bin/node
     return
   fi
-  tarball=$(curl -fsSL "$base/SHASUMS256.txt" | awk -v a="linux-$arch.tar.xz" '$2 ~ a"$" {print $2; exit}')
-  [[ -n $tarball ]] || die "could not find a Node.js build at $base"
-  local tmp
-  tmp=$(mktemp -d)
-  curl -fsSL -o "$tmp/$tarball" "$base/$tarball"
-  (cd "$tmp" && curl -fsSL "$base/SHASUMS256.txt" | grep " $tarball\$" | sha256sum -c --quiet -) ||
-    die "Node.js download failed its checksum"
-  mkdir -p "$(app_dir)/node"
-  tar -xJf "$tmp/$tarball" -C "$(app_dir)/node" --strip-components=1
-  rm -rf "$tmp"
-  node_bin="$(app_dir)/node/bin/node"
+  hash -r
+  found=$(command -v node) && check_node "$found" ||
+    die "Node.js was installed but no node >= $NODE_MIN_MAJOR.$NODE_MIN_MINOR is in PATH; pass --node PATH"
+  node_bin=$found
 }
 
 collect_settings() {
   local default_port default_secret default_tag default_domain default_allow
+  admin_listen=$(existing_in_section admin listen)
+  admin_listen=${admin_listen:-$ADMIN_LISTEN}
+  admin_token=$(existing_in_section admin token)
+  admin_token=${admin_token:-$(random_hex16)$(random_hex16)}
   default_port=$(existing_value port)
   default_secret=$(existing_value secret)
   default_tag=$(existing_value ad_tag)
@@ -287,6 +366,18 @@ collect_settings() {
     IFS=', ' read -ra opt_allow <<<"$(ask "Allowed protocols: classic, secure (dd), tls (ee)" "$suggested")"
   fi
 
+  # The SYN limit: asked when not given; an installed drop-in is kept (and refreshed) unless answered "no".
+  local had_firewall=no
+  [[ -f $(dropin_file) ]] && had_firewall=yes
+  if [[ $firewall == no ]] && interactive; then
+    case $(ask "Per-source SYN limit (nftables) against the connection-rate block, yes or no" "$had_firewall") in
+      y | yes) firewall=yes ;;
+      *) [[ $had_firewall == yes ]] && firewall=remove ;;
+    esac
+  elif [[ $firewall == no && $had_firewall == yes ]]; then
+    firewall=yes
+  fi
+
   allow=()
   local p
   if ((${#opt_allow[@]})); then
@@ -320,16 +411,51 @@ collect_settings() {
   fi
 }
 
+is_public_ipv4() {
+  local ip=$1 a b
+  [[ $ip =~ ^([0-9]{1,3})\.([0-9]{1,3})\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || return 1
+  a=${BASH_REMATCH[1]}
+  b=${BASH_REMATCH[2]}
+  ((a == 10 || a == 127 || a == 0 || a >= 224)) && return 1
+  ((a == 172 && b >= 16 && b <= 31)) && return 1
+  ((a == 192 && b == 168)) && return 1
+  ((a == 169 && b == 254)) && return 1
+  ((a == 100 && b >= 64 && b <= 127)) && return 1
+  return 0
+}
+
+# The address this host sends from towards the internet (no packet is sent), when it is a public one.
+route_source_ipv4() {
+  command -v ip >/dev/null || return 0
+  ip -4 route get 192.0.2.1 2>/dev/null | sed -n -E 's/.* src ([0-9.]+).*/\1/p' | head -n1
+}
+
 detect_public_host() {
   public_host=${opt_public_host:-$(existing_value public_host)}
+  public_host_guessed=no
   [[ -n $public_host ]] && return
+  local candidate url
+  candidate=$(route_source_ipv4 || true)
+  if is_public_ipv4 "$candidate"; then
+    public_host=$candidate
+    return
+  fi
+  # Behind NAT (most clouds): ask, one after the other, services that echo the caller's address.
   if [[ $with_network == yes ]] && command -v curl >/dev/null; then
-    public_host=$(curl -fsS4 -m 5 https://api.ipify.org 2>/dev/null || true)
+    for url in $IP_LOOKUP_URLS; do
+      candidate=$(curl -fsS4 -m 5 "$url" 2>/dev/null | tr -d ' \r\n' || true)
+      if is_public_ipv4 "$candidate"; then
+        public_host=$candidate
+        return
+      fi
+    done
   fi
-  if [[ -z $public_host ]]; then
-    public_host=$(hostname -I 2>/dev/null | awk '{print $1}' || true)
-  fi
+  public_host_guessed=yes
+  public_host=$(route_source_ipv4 || true)
+  [[ -n $public_host ]] || public_host=$(hostname -I 2>/dev/null | awk '{print $1}' || true)
   public_host=${public_host:-127.0.0.1}
+  note "could not find this server's public IPv4 (no public address here, and none of: $IP_LOOKUP_URLS answered)"
+  note "the links use $public_host; pass --public-host HOST (the address or name users connect to)"
 }
 
 render_config() {
@@ -350,18 +476,24 @@ public_host = "$public_host"
 TOML
   if [[ -n $tls_domain ]]; then printf 'tls_domain = "%s"\n' "$tls_domain"; fi
   if [[ -n $tag ]]; then printf 'ad_tag = "%s"\n' "$tag"; fi
-  cat <<'TOML'
+  cat <<TOML
 
 [upstream]
 # "auto" uses Telegram's middle proxies when the listener has an ad tag, else connects to the DCs directly.
 mode = "auto"
+
+[admin]
+# The local admin API that mtproxy status, links, reload and table use (only reachable from this machine).
+listen = "$admin_listen"
+token = "$admin_token"
 TOML
 }
 
 render_unit() {
   local unit_source="$source_dir/deploy/systemd/mtproxy.service"
   [[ -f $unit_source ]] || die "missing $unit_source"
-  sed -e "s#^ExecStart=/usr/bin/node #ExecStart=$node_bin #" "$unit_source"
+  # ExecStart, and the optional (commented) firewall lines.
+  sed -E -e "s#^(\#?Exec(Start|StartPre|StopPost)=[-+]*)/usr/bin/node #\1$node_bin #" "$unit_source"
 }
 
 render_sysctl() {
@@ -474,6 +606,98 @@ install_unit() {
   run systemctl restart mtproxy.service
 }
 
+# The proxy's own command line, from the installed copy (works below --root too).
+mtproxy_cli() { "$node_bin" "$(app_dir)/bin/mtproxy.js" "$@"; }
+
+render_firewall_dropin() {
+  cat <<UNIT
+# Written by scripts/install.sh --firewall: load the per-source SYN limit before the proxy starts, remove it
+# after it stopped ("+": as root, outside the sandbox; "-": the proxy starts even when nft fails).
+[Service]
+ExecStartPre=-+$node_bin /opt/mtproxy/bin/mtproxy.js firewall apply --config /etc/mtproxy/mtproxy.toml
+ExecStopPost=-+$node_bin /opt/mtproxy/bin/mtproxy.js firewall remove --config /etc/mtproxy/mtproxy.toml
+UNIT
+}
+
+install_firewall_dropin() {
+  if [[ $firewall == remove ]]; then
+    say "Removing the firewall rules and drop-in $(dropin_file)"
+    if [[ $with_systemd == yes ]]; then
+      run "$node_bin" "$(app_dir)/bin/mtproxy.js" firewall remove --config "$(config_file)" ||
+        note "mtproxy firewall remove failed; remove the table by hand: nft delete table inet mtproxy"
+    fi
+    run rm -rf "$(dirname "$(dropin_file)")"
+    return
+  fi
+  [[ $firewall == yes ]] || return 0
+  if ! command -v nft >/dev/null; then
+    if [[ $with_network == yes ]] && command -v apt-get >/dev/null; then
+      say "Installing nftables (for --firewall)"
+      run apt-get install -y -q nftables >/dev/null || die "--firewall needs nft: apt-get install nftables failed"
+    else
+      die "--firewall needs the nft command (package nftables); install it, or leave out --firewall"
+    fi
+  fi
+  say "Installing the firewall drop-in $(dropin_file)"
+  render_firewall_dropin | write_file "$(dropin_file)" 0644
+}
+
+apply_firewall() {
+  [[ $firewall == yes ]] || return 0
+  if [[ $with_systemd == no ]]; then
+    note "skipped: mtproxy firewall apply (--no-systemd; the drop-in loads it at the next start)"
+    return
+  fi
+  say "Loading the firewall rules (mtproxy firewall apply)"
+  if [[ $dry_run == yes ]]; then
+    printf 'would run: mtproxy firewall apply\n'
+  elif ! mtproxy_cli firewall apply --config "$(config_file)" 2>&1 | sed 's/^/    /'; then
+    die "mtproxy firewall apply failed (see above); the proxy runs without the SYN limit; fix it or re-run without --firewall"
+  fi
+}
+
+health_ok() { mtproxy_cli doctor --health --config "$(config_file)" >/dev/null 2>&1; }
+
+# The unit is "active" as soon as node started: also wait until every listener accepts connections.
+verify_service() {
+  if [[ $with_systemd == no ]]; then
+    note "skipped: service check (--no-systemd)"
+    return
+  fi
+  if [[ $dry_run == yes ]]; then
+    printf 'would check: systemctl is-active mtproxy.service, and that the listeners accept connections\n'
+    return
+  fi
+  say "Checking that mtproxy.service came up"
+  local wait_s=${MTPROXY_INSTALL_START_WAIT:-20} i state=""
+  for ((i = 0; i < wait_s * 2; i++)); do
+    state=$(systemctl is-active mtproxy.service 2>/dev/null || true)
+    if [[ $state == active ]] && health_ok; then
+      note "mtproxy.service is running and its listeners accept connections"
+      return
+    fi
+    [[ $state == active || $state == activating || $state == reloading ]] || ((i < 2)) || break
+    sleep 0.5
+  done
+  printf '    last log lines (journalctl -u mtproxy):\n'
+  journalctl -u mtproxy.service -n 30 --no-pager 2>/dev/null | sed 's/^/    /' || true
+  die "mtproxy.service did not come up (state: ${state:-unknown}); see the log above, fix the cause, then: systemctl restart mtproxy"
+}
+
+run_doctor() {
+  [[ $with_systemd == yes ]] || return 0
+  if [[ $dry_run == yes ]]; then
+    printf 'would run: mtproxy doctor\n'
+    return
+  fi
+  say "Checking the set-up (mtproxy doctor)"
+  local args=(doctor --config "$(config_file)")
+  [[ $with_network == yes ]] || args+=(--offline)
+  if ! mtproxy_cli "${args[@]}" 2>&1 | sed 's/^/    /'; then
+    note "doctor found problems: fix what it says above, then run: mtproxy doctor"
+  fi
+}
+
 print_links() {
   local server=$public_host p secret_form
   [[ $server == *:* ]] && server="[$server]"
@@ -490,8 +714,8 @@ print_links() {
   if [[ -n $tag ]]; then
     note "ad tag set: register the proxy with @MTProxybot using the plain secret to see the promoted channel"
   fi
-  note "config: $(config_file)   status: systemctl status mtproxy   logs: journalctl -u mtproxy -f"
-  note "check the set-up: mtproxy doctor    test a link: mtproxy ping 'tg://proxy?…'"
+  note "config: $(config_file)   status: mtproxy status (or systemctl status mtproxy)   logs: journalctl -u mtproxy -f"
+  note "check the set-up: mtproxy doctor    test a link: mtproxy ping 'tg://proxy?…'    update: install.sh --update"
 }
 
 # A --source that is not a folder: fetch it into a temporary one (removed on exit).
@@ -509,9 +733,11 @@ fetch_source() {
       trap cleanup_fetched EXIT
       say "Fetching $source_dir"
       if [[ $source_dir == /* ]]; then
-        tar -xzf "$source_dir" -C "$tmp"
+        tar -xzf "$source_dir" -C "$tmp" 2>/dev/null || die "could not unpack $source_dir (not a .tar.gz?)"
       else
-        curl -fsSL "$source_dir" | tar -xz -C "$tmp"
+        command -v curl >/dev/null || die "curl is needed to fetch $source_dir"
+        curl -fsSL -m 300 "$source_dir" 2>/dev/null | tar -xz -C "$tmp" 2>/dev/null ||
+          die "could not download or unpack $source_dir (no network, wrong URL, or not a .tar.gz)"
       fi
       ;;
     *://* | git@*)
@@ -521,7 +747,8 @@ fetch_source() {
       fetched_dir=$tmp
       trap cleanup_fetched EXIT
       say "Cloning $source_dir"
-      git clone --quiet --depth 1 "$source_dir" "$tmp/src"
+      git clone --quiet --depth 1 "$source_dir" "$tmp/src" 2>/dev/null ||
+        die "could not clone $source_dir (no network, or a wrong URL)"
       ;;
     *) return 0 ;;
   esac
@@ -545,8 +772,36 @@ do_install() {
   install_app
   install_config
   install_command
+  install_firewall_dropin
   install_unit
+  verify_service
+  apply_firewall
+  run_doctor
   print_links
+}
+
+# New code, same config: copy the sources, reinstall the dependencies, command and unit, restart, check.
+do_update() {
+  [[ -f $(config_file) ]] || die "no installed config at $(config_file); run without --update to install"
+  if [[ -z $source_dir ]]; then source_dir=$(cd "$SELF_DIR/.." && pwd); fi
+  fetch_source
+  [[ -f $source_dir/package.json && -d $source_dir/src ]] ||
+    die "no proxy sources in $source_dir (pass --source DIR with a checkout)"
+  resolve_node
+  if [[ $dry_run == no || -e $node_bin ]]; then node_bin=$(readlink -f "$node_bin"); fi
+  [[ $firewall == no && -f $(dropin_file) ]] && firewall=yes
+  say "Updating mtproxy (config kept: $(config_file))"
+  install_app
+  install_command
+  install_firewall_dropin
+  install_unit
+  verify_service
+  apply_firewall
+  run_doctor
+  if [[ -z $(existing_in_section admin token) ]]; then
+    note "the config has no [admin] section, so mtproxy status does not work; run the installer without --update to add one"
+  fi
+  say "Updated"
 }
 
 do_uninstall() {
@@ -555,6 +810,7 @@ do_uninstall() {
     run systemctl disable --now mtproxy.service || true
   fi
   if [[ -e $(unit_file) ]]; then run rm -f "$(unit_file)"; fi
+  if [[ -e $(dropin_file) ]]; then run rm -rf "$(dirname "$(dropin_file)")"; fi
   if [[ $with_systemd == yes ]]; then run systemctl daemon-reload; fi
   if [[ -e $(sysctl_file) ]]; then run rm -f "$(sysctl_file)"; fi
   if [[ -e $(command_file) ]]; then run rm -f "$(command_file)"; fi
@@ -572,6 +828,7 @@ main() {
   parse_args "$@"
   case $action in
     install) do_install ;;
+    update) do_update ;;
     uninstall) do_uninstall ;;
   esac
 }

@@ -52,7 +52,9 @@ function roundTrip(
 
 function pingMessage(t: Target, size: number): { message: Buffer; reply: number } {
   if (t.framed) return { message: buildFrames(size, size), reply: 4 + size };
-  return { message: Buffer.alloc(size, 0x21), reply: size };
+  // Direct mode: one whole frame too (the proxy closes a session whose frames cannot be MTProto); the DC side
+  // echoes the bytes as they are.
+  return { message: buildFrames(size - 4, size - 4), reply: size };
 }
 
 serveActor({
@@ -69,9 +71,8 @@ serveActor({
    */
   async throughput(req) {
     const chunkSize = 64 * 1024;
-    const block = target?.framed
-      ? buildFrames(chunkSize - 4 * 4, 16 * 1024 - 4)
-      : Buffer.alloc(chunkSize, 0x44);
+    // Whole frames in every mode: the proxy checks a direct client's frame boundaries too.
+    const block = buildFrames(chunkSize - 4 * 4, 16 * 1024 - 4);
     const upBytes = Math.ceil((req.upBytes as number) / chunkSize) * chunkSize;
     const downBytes = req.echo ? upBytes : (req.downBytes as number);
     const base = sessions.map((s) => s.received);
@@ -151,7 +152,7 @@ serveActor({
    */
   async saturate(req) {
     const size = req.packetSize as number;
-    const packet = target?.framed ? buildFrames(size - 4, size - 4) : Buffer.alloc(size, 0x44);
+    const packet = buildFrames(size - 4, size - 4);
     const until = performance.now() + (req.durationMs as number);
     const base = sessions.map((s) => s.received);
     let sent = 0;

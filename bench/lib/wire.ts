@@ -1,9 +1,8 @@
 /**
  * Load-generator side of a proxied session, kept as cheap as possible so the proxy stays the bottleneck:
  * - 'plain': no handshake (the ceiling relay).
- * - 'o2': obfuscated2 header with the listener secret. Unframed targets (direct mode) get raw bytes after the
- *   header, never encrypted: the proxy relays any bytes and does its full crypto work on them anyway.
- *   Framed targets (middle mode) get real intermediate frames, encrypted, because the proxy decodes them.
+ * - 'o2': obfuscated2 header with the listener secret, then real intermediate (TLS: padded) frames, encrypted:
+ *   the proxy checks the frame boundaries of every client (and decodes them in middle mode).
  * - 'tls': a fake-TLS ClientHello, the server flight checked, then everything above inside TLS records.
  * Inbound bytes are only counted (TLS: application-data payload bytes), never decrypted.
  */
@@ -285,14 +284,14 @@ export async function openSession(t: Target, holdHeader = false): Promise<Client
   const hs = ready ?? makeHandshake(t, secret);
   if (t.wire === 'o2') {
     if (holdHeader)
-      return new ClientSession(socket, t.framed ? hs.o2.encrypt : null, false, null, hs.o2.header);
+      return new ClientSession(socket, hs.o2.encrypt, false, null, hs.o2.header);
     socket.write(hs.o2.header);
-    return new ClientSession(socket, t.framed ? hs.o2.encrypt : null, false, null);
+    return new ClientSession(socket, hs.o2.encrypt, false, null);
   }
   const hello = hs.hello!;
   socket.write(hello);
   const leftover = await readFlight(socket, helloRandom(hello), secret, ready === undefined);
-  const encrypt = t.framed ? hs.o2.encrypt : null;
+  const encrypt = hs.o2.encrypt;
   if (holdHeader) return new ClientSession(socket, encrypt, true, leftover, hs.o2.header);
   // Telegram's clients send a ChangeCipherSpec before the first application-data record.
   socket.write(CHANGE_CIPHER_SPEC);

@@ -10,12 +10,18 @@ targets_file="${MTPROXY_HEALTH_TARGETS_FILE:-/tmp/mtproxy-health.targets}"
 
 if [ ! -s "$targets_file" ]; then
   tmp="$targets_file.$$"
-  if [ -s "$args_file" ]; then
-    # Drop the leading "run" (and --watch, which only run takes); doctor takes the same options.
-    xargs -0 -a "$args_file" sh -c 'shift; for a; do shift; [ "$a" = --watch ] || set -- "$@" "$a"; done
-      exec node "$0/bin/mtproxy.js" doctor --health-targets "$@"' "$app_dir" >"$tmp"
-  else
-    node "$app_dir/bin/mtproxy.js" doctor --health-targets >"$tmp"
+  targets() {
+    if [ -s "$args_file" ]; then
+      # Drop the leading "run" (and --watch, which only run takes); doctor takes the same options.
+      xargs -0 -a "$args_file" sh -c 'shift; for a; do shift; [ "$a" = --watch ] || set -- "$@" "$a"; done
+        exec node "$0/bin/mtproxy.js" doctor --health-targets "$@"' "$app_dir"
+    else
+      node "$app_dir/bin/mtproxy.js" doctor --health-targets
+    fi
+  }
+  if ! targets >"$tmp"; then
+    rm -f "$tmp"
+    exit 1
   fi
   mv -f "$tmp" "$targets_file"
 fi

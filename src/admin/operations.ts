@@ -203,8 +203,14 @@ export class Operations {
       this.#admin = null;
       return;
     }
+    const limits = {
+      bodyTimeoutMs: next.admin.bodyTimeoutMs,
+      idleTimeoutMs: next.admin.idleTimeoutMs,
+      maxConnections: next.admin.maxConnections,
+    };
     if (this.#admin && previous && sameListen(previous.admin.listen, listen)) {
       this.#admin.setToken(token);
+      this.#admin.setLimits(limits);
       return;
     }
     const host = this.#host!;
@@ -217,6 +223,7 @@ export class Operations {
     };
     const admin = new AdminServer({
       token,
+      limits,
       log: this.#log,
       startedAt: this.#stats.startedAt,
       hooks: {

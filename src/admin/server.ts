@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
+import type net from 'node:net';
 import type { HostPort, PolicyKey } from '../config/types.ts';
 import type { Logger } from '../log.ts';
 import { canonicalTableValue, formatPolicyKey, PolicyKeyError } from '../policy/keys.ts';
@@ -39,7 +40,23 @@ export interface AdminServerOptions {
   log?: Logger;
   /** When the proxy started (ms since the epoch), for `/health`; default: when this server was built. */
   startedAt?: number;
+  /** Bounds on slow and idle clients; default: ADMIN_LIMITS_DEFAULT. */
+  limits?: Partial<AdminLimits>;
 }
+
+/** How long a request may take to arrive, how long an idle connection stays, how many connections at once. */
+export interface AdminLimits {
+  bodyTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+}
+
+/** The same defaults as the `[admin]` section. */
+export const ADMIN_LIMITS_DEFAULT: AdminLimits = {
+  bodyTimeoutMs: 10_000,
+  idleTimeoutMs: 30_000,
+  maxConnections: 32,
+};
 
 const MAX_BODY_BYTES = 64 * 1024;
 /** How long stop() lets requests in flight finish. */
@@ -126,8 +143,12 @@ export class AdminServer {
   /** Responses not yet finished, so stop() can make them the last on their connection. */
   readonly #inFlight = new Set<http.ServerResponse>();
   readonly #startedAt: number;
+  #limits: AdminLimits;
+  /** Connections with a request whose answer is not finished: the idle timeout leaves them alone. */
+  readonly #busy = new Map<net.Socket, number>();
 
   constructor(opts: AdminServerOptions) {
+    this.#limits = { ...ADMIN_LIMITS_DEFAULT, ...opts.limits };
     this.#hooks = opts.hooks;
     // The admin API may be started or moved by a reload long after the proxy started.
     this.#startedAt = opts.startedAt ?? Date.now();
@@ -147,19 +168,53 @@ export class AdminServer {
     this.#tokenDigest = AdminServer.#checkToken(token);
   }
 
+  /** Replace the bounds (hot reload); they apply to the next requests and idle periods. */
+  setLimits(limits: Partial<AdminLimits>): void {
+    this.#limits = { ...this.#limits, ...limits };
+    if (this.#server) this.#applyLimits(this.#server);
+  }
+
+  #applyLimits(server: http.Server): void {
+    const { bodyTimeoutMs, idleTimeoutMs, maxConnections } = this.#limits;
+    // Node answers 408 and closes a connection whose request has not fully arrived in time (headers and
+    // body); it checks every connectionsCheckingInterval.
+    server.requestTimeout = bodyTimeoutMs;
+    server.headersTimeout = Math.min(bodyTimeoutMs, 10_000);
+    server.keepAliveTimeout = Math.min(idleTimeoutMs, 5_000);
+    server.timeout = idleTimeoutMs;
+    // Connections past this are closed as soon as they are accepted.
+    server.maxConnections = maxConnections;
+  }
+
   get listening(): boolean {
     return this.#server !== null;
   }
 
   async start(listen: HostPort): Promise<void> {
     if (this.#server) throw new Error('admin server already started');
-    const server = http.createServer((req, res) => {
+    // Timeouts are enforced at this granularity: a quarter of the shortest bound, at most a second.
+    const checkEvery = Math.max(
+      20,
+      Math.min(1000, Math.floor(Math.min(this.#limits.bodyTimeoutMs, this.#limits.idleTimeoutMs) / 4)),
+    );
+    const server = http.createServer({ connectionsCheckingInterval: checkEvery }, (req, res) => {
       this.#inFlight.add(res);
-      res.once('close', () => this.#inFlight.delete(res));
+      const socket = req.socket;
+      this.#busy.set(socket, (this.#busy.get(socket) ?? 0) + 1);
+      res.once('close', () => {
+        this.#inFlight.delete(res);
+        const left = (this.#busy.get(socket) ?? 1) - 1;
+        if (left > 0) this.#busy.set(socket, left);
+        else this.#busy.delete(socket);
+      });
       this.#handle(req, res).catch((err: unknown) => this.#fail(res, err));
     });
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 30_000;
+    this.#applyLimits(server);
+    // No byte for idle_timeout: close, unless a request on it is still being answered (a slow reload).
+    server.on('timeout', (socket: net.Socket) => {
+      if (!this.#busy.has(socket)) socket.destroy();
+    });
+    server.on('drop', () => this.#log?.debug({}, 'admin connection refused: max_connections reached'));
     server.listen(listen.port, listen.host);
     await once(server, 'listening');
     this.#server = server;

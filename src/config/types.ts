@@ -111,6 +111,11 @@ export interface MetricsConfig {
 export interface AdminConfig {
   listen: HostPort | null;
   token: string | null;
+  /** Time a request (headers and body) may take to arrive. */
+  bodyTimeoutMs: number;
+  /** An admin connection with no request in progress is closed after this long without a byte. */
+  idleTimeoutMs: number;
+  maxConnections: number;
 }
 
 export interface LogConfig {

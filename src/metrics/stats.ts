@@ -43,7 +43,6 @@ const STAGE_OF_CODE: Record<string, HandshakeStage> = {
   MTP_ERR_TLS_STALE_TIMESTAMP: 'timestamp',
   MTP_ERR_REPLAY: 'replay',
   MTP_ERR_TLS_UNKNOWN_SNI: 'sni',
-  MTP_ERR_TLS_NO_SNI: 'sni',
   MTP_ERR_UNKNOWN_TRANSPORT: 'obfuscated2',
   MTP_ERR_DISABLED_TRANSPORT: 'obfuscated2',
   MTP_ERR_POLICY: 'policy',

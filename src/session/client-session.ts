@@ -49,6 +49,7 @@ import { LogLimiter } from '../runtime/log-limit.ts';
 import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
 import { frontConnection, frontingDestination } from './fronting.ts';
 import { relayAllocated } from './gc-tuning.ts';
+import { overTurnBudget, type TurnBudget } from './read-budget.ts';
 import { badClientCloseDelay, Deadline } from './timers.ts';
 import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
 import type { PolicyDecision, PolicyTicket, SessionEnv } from './types.ts';
@@ -177,7 +178,7 @@ function sessionOf(socket: net.Socket): ClientSession | undefined {
   return (socket as SessionSocket)[SESSION];
 }
 
-class ClientSession implements ClientSink {
+class ClientSession implements ClientSink, TurnBudget {
   private readonly socket: net.Socket;
   private readonly env: SessionEnv;
   private readonly listener: ListenerConfig;
@@ -202,6 +203,8 @@ class ClientSession implements ClientSink {
   /** tls.decode's callback (fake-TLS sessions only). */
   private tlsPayload: ((data: Buffer) => void) | null = null;
   private tlsDomain: string | null = null;
+  /** JA4 of the client's hello, for the failure log line. */
+  private helloFingerprint: string | null = null;
   /** Bytes that followed the header while its replay check or admission was being answered. */
   private afterHeader: Buffer | null = null;
   /** Obfuscated bytes that followed the header while the upstream was opening. */
@@ -222,6 +225,10 @@ class ClientSession implements ClientSink {
 
   /** We paused client reads because the upstream is backlogged. */
   private clientPaused = false;
+  /** Reads of this turn (see read-budget.ts); `yielded`: paused until the next turn. */
+  turnEpoch = 0;
+  turnBytes = 0;
+  private yielded = false;
   /** We asked the upstream to pause because the client socket is backlogged. */
   private upstreamPaused = false;
   /** Scratch flag for frame-by-frame writes within one chunk. */
@@ -268,6 +275,7 @@ class ClientSession implements ClientSink {
         case STAGE_RELAY:
           if (this.tls) this.tls.decode(chunk, this.tlsPayload!);
           else this.relayFromClient(chunk);
+          if (overTurnBudget(this, chunk.length)) this.yieldTurn();
           return;
         case STAGE_HELLO:
           this.keepRaw(chunk);
@@ -329,8 +337,10 @@ class ClientSession implements ClientSink {
 
   private onTlsHello(buffered: Buffer): void {
     const outcome = tryFakeTlsHandshake(buffered, this.listener, Date.now());
-    if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined)
+    if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined) {
       this.stats.fingerprint(outcome.fingerprint);
+      this.helloFingerprint = outcome.fingerprint;
+    }
     switch (outcome.kind) {
       case 'need-more':
         if (buffered.length > MAX_HELLO_BYTES) this.reject('MTP_ERR_HELLO_TOO_LARGE', true);
@@ -687,6 +697,20 @@ class ClientSession implements ClientSink {
     }
   }
 
+  /** Stop reading the client until the next turn of the event loop (other sockets are waiting). */
+  private yieldTurn(): void {
+    if (this.yielded || this.clientPaused || this.stage !== STAGE_RELAY) return;
+    this.yielded = true;
+    this.socket.pause();
+    setImmediate(resumeAfterYield, this);
+  }
+
+  /** @internal */
+  resumeAfterYield(): void {
+    this.yielded = false;
+    if (!this.clientPaused && this.stage === STAGE_RELAY) this.socket.resume();
+  }
+
   // ---- ClientSink: upstream -> client -------------------------------------------------------------
 
   sendBytes(plain: Buffer): boolean {
@@ -867,7 +891,12 @@ class ClientSession implements ClientSink {
 
   private logFailure(code: string): void {
     this.env.log.debug(
-      { listener: this.listener.name, remote: this.socket.remoteAddress, code },
+      {
+        listener: this.listener.name,
+        remote: this.socket.remoteAddress,
+        code,
+        ja4: this.helloFingerprint ?? undefined,
+      },
       'client handshake failed',
     );
   }
@@ -978,6 +1007,10 @@ function socketError(this: net.Socket): void {
 
 function socketClose(this: net.Socket): void {
   sessionOf(this)?.finish('client_closed');
+}
+
+function resumeAfterYield(session: ClientSession): void {
+  session.resumeAfterYield();
 }
 
 function uncorkSession(session: ClientSession): void {

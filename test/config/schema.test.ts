@@ -142,7 +142,13 @@ token = "s3cr3t-token"
       raw: 'not_in_table(client_ipv4/24,blocked)',
     });
     assert.deepEqual(config.metrics.listen, { host: '127.0.0.1', port: 9100 });
-    assert.deepEqual(config.admin, { listen: { host: '127.0.0.1', port: 9101 }, token: 's3cr3t-token' });
+    assert.deepEqual(config.admin, {
+      listen: { host: '127.0.0.1', port: 9101 },
+      token: 's3cr3t-token',
+      bodyTimeoutMs: 10_000,
+      idleTimeoutMs: 30_000,
+      maxConnections: 32,
+    });
   });
 
   test('replay.max_age covers the fake-TLS timestamp window: a shorter value is raised, with a warning', () => {

@@ -289,3 +289,33 @@ describe('image entry point, run directly', () => {
     });
   }
 });
+
+describe('image health check', () => {
+  it('works out the listeners from run arguments that doctor does not take (--watch), once', async () => {
+    const health = jsonArgs('HEALTHCHECK').map(inRepo);
+    const dir = mkdtempSync(join(tmpdir(), 'mtproxy-health-'));
+    scratch.push(dir);
+    const server = (await import('node:net')).createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const args = ['run', '--watch', '-p', String(port), '-s', 'a1b2c3d4e5f60718293a4b5c6d7e8f90'];
+      writeFileSync(join(dir, 'run.args'), args.map((a) => `${a}\0`).join(''));
+      const env = {
+        PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+        HOME: dir,
+        MTPROXY_HOME: repo,
+        MTPROXY_RUN_ARGS_FILE: join(dir, 'run.args'),
+        MTPROXY_HEALTH_TARGETS_FILE: join(dir, 'health.targets'),
+      };
+      const r = spawnSync(health[0], health.slice(1), { cwd: dir, env, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(
+        readFileSync(join(dir, 'health.targets'), 'utf8'),
+        new RegExp(`^127\\.0\\.0\\.1 ${port}$`, 'm'),
+      );
+    } finally {
+      server.close();
+    }
+  });
+});

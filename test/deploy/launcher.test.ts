@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -52,6 +52,39 @@ describe('bin/mtproxy.js without built-in type stripping', () => {
       assert.equal(await exited, 0);
     } finally {
       child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('bin/mtproxy.js on Linux', { skip: process.platform !== 'linux' }, () => {
+  it('runs the proxy in its own process with two malloc arenas, unless the environment says otherwise', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mtproxy-launcher-'));
+    const file = join(dir, 'mtproxy.toml');
+    writeFileSync(
+      file,
+      `workers = 1\n[[listeners]]\nhost = "127.0.0.1"\nport = 0\nsecret = "0123456789abcdef0123456789abcdef"\nallowed_protocols = ["secure"]\n`,
+    );
+    const arenasOf = async (env: NodeJS.ProcessEnv): Promise<string | undefined> => {
+      const child = spawn(process.execPath, [launcher, 'run', '--config', file], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env,
+      });
+      try {
+        const lines = createInterface({ input: child.stdout! });
+        for await (const line of lines) if (/Proxy links for listener "main"/.test(line)) break;
+        // The same pid: the launcher replaced itself rather than starting a child.
+        const environ = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
+        return environ.find((e) => e.startsWith('MALLOC_ARENA_MAX='));
+      } finally {
+        child.kill('SIGKILL');
+      }
+    };
+    try {
+      const { MALLOC_ARENA_MAX: _, ...env } = process.env;
+      assert.equal(await arenasOf(env), 'MALLOC_ARENA_MAX=2');
+      assert.equal(await arenasOf({ ...env, MALLOC_ARENA_MAX: '4' }), 'MALLOC_ARENA_MAX=4');
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

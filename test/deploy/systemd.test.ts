@@ -57,4 +57,22 @@ describe('systemd unit', () => {
     for (const key of ['ProtectHome', 'PrivateTmp', 'PrivateDevices']) assert.equal(value(key), 'true', key);
     assert.equal(value('ReadWritePaths'), undefined, 'no other writable path');
   });
+
+  it('offers the firewall at start and stop, commented out, as root outside the sandbox', () => {
+    const optional = unit
+      .split('\n')
+      .filter((line) => /^#Exec(StartPre|StopPost)=/.test(line))
+      .map((line) => line.slice(1));
+    assert.equal(optional.length, 2, 'an ExecStartPre and an ExecStopPost line to uncomment');
+    const [pre, post] = optional;
+    const execStart = value('ExecStart') ?? '';
+    const node = execStart.split(' ')[0];
+    const config = / --config (\S+)$/.exec(execStart)?.[1];
+    assert.equal(pre, `ExecStartPre=-+${node} /opt/mtproxy/bin/mtproxy.js firewall apply --config ${config}`);
+    assert.equal(
+      post,
+      `ExecStopPost=-+${node} /opt/mtproxy/bin/mtproxy.js firewall remove --config ${config}`,
+    );
+    assert.match(unit, /install\.sh --firewall/, 'says how the installer adds them');
+  });
 });

@@ -1,12 +1,14 @@
 /**
  * Frames that cannot be MTProto (the lengths a prober sent: intermediate 0 and 3, abridged 0, padded 1 and 5)
- * close the session, are counted by reason, and never reach the DC. The real proxy against the fake DC.
+ * close the session, are counted by reason, and never reach the DC. The real proxy against the fake DC, and
+ * against the fake middle proxy (framed sessions).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connectObfuscated } from '../../src/client/obfuscated-client.ts';
 import type { TransportTag } from '../../src/protocol/obfuscated2.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
+import { encryptedPayload, type MiddleSetup, startMiddleSetup } from '../helpers/middle-harness.ts';
 import { basicToml, startTestProxy, TEST_SECRET_HEX, type TestProxy } from '../helpers/proxy.ts';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -68,4 +70,30 @@ describe('frames that cannot be MTProto, end to end (direct mode)', () => {
     }
     c.close();
   });
+});
+
+describe('frames that cannot be MTProto, end to end (middle mode)', () => {
+  let setup: MiddleSetup;
+  before(async () => {
+    setup = await startMiddleSetup();
+  });
+  after(async () => {
+    await setup.stop();
+  });
+
+  for (const [transport, wire, reason] of cases) {
+    it(`${transport} ${wire.subarray(0, transport === 'abridged' ? 1 : 4).toString('hex')}: closed, counted as ${reason}`, async () => {
+      const failures = () => setup.stats.listener('main').handshakeFailures.get(reason) ?? 0;
+      const counted = failures();
+      const c = await setup.connect(transport, 2);
+      const good = encryptedPayload(2, 32);
+      c.sendFrame(good);
+      assert.deepEqual((await c.nextFrame()).payload, good);
+      const seen = setup.fake.requests.length;
+      c.sendPlain(wire);
+      await c.closed;
+      assert.equal(failures(), counted + 1);
+      assert.equal(setup.fake.requests.length, seen, 'no request for the bad frame reached the middle proxy');
+    });
+  }
 });

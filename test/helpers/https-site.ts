@@ -80,7 +80,12 @@ export interface HttpsSite {
   stop(): Promise<void>;
 }
 
-export async function startHttpsSite(): Promise<HttpsSite> {
+export interface HttpsSiteOptions {
+  /** Key-exchange groups the site accepts, OpenSSL style ("X25519:P-256"); default: Node's. */
+  ecdhCurve?: string;
+}
+
+export async function startHttpsSite(opts: HttpsSiteOptions = {}): Promise<HttpsSite> {
   const { key, cert } = testCertificate();
   const sockets = new Set<net.Socket>();
   const site: HttpsSite = {
@@ -93,7 +98,8 @@ export async function startHttpsSite(): Promise<HttpsSite> {
         server.close(() => resolve());
       }),
   };
-  const server = https.createServer({ key, cert }, (_req, res) => {
+  const tlsOptions = opts.ecdhCurve ? { key, cert, ecdhCurve: opts.ecdhCurve } : { key, cert };
+  const server = https.createServer(tlsOptions, (_req, res) => {
     site.requests++;
     res.writeHead(200, { 'content-type': 'text/html' });
     res.end(SITE_PAGE);

@@ -22,6 +22,7 @@ import {
   parseFdLimit,
   runDoctor,
 } from '../../src/tools/doctor.ts';
+import { type HttpsSite, SITE_DOMAIN, startHttpsSite } from '../helpers/https-site.ts';
 
 const fixtures = new URL('./fixtures/', import.meta.url);
 const ca = readFileSync(new URL('ca.pem', fixtures));
@@ -101,8 +102,11 @@ function configText(extra: { listener?: string; top?: string; dcPorts?: number[]
   ].join('\n');
 }
 
+/** DNS answers come from the test, never from outside: every cover domain points at this (loopback) host. */
+const hereDns = async (): Promise<string[]> => ['127.0.0.1'];
+
 async function doctor(config: Config, opts: Parameters<typeof runDoctor>[1] = {}): Promise<CheckResult[]> {
-  return runDoctor(config, { timeoutMs: 2000, limitsText: limitsOk, ca, ...opts });
+  return runDoctor(config, { timeoutMs: 2000, limitsText: limitsOk, ca, resolveAddresses: hereDns, ...opts });
 }
 
 function find(results: CheckResult[], check: string, status?: string): CheckResult | undefined {
@@ -118,7 +122,7 @@ describe('doctor', () => {
     });
     const again = await runDoctor(
       parseConfig(configText()),
-      { timeoutMs: 2000, limitsText: limitsOk, ca },
+      { timeoutMs: 2000, limitsText: limitsOk, ca, resolveAddresses: hereDns },
       (r) => streamed.push(r),
     );
     assert.deepEqual(
@@ -176,6 +180,71 @@ describe('doctor', () => {
     const results = await doctor(parseConfig(text));
     assert.equal(find(results, 'cover cover.test')?.status, 'fail');
     assert.equal(find(results, 'clock')?.status, 'skip');
+  });
+
+  it('a cover that negotiates X25519MLKEM768 is ok, one without it gets a warning with advice', async () => {
+    const sites: HttpsSite[] = [];
+    try {
+      for (const [curves, status] of [
+        ['X25519MLKEM768:X25519', 'ok'],
+        ['X25519:P-256', 'warn'],
+      ] as const) {
+        const site = await startHttpsSite({ ecdhCurve: curves });
+        sites.push(site);
+        const text = configText()
+          .replace('tls_domain = "cover.test"', `tls_domain = "${SITE_DOMAIN}"`)
+          .replace(`fronting = "127.0.0.1:${coverPort}"`, `fronting = "127.0.0.1:${site.port}"`);
+        const results = await doctor(parseConfig(text));
+        const check = `cover ${SITE_DOMAIN}`;
+        // Both answer a Telegram-shaped hello with TLS 1.3 (it offers X25519 too).
+        assert.match(find(results, check, 'ok')?.message ?? '', /TLS 1\.3/, curves);
+        const pq = results.filter((r) => r.check === check && /negotiate/.test(r.message));
+        assert.equal(pq.length, 1, curves);
+        assert.equal(pq[0].status, status, `${curves}: ${formatResult(pq[0])}`);
+        assert.match(pq[0].message, /X25519MLKEM768/);
+        if (status === 'warn') assert.match(pq[0].fix ?? '', /post-quantum/);
+      }
+    } finally {
+      for (const s of sites) await s.stop();
+    }
+  });
+
+  it("a cover domain's A/AAAA records are checked against this server's addresses", async () => {
+    const dnsLine = (results: CheckResult[]) =>
+      results.filter((r) => r.check === 'cover cover.test' && /A\/AAAA|points at/.test(r.message));
+    const asked: string[] = [];
+    const here = dnsLine(
+      await doctor(parseConfig(configText()), {
+        resolveAddresses: async (d) => {
+          asked.push(d);
+          return ['127.0.0.1', '::1'];
+        },
+      }),
+    );
+    assert.deepEqual(asked, ['cover.test']);
+    assert.equal(here.length, 1);
+    assert.equal(here[0].status, 'ok');
+    assert.match(here[0].message, /points at this server/);
+
+    const elsewhere = dnsLine(
+      await doctor(parseConfig(configText()), {
+        resolveAddresses: async () => ['192.0.2.44', '2001:db8::1'],
+      }),
+    );
+    assert.equal(elsewhere.length, 1);
+    assert.equal(elsewhere[0].status, 'warn');
+    assert.match(elsewhere[0].message, /192\.0\.2\.44, 2001:db8::1, not at this server/);
+    assert.match(elsewhere[0].fix ?? '', /A\/AAAA records/);
+
+    const missing = dnsLine(
+      await doctor(parseConfig(configText()), {
+        resolveAddresses: async () => {
+          throw Object.assign(new Error('queryA ENOTFOUND cover.test'), { code: 'ENOTFOUND' });
+        },
+      }),
+    );
+    assert.equal(missing[0]?.status, 'warn');
+    assert.match(missing[0].message, /no A\/AAAA records \(ENOTFOUND\)/);
   });
 
   it('fronting off is reported', async () => {

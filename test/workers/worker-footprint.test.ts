@@ -28,7 +28,10 @@ test('the modules of a worker thread leave out the schema, metrics and admin ser
     worker.once('error', reject);
   });
   await worker.terminate();
-  assert.ok(seen.some((s) => s.endsWith('/proxy.ts')), 'the proxy itself is loaded');
+  assert.ok(
+    seen.some((s) => s.endsWith('/proxy.ts')),
+    'the proxy itself is loaded',
+  );
   for (const heavy of ['zod', 'prom-client', 'node:http', 'smol-toml', './schema.ts', '../config/schema.ts'])
     assert.ok(!seen.includes(heavy), `${heavy} is not loaded by a worker`);
 });

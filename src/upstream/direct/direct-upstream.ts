@@ -11,6 +11,7 @@ import { createFrameCodec, type FrameCodec } from '../../protocol/framing/codec.
 import { type CtrStream, createInitiatorHeader, type TransportTag } from '../../protocol/obfuscated2.ts';
 import { isFdExhaustion, reportFdExhaustion } from '../../server/fd-pressure.ts';
 import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../types.ts';
+import { overTurnBudget, type TurnBudget } from '../../session/read-budget.ts';
 import { type DcRoute, resolveDc } from './dc-addresses.ts';
 import { errorCode } from '../../runtime/errors.ts';
 import { UpstreamError } from '../errors.ts';
@@ -174,7 +175,7 @@ export class DirectUpstream implements Upstream {
 const MAX_CACHED_ROUTES = 64;
 
 /** One client's connection to its DC. */
-export class DirectLink implements UpstreamHandle {
+export class DirectLink implements UpstreamHandle, TurnBudget {
   readonly framed = false;
   private readonly socket: net.Socket;
   private readonly encrypt: CtrStream;
@@ -185,6 +186,11 @@ export class DirectLink implements UpstreamHandle {
   private readonly transport: TransportTag;
   private codec: FrameCodec | null = null;
   private closed = false;
+  /** Reads of this turn (see read-budget.ts); paused by the session's backpressure, or until the next turn. */
+  turnEpoch = 0;
+  turnBytes = 0;
+  private pausedBySink = false;
+  private yielded = false;
   /**
    * Our obfuscated2 header, until it goes out with the first bytes for the DC (one write, one segment, as a
    * real client sends it); a link with nothing to send by the next turn of the event loop sends it alone.
@@ -250,11 +256,19 @@ export class DirectLink implements UpstreamHandle {
   }
 
   pause(): void {
+    this.pausedBySink = true;
     if (!this.closed) this.socket.pause();
   }
 
   resume(): void {
-    if (!this.closed) this.socket.resume();
+    this.pausedBySink = false;
+    if (!this.closed && !this.yielded) this.socket.resume();
+  }
+
+  /** @internal The next turn of the event loop after a yield. */
+  resumeAfterYield(): void {
+    this.yielded = false;
+    if (!this.closed && !this.pausedBySink) this.socket.resume();
   }
 
   endInput(): void {
@@ -286,6 +300,11 @@ export class DirectLink implements UpstreamHandle {
     // Backpressure comes back through pause()/resume(): the session calls them when the client's socket
     // fills and drains.
     this.sink.sendBytes(this.decrypt.update(chunk));
+    if (overTurnBudget(this, chunk.length) && !this.yielded && !this.pausedBySink && !this.closed) {
+      this.yielded = true;
+      this.socket.pause();
+      setImmediate(resumeLinkAfterYield, this);
+    }
   }
 
   /** @internal (socket listener) */
@@ -333,6 +352,10 @@ function dcError(this: net.Socket, err: Error): void {
 
 function dcClose(this: net.Socket): void {
   linkOf(this)?.gone('dc_closed');
+}
+
+function resumeLinkAfterYield(link: DirectLink): void {
+  link.resumeAfterYield();
 }
 
 function flushHeader(link: DirectLink): void {

@@ -48,6 +48,7 @@ import {
 import type { TransportTag } from '../../protocol/obfuscated2.ts';
 import { isFdExhaustion, reportFdExhaustion } from '../../server/fd-pressure.ts';
 import { relayAllocated } from '../../session/gc-tuning.ts';
+import { overTurnBudget, type TurnBudget } from '../../session/read-budget.ts';
 
 /** What a link needs from a client it carries (implemented by the middle upstream's client handle). */
 export interface LinkClient {
@@ -104,7 +105,7 @@ const LINK_READ_BUFFER = Buffer.allocUnsafeSlow(128 * 1024);
 let nextConnId = 1 + Math.floor(Math.random() * 0x10000) * 0x10000;
 const processStart = Math.floor(Date.now() / 1000);
 
-export class RpcLink {
+export class RpcLink implements TurnBudget {
   readonly id: number;
   readonly host: string;
   readonly port: number;
@@ -120,6 +121,9 @@ export class RpcLink {
   private readonly batch = new FullBatch(this.encoder);
   private flushQueued = false;
   private readonly decoder = new FullDecoder();
+  /** Reads of this turn (see read-budget.ts). */
+  turnEpoch = 0;
+  turnBytes = 0;
   private encryptor: CbcStream | null = null;
   private decryptor: CbcStream | null = null;
   private clientNonce = randomBytes(16);
@@ -338,7 +342,14 @@ export class RpcLink {
 
   private onRead(length: number): boolean {
     this.onData(LINK_READ_BUFFER.subarray(0, length));
-    // Never paused: a link serves many clients, each bounded on its own side.
+    // Never paused for backpressure: a link serves many clients, each bounded on its own side. It only yields
+    // the rest of a turn to the other sockets once it has read the share of the clients it carries (up to 8:
+    // a client socket reads one share per turn, and the link carries all of their answers).
+    const shares = Math.min(MAX_LINK_SHARES, Math.max(1, this.clients.size));
+    if (overTurnBudget(this, length, shares) && this.state !== STATE_CLOSED) {
+      this.socket.pause();
+      setImmediate(resumeLink, this.socket);
+    }
     return true;
   }
 
@@ -524,4 +535,11 @@ export class RpcLink {
     if (!migrate) for (const c of orphans) c.onClosedByUpstream(reason);
     this.opts.onClosed(this, orphans, migrate, reason);
   }
+}
+
+/** A link's read budget per turn, in client shares (see onRead). */
+const MAX_LINK_SHARES = 8;
+
+function resumeLink(socket: net.Socket): void {
+  if (!socket.destroyed) socket.resume();
 }
