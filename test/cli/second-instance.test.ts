@@ -98,12 +98,19 @@ describe('a second instance on the same port', () => {
       fileA,
       `${listener('main', portA)}${listener('extra', portB)}[upstream]\nmode = "direct"\n`,
     );
+    // The answer to the reload: a line on stderr (refused), or the log saying it applied, or the exit.
+    let logA = '';
+    a.stdout!.on('data', (d) => (logA += d));
     const refused = new Promise<string>((resolve) => {
       let text = '';
       a.stderr!.on('data', (d) => {
         text += d;
         if (text.includes('\n')) resolve(text);
       });
+      a.stdout!.on('data', () => {
+        if (/configuration applied/.test(logA)) resolve(`applied: ${logA}`);
+      });
+      a.once('exit', (code, signal) => resolve(`exited (${code ?? signal}): ${text}${logA}`));
     });
     a.kill('SIGHUP');
     const stderrA = await refused;
@@ -118,9 +125,12 @@ describe('a second instance on the same port', () => {
       await once(client, 'connect');
       client.destroy();
     }
+    const exits = [once(a, 'exit'), once(b, 'exit')];
     a.kill('SIGTERM');
     b.kill('SIGTERM');
-    assert.equal((await once(a, 'exit'))[0], 0);
-    assert.equal((await once(b, 'exit'))[0], 0);
+    assert.deepEqual(
+      (await Promise.all(exits)).map(([code]) => code),
+      [0, 0],
+    );
   });
 });
