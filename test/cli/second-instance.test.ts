@@ -133,4 +133,39 @@ describe('a second instance on the same port', () => {
       [0, 0],
     );
   });
+
+  test('with worker threads, of two instances started at the same moment exactly one runs', async (t) => {
+    const env = { MTP_WORKERS: '2', MTP_WORKER_MODE: 'threads' };
+    const port = await freePort();
+    const cwd = await mkdtemp(path.join(dir(), 'together-'));
+    const file = path.join(cwd, 'mtproxy.toml');
+    await writeFile(file, `${listener('main', port)}[upstream]\nmode = "direct"\n`);
+    const children = [start(['--config', file], cwd, env), start(['--config', file], cwd, env)];
+    for (const c of children) t.after(() => c.kill('SIGKILL'));
+    // Each one either prints its links or ends with one line.
+    const outcomes = await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<string>((resolve) => {
+            let stdout = '';
+            let stderr = '';
+            c.stdout!.on('data', (d) => {
+              stdout += d;
+              if (/tg:\/\/proxy\S*\n/.test(stdout)) resolve('running');
+            });
+            c.stderr!.on('data', (d) => (stderr += d));
+            c.once('exit', (code) => resolve(`exit ${code}: ${stderr}`));
+          }),
+      ),
+    );
+    const running = outcomes.filter((o) => o === 'running');
+    const refused = outcomes.filter((o) => o !== 'running');
+    assert.equal(running.length, 1, outcomes.join('\n'));
+    assert.match(
+      refused[0],
+      new RegExp(
+        `^exit 1: mtproxy: listeners\\[0\\]\\.port: 127\\.0\\.0\\.1:${port} is (already in use by another mtproxy \\(pid \\d+\\)|being taken by another mtproxy starting at the same time)\\n$`,
+      ),
+    );
+  });
 });
