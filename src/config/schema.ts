@@ -9,9 +9,9 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { compileAllowList } from '../metrics/server.ts';
+import { compileAllowList } from '../runtime/allow-list.ts';
 import { isValidName, parsePolicyKey } from '../policy/keys.ts';
-import { parseSynRate } from '../firewall/nftables.ts';
+import { parseSynRate } from './syn-rate.ts';
 import { DEFAULT_SNI_SALT } from '../protocol/faketls/sni-secret.ts';
 import { isDomainName, parseClientSecret, parseHexSecret } from './secrets.ts';
 import type {
@@ -24,6 +24,9 @@ import type {
   ProtocolFamily,
 } from './types.ts';
 import { MtpError } from '../runtime/errors.ts';
+import { QUOTA_PERIODS } from '../users/period.ts';
+import { parseSize } from '../users/size.ts';
+import { isValidUserName, parseExpires, type UserConfig } from '../users/types.ts';
 
 /** A configuration problem, always one line: `key.path: expected ...`. */
 export class ConfigError extends MtpError {
@@ -476,6 +479,77 @@ function tableArray<S extends z.ZodObject>(item: S, description: string) {
   });
 }
 
+// [[users]]: named secrets with limits (src/users).
+const userShape = {
+  name: required(
+    leaf('a name of letters, digits, "_", "-", ".", "@" (at most 64)', (v) =>
+      typeof v === 'string' && isValidUserName(v) ? v : null,
+    ),
+    'string',
+    'Unique user name (links, metrics, the admin API and the CLI).',
+  ),
+  secret: optional(
+    hexSecret(),
+    'string',
+    "The user's 16-byte secret as 32 hex characters; generated and kept in the state database when absent.",
+  ),
+  listeners: optional(
+    arrayOf(
+      leaf('a listener name', (v) => (typeof v === 'string' && isValidName(v) ? v : null)),
+      'a list of listener names',
+    ),
+    'array of strings',
+    'Listeners the user may connect to (default: every listener).',
+  ),
+  max_connections: withDefault(int(0, 10_000_000), 0, 'integer', 'Concurrent sessions (0 = no cap).'),
+  max_ips: withDefault(
+    int(0, 1_000_000),
+    0,
+    'integer',
+    'Distinct client addresses at once; the next address is refused while the others stay (0 = no cap).',
+  ),
+  quota: withDefault(
+    leaf('a size like "50GB" or an integer number of bytes', parseSize),
+    0,
+    'string | integer',
+    'Bytes per quota period, both directions counted (0 = no quota); reaching it ends the open sessions.',
+  ),
+  quota_period: withDefault(
+    oneOf(QUOTA_PERIODS),
+    'monthly',
+    '"total" | "daily" | "weekly" | "monthly"',
+    'Quota period, in the time zone of the proxy.',
+  ),
+  quota_reset_day: withDefault(
+    int(1, 31),
+    1,
+    'integer',
+    'First day of a period: day of the month (monthly; past the end of a month = its last day), or 1 = Monday ... 7 = Sunday (weekly).',
+  ),
+  rate: withDefault(
+    leaf('a size per second like "2MB" or an integer number of bytes', parseSize),
+    0,
+    'string | integer',
+    "Bytes per second in each direction, shared by the user's sessions (0 = unlimited).",
+  ),
+  expires: optional(
+    leaf('an RFC 3339 time such as "2027-06-01T00:00:00Z"', parseExpires),
+    'string',
+    'After this time the user is refused and its sessions end.',
+  ),
+  enabled: withDefault(bool(), true, 'boolean', 'A disabled user is refused and its sessions end at once.'),
+  ad_tag: optional(hexSecret(), 'string', "Ad tag overriding the listener's for this user (middle mode)."),
+  note: withDefault(text(), '', 'string', 'Free text for the operator.'),
+  tls_domains: withDefault(
+    arrayOf(domain(), 'a list of domain names'),
+    [],
+    'array of strings',
+    "The user's own fake-TLS cover domains for its links (default: the listener's).",
+  ),
+};
+
+const userSchema = z.strictObject(userShape);
+
 const configSchema = z.strictObject({
   // The default depends on the machine, so it is filled in at normalisation.
   workers: register(int(1, 1024).optional(), {
@@ -659,6 +733,7 @@ const configSchema = z.strictObject({
     'Replay protection.',
   ),
   policies: tableArray(policySchema, 'Connection policies ([[policies]]), checked in order.'),
+  users: tableArray(userSchema, 'Named users ([[users]]), each with its own secret and limits (see Users).'),
   metrics: section(
     {
       listen: optional(
@@ -931,6 +1006,51 @@ function toListener(raw: RawConfig['listeners'][number], i: number): ListenerCon
   };
 }
 
+function toUsers(raw: RawConfig['users'], listeners: readonly ListenerConfig[]): UserConfig[] {
+  const names = new Map<string, number>();
+  const secrets = new Map<string, string>();
+  for (const [i, l] of listeners.entries()) {
+    for (const s of [l.secret, ...l.extraSecrets]) secrets.set(s.toString('hex'), `listeners[${i}]`);
+  }
+  const listenerNames = new Set(listeners.map((l) => l.name));
+  return raw.map((u, i) => {
+    const at = `users[${i}]`;
+    const previous = names.get(u.name);
+    if (previous !== undefined)
+      throw new ConfigError(`${at}.name`, `expected a unique name ("${u.name}" is also users[${previous}])`);
+    names.set(u.name, i);
+    if (u.secret) {
+      const hex = u.secret.toString('hex');
+      const other = secrets.get(hex);
+      // The secret itself stays out of the message.
+      if (other !== undefined)
+        throw new ConfigError(`${at}.secret`, `expected a secret not used by ${other}`);
+      secrets.set(hex, at);
+    }
+    if (u.listeners) {
+      const unknown = u.listeners.find((n) => !listenerNames.has(n));
+      if (unknown !== undefined)
+        throw new ConfigError(`${at}.listeners`, `expected names of [[listeners]] ("${unknown}" is none)`);
+    }
+    return {
+      name: u.name,
+      secret: u.secret ?? null,
+      listeners: u.listeners ?? null,
+      maxConnections: u.max_connections,
+      maxIps: u.max_ips,
+      quota: u.quota,
+      quotaPeriod: u.quota_period,
+      quotaResetDay: u.quota_reset_day,
+      rate: u.rate,
+      expires: u.expires ?? null,
+      enabled: u.enabled,
+      adTag: u.ad_tag ?? null,
+      note: u.note,
+      tlsDomains: u.tls_domains,
+    };
+  });
+}
+
 export interface ParseOptions {
   /** The file the object came from: relative paths (state_dir) resolve against its folder. */
   file?: string | null;
@@ -975,6 +1095,7 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
   });
 
   const policies = raw.policies.map(toPolicy);
+  const users = toUsers(raw.users, listeners);
   const warnings: string[] = [];
   const replayMaxAgeMs = replayAgeCoveringTlsWindow(
     raw.replay.enabled,
@@ -1026,6 +1147,7 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
       maxAgeMs: replayMaxAgeMs,
     },
     policies,
+    users,
     metrics: { listen: raw.metrics.listen ?? null, allow: raw.metrics.allow },
     admin: {
       listen: raw.admin.listen ?? null,

@@ -4,6 +4,7 @@
  * (snake_case in the file, camelCase here); the README's option reference is generated from the schema.
  */
 import type { TransportTag } from '../protocol/obfuscated2.ts';
+import type { UserConfig } from '../users/types.ts';
 
 /** "classic" = abridged + intermediate, "secure" = padded intermediate (dd), "tls" = fake-TLS (ee). */
 export type ProtocolFamily = 'classic' | 'secure' | 'tls';
@@ -170,6 +171,8 @@ export interface Config {
   timeouts: TimeoutsConfig;
   replay: ReplayConfig;
   policies: PolicyRule[];
+  /** `[[users]]` from the file (users created through the admin API live in the state database). */
+  users: UserConfig[];
   metrics: MetricsConfig;
   admin: AdminConfig;
   log: LogConfig;

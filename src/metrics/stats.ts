@@ -180,6 +180,11 @@ export class Stats {
   reloadFailures = 0;
   lastReloadOk = true;
   lastReloadAt = 0;
+  /** Per user ([[users]]): bytes each way, sessions open, refusals by `user\treason` (set once a second). */
+  readonly userBytesUp = new Map<string, number>();
+  readonly userBytesDown = new Map<string, number>();
+  readonly userSessionsActive = new Map<string, number>();
+  readonly userRefusals = new Map<string, number>();
 
   listener(name: string): ListenerStats {
     let s = this.listeners.get(name);

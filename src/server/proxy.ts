@@ -14,21 +14,24 @@ import type { LinksDocument } from '../admin/status.ts';
 import { configLinks } from '../config/links.ts';
 import { upstreamKind } from '../config/addresses.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
-import { type CertProbeHandle, startCertProbes } from '../faketls/cert-probe.ts';
+import { type CertProbeHandle, startCertProbes } from '../cover/cert-probe.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
 import { type Stats, stats as defaultStats } from '../metrics/stats.ts';
 import type { CounterStore } from '../policy/counters.ts';
 import { startSession } from '../session/client-session.ts';
-import { startHeapShrinker } from '../session/gc-tuning.ts';
+import { startHeapShrinker, tuneGarbageCollector } from '../runtime/gc-tuning.ts';
 import { createReplayGuard } from '../session/replay-cache.ts';
 import type { PolicyGate, PolicyTicket, ReplayGuard, SessionEnv } from '../session/types.ts';
 import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
 import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
-import { onFdExhaustion } from './fd-pressure.ts';
 import { describeBindError } from '../runtime/bind-errors.ts';
+import { isFdExhaustion, onFdExhaustion } from '../runtime/fd-pressure.ts';
 import { interfaceAddresses } from '../runtime/interfaces.ts';
+import { SerialQueue } from '../runtime/serial.ts';
 import { MtpError } from '../runtime/errors.ts';
+import type { RemoteCounterStore } from '../policy/counters.ts';
+import { openUserStore, UserRegistry } from '../users/registry.ts';
 
 /**
  * The admin API, /metrics and the config loader are loaded on first use: a worker thread gets neither (the
@@ -71,6 +74,10 @@ export interface ProxyOptions {
   coverProbes?: boolean;
 }
 
+/** How often user usage goes to the state database, and how often user limits are checked. */
+const USAGE_FLUSH_MS = 2000;
+const USER_TICK_MS = 1000;
+
 const NO_TICKET: PolicyTicket = { release() {} };
 
 export const allowAllPolicy: PolicyGate = {
@@ -81,7 +88,6 @@ export const allowAllPolicy: PolicyGate = {
 /** First and longest pause of accepting after the process ran out of file descriptors. */
 const ACCEPT_BACKOFF_MIN_MS = 100;
 const ACCEPT_BACKOFF_MAX_MS = 5000;
-const FD_EXHAUSTION_CODES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 interface ListenerState {
   config: ListenerConfig;
@@ -121,6 +127,7 @@ export class ProxyServer {
   #replay: ReplayGuard;
   readonly #replayInjected: boolean;
   readonly #policy: ReloadablePolicy;
+  readonly #users: UserRegistry;
   /** Policy engine, tables, admin API and metrics endpoint (null when a policy gate was injected). */
   readonly #ops: Operations | null;
   /** Active listeners by name. */
@@ -134,7 +141,7 @@ export class ProxyServer {
   #heapShrinker: { stop(): void } | null = null;
   #stopping: Promise<void> | null = null;
   /** Reloads run one at a time. */
-  #reloadChain: Promise<unknown> = Promise.resolve();
+  readonly #reloads = new SerialQueue();
   /** Unsubscribes from descriptor-exhaustion reports of the upstreams (set while running). */
   #fdUnsubscribe: (() => void) | null = null;
   #lastFdReportWarningAt = 0;
@@ -156,12 +163,29 @@ export class ProxyServer {
           counters: opts.policyCounters,
         });
     this.#policy = opts.policy ?? this.#ops?.policy ?? allowAllPolicy;
+    // User limits are counted where the policy counters are (shared memory, or the primary).
+    const counters = (this.#policy as { counters?: RemoteCounterStore }).counters ?? opts.policyCounters;
+    this.#users = new UserRegistry({
+      counters,
+      stats: this.#stats,
+      flushMs: USAGE_FLUSH_MS,
+      tickMs: USER_TICK_MS,
+      onError: (err) => this.#log.warn({ err: (err as Error).message }, 'users: usage flush failed'),
+    });
+    this.#users.store = openUserStore(config, null);
+    this.#users.applyConfig(config);
+    this.#ops?.useUsers(this.#users);
     this.#direct = opts.upstreams?.direct ?? null;
     this.#middle = opts.upstreams?.middle ?? null;
   }
 
   get config(): Config {
     return this.#config;
+  }
+
+  /** The named users this proxy serves. */
+  get users(): UserRegistry {
+    return this.#users;
   }
 
   /** Policy engine, tables, admin API and metrics endpoint, unless a policy gate was injected. */
@@ -225,6 +249,7 @@ export class ProxyServer {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    tuneGarbageCollector();
     // Read now, so the fronting loop check never reads them on a client's path.
     interfaceAddresses();
     await this.#startNeededUpstreams(this.#config);
@@ -281,6 +306,8 @@ export class ProxyServer {
     this.#draining.clear();
     await Promise.allSettled([this.#direct?.close(), this.#middle?.close()]);
     await this.#ops?.stop();
+    this.#users.close();
+    this.#users.store?.close();
     this.#log.info('proxy stopped');
   }
 
@@ -290,9 +317,7 @@ export class ProxyServer {
    * new connections through the SessionEnv getters.
    */
   applyConfig(next: Config): Promise<void> {
-    const run = this.#reloadChain.then(() => this.#applyConfig(next));
-    this.#reloadChain = run.catch(() => {});
-    return run;
+    return this.#reloads.run(() => this.#applyConfig(next));
   }
 
   async #applyConfig(next: Config): Promise<void> {
@@ -362,6 +387,8 @@ export class ProxyServer {
       this.#replay = createReplayGuard(r1);
     }
     this.#policy.applyConfig?.(next);
+    this.#users.store = openUserStore(next, this.#users.store);
+    this.#users.applyConfig(next);
     // The admin API / metrics endpoint follow the new config; failing to bind a new address there is not a
     // reason to undo the listeners, so it is reported and the old address keeps serving.
     await this.#ops
@@ -430,6 +457,7 @@ export class ProxyServer {
       },
       stats: this.#stats,
       log: this.#log,
+      users: this.#users,
     };
   }
 
@@ -472,7 +500,7 @@ export class ProxyServer {
   /** Errors of a listening server: only accept() failures reach here, and none may stop the process. */
   #onServerError(state: ListenerState, err: NodeJS.ErrnoException): void {
     const now = Date.now();
-    if (err.code && FD_EXHAUSTION_CODES.has(err.code)) {
+    if (isFdExhaustion(err.code)) {
       if (now - state.lastFdWarningAt > 5000) {
         state.lastFdWarningAt = now;
         this.#log.warn(

@@ -42,17 +42,21 @@ import {
   type CtrStream,
   HEADER_LENGTH,
   parseClientHeader,
+  startsLikeHttp,
   type TransportTag,
 } from '../protocol/obfuscated2.ts';
 import type { ClientInfo, ClientSink, UpstreamHandle } from '../upstream/types.ts';
 import { LogLimiter } from '../runtime/log-limit.ts';
 import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
-import { frontConnection, frontingDestination } from './fronting.ts';
-import { relayAllocated } from './gc-tuning.ts';
-import { overTurnBudget, type TurnBudget } from './read-budget.ts';
-import { badClientCloseDelay, Deadline } from './timers.ts';
+import { frontConnection, frontingDestination } from '../cover/fronting.ts';
+import { relayAllocated } from '../runtime/gc-tuning.ts';
+import { overTurnBudget, type TurnBudget } from '../runtime/read-budget.ts';
+import { closeAfterFlush } from '../runtime/sockets.ts';
+import { badClientCloseDelay, Deadline } from '../runtime/timers.ts';
 import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
 import type { PolicyDecision, PolicyTicket, SessionEnv } from './types.ts';
+import { admitUser, UserTicket } from '../users/admission.ts';
+import type { UserLease, UserState } from '../users/registry.ts';
 
 type TlsAccepted = Extract<TlsHandshakeOutcome, { kind: 'ok' }>;
 
@@ -73,8 +77,6 @@ const SPLIT_FRAME_AT = 1024;
  * writev, instead of being copied into a fresh buffer of records.
  */
 const TLS_SLICE_AT = 8 * 1024;
-/** After the upstream ended, how long the client gets to take the rest of our output. */
-const FLUSH_BEFORE_CLOSE_MS = 5000;
 
 const STAGE_HELLO = 0;
 const STAGE_HEADER = 1;
@@ -103,16 +105,6 @@ export function startSession(socket: net.Socket, env: SessionEnv): void {
 
 function allowsTls(listener: ListenerConfig): boolean {
   return listener.allowedProtocols.includes('tls');
-}
-
-/**
- * An HTTP request: clients never start an obfuscated2 header with these words (the protocol forbids them),
- * so a short request is refused (or fronted) at once instead of waiting for 64 bytes until the deadline.
- */
-function startsLikeHttp(b: Buffer): boolean {
-  if (b.length < 4) return false;
-  const word = b.readUInt32LE(0);
-  return word === 0x20544547 || word === 0x54534f50 || word === 0x44414548 || word === 0x4954504f;
 }
 
 function familyOf(transport: TransportTag): 'classic' | 'secure' {
@@ -222,6 +214,13 @@ class ClientSession implements ClientSink, TurnBudget {
   private clientFrame: ((payload: Buffer, quickAck: boolean) => void) | null = null;
   private handle: UpstreamHandle | null = null;
   private ticket: PolicyTicket | null = null;
+  /** The user whose secret opened this session (null: a listener secret). */
+  private user: UserState | null = null;
+  /** Counts this session's bytes on its user and applies the user's rate (null: no user). */
+  private lease: UserLease | null = null;
+  /** Reads from the client / the upstream held back by the user's rate until the timer fires. */
+  private rateHoldClient = false;
+  private rateHoldUpstream = false;
 
   /** We paused client reads because the upstream is backlogged. */
   private clientPaused = false;
@@ -327,6 +326,7 @@ class ClientSession implements ClientSink, TurnBudget {
       this.reject('MTP_ERR_TLS_EXPECTED', true);
       return;
     }
+    // A short HTTP request is refused (or fronted) at once instead of waiting for 64 bytes until the deadline.
     if (startsLikeHttp(buffered)) {
       this.reject('MTP_ERR_UNKNOWN_TRANSPORT', true);
       return;
@@ -336,7 +336,13 @@ class ClientSession implements ClientSink, TurnBudget {
   }
 
   private onTlsHello(buffered: Buffer): void {
-    const outcome = tryFakeTlsHandshake(buffered, this.listener, Date.now());
+    const users = this.env.users;
+    const outcome = tryFakeTlsHandshake(
+      buffered,
+      this.listener,
+      Date.now(),
+      users ? users.secretsFor(this.listener) : undefined,
+    );
     if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined) {
       this.stats.fingerprint(outcome.fingerprint);
       this.helloFingerprint = outcome.fingerprint;
@@ -374,6 +380,7 @@ class ClientSession implements ClientSink, TurnBudget {
       this.reject('MTP_ERR_REPLAY', true, outcome.tlsDomain);
       return;
     }
+    this.user = this.env.users?.bySecret(outcome.base) ?? null;
     const decision = this.admission(outcome.tlsDomain);
     if (decision instanceof Promise) {
       this.waitForAdmission(decision, (d) => this.afterTlsAdmission(d, outcome, buffered));
@@ -435,11 +442,17 @@ class ClientSession implements ClientSink, TurnBudget {
     this.header = null;
     let hs: ClientHandshake | null = null;
     const l = this.listener;
-    const secrets = this.tlsSecret ? [this.tlsSecret] : [l.secret, ...l.extraSecrets];
+    const users = this.env.users;
+    const secrets = this.tlsSecret
+      ? [this.tlsSecret]
+      : users
+        ? users.secretsFor(l)
+        : [l.secret, ...l.extraSecrets];
     this.tlsSecret = null;
     for (const secret of secrets) {
       try {
         hs = parseClientHeader(header, secret);
+        if (users && this.tls === null) this.user = users.bySecret(secret);
         break;
       } catch {
         // Not this secret; try the next one.
@@ -499,7 +512,7 @@ class ClientSession implements ClientSink, TurnBudget {
 
   private admission(tlsDomain: string | null): PolicyDecision | Promise<PolicyDecision> {
     const s = this.socket;
-    return this.env.policy.admit({
+    const decision = this.env.policy.admit({
       listener: this.listener.name,
       // Looked up only if a rule needs it (a syscall per session otherwise).
       get remoteAddress() {
@@ -507,12 +520,17 @@ class ClientSession implements ClientSink, TurnBudget {
       },
       tlsDomain,
     });
+    const user = this.user;
+    const users = this.env.users;
+    if (user === null || users === undefined) return decision;
+    return admitUser(decision, users, user, this.listener.name, s.remoteAddress ?? '', this);
   }
 
   /** Policy decision; on refusal the client is closed (not fronted: it proved it is a proxy client). */
   private admitted(decision: PolicyDecision): boolean {
     if (decision.ok) {
       this.ticket = decision.ticket;
+      if (decision.ticket instanceof UserTicket) this.lease = decision.ticket.lease;
       return true;
     }
     this.stats.reject(decision.rule);
@@ -679,6 +697,10 @@ class ClientSession implements ClientSink, TurnBudget {
   private relayFromClient(data: Buffer): void {
     // Two fresh buffers per chunk: ours (decrypted) and the upstream's (re-encrypted).
     relayAllocated(2 * data.length);
+    if (this.lease !== null) {
+      const waitMs = this.lease.fromClient(data.length);
+      if (waitMs > 0) this.holdClient(waitMs);
+    }
     const plain = this.decrypt!.update(data);
     const handle = this.handle!;
     let accepting: boolean;
@@ -708,19 +730,21 @@ class ClientSession implements ClientSink, TurnBudget {
   /** @internal */
   resumeAfterYield(): void {
     this.yielded = false;
-    if (!this.clientPaused && this.stage === STAGE_RELAY) this.socket.resume();
+    if (!this.clientPaused && !this.rateHoldClient && this.stage === STAGE_RELAY) this.socket.resume();
   }
 
   // ---- ClientSink: upstream -> client -------------------------------------------------------------
 
   sendBytes(plain: Buffer): boolean {
     if (this.stage === STAGE_DONE || this.encrypt === null) return false;
+    if (this.lease !== null) this.countToClient(plain.length);
     relayAllocated(2 * plain.length);
     return this.writeToClient(this.encrypt.update(plain));
   }
 
   sendFrame(payload: Buffer): boolean {
     if (this.stage === STAGE_DONE || this.encrypt === null) return false;
+    if (this.lease !== null) this.countToClient(payload.length);
     const codec = this.codec ?? (this.codec = createFrameCodec(this.transport, { requireAligned: true }));
     // A link delivers many answers per read, often several for one client: one write for all of them.
     this.corkUntilNextTick();
@@ -758,7 +782,51 @@ class ClientSession implements ClientSink, TurnBudget {
   resumeClient(): void {
     if (!this.clientPaused || this.stage !== STAGE_RELAY) return;
     this.clientPaused = false;
-    this.socket.resume();
+    if (!this.rateHoldClient) this.socket.resume();
+  }
+
+  // ---- the user's rate -------------------------------------------------------------------------------
+
+  private countToClient(n: number): void {
+    const waitMs = this.lease!.toClient(n);
+    if (waitMs > 0 && !this.rateHoldUpstream) {
+      this.rateHoldUpstream = true;
+      this.handle?.pause();
+      setTimeout(releaseUpstreamHold, waitMs, this).unref();
+    }
+  }
+
+  private holdClient(waitMs: number): void {
+    if (this.rateHoldClient) return;
+    this.rateHoldClient = true;
+    this.socket.pause();
+    setTimeout(releaseClientHold, waitMs, this).unref();
+  }
+
+  /** @internal (rate timer) */
+  onClientHoldOver(): void {
+    this.rateHoldClient = false;
+    if (this.stage !== STAGE_RELAY) return;
+    // The bucket may still be in debt (other sessions of the user took from it meanwhile).
+    const more = this.lease?.user.up.waitMs() ?? 0;
+    if (more > 0) {
+      this.holdClient(more);
+      return;
+    }
+    if (!this.clientPaused && !this.yielded) this.socket.resume();
+  }
+
+  /** @internal (rate timer) */
+  onUpstreamHoldOver(): void {
+    this.rateHoldUpstream = false;
+    if (this.stage !== STAGE_RELAY) return;
+    const more = this.lease?.user.down.waitMs() ?? 0;
+    if (more > 0) {
+      this.rateHoldUpstream = true;
+      setTimeout(releaseUpstreamHold, more, this).unref();
+      return;
+    }
+    if (!this.upstreamPaused) this.handle?.resume();
   }
 
   close(reason: string): void {
@@ -808,7 +876,7 @@ class ClientSession implements ClientSink, TurnBudget {
   onDrain(): void {
     if (!this.upstreamPaused) return;
     this.upstreamPaused = false;
-    this.handle?.resume();
+    if (!this.rateHoldUpstream) this.handle?.resume();
   }
 
   // ---- failures and the end ----------------------------------------------------------------------
@@ -965,13 +1033,9 @@ class ClientSession implements ClientSink, TurnBudget {
     this.countEnd();
     const s = this.socket;
     s.off('data', socketData);
-    if (flush && !s.destroyed && s.writableLength > 0) {
-      s.end();
-      // An absolute bound: a peer that keeps sending must not keep the socket (inactivity timers would).
-      setTimeout(destroySocket, FLUSH_BEFORE_CLOSE_MS, s).unref();
-    } else {
-      s.destroy();
-    }
+    // After the upstream ended, the client gets a bounded time to take the rest of our output.
+    if (flush) closeAfterFlush(s);
+    else s.destroy();
     if (handle) {
       try {
         handle.close();
@@ -1009,14 +1073,18 @@ function socketClose(this: net.Socket): void {
   sessionOf(this)?.finish('client_closed');
 }
 
+function releaseClientHold(session: ClientSession): void {
+  session.onClientHoldOver();
+}
+
+function releaseUpstreamHold(session: ClientSession): void {
+  session.onUpstreamHoldOver();
+}
+
 function resumeAfterYield(session: ClientSession): void {
   session.resumeAfterYield();
 }
 
 function uncorkSession(session: ClientSession): void {
   session.uncork();
-}
-
-function destroySocket(socket: net.Socket): void {
-  socket.destroy();
 }

@@ -8,7 +8,8 @@
 import { isIPv4 } from 'node:net';
 import { ProtocolError } from '../errors.ts';
 import type { TransportTag } from '../obfuscated2.ts';
-import { ipv4ToInt, ipv6Bytes, unmapIpv4 } from './crypto.ts';
+import { unmapIpv4 } from '../../runtime/sockets.ts';
+import { ipv4ToInt, ipv6Bytes } from './crypto.ts';
 
 export const RPC_NONCE = 0x7acb87aa;
 export const RPC_HANDSHAKE = 0x7682eef5;

@@ -47,9 +47,9 @@ import {
   writeProxyReqHeader,
 } from '../../protocol/middle/rpc.ts';
 import type { TransportTag } from '../../protocol/obfuscated2.ts';
-import { isFdExhaustion, reportFdExhaustion } from '../../server/fd-pressure.ts';
-import { relayAllocated } from '../../session/gc-tuning.ts';
-import { overTurnBudget, type TurnBudget } from '../../session/read-budget.ts';
+import { isFdExhaustion, reportFdExhaustion } from '../../runtime/fd-pressure.ts';
+import { relayAllocated } from '../../runtime/gc-tuning.ts';
+import { overTurnBudget, type TurnBudget } from '../../runtime/read-budget.ts';
 
 /** What a link needs from a client it carries (implemented by the middle upstream's client handle). */
 export interface LinkClient {
