@@ -277,7 +277,7 @@ export class DcPool {
       clientIpFor: (ip) => this.source.clientIpFor(ip),
       connectTimeoutMs: config.upstream.connectTimeoutMs,
       handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
-      stallTimeoutMs: config.upstream.stallTimeoutMs,
+      stallTimeoutMs: this.stallTimeoutMs,
       log: this.log,
       stats: this.stats.dc(this.dcId),
       onReady: this.onLinkReady,
@@ -286,6 +286,8 @@ export class DcPool {
     this.links.add(link);
     return true;
   }
+
+  private readonly stallTimeoutMs = (): number => this.getConfig().upstream.stallTimeoutMs;
 
   private readonly onLinkReady = (link: RpcLink): void => {
     this.pending--;
