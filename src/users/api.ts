@@ -118,7 +118,10 @@ export async function handleUsers(
   // What every worker flushed so far.
   if (store) registry.refreshUsage();
   if (name === undefined) {
-    if (method === 'GET') return json(200, { users: registry.all().map((u) => describe(host, u)) });
+    if (method === 'GET') {
+      const users = registry.all().sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+      return json(200, { users: users.map((u) => describe(host, u)) });
+    }
     if (method !== 'POST') return fail(405, 'method not allowed; use GET, POST');
     if (!store) return fail(409, 'users need a state database (state_dir)');
     const body = await readBody();
