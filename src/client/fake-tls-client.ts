@@ -4,7 +4,7 @@
  * records (the first one preceded by a ChangeCipherSpec record).
  */
 import type net from 'node:net';
-import { encodeAppData, TlsRecordDecoder } from '../protocol/faketls/records.ts';
+import { CHANGE_CIPHER_SPEC_RECORD, encodeAppData, TlsRecordDecoder } from '../protocol/faketls/records.ts';
 import { buildClientHello, type HelloShape, helloRandom, readServerFlight } from './tls-hello.ts';
 import { MtpError } from '../runtime/errors.ts';
 
@@ -33,8 +33,6 @@ export class FakeTlsHandshakeError extends MtpError {
   }
 }
 
-const CCS = Buffer.from('140303000101', 'hex');
-
 /** Wraps outgoing stream bytes into records and unwraps incoming ones. */
 export class FakeTlsFraming {
   private first = true;
@@ -44,7 +42,7 @@ export class FakeTlsFraming {
     const records = encodeAppData(bytes);
     if (!this.first || records.length === 0) return records;
     this.first = false;
-    return Buffer.concat([CCS, records]);
+    return Buffer.concat([CHANGE_CIPHER_SPEC_RECORD, records]);
   }
 
   /** Calls `onData` with stream bytes; throws ProtocolError on a bad record. */

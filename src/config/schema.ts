@@ -9,9 +9,9 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { compileAllowList } from '../metrics/server.ts';
+import { compileAllowList } from '../runtime/allow-list.ts';
 import { isValidName, parsePolicyKey } from '../policy/keys.ts';
-import { parseSynRate } from '../firewall/nftables.ts';
+import { parseSynRate } from './syn-rate.ts';
 import { DEFAULT_SNI_SALT } from '../protocol/faketls/sni-secret.ts';
 import { isDomainName, parseClientSecret, parseHexSecret } from './secrets.ts';
 import type {
@@ -597,7 +597,12 @@ const configSchema = z.strictObject({
         'How clients reach Telegram; auto = middle proxies for listeners with an ad tag, else direct.',
       ),
       prefer_ipv6: withDefault(bool(), false, 'boolean', 'Connect to Telegram over IPv6 first.'),
-      dc: withDefault(dcTable(), {}, 'table', 'Per-DC address overrides: DC id = ["host:port", ...].'),
+      dc: withDefault(
+        dcTable(),
+        {},
+        'table',
+        'Direct mode: DC addresses by DC id = ["host:port", ...]; replace the built-in ones (1-5 and the CDN DC 203) or add DC ids the table lacks.',
+      ),
       default_dc: withDefault(
         int(-32768, 32767),
         2,
@@ -623,6 +628,18 @@ const configSchema = z.strictObject({
         '2m',
         'duration | "off"',
         'Middle mode: a connection above min_connections_per_dc that has carried no client for this long is closed; 0 or "off" keeps every connection open.',
+      ),
+      stall_timeout: withDefault(
+        durationOrOff(),
+        '10s',
+        'duration | "off"',
+        'Middle mode: a connection that has received nothing for this long (it is pinged after half of it) counts as stalled: it is closed and its clients move to another connection or are closed; 0 or "off" disables the check.',
+      ),
+      middle_fallback: withDefault(
+        oneOf(['direct', 'none'] as const),
+        'direct',
+        '"direct" | "none"',
+        'Listeners with an ad tag, when no middle proxy of the DC answers: "direct" serves the client directly (no promoted channel meanwhile), "none" closes it. Listeners without an ad tag always fall back to direct.',
       ),
     },
     'Connections to Telegram.',
@@ -1106,6 +1123,8 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
       minConnectionsPerDc: raw.upstream.min_connections_per_dc,
       clientsPerConnection: raw.upstream.clients_per_connection,
       idleConnectionTimeoutMs: raw.upstream.idle_connection_timeout,
+      stallTimeoutMs: raw.upstream.stall_timeout,
+      middleFallback: raw.upstream.middle_fallback,
     },
     telegram: {
       proxySecret: raw.telegram.proxy_secret,

@@ -64,6 +64,10 @@ export interface UpstreamConfig {
   clientsPerConnection: number;
   /** An empty link above the minimum is closed after this long; 0 = never. */
   idleConnectionTimeoutMs: number;
+  /** A middle-proxy link silent this long is closed as stalled (pinged after half of it); 0 = never. */
+  stallTimeoutMs: number;
+  /** What a listener with an ad tag does when no middle proxy of the DC answers. */
+  middleFallback: 'direct' | 'none';
 }
 
 export interface TelegramConfig {

@@ -16,15 +16,6 @@ import type { FirewallConfig, ListenerConfig, SynRate } from '../config/types.ts
 export const SYN_RATE_UNITS = ['second', 'minute', 'hour'] as const;
 const UNIT_SECONDS: Record<SynRate['per'], number> = { second: 1, minute: 60, hour: 3600 };
 
-/** "48/minute" -> { count: 48, per: 'minute' }; null when it is not that shape. */
-export function parseSynRate(value: unknown): SynRate | null {
-  if (typeof value !== 'string') return null;
-  const m = /^\s*(\d{1,6})\s*\/\s*(second|minute|hour)\s*$/.exec(value);
-  if (!m) return null;
-  const count = Number(m[1]);
-  return count >= 1 ? { count, per: m[2] as SynRate['per'] } : null;
-}
-
 export function formatSynRate(rate: SynRate): string {
   return `${rate.count}/${rate.per}`;
 }

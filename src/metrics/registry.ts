@@ -211,6 +211,18 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
     (c) => perDc((dc, d) => c.inc({ dc }, d.idleLinksClosed)),
   );
   counter(
+    'mtproxy_middle_links_stalled_total',
+    'Middle mode: links closed because nothing came from the middle proxy for upstream.stall_timeout.',
+    ['dc'],
+    (c) => perDc((dc, d) => c.inc({ dc }, d.stalledLinks)),
+  );
+  counter(
+    'mtproxy_middle_fallbacks_total',
+    'Clients of a middle-proxy listener served directly because no middle proxy of their DC answered.',
+    ['dc'],
+    (c) => perDc((dc, d) => c.inc({ dc }, d.middleFallbacks)),
+  );
+  counter(
     'mtproxy_telegram_config_fetches_total',
     'Fetches of the Telegram proxy secret / proxy config, by result.',
     ['what', 'result'],

@@ -5,34 +5,10 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
-import ipaddr from 'ipaddr.js';
 import type { HostPort } from '../config/types.ts';
 import type { Logger } from '../log.ts';
+import { compileAllowList } from '../runtime/allow-list.ts';
 import type { MetricsRegistry } from './registry.ts';
-
-/** Compile an allow list; throws RangeError naming the first bad entry. */
-export function compileAllowList(allow: readonly string[]): net.BlockList | null {
-  if (allow.length === 0) return null;
-  const list = new net.BlockList();
-  for (const entry of allow) {
-    const text = entry.trim();
-    try {
-      // ipaddr.js would also take shorthand like "10"; operators mean full addresses.
-      if (net.isIP(text.split('/')[0]) === 0) throw new RangeError('not an address');
-      // BlockList matches IPv4 rules against ::ffff:a.b.c.d peers of dual-stack sockets too.
-      if (text.includes('/')) {
-        const [addr, bits] = ipaddr.parseCIDR(text);
-        list.addSubnet(addr.toString(), bits, addr.kind());
-      } else {
-        const addr = ipaddr.parse(text);
-        list.addAddress(addr.toString(), addr.kind());
-      }
-    } catch {
-      throw new RangeError(`metrics.allow: expected an IP address or CIDR, got "${entry}"`);
-    }
-  }
-  return list;
-}
 
 export function isAllowed(list: net.BlockList | null, remoteAddress: string | undefined): boolean {
   if (list === null) return true;

@@ -159,6 +159,10 @@ export class DcStats {
   migrationFailures = 0;
   /** Middle mode: links closed after carrying no client for upstream.idle_connection_timeout. */
   idleLinksClosed = 0;
+  /** Middle mode: links closed because nothing came for upstream.stall_timeout. */
+  stalledLinks = 0;
+  /** Clients of a middle-mode listener served directly because no middle proxy of the DC answered. */
+  middleFallbacks = 0;
   readonly errors = new Map<string, number>();
 
   error(reason: string): void {

@@ -6,7 +6,7 @@
  */
 import type { PolicyKey, PolicyRule } from '../config/types.ts';
 import type { Stats } from '../metrics/stats.ts';
-import type { PolicyDecision, PolicyGate, PolicySubject, PolicyTicket } from '../session/types.ts';
+import type { PolicyDecision, PolicyGate, PolicySubject, PolicyTicket } from './types.ts';
 import { type CounterStore, LocalCounterStore, type RemoteCounterStore } from './counters.ts';
 import { formatPolicyKey, keyUsesPeer, keyValue, NO_PEER, type ParsedPeer, parsePeer } from './keys.ts';
 import type { TableLookup } from './tables.ts';

@@ -6,7 +6,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { PolicyKey } from '../config/types.ts';
-import type { PolicySubject } from '../session/types.ts';
+import type { PolicySubject } from './types.ts';
 import { MtpError } from '../runtime/errors.ts';
 
 /** Listener and table names, one grammar for the config, the table API and listener-keyed table values. */

@@ -133,15 +133,25 @@ export function parseClientHeader(header: Buffer, secret: Buffer): ClientHandsha
   };
 }
 
+/** The first four bytes (little-endian) of an HTTP request: "HEAD", "POST", "GET ", "OPTI"(ONS). */
+function isHttpStartWord(word: number): boolean {
+  return word === 0x44414548 || word === 0x54534f50 || word === 0x20544547 || word === 0x4954504f;
+}
+
+/**
+ * The input begins like an HTTP request. Clients never start an obfuscated2 header so (the protocol forbids
+ * it, see isForbiddenHeader), so such input is no client of ours.
+ */
+export function startsLikeHttp(b: Buffer): boolean {
+  return b.length >= 4 && isHttpStartWord(b.readUInt32LE(0));
+}
+
 /** First-word patterns a header sent on the wire must never start with (they look like other protocols). */
 function isForbiddenHeader(h: Buffer): boolean {
   if (h[0] === 0xef) return true;
   const first = h.readUInt32LE(0);
+  if (isHttpStartWord(first)) return true;
   switch (first) {
-    case 0x44414548: // HEAD
-    case 0x54534f50: // POST
-    case 0x20544547: // GET␠
-    case 0x4954504f: // OPTI
     case 0xeeeeeeee:
     case 0xdddddddd:
     case 0x02010316: // 16 03 01 02: a TLS handshake record

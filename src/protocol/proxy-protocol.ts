@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import ipaddr from 'ipaddr.js';
+import { unmapIpv4 } from '../runtime/sockets.ts';
 
 export interface ProxiedConnection {
   sourceAddress: string;
@@ -13,12 +14,6 @@ export interface ProxiedConnection {
 }
 
 const V2_SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
-
-/** "::ffff:1.2.3.4" -> "1.2.3.4"; anything else unchanged. */
-function unmapIpv4(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m ? m[1] : address;
-}
 
 type Families = { family: 4 | 6; source: string; destination: string } | null;
 

@@ -14,20 +14,21 @@ import type { LinksDocument } from '../admin/status.ts';
 import { configLinks } from '../config/links.ts';
 import { upstreamKind } from '../config/addresses.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
-import { type CertProbeHandle, startCertProbes } from '../faketls/cert-probe.ts';
+import { type CertProbeHandle, startCertProbes } from '../cover/cert-probe.ts';
 import { type Logger, logger as defaultLogger } from '../log.ts';
 import { type Stats, stats as defaultStats } from '../metrics/stats.ts';
 import type { CounterStore } from '../policy/counters.ts';
 import { startSession } from '../session/client-session.ts';
-import { startHeapShrinker } from '../session/gc-tuning.ts';
+import { startHeapShrinker, tuneGarbageCollector } from '../runtime/gc-tuning.ts';
 import { createReplayGuard } from '../session/replay-cache.ts';
 import type { PolicyGate, PolicyTicket, ReplayGuard, SessionEnv } from '../session/types.ts';
 import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
 import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
-import { onFdExhaustion } from './fd-pressure.ts';
 import { describeBindError } from '../runtime/bind-errors.ts';
+import { isFdExhaustion, onFdExhaustion } from '../runtime/fd-pressure.ts';
 import { interfaceAddresses } from '../runtime/interfaces.ts';
+import { SerialQueue } from '../runtime/serial.ts';
 import { MtpError } from '../runtime/errors.ts';
 import type { RemoteCounterStore } from '../policy/counters.ts';
 import { openUserStore, UserRegistry } from '../users/registry.ts';
@@ -87,7 +88,6 @@ export const allowAllPolicy: PolicyGate = {
 /** First and longest pause of accepting after the process ran out of file descriptors. */
 const ACCEPT_BACKOFF_MIN_MS = 100;
 const ACCEPT_BACKOFF_MAX_MS = 5000;
-const FD_EXHAUSTION_CODES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 interface ListenerState {
   config: ListenerConfig;
@@ -141,7 +141,7 @@ export class ProxyServer {
   #heapShrinker: { stop(): void } | null = null;
   #stopping: Promise<void> | null = null;
   /** Reloads run one at a time. */
-  #reloadChain: Promise<unknown> = Promise.resolve();
+  readonly #reloads = new SerialQueue();
   /** Unsubscribes from descriptor-exhaustion reports of the upstreams (set while running). */
   #fdUnsubscribe: (() => void) | null = null;
   #lastFdReportWarningAt = 0;
@@ -249,6 +249,7 @@ export class ProxyServer {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    tuneGarbageCollector();
     // Read now, so the fronting loop check never reads them on a client's path.
     interfaceAddresses();
     await this.#startNeededUpstreams(this.#config);
@@ -316,9 +317,7 @@ export class ProxyServer {
    * new connections through the SessionEnv getters.
    */
   applyConfig(next: Config): Promise<void> {
-    const run = this.#reloadChain.then(() => this.#applyConfig(next));
-    this.#reloadChain = run.catch(() => {});
-    return run;
+    return this.#reloads.run(() => this.#applyConfig(next));
   }
 
   async #applyConfig(next: Config): Promise<void> {
@@ -501,7 +500,7 @@ export class ProxyServer {
   /** Errors of a listening server: only accept() failures reach here, and none may stop the process. */
   #onServerError(state: ListenerState, err: NodeJS.ErrnoException): void {
     const now = Date.now();
-    if (err.code && FD_EXHAUSTION_CODES.has(err.code)) {
+    if (isFdExhaustion(err.code)) {
       if (now - state.lastFdWarningAt > 5000) {
         state.lastFdWarningAt = now;
         this.#log.warn(

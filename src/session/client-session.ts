@@ -42,15 +42,17 @@ import {
   type CtrStream,
   HEADER_LENGTH,
   parseClientHeader,
+  startsLikeHttp,
   type TransportTag,
 } from '../protocol/obfuscated2.ts';
 import type { ClientInfo, ClientSink, UpstreamHandle } from '../upstream/types.ts';
 import { LogLimiter } from '../runtime/log-limit.ts';
 import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
-import { frontConnection, frontingDestination } from './fronting.ts';
-import { relayAllocated } from './gc-tuning.ts';
-import { overTurnBudget, type TurnBudget } from './read-budget.ts';
-import { badClientCloseDelay, Deadline } from './timers.ts';
+import { frontConnection, frontingDestination } from '../cover/fronting.ts';
+import { relayAllocated } from '../runtime/gc-tuning.ts';
+import { overTurnBudget, type TurnBudget } from '../runtime/read-budget.ts';
+import { closeAfterFlush } from '../runtime/sockets.ts';
+import { badClientCloseDelay, Deadline } from '../runtime/timers.ts';
 import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
 import type { PolicyDecision, PolicyTicket, SessionEnv } from './types.ts';
 import { admitUser, UserTicket } from '../users/admission.ts';
@@ -75,8 +77,6 @@ const SPLIT_FRAME_AT = 1024;
  * writev, instead of being copied into a fresh buffer of records.
  */
 const TLS_SLICE_AT = 8 * 1024;
-/** After the upstream ended, how long the client gets to take the rest of our output. */
-const FLUSH_BEFORE_CLOSE_MS = 5000;
 
 const STAGE_HELLO = 0;
 const STAGE_HEADER = 1;
@@ -105,16 +105,6 @@ export function startSession(socket: net.Socket, env: SessionEnv): void {
 
 function allowsTls(listener: ListenerConfig): boolean {
   return listener.allowedProtocols.includes('tls');
-}
-
-/**
- * An HTTP request: clients never start an obfuscated2 header with these words (the protocol forbids them),
- * so a short request is refused (or fronted) at once instead of waiting for 64 bytes until the deadline.
- */
-function startsLikeHttp(b: Buffer): boolean {
-  if (b.length < 4) return false;
-  const word = b.readUInt32LE(0);
-  return word === 0x20544547 || word === 0x54534f50 || word === 0x44414548 || word === 0x4954504f;
 }
 
 function familyOf(transport: TransportTag): 'classic' | 'secure' {
@@ -336,6 +326,7 @@ class ClientSession implements ClientSink, TurnBudget {
       this.reject('MTP_ERR_TLS_EXPECTED', true);
       return;
     }
+    // A short HTTP request is refused (or fronted) at once instead of waiting for 64 bytes until the deadline.
     if (startsLikeHttp(buffered)) {
       this.reject('MTP_ERR_UNKNOWN_TRANSPORT', true);
       return;
@@ -1042,13 +1033,9 @@ class ClientSession implements ClientSink, TurnBudget {
     this.countEnd();
     const s = this.socket;
     s.off('data', socketData);
-    if (flush && !s.destroyed && s.writableLength > 0) {
-      s.end();
-      // An absolute bound: a peer that keeps sending must not keep the socket (inactivity timers would).
-      setTimeout(destroySocket, FLUSH_BEFORE_CLOSE_MS, s).unref();
-    } else {
-      s.destroy();
-    }
+    // After the upstream ended, the client gets a bounded time to take the rest of our output.
+    if (flush) closeAfterFlush(s);
+    else s.destroy();
     if (handle) {
       try {
         handle.close();
@@ -1100,8 +1087,4 @@ function resumeAfterYield(session: ClientSession): void {
 
 function uncorkSession(session: ClientSession): void {
   session.uncork();
-}
-
-function destroySocket(socket: net.Socket): void {
-  socket.destroy();
 }

@@ -9,7 +9,8 @@
  * hello without server_name is served like one naming the listener's no-SNI domain.
  */
 import type { ListenerConfig } from '../config/types.ts';
-import { certRecordSizeFor, coverProfile } from '../faketls/cert-probe.ts';
+import { certRecordSizeFor, coverProfile } from '../cover/cert-probe.ts';
+import { normaliseDomain, servesDomain } from '../cover/domains.ts';
 import { isProtocolError } from '../protocol/errors.ts';
 import {
   assembleClientHello,
@@ -57,20 +58,6 @@ export type TlsHandshakeOutcome =
       sni?: string | null;
       fingerprint?: string;
     };
-
-/** Normalised form for comparing host names: lowercase, no trailing dot. */
-export function normaliseDomain(name: string): string {
-  const lower = name.toLowerCase();
-  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
-}
-
-/** Whether the listener serves this SNI as a cover domain (no list = any). */
-export function servesDomain(listener: ListenerConfig, sni: string): boolean {
-  if (listener.tlsDomains.length === 0) return true;
-  const n = normaliseDomain(sni);
-  for (const d of listener.tlsDomains) if (normaliseDomain(d) === n) return true;
-  return false;
-}
 
 /**
  * The domain a hello without server_name counts as (policies, metrics, unknown_sni, the cover profile):

@@ -4,6 +4,7 @@
  */
 import type { Config, ListenerConfig } from '../config/types.ts';
 import type { Logger } from '../log.ts';
+import type { PolicyGate } from '../policy/types.ts';
 import type { Stats } from '../metrics/stats.ts';
 import type { Upstream } from '../upstream/types.ts';
 import type { UserRegistry } from '../users/registry.ts';
@@ -17,26 +18,7 @@ export interface ReplayGuard {
   seen(key: Buffer): boolean | Promise<boolean>;
 }
 
-/** Facts the policy engine may key on, known once the client is identified. */
-export interface PolicySubject {
-  listener: string;
-  remoteAddress: string;
-  tlsDomain: string | null;
-}
-
-export interface PolicyTicket {
-  /** Give back every counter this admission took. Idempotent. */
-  release(): void;
-}
-
-export type PolicyDecision = { ok: true; ticket: PolicyTicket } | { ok: false; rule: string };
-
-export interface PolicyGate {
-  /** A Promise only when a counter lives in another process (worker processes); otherwise synchronous. */
-  admit(subject: PolicySubject): PolicyDecision | Promise<PolicyDecision>;
-  /** Fronting candidates are checked against table rules only (no max_connections counters). */
-  allowFronting(subject: PolicySubject): boolean;
-}
+export type { PolicyDecision, PolicyGate, PolicySubject, PolicyTicket } from '../policy/types.ts';
 
 export interface SessionEnv {
   config(): Config;

@@ -5,17 +5,17 @@
  */
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { availableParallelism } from 'node:os';
 import tls from 'node:tls';
 import { loopbackFor } from '../config/links.ts';
 import { formatHostPort, upstreamKind } from '../config/schema.ts';
 import type { Config, HostPort, ListenerConfig } from '../config/types.ts';
-import { probeCoverDomain, probeTargetFor } from '../faketls/cert-probe.ts';
+import { probeCoverDomain, probeTargetFor } from '../cover/cert-probe.ts';
 import { parseProxyConfig } from '../protocol/middle/proxy-config.ts';
 import { interfaceAddresses } from '../runtime/interfaces.ts';
 import { resolveDc } from '../upstream/direct/dc-addresses.ts';
+import { readSource } from '../upstream/middle/telegram-config.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -689,15 +689,6 @@ async function checkDirectDcs(config: Config, opts: DoctorOptions): Promise<Chec
   );
 }
 
-async function readSource(source: string, timeoutMs: number): Promise<string> {
-  if (/^https?:\/\//i.test(source)) {
-    const response = await fetch(source, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    return await response.text();
-  }
-  return await readFile(source, 'utf8');
-}
-
 /** Middle mode: the public IPv4 goes into the RPC key derivation, so it must be right (NAT included). */
 async function checkExternalIp(config: Config, timeoutMs: number): Promise<CheckResult> {
   const check = 'external ip';
@@ -708,7 +699,7 @@ async function checkExternalIp(config: Config, timeoutMs: number): Promise<Check
     return result(check, 'ok', 'the local address of each upstream connection is used (ip_lookup_url = "")');
   let text: string;
   try {
-    text = (await readSource(url, timeoutMs)).trim();
+    text = (await readSource(config, url, timeoutMs)).toString('utf8').trim();
   } catch (e) {
     return result(
       check,
@@ -735,7 +726,7 @@ async function checkMiddleProxies(config: Config, opts: DoctorOptions): Promise<
   const source = config.telegram.proxyConfig;
   let text: string;
   try {
-    text = await readSource(source, timeoutMs);
+    text = (await readSource(config, source, timeoutMs)).toString('utf8');
   } catch (e) {
     return [
       result(
@@ -769,12 +760,12 @@ async function checkMiddleProxies(config: Config, opts: DoctorOptions): Promise<
   ];
   out.push(await checkExternalIp(config, timeoutMs));
   try {
-    const secret = await readSource(config.telegram.proxySecret, timeoutMs);
+    const secret = await readSource(config, config.telegram.proxySecret, timeoutMs);
     out.push(
       result(
         'telegram secret',
         'ok',
-        `proxy secret readable from ${config.telegram.proxySecret} (${Buffer.byteLength(secret, 'latin1')} bytes)`,
+        `proxy secret readable from ${config.telegram.proxySecret} (${secret.length} bytes)`,
       ),
     );
   } catch (e) {

@@ -7,7 +7,7 @@ import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { flushCompileCache } from '../runtime/compile-cache.ts';
-import { workerHeapLimits } from '../session/gc-tuning.ts';
+import { workerHeapLimits } from '../runtime/gc-tuning.ts';
 import type { ToWorker, WorkerInit } from './protocol.ts';
 
 export type WorkerKind = 'threads' | 'processes';

@@ -9,13 +9,11 @@ import { Stats } from '../metrics/stats.ts';
 import type { RemoteCounterStore } from '../policy/counters.ts';
 import { PolicyEngine } from '../policy/engine.ts';
 import { PolicyTables } from '../policy/tables.ts';
-import { reportFdExhaustion } from '../server/fd-pressure.ts';
+import { isFdExhaustion, reportFdExhaustion } from '../runtime/fd-pressure.ts';
 import { Proxy as MtProxy } from '../server/proxy.ts';
 import type { ReplayGuard } from '../session/types.ts';
 import type { FromWorker, ListenerAddress, ToWorker, WorkerInit } from './protocol.ts';
 import { reviveConfig, snapshotStats } from './transfer.ts';
-
-const FD_EXHAUSTION = new Set(['EMFILE', 'ENFILE']);
 
 export interface WorkerHost {
   init: WorkerInit;
@@ -37,7 +35,7 @@ export function runWorker(host: WorkerHost): (msg: ToWorker) => void {
   // Out of descriptors somewhere off the accept path (an upstream connect, a file): log and keep serving.
   // Anything else is a bug: exit, and the supervisor starts a fresh worker while the others carry on.
   process.on('uncaughtException', (err: NodeJS.ErrnoException) => {
-    if (err.code && FD_EXHAUSTION.has(err.code)) {
+    if (isFdExhaustion(err.code)) {
       log.warn({ code: err.code }, 'out of file descriptors');
       reportFdExhaustion(err.code, 'uncaught');
       return;

@@ -18,7 +18,7 @@ import {
   probeCoverDomain,
   rememberCoverProfile,
   startCertProbes,
-} from '../../src/faketls/cert-probe.ts';
+} from '../../src/cover/cert-probe.ts';
 import { logger } from '../../src/log.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
 import {

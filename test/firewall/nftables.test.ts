@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
+import { parseSynRate } from '../../src/config/syn-rate.ts';
 import {
   firewallTargets,
-  parseSynRate,
   renderApplyScript,
   renderRemoveScript,
   renderTable,

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { createMetricsRegistry, singleSource } from '../../src/metrics/registry.ts';
-import { compileAllowList, isAllowed, MetricsServer } from '../../src/metrics/server.ts';
+import { isAllowed, MetricsServer } from '../../src/metrics/server.ts';
+import { compileAllowList } from '../../src/runtime/allow-list.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 
 async function withServer(allow: string[], fn: (base: string, server: MetricsServer) => Promise<void>) {

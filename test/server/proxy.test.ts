@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
 import { Stats } from '../../src/metrics/stats.ts';
-import { reportFdExhaustion } from '../../src/server/fd-pressure.ts';
+import { reportFdExhaustion } from '../../src/runtime/fd-pressure.ts';
 import { type ProxyOptions, ProxyServer, type SessionHandler } from '../../src/server/proxy.ts';
 import type { SessionEnv } from '../../src/session/types.ts';
 import type { Upstream } from '../../src/upstream/types.ts';

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { connectObfuscated } from '../../src/client/obfuscated-client.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import { createInitiatorHeader } from '../../src/protocol/obfuscated2.ts';
-import { BAD_CLIENT_CLOSE_MIN_MS } from '../../src/session/timers.ts';
+import { BAD_CLIENT_CLOSE_MIN_MS } from '../../src/runtime/timers.ts';
 import type { PolicyGate } from '../../src/session/types.ts';
 import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../../src/upstream/types.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';

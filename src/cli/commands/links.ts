@@ -3,7 +3,7 @@
  * terminal so a phone can scan it. `mtproxy link` prints the same from the config file without a proxy.
  */
 import { renderUnicodeCompact } from 'uqr';
-import { withAdmin } from '../../admin/cli-support.ts';
+import { withAdmin } from '../admin-support.ts';
 import type { LinksDocument } from '../../admin/status.ts';
 import type { CliCommand } from '../command.ts';
 

@@ -1,5 +1,5 @@
 /** `mtproxy reload`: make the running proxy re-read its config file (same as SIGHUP), and say whether it took. */
-import { withAdmin } from '../../admin/cli-support.ts';
+import { withAdmin } from '../admin-support.ts';
 import { AdminClient, failedResponseError } from '../../admin/client.ts';
 import { ConfigError } from '../../config/load.ts';
 import type { CliCommand } from '../command.ts';

@@ -1,5 +1,5 @@
 /** `mtproxy status`: uptime, version, sessions by listener / protocol / DC and upstream state, from the admin API. */
-import { withAdmin } from '../../admin/cli-support.ts';
+import { withAdmin } from '../admin-support.ts';
 import { formatStatus, type ProxyStatus } from '../../admin/status.ts';
 import type { CliCommand } from '../command.ts';
 

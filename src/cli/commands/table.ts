@@ -1,5 +1,5 @@
 /** `mtproxy table list|add|del`: edit the policy tables of the running proxy (persisted, applied at once). */
-import { withAdmin } from '../../admin/cli-support.ts';
+import { withAdmin } from '../admin-support.ts';
 import type { CliCommand } from '../command.ts';
 
 interface TableSummary {

@@ -9,7 +9,7 @@ import { createHmac } from 'node:crypto';
 import { fillRandom } from '../random-pool.ts';
 import { GROUP_X25519_MLKEM768 } from './client-hello.ts';
 import { HMAC_PAD_LENGTH, hmacSha256Padded } from './hmac.ts';
-import { MAX_RECORD_PAYLOAD } from './records.ts';
+import { CHANGE_CIPHER_SPEC_RECORD, MAX_RECORD_PAYLOAD } from './records.ts';
 
 export const CIPHER_TLS_AES_128_GCM_SHA256 = 0x1301;
 export const CIPHER_ECDHE_RSA_AES_128_GCM_SHA256 = 0xc02f;
@@ -32,8 +32,6 @@ export interface ServerHelloParams {
 const SUPPORTED_VERSIONS_TLS13 = Buffer.from([0x00, 0x2b, 0x00, 0x02, 0x03, 0x04]);
 
 const DIGEST_OFFSET = 11;
-
-const CHANGE_CIPHER_SPEC_RECORD = Buffer.from([0x14, 0x03, 0x03, 0x00, 0x01, 0x01]);
 
 /** The whole flight in one buffer (one write): ServerHello, ChangeCipherSpec, the fake certificate record. */
 export function buildServerHello(p: ServerHelloParams): Buffer {

@@ -21,6 +21,7 @@ import {
 } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import ipaddr from 'ipaddr.js';
+import { unmapIpv4 } from '../../runtime/sockets.ts';
 import { ProtocolError } from '../errors.ts';
 
 export type KeyPurpose = 'CLIENT' | 'SERVER';
@@ -56,11 +57,6 @@ export function ipv4ToInt(ip: string): number {
 export function ipv6Bytes(ip: string): Buffer {
   if (!isIPv6(ip)) throw new ProtocolError('MTP_ERR_RPC_HANDSHAKE', 'not an IPv6 address');
   return Buffer.from(ipaddr.IPv6.parse(ip).toByteArray());
-}
-
-/** Unwrap `::ffff:a.b.c.d` so a v4-mapped peer is treated as the IPv4 it is. */
-export function unmapIpv4(ip: string): string {
-  return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
 }
 
 export function deriveMiddleKey(input: MiddleKeyInput, purpose: KeyPurpose): CbcKey {

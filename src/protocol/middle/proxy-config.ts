@@ -8,8 +8,13 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { isIP } from 'node:net';
-import type { HostPort } from '../../config/types.ts';
 import { ProtocolError } from '../errors.ts';
+
+/** A middle proxy's address (the same shape as the config's HostPort). */
+export interface HostPort {
+  host: string;
+  port: number;
+}
 
 export interface ProxyConfig {
   /** DC id (signed; negative = media) -> middle proxy addresses. */

@@ -8,7 +8,8 @@
 import { isIPv4 } from 'node:net';
 import { ProtocolError } from '../errors.ts';
 import type { TransportTag } from '../obfuscated2.ts';
-import { ipv4ToInt, ipv6Bytes, unmapIpv4 } from './crypto.ts';
+import { unmapIpv4 } from '../../runtime/sockets.ts';
+import { ipv4ToInt, ipv6Bytes } from './crypto.ts';
 
 export const RPC_NONCE = 0x7acb87aa;
 export const RPC_HANDSHAKE = 0x7682eef5;
@@ -297,6 +298,7 @@ export type ServerMessage =
   | { kind: 'simple-ack'; connId: number; confirm: number }
   | { kind: 'close-ext'; connId: number }
   | { kind: 'ping'; pingId: Buffer }
+  | { kind: 'pong'; pingId: Buffer }
   | { kind: 'unknown'; type: number; length: number };
 
 /**
@@ -325,6 +327,9 @@ export function decodeServerMessage(body: Buffer): ServerMessage {
       break;
     case RPC_PING:
       if (body.length === 12) return { kind: 'ping', pingId: Buffer.from(body.subarray(4, 12)) };
+      break;
+    case RPC_PONG:
+      if (body.length === 12) return { kind: 'pong', pingId: Buffer.from(body.subarray(4, 12)) };
       break;
   }
   return { kind: 'unknown', type, length: body.length };
@@ -376,6 +381,7 @@ export type ProxyMessage =
       payload: Buffer;
     }
   | { kind: 'close-conn'; connId: number }
+  | { kind: 'ping'; pingId: Buffer }
   | { kind: 'pong'; pingId: Buffer };
 
 /** Decode one message a proxy sent (strict: anything malformed throws ProtocolError). */
@@ -385,6 +391,8 @@ export function decodeProxyMessage(body: Buffer): ProxyMessage {
     return { kind: 'close-conn', connId: readConnId(body, 4) };
   if (type === RPC_PONG && body.length === 12)
     return { kind: 'pong', pingId: Buffer.from(body.subarray(4, 12)) };
+  if (type === RPC_PING && body.length === 12)
+    return { kind: 'ping', pingId: Buffer.from(body.subarray(4, 12)) };
   if (type !== RPC_PROXY_REQ || body.length < PROXY_REQ_HEADER) {
     throw new ProtocolError(
       'MTP_ERR_RPC_BAD_MESSAGE',

@@ -9,9 +9,10 @@ import type { Logger } from '../../log.ts';
 import type { DcStats, Stats } from '../../metrics/stats.ts';
 import { createFrameCodec, type FrameCodec } from '../../protocol/framing/codec.ts';
 import { type CtrStream, createInitiatorHeader, type TransportTag } from '../../protocol/obfuscated2.ts';
-import { isFdExhaustion, reportFdExhaustion } from '../../server/fd-pressure.ts';
+import { isFdExhaustion, reportFdExhaustion } from '../../runtime/fd-pressure.ts';
+import { closeAfterFlush } from '../../runtime/sockets.ts';
 import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../types.ts';
-import { overTurnBudget, type TurnBudget } from '../../session/read-budget.ts';
+import { overTurnBudget, type TurnBudget } from '../../runtime/read-budget.ts';
 import { type DcRoute, resolveDc } from './dc-addresses.ts';
 import { errorCode } from '../../runtime/errors.ts';
 import { UpstreamError } from '../errors.ts';
@@ -23,9 +24,6 @@ type LinkSocket = net.Socket & { [LINK]?: DirectLink };
 function linkOf(socket: net.Socket): DirectLink | undefined {
   return (socket as LinkSocket)[LINK];
 }
-
-/** How long a closed link may take to flush its last bytes to the DC. */
-const FLUSH_BEFORE_CLOSE_MS = 5000;
 
 /**
  * Every DC socket of this thread reads into this one buffer: a link decrypts what it read before returning
@@ -282,14 +280,7 @@ export class DirectLink implements UpstreamHandle, TurnBudget {
     this.closed = true;
     this.registry.delete(this);
     this.stats.linksActive--;
-    const s = this.socket;
-    if (!s.destroyed && s.writableLength > 0) {
-      s.end();
-      // An absolute bound: a peer that keeps sending must not keep the socket (inactivity timers would).
-      setTimeout(destroySocket, FLUSH_BEFORE_CLOSE_MS, s).unref();
-    } else {
-      s.destroy();
-    }
+    closeAfterFlush(this.socket);
   }
 
   /** @internal (socket read callback) `chunk` is a view of the shared read buffer: used up before returning. */
@@ -360,8 +351,4 @@ function resumeLinkAfterYield(link: DirectLink): void {
 
 function flushHeader(link: DirectLink): void {
   link.flushHeader();
-}
-
-function destroySocket(socket: net.Socket): void {
-  socket.destroy();
 }

@@ -36,6 +36,7 @@ import {
   encodeHandshake,
   encodeIpPort,
   encodeNonce,
+  encodePing,
   encodePong,
   encodeProcessId,
   HANDSHAKE_FLAG_CRC32C,
@@ -46,9 +47,9 @@ import {
   writeProxyReqHeader,
 } from '../../protocol/middle/rpc.ts';
 import type { TransportTag } from '../../protocol/obfuscated2.ts';
-import { isFdExhaustion, reportFdExhaustion } from '../../server/fd-pressure.ts';
-import { relayAllocated } from '../../session/gc-tuning.ts';
-import { overTurnBudget, type TurnBudget } from '../../session/read-budget.ts';
+import { isFdExhaustion, reportFdExhaustion } from '../../runtime/fd-pressure.ts';
+import { relayAllocated } from '../../runtime/gc-tuning.ts';
+import { overTurnBudget, type TurnBudget } from '../../runtime/read-budget.ts';
 
 /** What a link needs from a client it carries (implemented by the middle upstream's client handle). */
 export interface LinkClient {
@@ -75,6 +76,11 @@ export interface LinkOptions {
   clientIpFor(localIp: string): string;
   connectTimeoutMs: number;
   handshakeTimeoutMs: number;
+  /**
+   * A ready link that has received nothing for this long is stalled: it is closed with its clients (the apps
+   * reconnect). A ping goes out after half of it, so a healthy idle link always has something to answer. 0 = off.
+   */
+  stallTimeoutMs: number;
   log: Logger;
   stats: DcStats;
   onReady(link: RpcLink): void;
@@ -137,6 +143,11 @@ export class RpcLink implements TurnBudget {
   wasReady = false;
   /** performance.now() when the link last became empty (or ready); meaningful while `load` is 0. */
   emptySince = 0;
+  /** performance.now() of the last read from the peer (liveness). */
+  private lastInput = 0;
+  /** A ping went out since the last read. */
+  private pinged = false;
+  private liveness: NodeJS.Timeout | null = null;
   /** Bytes from Telegram, for stats. */
   bytesIn = 0;
   bytesOut = 0;
@@ -335,6 +346,8 @@ export class RpcLink implements TurnBudget {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.opts.stats.linksActive++;
+    this.lastInput = performance.now();
+    this.armLiveness();
     this.opts.onReady(this);
   }
 
@@ -354,6 +367,8 @@ export class RpcLink implements TurnBudget {
   }
 
   private onData(chunk: Buffer): void {
+    this.lastInput = performance.now();
+    this.pinged = false;
     this.bytesIn += chunk.length;
     this.opts.stats.bytesFromDc += chunk.length;
     try {
@@ -417,6 +432,9 @@ export class RpcLink implements TurnBudget {
       case 'ping':
         this.sendBody(encodePong(msg.pingId));
         break;
+      case 'pong':
+        // Liveness only: any read counts, the id does not matter.
+        break;
       case 'unknown':
         this.opts.log.debug(
           { dc: this.dcId, type: msg.type >>> 0, length: msg.length },
@@ -424,6 +442,48 @@ export class RpcLink implements TurnBudget {
         );
         break;
     }
+  };
+
+  // ---- liveness ----------------------------------------------------------------------------------------
+
+  /** The check runs every quarter of the stall timeout, so a stall is noticed within 1.25 times it. */
+  private armLiveness(): void {
+    const timeoutMs = this.opts.stallTimeoutMs;
+    if (timeoutMs <= 0 || this.state !== STATE_READY) return;
+    this.liveness = setTimeout(this.checkLiveness, Math.max(10, Math.ceil(timeoutMs / 4)));
+    this.liveness.unref();
+  }
+
+  private readonly checkLiveness = (): void => {
+    this.liveness = null;
+    if (this.state !== STATE_READY) return;
+    const timeoutMs = this.opts.stallTimeoutMs;
+    const silentMs = performance.now() - this.lastInput;
+    if (silentMs >= timeoutMs) {
+      this.opts.stats.stalledLinks++;
+      this.opts.stats.error('MTP_ERR_LINK_STALLED');
+      this.opts.log.warn(
+        {
+          dc: this.dcId,
+          link: this.id,
+          host: this.host,
+          port: this.port,
+          clients: this.clients.size,
+          silentMs: Math.round(silentMs),
+        },
+        'middle-proxy link stalled (no answer, not even to a ping); closing it',
+      );
+      // Its clients are closed at once, so the apps reconnect (to a working link, or directly) and resend what
+      // was lost in it. Moving them instead would keep them on the same unresponsive middle proxy, perhaps
+      // forever when its new links complete the handshake and then stall as well.
+      this.shutdown('MTP_ERR_LINK_STALLED', false);
+      return;
+    }
+    if (!this.pinged && silentMs >= timeoutMs / 2) {
+      this.pinged = true;
+      this.sendBody(encodePing(randomBytes(8)));
+    }
+    this.armLiveness();
   };
 
   // ---- output ------------------------------------------------------------------------------------------
@@ -521,6 +581,8 @@ export class RpcLink implements TurnBudget {
     this.state = STATE_CLOSED;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.liveness) clearTimeout(this.liveness);
+    this.liveness = null;
     if (wasReady) this.opts.stats.linksActive--;
     if (graceful) {
       this.socket.end();

@@ -267,6 +267,7 @@ export class DcPool {
       clientIpFor: (ip) => this.source.clientIpFor(ip),
       connectTimeoutMs: config.upstream.connectTimeoutMs,
       handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+      stallTimeoutMs: config.upstream.stallTimeoutMs,
       log: this.log,
       stats: this.stats.dc(this.dcId),
       onReady: this.onLinkReady,

@@ -19,6 +19,7 @@ import {
   parseProxyConfig,
   validateProxySecret,
 } from '../../protocol/middle/proxy-config.ts';
+import { unmapIpv4 } from '../../runtime/sockets.ts';
 import { UpstreamError } from '../errors.ts';
 
 export type ConfigItem = 'proxy_secret' | 'proxy_config' | 'proxy_config_v6' | 'external_ip';
@@ -67,8 +68,13 @@ async function fetchBytes(url: string, timeoutMs: number): Promise<Buffer> {
   return body;
 }
 
-export async function readSource(config: Config, source: string): Promise<Buffer> {
-  if (isUrl(source)) return fetchBytes(source, config.telegram.httpTimeoutMs);
+/** A URL (fetched) or a file (relative to the config file's folder); at most MAX_FETCH_BYTES either way. */
+export async function readSource(
+  config: Config,
+  source: string,
+  timeoutMs = config.telegram.httpTimeoutMs,
+): Promise<Buffer> {
+  if (isUrl(source)) return fetchBytes(source, timeoutMs);
   const data = await readFile(resolveSource(config, source));
   if (data.length > MAX_FETCH_BYTES) throw new Error('document too large');
   return data;
@@ -83,7 +89,7 @@ export function translateLocalIp(
   externalIp: string | null,
   detectedIp: string | null,
 ): string {
-  const local = localIp.startsWith('::ffff:') ? localIp.slice(7) : localIp;
+  const local = unmapIpv4(localIp);
   if (!isIPv4(local)) return local;
   if (externalIp) {
     const colon = externalIp.indexOf(':');

@@ -11,7 +11,7 @@ import {
   type CoverProfile,
   forgetCoverProfiles,
   rememberCoverProfile,
-} from '../../../src/faketls/cert-probe.ts';
+} from '../../../src/cover/cert-probe.ts';
 import { encodeAppData } from '../../../src/protocol/faketls/records.ts';
 import { tryFakeTlsHandshake } from '../../../src/session/fake-tls-handshake.ts';
 import { HELLO_SHAPES, helloFixture } from '../../helpers/hello-shapes.ts';

@@ -6,7 +6,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import type { Config, ListenerConfig } from '../../src/config/types.ts';
 import { logger } from '../../src/log.ts';
 import { Stats } from '../../src/metrics/stats.ts';
-import { frontConnection, frontingDestination, loopsBack } from '../../src/session/fronting.ts';
+import { frontConnection, frontingDestination, loopsBack } from '../../src/cover/fronting.ts';
 import type { PolicyGate, SessionEnv } from '../../src/session/types.ts';
 import { type RecordingSite, startRecordingSite } from '../helpers/https-site.ts';
 

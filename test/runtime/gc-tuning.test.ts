@@ -1,12 +1,20 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { relayAllocated, startHeapShrinker } from '../../src/session/gc-tuning.ts';
+import { relayAllocated, startHeapShrinker, tuneGarbageCollector } from '../../src/runtime/gc-tuning.ts';
 
 test('relay allocation accounting runs young collections without disturbing the caller', () => {
   const kept = Buffer.from('still here');
   for (let i = 0; i < 8; i++) relayAllocated(16 * 1024 * 1024);
   relayAllocated(0);
   assert.equal(kept.toString(), 'still here');
+});
+
+test('GC tuning is an explicit call, safe to repeat', () => {
+  tuneGarbageCollector();
+  tuneGarbageCollector();
+  const kept = Buffer.alloc(1024, 1);
+  relayAllocated(16 * 1024 * 1024);
+  assert.equal(kept[1023], 1);
 });
 
 test('the collector hook does not leave a global gc() behind', async () => {

@@ -2,8 +2,8 @@
  * Shared plumbing of the CLI commands that talk to a running proxy (status, links, table, reload): they find
  * the admin API through the same config file the proxy runs with, and turn API errors into one line.
  */
-import type { CliContext } from '../cli/command.ts';
-import { AdminClient, AdminClientError } from './client.ts';
+import type { CliContext } from './command.ts';
+import { AdminClient, AdminClientError } from '../admin/client.ts';
 
 async function adminClientFor(ctx: CliContext): Promise<AdminClient> {
   const { config } = await ctx.loadConfig();

@@ -32,7 +32,17 @@ function accountExternalMemoryInGlobalLimit(): void {
   if (major === 13) setFlagsFromString('--external-memory-accounted-in-global-limit');
 }
 
-accountExternalMemoryInGlobalLimit();
+let tuned = false;
+
+/**
+ * The process-wide V8 settings above, once per thread: called by whatever starts serving (the proxy, the
+ * worker supervisor) before the first connection. Importing this module changes nothing by itself.
+ */
+export function tuneGarbageCollector(): void {
+  if (tuned) return;
+  tuned = true;
+  accountExternalMemoryInGlobalLimit();
+}
 
 /**
  * Young generation of a worker thread, in MB: V8 then keeps each semi-space at 8 MB (it is 32 MB in Node 24

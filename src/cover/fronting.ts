@@ -8,11 +8,13 @@ import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import type { Config, ListenerConfig } from '../config/types.ts';
+import type { Logger } from '../log.ts';
+import type { Stats } from '../metrics/stats.ts';
+import type { PolicySubject } from '../policy/types.ts';
 import { encodeProxyHeader } from '../protocol/proxy-protocol.ts';
 import { interfaceAddresses } from '../runtime/interfaces.ts';
-import { normaliseDomain, servesDomain } from './fake-tls-handshake.ts';
-import { badClientCloseDelay } from './timers.ts';
-import type { SessionEnv } from './types.ts';
+import { badClientCloseDelay } from '../runtime/timers.ts';
+import { normaliseDomain, servesDomain } from './domains.ts';
 
 export interface FrontingDestination {
   host: string;
@@ -115,12 +117,20 @@ async function resolve(host: string): Promise<{ address: string; family: number 
   }
 }
 
+/** What fronting needs of the session's environment (a SessionEnv is one). */
+export interface FrontingEnv {
+  config(): Config;
+  log: Logger;
+  stats: Stats;
+  policy: { allowFronting(subject: PolicySubject): boolean };
+}
+
 export function frontConnection(
   socket: net.Socket,
   alreadyRead: Buffer,
   listener: ListenerConfig,
   sni: string | null,
-  env: SessionEnv,
+  env: FrontingEnv,
 ): void {
   const destination = frontingDestination(listener, sni);
   const remoteAddress = socket.remoteAddress ?? '';

@@ -5,7 +5,12 @@
  * error reports it here; every running listener set of this thread (the Proxy) logs it and slows accepting.
  */
 
-const FD_EXHAUSTION_CODES = new Set(['EMFILE', 'ENFILE']);
+/**
+ * The one list of "out of descriptors" codes, for the accept path, outgoing connects and the worker's last-resort
+ * handler alike: the process or system descriptor table is full (EMFILE, ENFILE), or the kernel has no memory
+ * left for another socket (ENOBUFS, ENOMEM), which calls for the same answer: slow down accepting.
+ */
+const FD_EXHAUSTION_CODES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 export type FdExhaustionListener = (code: string, where: string) => void;
 

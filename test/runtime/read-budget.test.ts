@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { overTurnBudget, READ_BUDGET_PER_TURN, type TurnBudget } from '../../src/session/read-budget.ts';
+import { overTurnBudget, READ_BUDGET_PER_TURN, type TurnBudget } from '../../src/runtime/read-budget.ts';
 
 const nextTurn = () => new Promise((r) => setImmediate(r));
 
