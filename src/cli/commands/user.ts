@@ -4,9 +4,9 @@
  * `mtproxy user add alice --quota 50GB --period monthly --max-ips 3 --expires 2027-06-01`.
  */
 import { renderUnicodeCompact } from 'uqr';
-import { withAdmin } from '../../admin/cli-support.ts';
 import { AdminClientError } from '../../admin/client.ts';
 import { formatSize } from '../../users/size.ts';
+import { withAdmin } from '../admin-support.ts';
 import type { CliCommand, CliContext, OptionValues } from '../command.ts';
 
 const USAGE =
