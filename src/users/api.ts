@@ -21,6 +21,7 @@ import type { Stats } from '../metrics/stats.ts';
 import { applyUserInput, defaultUser, type FieldErrors, userToJson } from './input.ts';
 import { userLinks } from './links.ts';
 import { qrPng, qrSvg } from './qr.ts';
+import { formatSize } from './size.ts';
 import type { UserRegistry, UserState } from './registry.ts';
 import type { UserConfig } from './types.ts';
 
@@ -218,4 +219,16 @@ export async function handleUsers(
     default:
       return fail(404, 'no such endpoint');
   }
+}
+
+/** The status's `users` part for `mtproxy status` (nothing when there are no users). */
+export function formatTopUsers(users: ReturnType<typeof topUsers> | undefined): string[] {
+  if (!users) return [];
+  const lines = ['', 'top users by traffic (this period):'];
+  if (users.by_traffic.length === 0) lines.push('  none yet');
+  for (const u of users.by_traffic) lines.push(`  ${u.name} ${formatSize(u.bytes)} (${u.period})`);
+  lines.push('top users by connections now:');
+  if (users.by_connections.length === 0) lines.push('  none');
+  for (const u of users.by_connections) lines.push(`  ${u.name} ${u.sessions_active}`);
+  return lines;
 }

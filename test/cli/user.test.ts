@@ -126,3 +126,10 @@ test('mtproxy user link NAME prints the links and a QR code; --json gives them a
   assert.equal(doc.links[0].secret, secret);
   assert.equal(doc.links.length, 3);
 });
+
+test('mtproxy status shows the top users', async () => {
+  const r = await cli('status');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /top users by traffic \(this period\):/);
+  assert.match(r.out, /top users by connections now:/);
+});
