@@ -3,7 +3,7 @@
  * the issue's own example works as written, flags are refused one per line, links come with a QR code.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -132,4 +132,19 @@ test('mtproxy status shows the top users', async () => {
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /top users by traffic \(this period\):/);
   assert.match(r.out, /top users by connections now:/);
+});
+
+test('every `mtproxy user` command of the README runs as written', async () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('\n## Users\n'), readme.indexOf('\n## Hot reload\n'));
+  const commands = [...section.matchAll(/```sh\n([\s\S]*?)```/g)]
+    .flatMap((m) => m[1].split('\n'))
+    .filter((line) => line.startsWith('mtproxy user '));
+  assert.ok(commands.length >= 10);
+  for (const line of commands) {
+    const r = await cli(...line.split(' ').slice(1));
+    assert.equal(r.code, 0, `${line}: ${r.err}`);
+  }
+  assert.equal(proxy.users.get('alice'), undefined, 'the README ends with del alice');
+  assert.equal(proxy.users.get('customer-42')!.config.quota, 100e9);
 });
