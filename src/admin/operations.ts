@@ -13,6 +13,8 @@ import type { CounterStore } from '../policy/counters.ts';
 import { PolicyEngine } from '../policy/engine.ts';
 import { PolicyTables, type TableLookup } from '../policy/tables.ts';
 import { describeBindError, StartupError } from '../runtime/bind-errors.ts';
+import { topUsers, type UsersApiHost } from '../users/api.ts';
+import { openUserStore, UserRegistry } from '../users/registry.ts';
 import { AdminServer, type ReloadOutcome } from './server.ts';
 import { buildStatus, type LinksDocument } from './status.ts';
 
@@ -67,6 +69,8 @@ export class Operations {
   readonly #refreshStats: (() => Promise<void>) | undefined;
   readonly #tablesChanged: (() => Promise<void>) | undefined;
   #stopped = false;
+  #users: UserRegistry | null = null;
+  #ownsUsers = false;
 
   constructor(opts: OperationsOptions) {
     this.#config = opts.config;
@@ -93,6 +97,45 @@ export class Operations {
     this.policy = Object.assign(engine, {
       applyConfig: (config: Config) => engine.setRules(config.policies),
     });
+  }
+
+  /** The named users (the admin API manages them). */
+  useUsers(users: UserRegistry): void {
+    this.#users = users;
+  }
+
+  get users(): UserRegistry | null {
+    return this.#users;
+  }
+
+  /** The users the admin API shows: the proxy's own, else (a supervisor without sessions) read from disk. */
+  #usersHost(config: Config): UsersApiHost | undefined {
+    if (!this.#users) {
+      const store = openUserStore(config, null);
+      if (!store) return undefined;
+      this.#users = new UserRegistry({ store });
+      this.#users.applyConfig(config);
+      this.#ownsUsers = true;
+    }
+    const users = this.#users;
+    const host = this.#host!;
+    const ownsUsers = this.#ownsUsers;
+    return {
+      users,
+      config: () => host.config,
+      portOf: (l) => {
+        try {
+          return host.address?.(l.name).port ?? l.port;
+        } catch {
+          return l.port;
+        }
+      },
+      stats: () => this.#metricsSources(),
+      changed: async () => {
+        if (ownsUsers) users.refreshUsage();
+        await this.#tablesChanged?.();
+      },
+    };
   }
 
   /** The persisted tables, opened on first use. */
@@ -139,6 +182,7 @@ export class Operations {
     if (usesTables(next)) this.tables();
     this.#config = next;
     this.policy.setRules(next.policies);
+    if (this.#ownsUsers) this.#users?.applyConfig(next);
     if (this.#host) {
       await this.#configureMetrics(next, previous);
       await this.#configureAdmin(next, previous);
@@ -153,6 +197,11 @@ export class Operations {
     this.#metrics?.close();
     this.#metrics = null;
     if (this.#ownsTables) this.#tables?.close();
+    if (this.#ownsUsers) {
+      this.#users?.store?.close();
+      this.#users = null;
+      this.#ownsUsers = false;
+    }
     this.#tables = null;
     this.#host = null;
   }
@@ -170,6 +219,7 @@ export class Operations {
     }
     this.#metrics ??= createMetricsRegistry({
       sources: this.#metricsSources,
+      userLabels: () => this.#config.metrics.userLabels,
       gauges: {
         mtproxy_policy_admissions_active: {
           help: 'Connections admitted by the policy engine and not yet released.',
@@ -227,8 +277,19 @@ export class Operations {
       log: this.#log,
       startedAt: this.#stats.startedAt,
       hooks: {
-        status: () =>
-          buildStatus(host.config, this.#metricsSources(), host.upstreamStatus?.() ?? {}, Date.now(), portOf),
+        status: () => {
+          const status = buildStatus(
+            host.config,
+            this.#metricsSources(),
+            host.upstreamStatus?.() ?? {},
+            Date.now(),
+            portOf,
+          );
+          const users = this.#usersHost(host.config);
+          if (!users || users.users.size === 0) return status;
+          users.users.refreshUsage();
+          return { ...status, users: topUsers(users) };
+        },
         links: () => host.links?.() ?? { links: configLinks(host.config, (l) => portOf(l.name) ?? l.port) },
         refresh: this.#refreshStats,
         tablesChanged: this.#tablesChanged,
@@ -236,6 +297,7 @@ export class Operations {
         tables: this.tables(),
         tableKey: (name) => this.policy.tableKey(name),
         referencedTables: () => this.policy.referencedTables(),
+        users: this.#usersHost(next),
       },
     });
     try {

@@ -12,6 +12,7 @@ import type { Logger } from '../log.ts';
 import { canonicalTableValue, formatPolicyKey, PolicyKeyError } from '../policy/keys.ts';
 import { isValidTableName, type PolicyTables } from '../policy/tables.ts';
 import { MtpError } from '../runtime/errors.ts';
+import { handleUsers, type UsersApiHost } from '../users/api.ts';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -32,6 +33,8 @@ export interface AdminHooks {
   /** Key the current policy rules check a table against (null: not referenced). */
   tableKey(table: string): PolicyKey | null;
   referencedTables(): string[];
+  /** Named users (/users); absent = 404. */
+  users?: UsersApiHost;
 }
 
 export interface AdminServerOptions {
@@ -340,6 +343,19 @@ export class AdminServer {
       // A subnet value may arrive unencoded ("10.0.0.0/24"), so the rest of the path is the value.
       if (method !== 'DELETE') methodNotAllowed('DELETE');
       return this.#removeValue(res, name, rest.join('/'));
+    }
+    if (head === 'users' && this.#hooks.users) {
+      const answer = await handleUsers(
+        method,
+        segments.slice(1),
+        url.searchParams,
+        () => readJsonBody(req),
+        this.#hooks.users,
+      );
+      if ('json' in answer) return sendJson(res, answer.status, answer.json);
+      res.writeHead(answer.status, { 'content-type': answer.contentType, 'cache-control': 'no-store' });
+      res.end(answer.body);
+      return;
     }
     throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}`);
   }

@@ -39,6 +39,8 @@ export interface ObfuscatedClientOptions {
   tlsShape?: HelloShape;
   /** `ee` secrets: client clock in Unix seconds for the hello (default now). */
   tlsUnixTime?: number;
+  /** Local address to connect from (tests use 127.0.0.x to be several clients). */
+  localAddress?: string;
 }
 
 export interface ReceivedFrame {
@@ -57,9 +59,14 @@ function parseSecretOption(secret: string | Buffer): ClientSecret {
   return parsed;
 }
 
-function connectSocket(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+function connectSocket(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  localAddress?: string,
+): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    const socket = net.connect({ host, port, ...(localAddress ? { localAddress } : {}) });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`connect to ${host}:${port} timed out`));
@@ -93,7 +100,12 @@ export async function connectObfuscated(opts: ObfuscatedClientOptions): Promise<
           ).framing
       : undefined);
   const transport = opts.transport ?? (parsed.kind === 'plain' ? 'intermediate' : 'padded');
-  const socket = await connectSocket(opts.host, opts.port, opts.connectTimeoutMs ?? 10_000);
+  const socket = await connectSocket(
+    opts.host,
+    opts.port,
+    opts.connectTimeoutMs ?? 10_000,
+    opts.localAddress,
+  );
   socket.setNoDelay(true);
   let layer: StreamLayer | null = null;
   try {

@@ -24,6 +24,9 @@ import type {
   ProtocolFamily,
 } from './types.ts';
 import { MtpError } from '../runtime/errors.ts';
+import { QUOTA_PERIODS } from '../users/period.ts';
+import { parseSize } from '../users/size.ts';
+import { isValidUserName, parseExpires, type UserConfig } from '../users/types.ts';
 
 /** A configuration problem, always one line: `key.path: expected ...`. */
 export class ConfigError extends MtpError {
@@ -476,6 +479,77 @@ function tableArray<S extends z.ZodObject>(item: S, description: string) {
   });
 }
 
+// [[users]]: named secrets with limits (src/users).
+const userShape = {
+  name: required(
+    leaf('a name of letters, digits, "_", "-", ".", "@" (at most 64)', (v) =>
+      typeof v === 'string' && isValidUserName(v) ? v : null,
+    ),
+    'string',
+    'Unique user name (links, metrics, the admin API and the CLI).',
+  ),
+  secret: optional(
+    hexSecret(),
+    'string',
+    "The user's 16-byte secret as 32 hex characters; generated and kept in the state database when absent.",
+  ),
+  listeners: optional(
+    arrayOf(
+      leaf('a listener name', (v) => (typeof v === 'string' && isValidName(v) ? v : null)),
+      'a list of listener names',
+    ),
+    'array of strings',
+    'Listeners the user may connect to (default: every listener).',
+  ),
+  max_connections: withDefault(int(0, 10_000_000), 0, 'integer', 'Concurrent sessions (0 = no cap).'),
+  max_ips: withDefault(
+    int(0, 1_000_000),
+    0,
+    'integer',
+    'Distinct client addresses at once; the next address is refused while the others stay (0 = no cap).',
+  ),
+  quota: withDefault(
+    leaf('a size like "50GB" or an integer number of bytes', parseSize),
+    0,
+    'string | integer',
+    'Bytes per quota period, both directions counted (0 = no quota); reaching it ends the open sessions.',
+  ),
+  quota_period: withDefault(
+    oneOf(QUOTA_PERIODS),
+    'monthly',
+    '"total" | "daily" | "weekly" | "monthly"',
+    'Quota period, in the time zone of the proxy.',
+  ),
+  quota_reset_day: withDefault(
+    int(1, 31),
+    1,
+    'integer',
+    'First day of a period: day of the month (monthly; past the end of a month = its last day), or 1 = Monday ... 7 = Sunday (weekly).',
+  ),
+  rate: withDefault(
+    leaf('a size per second like "2MB" or an integer number of bytes', parseSize),
+    0,
+    'string | integer',
+    "Bytes per second in each direction, shared by the user's sessions (0 = unlimited).",
+  ),
+  expires: optional(
+    leaf('an RFC 3339 time such as "2027-06-01T00:00:00Z"', parseExpires),
+    'string',
+    'After this time the user is refused and its sessions end.',
+  ),
+  enabled: withDefault(bool(), true, 'boolean', 'A disabled user is refused and its sessions end at once.'),
+  ad_tag: optional(hexSecret(), 'string', "Ad tag overriding the listener's for this user (middle mode)."),
+  note: withDefault(text(), '', 'string', 'Free text for the operator.'),
+  tls_domains: withDefault(
+    arrayOf(domain(), 'a list of domain names'),
+    [],
+    'array of strings',
+    "The user's own fake-TLS cover domains for its links (default: the listener's).",
+  ),
+};
+
+const userSchema = z.strictObject(userShape);
+
 const configSchema = z.strictObject({
   // The default depends on the machine, so it is filled in at normalisation.
   workers: register(int(1, 1024).optional(), {
@@ -523,7 +597,12 @@ const configSchema = z.strictObject({
         'How clients reach Telegram; auto = middle proxies for listeners with an ad tag, else direct.',
       ),
       prefer_ipv6: withDefault(bool(), false, 'boolean', 'Connect to Telegram over IPv6 first.'),
-      dc: withDefault(dcTable(), {}, 'table', 'Per-DC address overrides: DC id = ["host:port", ...].'),
+      dc: withDefault(
+        dcTable(),
+        {},
+        'table',
+        'Direct mode: DC addresses by DC id = ["host:port", ...]; replace the built-in ones (1-5 and the CDN DC 203) or add DC ids the table lacks.',
+      ),
       default_dc: withDefault(
         int(-32768, 32767),
         2,
@@ -549,6 +628,18 @@ const configSchema = z.strictObject({
         '2m',
         'duration | "off"',
         'Middle mode: a connection above min_connections_per_dc that has carried no client for this long is closed; 0 or "off" keeps every connection open.',
+      ),
+      stall_timeout: withDefault(
+        durationOrOff(),
+        '10s',
+        'duration | "off"',
+        'Middle mode: a connection that has received nothing for this long (it is pinged after half of it) counts as stalled: it is closed and its clients move to another connection or are closed; 0 or "off" disables the check.',
+      ),
+      middle_fallback: withDefault(
+        oneOf(['direct', 'none'] as const),
+        'direct',
+        '"direct" | "none"',
+        'Listeners with an ad tag, when no middle proxy of the DC answers: "direct" serves the client directly (no promoted channel meanwhile), "none" closes it. Listeners without an ad tag always fall back to direct.',
       ),
     },
     'Connections to Telegram.',
@@ -642,6 +733,7 @@ const configSchema = z.strictObject({
     'Replay protection.',
   ),
   policies: tableArray(policySchema, 'Connection policies ([[policies]]), checked in order.'),
+  users: tableArray(userSchema, 'Named users ([[users]]), each with its own secret and limits (see Users).'),
   metrics: section(
     {
       listen: optional(
@@ -657,6 +749,12 @@ const configSchema = z.strictObject({
         ['127.0.0.0/8', '::1/128'],
         'array of strings',
         'Addresses allowed to scrape /metrics.',
+      ),
+      user_labels: withDefault(
+        int(0, 1_000_000),
+        100,
+        'integer',
+        'Per-user series: this many users (most traffic first) keep their own `user` label, the rest are summed as "_other"; 0 = no per-user series.',
       ),
     },
     'Prometheus metrics.',
@@ -914,6 +1012,51 @@ function toListener(raw: RawConfig['listeners'][number], i: number): ListenerCon
   };
 }
 
+function toUsers(raw: RawConfig['users'], listeners: readonly ListenerConfig[]): UserConfig[] {
+  const names = new Map<string, number>();
+  const secrets = new Map<string, string>();
+  for (const [i, l] of listeners.entries()) {
+    for (const s of [l.secret, ...l.extraSecrets]) secrets.set(s.toString('hex'), `listeners[${i}]`);
+  }
+  const listenerNames = new Set(listeners.map((l) => l.name));
+  return raw.map((u, i) => {
+    const at = `users[${i}]`;
+    const previous = names.get(u.name);
+    if (previous !== undefined)
+      throw new ConfigError(`${at}.name`, `expected a unique name ("${u.name}" is also users[${previous}])`);
+    names.set(u.name, i);
+    if (u.secret) {
+      const hex = u.secret.toString('hex');
+      const other = secrets.get(hex);
+      // The secret itself stays out of the message.
+      if (other !== undefined)
+        throw new ConfigError(`${at}.secret`, `expected a secret not used by ${other}`);
+      secrets.set(hex, at);
+    }
+    if (u.listeners) {
+      const unknown = u.listeners.find((n) => !listenerNames.has(n));
+      if (unknown !== undefined)
+        throw new ConfigError(`${at}.listeners`, `expected names of [[listeners]] ("${unknown}" is none)`);
+    }
+    return {
+      name: u.name,
+      secret: u.secret ?? null,
+      listeners: u.listeners ?? null,
+      maxConnections: u.max_connections,
+      maxIps: u.max_ips,
+      quota: u.quota,
+      quotaPeriod: u.quota_period,
+      quotaResetDay: u.quota_reset_day,
+      rate: u.rate,
+      expires: u.expires ?? null,
+      enabled: u.enabled,
+      adTag: u.ad_tag ?? null,
+      note: u.note,
+      tlsDomains: u.tls_domains,
+    };
+  });
+}
+
 export interface ParseOptions {
   /** The file the object came from: relative paths (state_dir) resolve against its folder. */
   file?: string | null;
@@ -958,6 +1101,7 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
   });
 
   const policies = raw.policies.map(toPolicy);
+  const users = toUsers(raw.users, listeners);
   const warnings: string[] = [];
   const replayMaxAgeMs = replayAgeCoveringTlsWindow(
     raw.replay.enabled,
@@ -985,6 +1129,8 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
       minConnectionsPerDc: raw.upstream.min_connections_per_dc,
       clientsPerConnection: raw.upstream.clients_per_connection,
       idleConnectionTimeoutMs: raw.upstream.idle_connection_timeout,
+      stallTimeoutMs: raw.upstream.stall_timeout,
+      middleFallback: raw.upstream.middle_fallback,
     },
     telegram: {
       proxySecret: raw.telegram.proxy_secret,
@@ -1007,7 +1153,12 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
       maxAgeMs: replayMaxAgeMs,
     },
     policies,
-    metrics: { listen: raw.metrics.listen ?? null, allow: raw.metrics.allow },
+    users,
+    metrics: {
+      listen: raw.metrics.listen ?? null,
+      allow: raw.metrics.allow,
+      userLabels: raw.metrics.user_labels,
+    },
     admin: {
       listen: raw.admin.listen ?? null,
       token: raw.admin.token ?? null,

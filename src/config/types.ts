@@ -4,6 +4,7 @@
  * (snake_case in the file, camelCase here); the README's option reference is generated from the schema.
  */
 import type { TransportTag } from '../protocol/obfuscated2.ts';
+import type { UserConfig } from '../users/types.ts';
 
 /** "classic" = abridged + intermediate, "secure" = padded intermediate (dd), "tls" = fake-TLS (ee). */
 export type ProtocolFamily = 'classic' | 'secure' | 'tls';
@@ -63,6 +64,10 @@ export interface UpstreamConfig {
   clientsPerConnection: number;
   /** An empty link above the minimum is closed after this long; 0 = never. */
   idleConnectionTimeoutMs: number;
+  /** A middle-proxy link silent this long is closed as stalled (pinged after half of it); 0 = never. */
+  stallTimeoutMs: number;
+  /** What a listener with an ad tag does when no middle proxy of the DC answers. */
+  middleFallback: 'direct' | 'none';
 }
 
 export interface TelegramConfig {
@@ -106,6 +111,8 @@ export type PolicyRule =
 export interface MetricsConfig {
   listen: HostPort | null;
   allow: string[];
+  /** Users with their own `user` label in the per-user series (0 = none). */
+  userLabels: number;
 }
 
 export interface AdminConfig {
@@ -166,6 +173,8 @@ export interface Config {
   timeouts: TimeoutsConfig;
   replay: ReplayConfig;
   policies: PolicyRule[];
+  /** `[[users]]` from the file (users created through the admin API live in the state database). */
+  users: UserConfig[];
   metrics: MetricsConfig;
   admin: AdminConfig;
   log: LogConfig;

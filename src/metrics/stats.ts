@@ -159,6 +159,10 @@ export class DcStats {
   migrationFailures = 0;
   /** Middle mode: links closed after carrying no client for upstream.idle_connection_timeout. */
   idleLinksClosed = 0;
+  /** Middle mode: links closed because nothing came for upstream.stall_timeout. */
+  stalledLinks = 0;
+  /** Clients of a middle-mode listener served directly because no middle proxy of the DC answered. */
+  middleFallbacks = 0;
   readonly errors = new Map<string, number>();
 
   error(reason: string): void {
@@ -176,6 +180,11 @@ export class Stats {
   reloadFailures = 0;
   lastReloadOk = true;
   lastReloadAt = 0;
+  /** Per user ([[users]]): bytes each way, sessions open, refusals by `user\treason` (set once a second). */
+  readonly userBytesUp = new Map<string, number>();
+  readonly userBytesDown = new Map<string, number>();
+  readonly userSessionsActive = new Map<string, number>();
+  readonly userRefusals = new Map<string, number>();
 
   listener(name: string): ListenerStats {
     let s = this.listeners.get(name);

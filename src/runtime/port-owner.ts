@@ -4,6 +4,7 @@
  * /proc hides other processes, the answer is null.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import net from 'node:net';
 
 const TCP_LISTEN = '0A';
 
@@ -70,4 +71,25 @@ export function isMtproxyProcess(pid: number): boolean {
 export function otherMtproxyOn(port: number): number | null {
   const pid = listeningPid(port);
   return pid !== null && pid !== process.pid && isMtproxyProcess(pid) ? pid : null;
+}
+
+/**
+ * A claim on `host:port` for this process's lifetime: a Linux abstract Unix socket named after the address,
+ * which only one process can bind and the kernel frees when the process ends (no file to go stale). Closes
+ * the window between checking a port and the worker threads binding it, when two instances start at once.
+ * Resolves to the release function, or null when another process holds the claim; elsewhere than Linux
+ * there is nothing to claim and it resolves to a no-op.
+ */
+export function claimPort(host: string, port: number): Promise<(() => void) | null> {
+  if (process.platform !== 'linux') return Promise.resolve(() => {});
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      resolve(err.code === 'EADDRINUSE' ? null : () => {}),
+    );
+    server.listen({ path: `\0mtproxy-port:${host}:${port}` }, () => {
+      server.unref();
+      resolve(() => server.close());
+    });
+  });
 }

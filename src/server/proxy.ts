@@ -30,6 +30,8 @@ import { isFdExhaustion, onFdExhaustion } from '../runtime/fd-pressure.ts';
 import { interfaceAddresses } from '../runtime/interfaces.ts';
 import { SerialQueue } from '../runtime/serial.ts';
 import { MtpError } from '../runtime/errors.ts';
+import type { RemoteCounterStore } from '../policy/counters.ts';
+import { openUserStore, UserRegistry } from '../users/registry.ts';
 
 /**
  * The admin API, /metrics and the config loader are loaded on first use: a worker thread gets neither (the
@@ -71,6 +73,10 @@ export interface ProxyOptions {
    */
   coverProbes?: boolean;
 }
+
+/** How often user usage goes to the state database, and how often user limits are checked. */
+const USAGE_FLUSH_MS = 2000;
+const USER_TICK_MS = 1000;
 
 const NO_TICKET: PolicyTicket = { release() {} };
 
@@ -121,6 +127,7 @@ export class ProxyServer {
   #replay: ReplayGuard;
   readonly #replayInjected: boolean;
   readonly #policy: ReloadablePolicy;
+  readonly #users: UserRegistry;
   /** Policy engine, tables, admin API and metrics endpoint (null when a policy gate was injected). */
   readonly #ops: Operations | null;
   /** Active listeners by name. */
@@ -156,12 +163,29 @@ export class ProxyServer {
           counters: opts.policyCounters,
         });
     this.#policy = opts.policy ?? this.#ops?.policy ?? allowAllPolicy;
+    // User limits are counted where the policy counters are (shared memory, or the primary).
+    const counters = (this.#policy as { counters?: RemoteCounterStore }).counters ?? opts.policyCounters;
+    this.#users = new UserRegistry({
+      counters,
+      stats: this.#stats,
+      flushMs: USAGE_FLUSH_MS,
+      tickMs: USER_TICK_MS,
+      onError: (err) => this.#log.warn({ err: (err as Error).message }, 'users: usage flush failed'),
+    });
+    this.#users.store = openUserStore(config, null);
+    this.#users.applyConfig(config);
+    this.#ops?.useUsers(this.#users);
     this.#direct = opts.upstreams?.direct ?? null;
     this.#middle = opts.upstreams?.middle ?? null;
   }
 
   get config(): Config {
     return this.#config;
+  }
+
+  /** The named users this proxy serves. */
+  get users(): UserRegistry {
+    return this.#users;
   }
 
   /** Policy engine, tables, admin API and metrics endpoint, unless a policy gate was injected. */
@@ -282,6 +306,8 @@ export class ProxyServer {
     this.#draining.clear();
     await Promise.allSettled([this.#direct?.close(), this.#middle?.close()]);
     await this.#ops?.stop();
+    this.#users.close();
+    this.#users.store?.close();
     this.#log.info('proxy stopped');
   }
 
@@ -361,6 +387,8 @@ export class ProxyServer {
       this.#replay = createReplayGuard(r1);
     }
     this.#policy.applyConfig?.(next);
+    this.#users.store = openUserStore(next, this.#users.store);
+    this.#users.applyConfig(next);
     // The admin API / metrics endpoint follow the new config; failing to bind a new address there is not a
     // reason to undo the listeners, so it is reported and the old address keeps serving.
     await this.#ops
@@ -429,6 +457,7 @@ export class ProxyServer {
       },
       stats: this.#stats,
       log: this.#log,
+      users: this.#users,
     };
   }
 
@@ -599,8 +628,11 @@ export class ProxyServer {
   }
 
   #newMiddleUpstream(getConfig: () => Config = () => this.#config): StartableUpstream {
-    this.#middle = new MiddleUpstream(getConfig, this.#log, this.#stats);
-    return this.#middle;
+    const middle = new MiddleUpstream(getConfig, this.#log, this.#stats);
+    // No middle proxy of a DC answers: its clients are served directly (see upstream.middle_fallback).
+    middle.fallback = this.#directUpstream();
+    this.#middle = middle;
+    return middle;
   }
 
   /** Middle mode needs Telegram's config before the first client: start it as soon as a listener needs it. */

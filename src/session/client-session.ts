@@ -55,6 +55,9 @@ import { closeAfterFlush } from '../runtime/sockets.ts';
 import { badClientCloseDelay, Deadline } from '../runtime/timers.ts';
 import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
 import type { PolicyDecision, PolicyTicket, SessionEnv } from './types.ts';
+import { admitUser, UserTicket } from '../users/admission.ts';
+import { findHeaderSecret } from '../users/match.ts';
+import type { UserLease, UserRegistry, UserState } from '../users/registry.ts';
 
 type TlsAccepted = Extract<TlsHandshakeOutcome, { kind: 'ok' }>;
 
@@ -212,6 +215,13 @@ class ClientSession implements ClientSink, TurnBudget {
   private clientFrame: ((payload: Buffer, quickAck: boolean) => void) | null = null;
   private handle: UpstreamHandle | null = null;
   private ticket: PolicyTicket | null = null;
+  /** The user whose secret opened this session (null: a listener secret). */
+  private user: UserState | null = null;
+  /** Counts this session's bytes on its user and applies the user's rate (null: no user). */
+  private lease: UserLease | null = null;
+  /** Reads from the client / the upstream held back by the user's rate until the timer fires. */
+  private rateHoldClient = false;
+  private rateHoldUpstream = false;
 
   /** We paused client reads because the upstream is backlogged. */
   private clientPaused = false;
@@ -327,7 +337,10 @@ class ClientSession implements ClientSink, TurnBudget {
   }
 
   private onTlsHello(buffered: Buffer): void {
-    const outcome = tryFakeTlsHandshake(buffered, this.listener, Date.now());
+    const users = this.env.users;
+    const outcome = users
+      ? this.tlsHandshakeWithUsers(buffered, users)
+      : tryFakeTlsHandshake(buffered, this.listener, Date.now());
     if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined) {
       this.stats.fingerprint(outcome.fingerprint);
       this.helloFingerprint = outcome.fingerprint;
@@ -359,12 +372,32 @@ class ClientSession implements ClientSink, TurnBudget {
     else this.waitForReplayCheck(seen, (answer) => this.afterTlsReplayCheck(answer, outcome, buffered));
   }
 
+  /** The fake-TLS handshake over the listener's and its users' secrets, the address's last one tried first. */
+  private tlsHandshakeWithUsers(buffered: Buffer, users: UserRegistry): TlsHandshakeOutcome {
+    const now = Date.now();
+    const l = this.listener;
+    if (users.size === 0) return tryFakeTlsHandshake(buffered, l, now);
+    const ip = this.socket.remoteAddress ?? '';
+    const hint = users.hintFor(ip, l);
+    if (hint !== null) {
+      const quick = tryFakeTlsHandshake(buffered, l, now, [hint]);
+      if (quick.kind !== 'fail') return quick;
+    }
+    const outcome = tryFakeTlsHandshake(buffered, l, now, users.secretsFor(l));
+    if (outcome.kind === 'ok') {
+      const user = users.bySecret(outcome.base);
+      if (user !== null) users.noteMatch(ip, user);
+    }
+    return outcome;
+  }
+
   private afterTlsReplayCheck(seen: boolean, outcome: TlsAccepted, buffered: Buffer): void {
     if (seen) {
       this.stats.replays++;
       this.reject('MTP_ERR_REPLAY', true, outcome.tlsDomain);
       return;
     }
+    this.user = this.env.users?.bySecret(outcome.base) ?? null;
     const decision = this.admission(outcome.tlsDomain);
     if (decision instanceof Promise) {
       this.waitForAdmission(decision, (d) => this.afterTlsAdmission(d, outcome, buffered));
@@ -426,6 +459,17 @@ class ClientSession implements ClientSink, TurnBudget {
     this.header = null;
     let hs: ClientHandshake | null = null;
     const l = this.listener;
+    const users = this.env.users;
+    if (users && this.tlsSecret === null && users.size > 0) {
+      // Many secrets: find the one cheaply (the address's last one first), then parse with it alone.
+      const ip = this.socket.remoteAddress ?? '';
+      const found = findHeaderSecret(header, users.secretsFor(l), users.hintFor(ip, l));
+      if (found !== null) {
+        this.user = users.bySecret(found);
+        if (this.user !== null) users.noteMatch(ip, this.user);
+        this.tlsSecret = found;
+      }
+    }
     const secrets = this.tlsSecret ? [this.tlsSecret] : [l.secret, ...l.extraSecrets];
     this.tlsSecret = null;
     for (const secret of secrets) {
@@ -490,7 +534,7 @@ class ClientSession implements ClientSink, TurnBudget {
 
   private admission(tlsDomain: string | null): PolicyDecision | Promise<PolicyDecision> {
     const s = this.socket;
-    return this.env.policy.admit({
+    const decision = this.env.policy.admit({
       listener: this.listener.name,
       // Looked up only if a rule needs it (a syscall per session otherwise).
       get remoteAddress() {
@@ -498,12 +542,17 @@ class ClientSession implements ClientSink, TurnBudget {
       },
       tlsDomain,
     });
+    const user = this.user;
+    const users = this.env.users;
+    if (user === null || users === undefined) return decision;
+    return admitUser(decision, users, user, this.listener.name, s.remoteAddress ?? '', this);
   }
 
   /** Policy decision; on refusal the client is closed (not fronted: it proved it is a proxy client). */
   private admitted(decision: PolicyDecision): boolean {
     if (decision.ok) {
       this.ticket = decision.ticket;
+      if (decision.ticket instanceof UserTicket) this.lease = decision.ticket.lease;
       return true;
     }
     this.stats.reject(decision.rule);
@@ -670,6 +719,10 @@ class ClientSession implements ClientSink, TurnBudget {
   private relayFromClient(data: Buffer): void {
     // Two fresh buffers per chunk: ours (decrypted) and the upstream's (re-encrypted).
     relayAllocated(2 * data.length);
+    if (this.lease !== null) {
+      const waitMs = this.lease.fromClient(data.length);
+      if (waitMs > 0) this.holdClient(waitMs);
+    }
     const plain = this.decrypt!.update(data);
     const handle = this.handle!;
     let accepting: boolean;
@@ -699,19 +752,21 @@ class ClientSession implements ClientSink, TurnBudget {
   /** @internal */
   resumeAfterYield(): void {
     this.yielded = false;
-    if (!this.clientPaused && this.stage === STAGE_RELAY) this.socket.resume();
+    if (!this.clientPaused && !this.rateHoldClient && this.stage === STAGE_RELAY) this.socket.resume();
   }
 
   // ---- ClientSink: upstream -> client -------------------------------------------------------------
 
   sendBytes(plain: Buffer): boolean {
     if (this.stage === STAGE_DONE || this.encrypt === null) return false;
+    if (this.lease !== null) this.countToClient(plain.length);
     relayAllocated(2 * plain.length);
     return this.writeToClient(this.encrypt.update(plain));
   }
 
   sendFrame(payload: Buffer): boolean {
     if (this.stage === STAGE_DONE || this.encrypt === null) return false;
+    if (this.lease !== null) this.countToClient(payload.length);
     const codec = this.codec ?? (this.codec = createFrameCodec(this.transport, { requireAligned: true }));
     // A link delivers many answers per read, often several for one client: one write for all of them.
     this.corkUntilNextTick();
@@ -749,7 +804,51 @@ class ClientSession implements ClientSink, TurnBudget {
   resumeClient(): void {
     if (!this.clientPaused || this.stage !== STAGE_RELAY) return;
     this.clientPaused = false;
-    this.socket.resume();
+    if (!this.rateHoldClient) this.socket.resume();
+  }
+
+  // ---- the user's rate -------------------------------------------------------------------------------
+
+  private countToClient(n: number): void {
+    const waitMs = this.lease!.toClient(n);
+    if (waitMs > 0 && !this.rateHoldUpstream) {
+      this.rateHoldUpstream = true;
+      this.handle?.pause();
+      setTimeout(releaseUpstreamHold, waitMs, this).unref();
+    }
+  }
+
+  private holdClient(waitMs: number): void {
+    if (this.rateHoldClient) return;
+    this.rateHoldClient = true;
+    this.socket.pause();
+    setTimeout(releaseClientHold, waitMs, this).unref();
+  }
+
+  /** @internal (rate timer) */
+  onClientHoldOver(): void {
+    this.rateHoldClient = false;
+    if (this.stage !== STAGE_RELAY) return;
+    // The bucket may still be in debt (other sessions of the user took from it meanwhile).
+    const more = this.lease?.user.up.waitMs() ?? 0;
+    if (more > 0) {
+      this.holdClient(more);
+      return;
+    }
+    if (!this.clientPaused && !this.yielded) this.socket.resume();
+  }
+
+  /** @internal (rate timer) */
+  onUpstreamHoldOver(): void {
+    this.rateHoldUpstream = false;
+    if (this.stage !== STAGE_RELAY) return;
+    const more = this.lease?.user.down.waitMs() ?? 0;
+    if (more > 0) {
+      this.rateHoldUpstream = true;
+      setTimeout(releaseUpstreamHold, more, this).unref();
+      return;
+    }
+    if (!this.upstreamPaused) this.handle?.resume();
   }
 
   close(reason: string): void {
@@ -799,7 +898,7 @@ class ClientSession implements ClientSink, TurnBudget {
   onDrain(): void {
     if (!this.upstreamPaused) return;
     this.upstreamPaused = false;
-    this.handle?.resume();
+    if (!this.rateHoldUpstream) this.handle?.resume();
   }
 
   // ---- failures and the end ----------------------------------------------------------------------
@@ -994,6 +1093,14 @@ function socketError(this: net.Socket): void {
 
 function socketClose(this: net.Socket): void {
   sessionOf(this)?.finish('client_closed');
+}
+
+function releaseClientHold(session: ClientSession): void {
+  session.onClientHoldOver();
+}
+
+function releaseUpstreamHold(session: ClientSession): void {
+  session.onUpstreamHoldOver();
 }
 
 function resumeAfterYield(session: ClientSession): void {

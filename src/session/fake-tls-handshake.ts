@@ -36,6 +36,8 @@ export type TlsHandshakeOutcome =
   | {
       kind: 'ok';
       secret: Buffer;
+      /** The accepted secret the hello matched (before per-SNI derivation): it names the user. */
+      base: Buffer;
       /** The domain the hello counts as (normalised SNI, or the no-SNI domain); null: no SNI, no domain. */
       tlsDomain: string | null;
       serverHello: Buffer;
@@ -80,6 +82,7 @@ function unknownSni(listener: ListenerConfig, sni: string | null, fingerprint: s
 
 interface DigestMatch {
   secret: Buffer;
+  base: Buffer;
   unixTime: number;
   /** Matched a per-SNI secret: the SNI is the user's own cover domain. */
   perSni: boolean;
@@ -90,15 +93,21 @@ interface DigestMatch {
  * count (reference §3.7): the base secret never goes into an ee link, so it must not open one either. A hello
  * without SNI has nothing to derive from: it can only match one of the listener's own (non-per-SNI) secrets.
  */
-function matchSecret(listener: ListenerConfig, record: Buffer, hello: ClientHello): DigestMatch | null {
+function matchSecret(
+  listener: ListenerConfig,
+  record: Buffer,
+  hello: ClientHello,
+  accepted: readonly Buffer[] | undefined,
+): DigestMatch | null {
   const zeroed = zeroedHello(record);
   const bases =
-    listener.extraSecrets.length === 0 ? [listener.secret] : [listener.secret, ...listener.extraSecrets];
+    accepted ??
+    (listener.extraSecrets.length === 0 ? [listener.secret] : [listener.secret, ...listener.extraSecrets]);
   const salt = listener.perSniSalt;
   if (salt === null || hello.sni === null) {
     for (const secret of bases) {
       const unixTime = verifyHelloDigest(zeroed, hello.random, secret);
-      if (unixTime !== null) return { secret, unixTime, perSni: false };
+      if (unixTime !== null) return { secret, base: secret, unixTime, perSni: false };
     }
     return null;
   }
@@ -106,7 +115,7 @@ function matchSecret(listener: ListenerConfig, record: Buffer, hello: ClientHell
     // Derived from the name as sent (the link carries it so): "Alice.example.com." is another secret.
     const secret = deriveSniSecret(salt, base, hello.sni);
     const unixTime = verifyHelloDigest(zeroed, hello.random, secret);
-    if (unixTime !== null) return { secret, unixTime, perSni: true };
+    if (unixTime !== null) return { secret, base, unixTime, perSni: true };
   }
   return null;
 }
@@ -118,6 +127,8 @@ export function tryFakeTlsHandshake(
   buffered: Buffer,
   listener: ListenerConfig,
   nowMs: number,
+  /** Every secret the listener accepts (its own and its users'); default: the listener's own. */
+  accepted?: readonly Buffer[],
 ): TlsHandshakeOutcome {
   let record: Buffer;
   let consumed: number;
@@ -139,7 +150,7 @@ export function tryFakeTlsHandshake(
   if (hello.sessionId.length !== SESSION_ID_LENGTH) return front('MTP_ERR_TLS_BAD_HELLO', sni, fingerprint);
   const domain = sni ?? noSniDomain(listener);
 
-  const match = matchSecret(listener, record, hello);
+  const match = matchSecret(listener, record, hello, accepted);
   if (domain !== null && !servesDomain(listener, domain) && !match?.perSni)
     return unknownSni(listener, sni, fingerprint);
   if (match === null) return front('MTP_ERR_TLS_BAD_DIGEST', sni, fingerprint);
@@ -177,6 +188,7 @@ export function tryFakeTlsHandshake(
   return {
     kind: 'ok',
     secret: match.secret,
+    base: match.base,
     tlsDomain: domain,
     serverHello,
     consumed,

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import type { PolicyGate } from '../policy/types.ts';
 import type { Stats } from '../metrics/stats.ts';
 import type { Upstream } from '../upstream/types.ts';
+import type { UserRegistry } from '../users/registry.ts';
 
 /**
  * Anti-replay: true when the key was seen before (and records it either way). Synchronous wherever it can be
@@ -28,4 +29,6 @@ export interface SessionEnv {
   policy: PolicyGate;
   stats: Stats;
   log: Logger;
+  /** Named users ([[users]] and the state database); absent = listener secrets only. */
+  users?: UserRegistry;
 }

@@ -40,7 +40,9 @@ import { SharedReplayGuard } from './shared-replay.ts';
 import { addSnapshot, type StatsSnapshot, statsFromSnapshot, zeroGauges } from './transfer.ts';
 import { collectStartupGarbage, tuneGarbageCollector } from '../runtime/gc-tuning.ts';
 import { startProcess, startThread, type WorkerKind, type WorkerTransport } from './transport.ts';
+import { formatHostPort } from '../config/addresses.ts';
 import { describeBindError, probeExclusive, StartupError } from '../runtime/bind-errors.ts';
+import { claimPort } from '../runtime/port-owner.ts';
 import { MtpError } from '../runtime/errors.ts';
 import { SerialQueue } from '../runtime/serial.ts';
 const RESTART_MIN_MS = 200;
@@ -141,6 +143,8 @@ export class Supervisor {
   #kind: WorkerKind = 'threads';
   /** Worker processes: the port each `port = 0` listener was given (by name), the same for every process. */
   readonly #reservedPorts = new Map<string, { host: string; port: number }>();
+  /** Claims on the listener addresses worker threads share (see #refuseSharedPorts), by "host:port". */
+  readonly #portClaims = new Map<string, () => void>();
   /** Worker restarts since start (tests and status). */
   restarts = 0;
   /** Admin API, /metrics and the table store, served from the main thread over every worker's numbers. */
@@ -301,12 +305,13 @@ export class Supervisor {
         clearTimeout(timer);
       }),
     );
+    this.#releaseClaims(null);
     await this.#ops.stop();
   }
 
   /** Apply an already validated config on every worker (worker 0 first, so new `port = 0` listeners resolve). */
   applyConfig(next: Config): Promise<void> {
-    return this.#reloads.run(() => this.#applyConfig(next));
+    return this.#reloads.run(() => this.#applyConfig(next).finally(() => this.#releaseClaims(this.#config)));
   }
 
   async #applyConfig(next: Config): Promise<void> {
@@ -496,13 +501,37 @@ export class Supervisor {
     const ours = new Set(this.#addresses.map((a) => a.port));
     for (const [i, l] of config.listeners.entries()) {
       if (l.port === 0 || ours.has(l.port)) continue;
+      const key = formatHostPort(l);
+      // The claim first (two instances starting at once both see a free port), then the port itself.
+      let claimed = false;
+      if (!this.#portClaims.has(key)) {
+        const release = await claimPort(l.host, l.port);
+        if (release !== null) {
+          this.#portClaims.set(key, release);
+          claimed = true;
+        }
+      } else claimed = true;
       const ipv6Only =
         l.host === '::' && config.listeners.some((o) => o.host === '0.0.0.0' && o.port === l.port);
       const err = await probeExclusive(l.host, l.port, ipv6Only);
-      if (err) {
-        const why = describeBindError(err, l.host, l.port);
-        throw new StartupError(err.code ?? 'ELISTEN', `listeners[${i}].port: ${why}`);
+      if (err || !claimed) {
+        this.#portClaims.get(key)?.();
+        this.#portClaims.delete(key);
+        const why = err
+          ? describeBindError(err, l.host, l.port)
+          : `${key} is being taken by another mtproxy starting at the same time`;
+        throw new StartupError(err?.code ?? 'EADDRINUSE', `listeners[${i}].port: ${why}`);
       }
+    }
+  }
+
+  /** Let go of the claims on addresses the running config no longer has (after a reload, at stop: all). */
+  #releaseClaims(keep: Config | null): void {
+    const wanted = new Set(keep ? keep.listeners.map((l) => formatHostPort(l)) : []);
+    for (const [key, release] of this.#portClaims) {
+      if (wanted.has(key)) continue;
+      release();
+      this.#portClaims.delete(key);
     }
   }
 

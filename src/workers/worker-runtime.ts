@@ -80,6 +80,9 @@ export function runWorker(host: WorkerHost): (msg: ToWorker) => void {
         }
         case 'tables':
           tables.refresh();
+          // Users live in the same database: created, changed or reset through the admin API.
+          proxy.users.reload();
+          proxy.users.refreshUsage();
           send({ type: 'reply', id: msg.id, ok: true });
           break;
         case 'stop':

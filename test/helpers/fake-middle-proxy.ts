@@ -11,6 +11,9 @@
  * It echoes each request payload back as RPC_PROXY_ANS, answers quick-ack requests with RPC_SIMPLE_ACK, records
  * ad tags, client addresses and conn ids, can ping, send RPC_CLOSE_EXT, and rotate (close) its connections.
  *
+ * `stall()` makes it stop answering on the links it has (and, if asked, on every later one after its
+ * handshake): input is read and dropped, nothing is sent back, not even a pong; the TCP connection stays up.
+ *
  * Test commands inside a payload (first 8 bytes):
  *   "FLOODCMD" count u32 size u32 -> `count` answers of `size` bytes (byte value = answer index & 0xff)
  *   "CLOSEEXT"                     -> RPC_CLOSE_EXT for that conn id instead of an echo
@@ -43,6 +46,7 @@ import {
   encodeHandshake,
   encodeNonce,
   encodePing,
+  encodePong,
   encodeProcessId,
   encodeSimpleAck,
   FLAG_ABRIDGED,
@@ -101,6 +105,8 @@ class FakeLink {
   /** Padding bytes a client may still send after its plaintext nonce (up to three words). */
   private padLeft = 12;
   private pendingPlain: Buffer = Buffer.alloc(0);
+  /** Reads and drops everything, answers nothing (a middle proxy that hangs). */
+  stalled = false;
 
   constructor(fake: FakeMiddleProxy, id: number, socket: net.Socket) {
     this.fake = fake;
@@ -111,7 +117,7 @@ class FakeLink {
   }
 
   send(body: Buffer): void {
-    if (this.stage !== STAGE_READY || this.socket.destroyed) return;
+    if (this.stage !== STAGE_READY || this.socket.destroyed || this.stalled) return;
     this.queue(body);
   }
 
@@ -123,7 +129,7 @@ class FakeLink {
 
   /** RPC_PROXY_ANS without building the body first; a payload larger than a batch is encrypted where it lies. */
   sendAnswer(connId: number, payload: Buffer): void {
-    if (this.stage !== STAGE_READY || this.socket.destroyed) return;
+    if (this.stage !== STAGE_READY || this.socket.destroyed || this.stalled) return;
     const bodyLength = PROXY_ANS_HEADER + payload.length;
     const batch = this.batch;
     if (!batch.fits(bodyLength)) this.flush();
@@ -263,9 +269,16 @@ class FakeLink {
         encodeHandshake({ flags: 0, senderPid: encodeProcessId(this.fake.pid), peerPid: h.senderPid }),
       );
       this.fake.onReady(this);
+      if (this.fake.stallNewLinks) this.stalled = true;
       return;
     }
+    if (this.stalled) return;
     const m = decodeProxyMessage(body);
+    if (m.kind === 'ping') {
+      this.fake.pingsFromProxy++;
+      this.send(encodePong(m.pingId));
+      return;
+    }
     if (m.kind === 'pong') {
       this.fake.pongs.push(m.pingId.toString('hex'));
       return;
@@ -316,6 +329,10 @@ export class FakeMiddleProxy {
   readonly pongs: string[] = [];
   readonly clientPids: ProcessId[] = [];
   readonly links = new Set<FakeLink>();
+  /** RPC_PING frames the proxy sent us (answered with RPC_PONG unless stalled). */
+  pingsFromProxy = 0;
+  /** Links that complete their handshake from now on stall right after it. */
+  stallNewLinks = false;
   /** Connections that completed the handshake, ever. */
   handshakes = 0;
   accepted = 0;
@@ -371,6 +388,17 @@ export class FakeMiddleProxy {
   /** Close every connection (graceful FIN), as Telegram does when it rotates them. */
   rotate(): void {
     for (const l of this.links) l.socket.end();
+  }
+
+  /** Stop answering on every ready link (and on later ones too with `newLinks`), keeping the TCP up. */
+  stall(opts: { newLinks?: boolean } = {}): void {
+    for (const l of this.readyLinks()) l.stalled = true;
+    if (opts.newLinks) this.stallNewLinks = true;
+  }
+
+  /** Refuse new connections from now on (the port closes); the links it has stay as they are. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
   /** RPC_PING on every ready link; returns the ping ids sent (hex). */

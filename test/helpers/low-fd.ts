@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { ClientSession } from '../../bench/lib/wire.ts';
+import { buildFrames, type ClientSession } from '../../bench/lib/wire.ts';
 
 /** A direct-mode config with every DC on the sink at `dcPort`, one listener on an ephemeral loopback port. */
 export function lowFdConfigToml(workers: number, dcPort: string, secret: string, stateDir: string): string {
@@ -42,7 +42,7 @@ export function spawnWithFdLimit(
   return { child, next };
 }
 
-/** True when a 16-byte message through `session` comes back within 2 s (the proxy still relays). */
+/** True when one 16-byte intermediate frame through `session` comes back within 2 s (the proxy still relays). */
 export function echoes(session: ClientSession): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), 2000);
@@ -53,6 +53,7 @@ export function echoes(session: ClientSession): Promise<boolean> {
       }
     };
     session.socket.once('close', () => resolve(false));
-    session.send(Buffer.alloc(16, 1));
+    // One whole frame (12 payload bytes): the proxy closes sessions whose frames cannot be MTProto.
+    session.send(buildFrames(12, 12));
   });
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startRawSink } from '../../bench/lib/raw-sink.ts';
-import { type ClientSession, openSession } from '../../bench/lib/wire.ts';
+import { buildFrames, type ClientSession, openSession } from '../../bench/lib/wire.ts';
 import { echoes, spawnWithFdLimit } from '../helpers/low-fd.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/low-fd-proxy.ts', import.meta.url));
@@ -26,7 +26,7 @@ test('a direct-mode proxy out of descriptors logs it, counts it and serves again
       try {
         const session = await openSession({ host: '127.0.0.1', port, wire: 'o2', secret, dcId: 2 });
         session.socket.on('error', () => {});
-        session.send(Buffer.alloc(16, 1));
+        session.send(buildFrames(12, 12));
         sessions.push(session);
       } catch {
         // Closed by the proxy: expected once it is out of descriptors.

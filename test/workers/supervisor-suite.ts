@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type RawSink, startRawSink } from '../../bench/lib/raw-sink.ts';
-import { type ClientSession, openSession } from '../../bench/lib/wire.ts';
+import { buildFrames, type ClientSession, openSession } from '../../bench/lib/wire.ts';
 import { loadConfigFile, parseConfig } from '../../src/config/load.ts';
 import type { WorkerMode } from '../../src/config/types.ts';
 import { logger } from '../../src/log.ts';
@@ -82,7 +82,8 @@ export function roundTrip(s: ClientSession, size = 32): Promise<boolean> {
     s.onReceived = (n) => n >= goal && done(true);
     s.socket.once('close', onClose);
     if (s.socket.destroyed) done(false);
-    else s.send(Buffer.alloc(size, 7));
+    // One whole frame of `size` bytes on the wire: the proxy closes sessions whose frames cannot be MTProto.
+    else s.send(buildFrames(size - 4, size - 4));
   });
 }
 

@@ -298,6 +298,7 @@ export type ServerMessage =
   | { kind: 'simple-ack'; connId: number; confirm: number }
   | { kind: 'close-ext'; connId: number }
   | { kind: 'ping'; pingId: Buffer }
+  | { kind: 'pong'; pingId: Buffer }
   | { kind: 'unknown'; type: number; length: number };
 
 /**
@@ -326,6 +327,9 @@ export function decodeServerMessage(body: Buffer): ServerMessage {
       break;
     case RPC_PING:
       if (body.length === 12) return { kind: 'ping', pingId: Buffer.from(body.subarray(4, 12)) };
+      break;
+    case RPC_PONG:
+      if (body.length === 12) return { kind: 'pong', pingId: Buffer.from(body.subarray(4, 12)) };
       break;
   }
   return { kind: 'unknown', type, length: body.length };
@@ -377,6 +381,7 @@ export type ProxyMessage =
       payload: Buffer;
     }
   | { kind: 'close-conn'; connId: number }
+  | { kind: 'ping'; pingId: Buffer }
   | { kind: 'pong'; pingId: Buffer };
 
 /** Decode one message a proxy sent (strict: anything malformed throws ProtocolError). */
@@ -386,6 +391,8 @@ export function decodeProxyMessage(body: Buffer): ProxyMessage {
     return { kind: 'close-conn', connId: readConnId(body, 4) };
   if (type === RPC_PONG && body.length === 12)
     return { kind: 'pong', pingId: Buffer.from(body.subarray(4, 12)) };
+  if (type === RPC_PING && body.length === 12)
+    return { kind: 'ping', pingId: Buffer.from(body.subarray(4, 12)) };
   if (type !== RPC_PROXY_REQ || body.length < PROXY_REQ_HEADER) {
     throw new ProtocolError(
       'MTP_ERR_RPC_BAD_MESSAGE',

@@ -36,6 +36,7 @@ import {
   encodeHandshake,
   encodeIpPort,
   encodeNonce,
+  encodePing,
   encodePong,
   encodeProcessId,
   HANDSHAKE_FLAG_CRC32C,
@@ -75,6 +76,12 @@ export interface LinkOptions {
   clientIpFor(localIp: string): string;
   connectTimeoutMs: number;
   handshakeTimeoutMs: number;
+  /**
+   * A ready link that has received nothing for this long is stalled: it is closed with its clients (the apps
+   * reconnect). A ping goes out after half of it, so a healthy idle link always has something to answer. 0 = off.
+   * Read at every check, so a reload applies to the links already open.
+   */
+  stallTimeoutMs(): number;
   log: Logger;
   stats: DcStats;
   onReady(link: RpcLink): void;
@@ -92,6 +99,8 @@ const STATE_READY = 3;
 const STATE_CLOSED = 4;
 
 const KEEPALIVE_MS = 40_000;
+/** While the stall check is off, how often a link looks whether a reload turned it on. */
+const LIVENESS_OFF_RECHECK_MS = 5_000;
 /** A retired link waits this long for the peer's FIN before its socket is destroyed anyway. */
 const RETIRE_LINGER_MS = 5_000;
 
@@ -137,6 +146,11 @@ export class RpcLink implements TurnBudget {
   wasReady = false;
   /** performance.now() when the link last became empty (or ready); meaningful while `load` is 0. */
   emptySince = 0;
+  /** performance.now() of the last read from the peer (liveness). */
+  private lastInput = 0;
+  /** A ping went out since the last read. */
+  private pinged = false;
+  private liveness: NodeJS.Timeout | null = null;
   /** Bytes from Telegram, for stats. */
   bytesIn = 0;
   bytesOut = 0;
@@ -335,6 +349,8 @@ export class RpcLink implements TurnBudget {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.opts.stats.linksActive++;
+    this.lastInput = performance.now();
+    this.armLiveness();
     this.opts.onReady(this);
   }
 
@@ -354,6 +370,8 @@ export class RpcLink implements TurnBudget {
   }
 
   private onData(chunk: Buffer): void {
+    this.lastInput = performance.now();
+    this.pinged = false;
     this.bytesIn += chunk.length;
     this.opts.stats.bytesFromDc += chunk.length;
     try {
@@ -417,6 +435,9 @@ export class RpcLink implements TurnBudget {
       case 'ping':
         this.sendBody(encodePong(msg.pingId));
         break;
+      case 'pong':
+        // Liveness only: any read counts, the id does not matter.
+        break;
       case 'unknown':
         this.opts.log.debug(
           { dc: this.dcId, type: msg.type >>> 0, length: msg.length },
@@ -424,6 +445,58 @@ export class RpcLink implements TurnBudget {
         );
         break;
     }
+  };
+
+  // ---- liveness ----------------------------------------------------------------------------------------
+
+  /**
+   * The check runs every quarter of the stall timeout, so a stall is noticed within 1.25 times it; while the
+   * check is off, every LIVENESS_OFF_RECHECK_MS in case a reload turns it on.
+   */
+  private armLiveness(): void {
+    if (this.state !== STATE_READY) return;
+    const timeoutMs = this.opts.stallTimeoutMs();
+    const every = timeoutMs > 0 ? Math.max(10, Math.ceil(timeoutMs / 4)) : LIVENESS_OFF_RECHECK_MS;
+    this.liveness = setTimeout(this.checkLiveness, every);
+    this.liveness.unref();
+  }
+
+  private readonly checkLiveness = (): void => {
+    this.liveness = null;
+    if (this.state !== STATE_READY) return;
+    const timeoutMs = this.opts.stallTimeoutMs();
+    if (timeoutMs <= 0) {
+      // Off: silence is not measured (a link turned on later counts from then).
+      this.lastInput = performance.now();
+      this.armLiveness();
+      return;
+    }
+    const silentMs = performance.now() - this.lastInput;
+    if (silentMs >= timeoutMs) {
+      this.opts.stats.stalledLinks++;
+      this.opts.stats.error('MTP_ERR_LINK_STALLED');
+      this.opts.log.warn(
+        {
+          dc: this.dcId,
+          link: this.id,
+          host: this.host,
+          port: this.port,
+          clients: this.clients.size,
+          silentMs: Math.round(silentMs),
+        },
+        'middle-proxy link stalled (no answer, not even to a ping); closing it',
+      );
+      // Its clients are closed at once, so the apps reconnect (to a working link, or directly) and resend what
+      // was lost in it. Moving them instead would keep them on the same unresponsive middle proxy, perhaps
+      // forever when its new links complete the handshake and then stall as well.
+      this.shutdown('MTP_ERR_LINK_STALLED', false);
+      return;
+    }
+    if (!this.pinged && silentMs >= timeoutMs / 2) {
+      this.pinged = true;
+      this.sendBody(encodePing(randomBytes(8)));
+    }
+    this.armLiveness();
   };
 
   // ---- output ------------------------------------------------------------------------------------------
@@ -521,6 +594,8 @@ export class RpcLink implements TurnBudget {
     this.state = STATE_CLOSED;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.liveness) clearTimeout(this.liveness);
+    this.liveness = null;
     if (wasReady) this.opts.stats.linksActive--;
     if (graceful) {
       this.socket.end();

@@ -48,6 +48,24 @@ describe('DC address resolution', () => {
     assert.equal(resolveDc(2, cfg)!.addresses[0].host, '149.154.167.51');
   });
 
+  it('knows the CDN DC 203 from the built-in table (its public address, never contacted by tests)', () => {
+    const r = resolveDc(203, upstreamConfig(''))!;
+    assert.equal(r.fallback, false);
+    assert.equal(r.dcId, 203);
+    assert.deepEqual(r.addresses[0], { host: '91.105.192.100', port: 443 });
+  });
+
+  it('a DC id the config adds under [upstream.dc] is served from there, not from the default DC', () => {
+    const cfg = upstreamConfig('250 = ["127.0.0.1:1250"]\n-250 = "127.0.0.1:2250"');
+    assert.deepEqual(resolveDc(250, cfg), {
+      dcId: 250,
+      addresses: [{ host: '127.0.0.1', port: 1250 }],
+      fallback: false,
+    });
+    assert.equal(resolveDc(-250, cfg)!.addresses[0].port, 2250);
+    assert.equal(resolveDc(251, cfg)!.fallback, true, 'ids the config does not add still go to default_dc');
+  });
+
   it('prefers IPv6 when asked', () => {
     const cfg = upstreamConfig('', 'prefer_ipv6 = true');
     assert.ok(net.isIPv6(resolveDc(4, cfg)!.addresses[0].host));
