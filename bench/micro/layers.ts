@@ -79,7 +79,11 @@ export function runMicro(ms = Number(process.env.MICRO_MS ?? 600)): MicroRow[] {
   const records = encodeAppData(plain);
   const work = Buffer.allocUnsafe(records.length);
   const recordReads = reads(work);
-  add('tls records', 'encode', measure(plainBytes, ms, () => count(encodeAppData(plain))));
+  add(
+    'tls records',
+    'encode',
+    measure(plainBytes, ms, () => count(encodeAppData(plain))),
+  );
   add(
     'tls records',
     'decode',

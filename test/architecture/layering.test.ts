@@ -94,7 +94,10 @@ test('no file imports a layer above its own', () => {
     const from = path.relative(SRC, file).split(path.sep).join('/');
     const own = layerOf(from);
     for (const spec of importsOf(readFileSync(file, 'utf8'))) {
-      const target = path.relative(SRC, path.resolve(path.dirname(file), spec)).split(path.sep).join('/');
+      const target = path
+        .relative(SRC, path.resolve(path.dirname(file), spec))
+        .split(path.sep)
+        .join('/');
       if (target.startsWith('..')) continue; // package.json
       const theirs = layerOf(target);
       if (theirs > own) upward.push(`${from} -> ${target}`);
