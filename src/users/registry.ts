@@ -73,6 +73,20 @@ export class UserState {
   bytesDown = 0;
   readonly refusals = new Map<string, number>();
 
+  /** The listener with this user's ad tag, per listener (null tag: the listener itself). */
+  readonly #withTag = new WeakMap<ListenerConfig, ListenerConfig>();
+
+  listenerFor(l: ListenerConfig): ListenerConfig {
+    const tag = this.config.adTag;
+    if (tag === null || (l.adTag !== null && l.adTag.equals(tag))) return l;
+    let out = this.#withTag.get(l);
+    if (out === undefined || !out.adTag!.equals(tag)) {
+      out = { ...l, adTag: tag };
+      this.#withTag.set(l, out);
+    }
+    return out;
+  }
+
   constructor(config: UserConfig, secret: Buffer, source: 'file' | 'api', clock: Clock) {
     this.config = config;
     this.secret = secret;
@@ -176,6 +190,7 @@ export class UserRegistry {
   #fileUsers: UserConfig[] = [];
   /** Client address -> the user secret it used last (handshakes try it first). */
   readonly #hints = new Map<string, UserState>();
+  readonly #tlsListeners = new WeakMap<ListenerConfig, { generation: number; view: ListenerConfig }>();
   #outstanding = 0;
   #flushTimer: NodeJS.Timeout | null = null;
   #tickTimer: NodeJS.Timeout | null = null;
@@ -309,6 +324,29 @@ export class UserRegistry {
       this.#listenerGeneration.set(listener, this.#generation);
     }
     return list;
+  }
+
+  /**
+   * The listener as a fake-TLS handshake sees it: its cover domains plus the users' own (a user's link for
+   * its own domain must not be fronted as an unknown SNI).
+   */
+  tlsListener(listener: ListenerConfig): ListenerConfig {
+    let entry = this.#tlsListeners.get(listener);
+    if (entry === undefined || entry.generation !== this.#generation) {
+      const extra = new Set<string>();
+      // A listener without domains serves any SNI already.
+      if (listener.tlsDomains.length > 0) {
+        for (const u of this.#users.values()) {
+          if (u.config.listeners !== null && !u.config.listeners.includes(listener.name)) continue;
+          for (const d of u.config.tlsDomains) if (!listener.tlsDomains.includes(d)) extra.add(d);
+        }
+      }
+      const view =
+        extra.size === 0 ? listener : { ...listener, tlsDomains: [...listener.tlsDomains, ...extra] };
+      entry = { generation: this.#generation, view };
+      this.#tlsListeners.set(listener, entry);
+    }
+    return entry.view;
   }
 
   #base(listener: ListenerConfig): Buffer[] {
