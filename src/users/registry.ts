@@ -78,7 +78,7 @@ export class UserState {
 
   listenerFor(l: ListenerConfig): ListenerConfig {
     const tag = this.config.adTag;
-    if (tag === null || (l.adTag !== null && l.adTag.equals(tag))) return l;
+    if (tag === null || l.adTag?.equals(tag)) return l;
     let out = this.#withTag.get(l);
     if (out === undefined || !out.adTag!.equals(tag)) {
       out = { ...l, adTag: tag };
