@@ -119,13 +119,22 @@ export class UserState {
 export class UserLease implements PolicyTicket {
   readonly user: UserState;
   readonly session: BoundSession;
+  readonly address: string;
   #registry: UserRegistry | null;
-  readonly #keys: readonly string[];
+  /** Counter keys this lease holds (an address's slot may pass to another lease of the same address). */
+  #keys: string[];
 
-  constructor(registry: UserRegistry, user: UserState, session: BoundSession, keys: readonly string[]) {
+  constructor(
+    registry: UserRegistry,
+    user: UserState,
+    session: BoundSession,
+    address: string,
+    keys: string[],
+  ) {
     this.#registry = registry;
     this.user = user;
     this.session = session;
+    this.address = address;
     this.#keys = keys;
   }
 
@@ -155,7 +164,25 @@ export class UserLease implements PolicyTicket {
     this.#registry = null;
     this.user.leases.delete(this);
     this.user.lastSeen = Date.now();
-    registry.giveBack(this.#keys);
+    let keys = this.#keys;
+    const slot = keys.findIndex((k) => k.startsWith('user-ip:'));
+    if (slot >= 0) {
+      // Other sessions from this address still open: one of them takes over the address's slot (and its
+      // place among the user's addresses), and its own "one more session" count is given back instead.
+      for (const other of this.user.leases) {
+        if (other.address !== this.address) continue;
+        const theirs = other.#keys;
+        const more = theirs.findIndex((k) => k.startsWith('user-ip+:'));
+        if (more < 0) continue;
+        const slotKeys = keys.filter((k) => k.startsWith('user-ip:') || k.startsWith('user-ips:'));
+        const moreKey = theirs[more];
+        other.#keys = [...theirs.filter((_, i) => i !== more), ...slotKeys];
+        keys = [...keys.filter((k) => !slotKeys.includes(k)), moreKey];
+        break;
+      }
+    }
+    this.#keys = [];
+    registry.giveBack(keys);
   }
 }
 
@@ -449,7 +476,7 @@ export class UserRegistry {
 
   #grant(user: UserState, session: BoundSession, remoteAddress: string, keys: string[]): UserAdmission {
     this.#outstanding++;
-    const lease = new UserLease(this, user, session, keys);
+    const lease = new UserLease(this, user, session, remoteAddress, keys);
     user.leases.add(lease);
     user.pendingSessions++;
     user.lastSeen = this.clock.now();
