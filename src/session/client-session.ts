@@ -375,8 +375,9 @@ class ClientSession implements ClientSink, TurnBudget {
   /** The fake-TLS handshake over the listener's and its users' secrets, the address's last one tried first. */
   private tlsHandshakeWithUsers(buffered: Buffer, users: UserRegistry): TlsHandshakeOutcome {
     const now = Date.now();
-    const l = this.listener;
-    if (users.size === 0) return tryFakeTlsHandshake(buffered, l, now);
+    // The listener as the handshake sees it: its cover domains and the users' own.
+    const l = users.tlsListener(this.listener);
+    if (users.size === 0) return tryFakeTlsHandshake(buffered, this.listener, now);
     const ip = this.socket.remoteAddress ?? '';
     const hint = users.hintFor(ip, l);
     if (hint !== null) {
@@ -644,10 +645,12 @@ class ClientSession implements ClientSink, TurnBudget {
     // Keep reading while the upstream opens (so a client that leaves is noticed), up to a bound.
     this.socket.setTimeout(this.idleMs);
     const s = this.socket;
-    const info = new SessionClientInfo(s, this.listener, this.transport, dcId, this.tlsDomain);
+    // A user's own ad tag stands in for the listener's (middle mode).
+    const l = this.user === null ? this.listener : this.user.listenerFor(this.listener);
+    const info = new SessionClientInfo(s, l, this.transport, dcId, this.tlsDomain);
     let opening: Promise<UpstreamHandle>;
     try {
-      opening = this.env.upstream(this.listener).open(info, this);
+      opening = this.env.upstream(l).open(info, this);
     } catch (err) {
       this.onUpstreamFailed(err, dcId);
       return;

@@ -5,16 +5,20 @@
  * throwing an error for every secret that does not fit. The session then parses the header once, with the
  * secret found. The caller orders the candidates (the client address's last secret first).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { transportFromTag } from '../protocol/obfuscated2.ts';
 import { aes256EncryptBlock } from './aes-block.ts';
 
 const counterBlock = Buffer.alloc(16);
 const keystream = Buffer.alloc(16);
+/** seed (header 8..40) ‖ secret, hashed in one shot. */
+const keyInput = Buffer.alloc(48);
 
 /** Whether `secret` decrypts `header` (64 bytes) to one of the transport tags. */
 export function headerMatches(header: Buffer, secret: Buffer): boolean {
-  const key = createHash('sha256').update(header.subarray(8, 40)).update(secret).digest();
+  header.copy(keyInput, 0, 8, 40);
+  secret.copy(keyInput, 32);
+  const key = hash('sha256', keyInput, 'buffer') as Buffer;
   // CTR block 3 (bytes 48..63) is AES(iv + 3), the IV a 128-bit big-endian counter.
   header.copy(counterBlock, 0, 40, 56);
   let carry = 3;

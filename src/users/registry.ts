@@ -73,6 +73,20 @@ export class UserState {
   bytesDown = 0;
   readonly refusals = new Map<string, number>();
 
+  /** The listener with this user's ad tag, per listener (null tag: the listener itself). */
+  readonly #withTag = new WeakMap<ListenerConfig, ListenerConfig>();
+
+  listenerFor(l: ListenerConfig): ListenerConfig {
+    const tag = this.config.adTag;
+    if (tag === null || l.adTag?.equals(tag)) return l;
+    let out = this.#withTag.get(l);
+    if (out === undefined || !out.adTag!.equals(tag)) {
+      out = { ...l, adTag: tag };
+      this.#withTag.set(l, out);
+    }
+    return out;
+  }
+
   constructor(config: UserConfig, secret: Buffer, source: 'file' | 'api', clock: Clock) {
     this.config = config;
     this.secret = secret;
@@ -105,13 +119,22 @@ export class UserState {
 export class UserLease implements PolicyTicket {
   readonly user: UserState;
   readonly session: BoundSession;
+  readonly address: string;
   #registry: UserRegistry | null;
-  readonly #keys: readonly string[];
+  /** Counter keys this lease holds (an address's slot may pass to another lease of the same address). */
+  #keys: string[];
 
-  constructor(registry: UserRegistry, user: UserState, session: BoundSession, keys: readonly string[]) {
+  constructor(
+    registry: UserRegistry,
+    user: UserState,
+    session: BoundSession,
+    address: string,
+    keys: string[],
+  ) {
     this.#registry = registry;
     this.user = user;
     this.session = session;
+    this.address = address;
     this.#keys = keys;
   }
 
@@ -141,7 +164,25 @@ export class UserLease implements PolicyTicket {
     this.#registry = null;
     this.user.leases.delete(this);
     this.user.lastSeen = Date.now();
-    registry.giveBack(this.#keys);
+    let keys = this.#keys;
+    const slot = keys.findIndex((k) => k.startsWith('user-ip:'));
+    if (slot >= 0) {
+      // Other sessions from this address still open: one of them takes over the address's slot (and its
+      // place among the user's addresses), and its own "one more session" count is given back instead.
+      for (const other of this.user.leases) {
+        if (other.address !== this.address) continue;
+        const theirs = other.#keys;
+        const more = theirs.findIndex((k) => k.startsWith('user-ip+:'));
+        if (more < 0) continue;
+        const slotKeys = keys.filter((k) => k.startsWith('user-ip:') || k.startsWith('user-ips:'));
+        const moreKey = theirs[more];
+        other.#keys = [...theirs.filter((_, i) => i !== more), ...slotKeys];
+        keys = [...keys.filter((k) => !slotKeys.includes(k)), moreKey];
+        break;
+      }
+    }
+    this.#keys = [];
+    registry.giveBack(keys);
   }
 }
 
@@ -176,6 +217,7 @@ export class UserRegistry {
   #fileUsers: UserConfig[] = [];
   /** Client address -> the user secret it used last (handshakes try it first). */
   readonly #hints = new Map<string, UserState>();
+  readonly #tlsListeners = new WeakMap<ListenerConfig, { generation: number; view: ListenerConfig }>();
   #outstanding = 0;
   #flushTimer: NodeJS.Timeout | null = null;
   #tickTimer: NodeJS.Timeout | null = null;
@@ -311,6 +353,29 @@ export class UserRegistry {
     return list;
   }
 
+  /**
+   * The listener as a fake-TLS handshake sees it: its cover domains plus the users' own (a user's link for
+   * its own domain must not be fronted as an unknown SNI).
+   */
+  tlsListener(listener: ListenerConfig): ListenerConfig {
+    let entry = this.#tlsListeners.get(listener);
+    if (entry === undefined || entry.generation !== this.#generation) {
+      const extra = new Set<string>();
+      // A listener without domains serves any SNI already.
+      if (listener.tlsDomains.length > 0) {
+        for (const u of this.#users.values()) {
+          if (u.config.listeners !== null && !u.config.listeners.includes(listener.name)) continue;
+          for (const d of u.config.tlsDomains) if (!listener.tlsDomains.includes(d)) extra.add(d);
+        }
+      }
+      const view =
+        extra.size === 0 ? listener : { ...listener, tlsDomains: [...listener.tlsDomains, ...extra] };
+      entry = { generation: this.#generation, view };
+      this.#tlsListeners.set(listener, entry);
+    }
+    return entry.view;
+  }
+
   #base(listener: ListenerConfig): Buffer[] {
     return listener.extraSecrets.length === 0
       ? [listener.secret]
@@ -411,7 +476,7 @@ export class UserRegistry {
 
   #grant(user: UserState, session: BoundSession, remoteAddress: string, keys: string[]): UserAdmission {
     this.#outstanding++;
-    const lease = new UserLease(this, user, session, keys);
+    const lease = new UserLease(this, user, session, remoteAddress, keys);
     user.leases.add(lease);
     user.pendingSessions++;
     user.lastSeen = this.clock.now();

@@ -186,6 +186,21 @@ level = "silent"
     assert.equal(reset.data.usage.bytes, 0);
   });
 
+  it("a user's own cover domain goes into its links and its fake-TLS link works", async () => {
+    const { status, data } = await api('POST', '/users', { name: 'own', tls_domains: ['own.example.net'] });
+    assert.equal(status, 201, JSON.stringify(data));
+    const links = (await api('GET', '/users/own/links')).data.links as Array<{
+      domain: string | null;
+      secret: string;
+    }>;
+    const tls = links.find((l) => l.domain === 'own.example.net');
+    assert.ok(tls, JSON.stringify(links));
+    const c = await echoedSession(port, tls.secret);
+    assert.equal(proxy.users.get('own')!.leases.size, 1);
+    c.close();
+    await api('DELETE', '/users/own');
+  });
+
   it('a file user cannot be deleted or changed through the API; an API user can be deleted', async () => {
     assert.equal((await api('DELETE', '/users/filed')).status, 409);
     assert.equal((await api('PATCH', '/users/filed', { note: 'x' })).status, 409);

@@ -93,6 +93,26 @@ describe('users: registry', () => {
     assert.equal(r.outstanding, 0);
   });
 
+  it('max_ips: an address keeps its slot while any of its sessions is open, released exactly once', () => {
+    const counters = new LocalCounterStore();
+    const r = new UserRegistry({ counters });
+    r.applyConfig(configWith('[[users]]\nname = "a"\nmax_ips = 1'));
+    const u = r.get('a')!;
+    const first = admitOk(r, u, '10.0.0.1');
+    const second = admitOk(r, u, '10.0.0.1');
+    first.release();
+    assert.deepEqual(r.admit(u, 'main', '10.0.0.2', session()), { ok: false, reason: 'max_ips' });
+    const third = admitOk(r, u, '10.0.0.1');
+    second.release();
+    assert.deepEqual(r.admit(u, 'main', '10.0.0.2', session()), { ok: false, reason: 'max_ips' });
+    third.release();
+    third.release();
+    assert.equal(counters.size, 0);
+    admitOk(r, u, '10.0.0.2').release();
+    assert.equal(counters.size, 0);
+    assert.equal(r.outstanding, 0);
+  });
+
   it('usage is kept in the state database over a restart', () => {
     const config = configWith('[[users]]\nname = "a"', `state_dir = "${dir()}"`);
     const first = new UserRegistry({ store: new UserStore(dir()) });
