@@ -183,6 +183,25 @@ describe('mtproxy commands and flags', () => {
     );
   });
 
+  test('link --domain: refused with the reason for a domain the listener would not serve', async () => {
+    const cwd = await mkdtemp(path.join(dir(), 'unserved-'));
+    await writeFile(
+      path.join(cwd, 'mtproxy.toml'),
+      `[[listeners]]\nhost = "127.0.0.1"\nport = 443\nsecret = "${SECRET}"\ntls_domain = "example.com"\n`,
+    );
+    const other = await run(['link', '--domain', 'other.example.org'], cwd);
+    assert.equal(other.code, 1);
+    assert.equal(other.stdout, '');
+    assert.match(
+      other.stderr,
+      /^mtproxy: --domain: listener "main" does not serve "other\.example\.org" \(tls_domains: example\.com\) and has no per_sni_salt, so the proxy would refuse this link; add the domain to tls_domains or set per_sni_salt\n$/,
+    );
+    // A served domain (in any case) still gets its link.
+    const served = await run(['link', '--domain', 'Example.COM'], cwd);
+    assert.equal(served.code, 0, served.stderr);
+    assert.match(served.stdout, /secret=ee/);
+  });
+
   test('link: a fake-TLS listener without a cover domain gets a hint instead of an ee link', async () => {
     const cwd = await mkdtemp(path.join(dir(), 'nodomain-'));
     await writeFile(

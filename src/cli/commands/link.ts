@@ -6,6 +6,7 @@ import { configLinks, domainLink, linkHost, type ProxyLink } from '../../config/
 import { ConfigError } from '../../config/load.ts';
 import { formatHostPort } from '../../config/schema.ts';
 import { isDomainName } from '../../config/secrets.ts';
+import { servesDomain } from '../../cover/domains.ts';
 import type { CliCommand } from '../command.ts';
 import { linkLines, missingTlsLinkNotes } from '../print-links.ts';
 
@@ -37,10 +38,22 @@ export const command: CliCommand = {
     if (typeof domain === 'string') {
       if (!isDomainName(domain))
         throw new ConfigError('--domain', 'expected a domain name such as "example.com"');
-      links = listeners.flatMap(
+      const tls = listeners.filter((l) => l.allowedProtocols.includes('tls'));
+      if (tls.length === 0) throw new ConfigError('--domain', 'expected a listener that allows "tls"');
+      // Without a per-SNI salt a listener only answers fake-TLS for its own cover domains: a link for any
+      // other name would be refused (unknown_sni), so none is printed.
+      const serving = tls.filter((l) => l.perSniSalt !== null || servesDomain(l, domain));
+      if (serving.length === 0) {
+        const l = tls[0]!;
+        throw new ConfigError(
+          '--domain',
+          `listener "${l.name}" does not serve "${domain}" (tls_domains: ${l.tlsDomains.join(', ')}) and has ` +
+            'no per_sni_salt, so the proxy would refuse this link; add the domain to tls_domains or set per_sni_salt',
+        );
+      }
+      links = serving.flatMap(
         (l) => domainLink(l, domain, { host: linkHost(config, l), port: l.port }) ?? [],
       );
-      if (links.length === 0) throw new ConfigError('--domain', 'expected a listener that allows "tls"');
     } else {
       links = configLinks({ ...config, listeners });
     }
