@@ -63,6 +63,7 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   },
   'tls-domain': {
     type: 'string',
+    short: 'D',
     multiple: true,
     valueName: 'DOMAIN',
     description: 'Fake-TLS cover domain of the first listener, repeatable (env MTP_TLS_DOMAIN)',

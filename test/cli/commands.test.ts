@@ -155,6 +155,16 @@ describe('mtproxy commands and flags', () => {
       ['secure', 'tls'],
     );
 
+    // -D is the cover domain (as for the installer); -d stays "dd only".
+    const dashBigD = await run(['link', '--json', '-D', 'cover.example.org', '-a', 'tls'], cwd);
+    assert.deepEqual(
+      dashBigD.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).domain),
+      ['cover.example.org'],
+    );
+
     const ddOnly = await run(['link', '--json'], cwd, { MTP_DD_ONLY: '1' });
     assert.deepEqual(
       ddOnly.stdout
