@@ -83,6 +83,8 @@ export interface MainIo {
   cwd?: string;
   out?: (line: string) => void;
   err?: (line: string) => void;
+  /** Whether `out` is a terminal; default: stdout's, when `out` is the default. */
+  outIsTTY?: boolean;
 }
 
 /** Runs the CLI and resolves to the exit code (the process entry point below exits with it). */
@@ -131,6 +133,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
       env,
       cwd,
       version,
+      outIsTTY: io.outIsTTY ?? (io.out === undefined && process.stdout.isTTY === true),
       out,
       err,
       configFile: () => resolveConfigFile(values, env, cwd),

@@ -29,6 +29,8 @@ export interface CliContext {
   env: NodeJS.ProcessEnv;
   cwd: string;
   version: string;
+  /** Whether `out` writes to a terminal (a person reads it: QR codes, colours). */
+  outIsTTY: boolean;
   out(line: string): void;
   err(line: string): void;
   /** The config file the command should use (`--config`, `MTP_CONFIG`, or `./mtproxy.toml` if present). */

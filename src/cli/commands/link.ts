@@ -2,18 +2,22 @@
  * `mtproxy link`: the links of the configured listeners, read from the config file (the proxy need not run).
  * With `--domain D`, the fake-TLS link for a user's own domain (per-SNI derived secret when a salt is set).
  */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { configLinks, domainLink, linkHost, type ProxyLink } from '../../config/links.ts';
 import { ConfigError } from '../../config/load.ts';
 import { formatHostPort } from '../../config/schema.ts';
 import { isDomainName } from '../../config/secrets.ts';
 import { servesDomain } from '../../cover/domains.ts';
+import { qrMatrix, qrPng, qrSvg, qrTerminal } from '../../links/qr.ts';
 import type { CliCommand } from '../command.ts';
 import { linkLines, missingTlsLinkNotes } from '../print-links.ts';
 
 export const command: CliCommand = {
   name: 'link',
   summary: 'Print proxy links from the config; --domain D for a per-user fake-TLS link',
-  usage: 'link [--config FILE] [--listener NAME] [--domain DOMAIN] [--json]',
+  usage:
+    'link [--config FILE] [--listener NAME] [--domain DOMAIN] [--json] [--qr | --no-qr] [--png FILE] [--svg FILE]',
   options: {
     listener: { type: 'string', valueName: 'NAME', description: 'Only this listener' },
     domain: {
@@ -22,6 +26,10 @@ export const command: CliCommand = {
       description: 'Fake-TLS link for this domain (per-SNI secret if salted)',
     },
     json: { type: 'boolean', description: 'One JSON object per link' },
+    qr: { type: 'boolean', description: 'A QR code under each link (the default on a terminal)' },
+    'no-qr': { type: 'boolean', description: 'No QR codes, even on a terminal' },
+    png: { type: 'string', valueName: 'FILE', description: "Write the first link's QR code as PNG" },
+    svg: { type: 'string', valueName: 'FILE', description: "Write the first link's QR code as SVG" },
   },
   async run(ctx) {
     const { config } = await ctx.loadConfig();
@@ -57,14 +65,36 @@ export const command: CliCommand = {
     } else {
       links = configLinks({ ...config, listeners });
     }
+    const first = links[0];
+    const png = ctx.values.png;
+    const svg = ctx.values.svg;
+    if (first && (typeof png === 'string' || typeof svg === 'string')) {
+      const modules = qrMatrix(first.https);
+      const kind = first.domain ? `${first.protocol} ${first.domain}` : first.protocol;
+      for (const [file, body] of [
+        [png, () => qrPng(modules)],
+        [svg, () => qrSvg(modules)],
+      ] as const) {
+        if (typeof file !== 'string') continue;
+        const target = path.resolve(ctx.cwd, file);
+        try {
+          await writeFile(target, body());
+        } catch (e) {
+          throw new ConfigError(file, `cannot write the QR code: ${(e as Error).message}`);
+        }
+        ctx.err(`QR code of the ${kind} link of listener "${first.listener}" written to ${file}`);
+      }
+    }
     if (ctx.values.json) {
       for (const link of links) ctx.out(JSON.stringify(link));
     } else {
+      const withQr = ctx.values['no-qr'] !== true && (ctx.values.qr === true || ctx.outIsTTY);
+      const under = withQr ? (link: ProxyLink) => [qrTerminal(qrMatrix(link.https))] : undefined;
       const where = (name: string) => {
         const l = config.listeners.find((x) => x.name === name)!;
         return formatHostPort(l);
       };
-      for (const line of linkLines(links, where)) ctx.out(line);
+      for (const line of linkLines(links, where, under)) ctx.out(line);
       if (typeof domain !== 'string') for (const line of missingTlsLinkNotes(listeners)) ctx.out(line);
     }
     return 0;
