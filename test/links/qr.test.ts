@@ -96,7 +96,11 @@ describe('QR codes of links', () => {
     assert.match(svg, new RegExp(`viewBox="0 0 ${m.length} ${m.length}"`));
     const squares = [...svg.matchAll(/M(\d+) (\d+)h1v1h-1z/g)].map((x) => `${x[1]},${x[2]}`);
     const dark: string[] = [];
-    m.forEach((row, y) => row.forEach((d, x) => d && dark.push(`${x},${y}`)));
+    m.forEach((row, y) => {
+      row.forEach((d, x) => {
+        if (d) dark.push(`${x},${y}`);
+      });
+    });
     assert.deepEqual(squares, dark);
   });
 
