@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pkg from '../../package.json' with { type: 'json' };
 import { ConfigError } from '../config/load.ts';
+import { discoverPublicAddress, type PublicAddress } from '../config/public-address.ts';
+import type { Config } from '../config/types.ts';
 import type { CliCommand, CliContext, OptionSpec, OptionValues } from './command.ts';
 import { STARTUP_ERROR_CODES } from '../runtime/bind-errors.ts';
 import { errorCode } from '../runtime/errors.ts';
@@ -85,6 +87,8 @@ export interface MainIo {
   err?: (line: string) => void;
   /** Whether `out` is a terminal; default: stdout's, when `out` is the default. */
   outIsTTY?: boolean;
+  /** Finds the public address for links (default: interfaces, then the middle mode's IP lookup). */
+  publicAddress?: (config: Config) => Promise<PublicAddress>;
 }
 
 /** Runs the CLI and resolves to the exit code (the process entry point below exits with it). */
@@ -138,6 +142,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
       err,
       configFile: () => resolveConfigFile(values, env, cwd),
       loadConfig: (opts) => loadCliConfig(values, env, cwd, opts),
+      publicAddress: io.publicAddress ?? ((config) => discoverPublicAddress(config)),
     };
     return await command.run(ctx);
   } catch (e) {

@@ -3,6 +3,7 @@
  * the file name is the command name, so adding a command is adding one file.
  */
 import type { ParseArgsOptionDescriptor } from 'node:util';
+import type { PublicAddress } from '../config/public-address.ts';
 import type { Config } from '../config/types.ts';
 
 export type OptionSpec = ParseArgsOptionDescriptor & {
@@ -41,6 +42,8 @@ export interface CliContext {
    * Throws ConfigError (one line).
    */
   loadConfig(opts?: { createIfMissing?: boolean }): Promise<LoadedConfig>;
+  /** The public address for links without public_host (config/public-address.ts; injectable in tests). */
+  publicAddress(config: Config): Promise<PublicAddress>;
 }
 
 export interface CliCommand {

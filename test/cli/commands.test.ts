@@ -3,6 +3,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { main } from '../../src/cli/cli.ts';
+import type { PublicAddress } from '../../src/config/public-address.ts';
 import { loadCliConfig } from '../../src/cli/config-source.ts';
 import { qrMatrix, qrPng, qrSvg, qrTerminal } from '../../src/links/qr.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -252,6 +253,28 @@ describe('mtproxy commands and flags', () => {
     const bad = await run(['link', '--png', path.join(cwd, 'no-such-dir', 'x.png')], cwd);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^mtproxy: .*x\.png: cannot write the QR code: /);
+  });
+
+  test('link: without public_host the links use the public address found, and say when it is a guess', async () => {
+    const cwd = await mkdtemp(path.join(dir(), 'public-'));
+    await writeFile(path.join(cwd, 'mtproxy.toml'), `[[listeners]]\nport = 443\nsecret = "${SECRET}"\n`);
+    const linkWith = async (found: PublicAddress) => {
+      const out: string[] = [];
+      const code = await main(['link', '-a', 'dd'], {
+        cwd,
+        env: {},
+        out: (l) => out.push(l),
+        publicAddress: async () => found,
+      });
+      assert.equal(code, 0);
+      return out.join('\n');
+    };
+    const found = await linkWith({ host: '8.8.8.8', ipv6: null, source: 'interface' });
+    assert.match(found, /server=8\.8\.8\.8&port=443/);
+    assert.doesNotMatch(found, /guess/);
+    const guessed = await linkWith({ host: '10.0.0.5', ipv6: null, source: 'guess' });
+    assert.match(guessed, /server=10\.0\.0\.5&port=443/);
+    assert.match(guessed, /Warning: the links of "main" use 10\.0\.0\.5, only a guess/);
   });
 
   test('link: a fake-TLS listener without a cover domain gets a hint instead of an ee link', async () => {

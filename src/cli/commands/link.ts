@@ -6,6 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { configLinks, domainLink, linkHost, type ProxyLink } from '../../config/links.ts';
 import { ConfigError } from '../../config/load.ts';
+import { publicAddressNotes } from '../../config/public-address.ts';
 import { formatHostPort } from '../../config/schema.ts';
 import { isDomainName } from '../../config/secrets.ts';
 import { servesDomain } from '../../cover/domains.ts';
@@ -41,6 +42,8 @@ export const command: CliCommand = {
         `expected one of: ${config.listeners.map((l) => l.name).join(', ')}`,
       );
 
+    const found = await ctx.publicAddress(config);
+    const detect = () => found.host;
     let links: ProxyLink[];
     const domain = ctx.values.domain;
     if (typeof domain === 'string') {
@@ -60,10 +63,10 @@ export const command: CliCommand = {
         );
       }
       links = serving.flatMap(
-        (l) => domainLink(l, domain, { host: linkHost(config, l), port: l.port }) ?? [],
+        (l) => domainLink(l, domain, { host: linkHost(config, l, detect), port: l.port }) ?? [],
       );
     } else {
-      links = configLinks({ ...config, listeners });
+      links = configLinks({ ...config, listeners }, undefined, detect);
     }
     const first = links[0];
     const png = ctx.values.png;
@@ -96,6 +99,7 @@ export const command: CliCommand = {
       };
       for (const line of linkLines(links, where, under)) ctx.out(line);
       if (typeof domain !== 'string') for (const line of missingTlsLinkNotes(listeners)) ctx.out(line);
+      for (const line of publicAddressNotes({ ...config, listeners }, found)) ctx.out(line);
     }
     return 0;
   },

@@ -7,6 +7,7 @@
 import { watch } from 'node:fs';
 import path from 'node:path';
 import { configLinks } from '../../config/links.ts';
+import { publicAddressNotes } from '../../config/public-address.ts';
 import { formatHostPort } from '../../config/schema.ts';
 import { logger, setLogLevel } from '../../log.ts';
 import { ProxyServer } from '../../server/proxy.ts';
@@ -89,6 +90,8 @@ export const command: CliCommand = {
       return 0;
     }
 
+    // Found once at start (an interface, or the middle mode's IP lookup); a reload reuses it.
+    const found = await ctx.publicAddress(proxy.config);
     const printLinks = () => {
       const current = proxy.config;
       const port = (name: string) => proxy.address(name).port;
@@ -96,9 +99,10 @@ export const command: CliCommand = {
         const l = current.listeners.find((x) => x.name === name)!;
         return formatHostPort({ host: l.host, port: port(name) });
       };
-      const links = configLinks(current, (l) => port(l.name));
+      const links = configLinks(current, (l) => port(l.name), () => found.host);
       for (const line of linkLines(links, where)) ctx.out(line);
       for (const line of missingTlsLinkNotes(current.listeners)) ctx.out(line);
+      for (const line of publicAddressNotes(current, found)) ctx.out(line);
     };
     const reload = () => {
       void proxy.reloadFromFile().then((r) => {
