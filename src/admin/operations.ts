@@ -219,6 +219,7 @@ export class Operations {
     }
     this.#metrics ??= createMetricsRegistry({
       sources: this.#metricsSources,
+      userLabels: () => this.#config.metrics.userLabels,
       gauges: {
         mtproxy_policy_admissions_active: {
           help: 'Connections admitted by the policy engine and not yet released.',

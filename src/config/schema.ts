@@ -750,6 +750,12 @@ const configSchema = z.strictObject({
         'array of strings',
         'Addresses allowed to scrape /metrics.',
       ),
+      user_labels: withDefault(
+        int(0, 1_000_000),
+        100,
+        'integer',
+        'Per-user series: this many users (most traffic first) keep their own `user` label, the rest are summed as "_other"; 0 = no per-user series.',
+      ),
     },
     'Prometheus metrics.',
   ),
@@ -1148,7 +1154,11 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
     },
     policies,
     users,
-    metrics: { listen: raw.metrics.listen ?? null, allow: raw.metrics.allow },
+    metrics: {
+      listen: raw.metrics.listen ?? null,
+      allow: raw.metrics.allow,
+      userLabels: raw.metrics.user_labels,
+    },
     admin: {
       listen: raw.admin.listen ?? null,
       token: raw.admin.token ?? null,

@@ -111,6 +111,8 @@ export type PolicyRule =
 export interface MetricsConfig {
   listen: HostPort | null;
   allow: string[];
+  /** Users with their own `user` label in the per-user series (0 = none). */
+  userLabels: number;
 }
 
 export interface AdminConfig {

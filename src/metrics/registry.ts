@@ -15,6 +15,7 @@ import {
   topFingerprints,
 } from './stats.ts';
 
+import { registerUserMetrics } from '../users/metrics.ts';
 export type StatsSource = () => readonly Stats[];
 
 export interface MetricsRegistryOptions {
@@ -22,6 +23,8 @@ export interface MetricsRegistryOptions {
   sources: StatsSource;
   /** Extra process-level gauges the proxy can offer (policy admissions outstanding, open listeners...). */
   gauges?: Record<string, { help: string; read: () => number }>;
+  /** Users with a `user` label of their own in the per-user series (0 = no per-user series); default 100. */
+  userLabels?: () => number;
   /** Include prom-client's standard process_* / nodejs_* series (default true). */
   defaultMetrics?: boolean;
 }
@@ -69,6 +72,7 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
       });
   const counter = collected<Counter<string>>(Counter);
   const gauge = collected<Gauge<string>>(Gauge);
+  registerUserMetrics(counter, gauge, sources, opts.userLabels ?? (() => 100));
 
   // Listener side.
   counter('mtproxy_connections_total', 'Client connections accepted.', ['listener'], (c) =>

@@ -628,8 +628,11 @@ export class ProxyServer {
   }
 
   #newMiddleUpstream(getConfig: () => Config = () => this.#config): StartableUpstream {
-    this.#middle = new MiddleUpstream(getConfig, this.#log, this.#stats);
-    return this.#middle;
+    const middle = new MiddleUpstream(getConfig, this.#log, this.#stats);
+    // No middle proxy of a DC answers: its clients are served directly (see upstream.middle_fallback).
+    middle.fallback = this.#directUpstream();
+    this.#middle = middle;
+    return middle;
   }
 
   /** Middle mode needs Telegram's config before the first client: start it as soon as a listener needs it. */

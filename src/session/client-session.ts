@@ -56,7 +56,8 @@ import { badClientCloseDelay, Deadline } from '../runtime/timers.ts';
 import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
 import type { PolicyDecision, PolicyTicket, SessionEnv } from './types.ts';
 import { admitUser, UserTicket } from '../users/admission.ts';
-import type { UserLease, UserState } from '../users/registry.ts';
+import { findHeaderSecret } from '../users/match.ts';
+import type { UserLease, UserRegistry, UserState } from '../users/registry.ts';
 
 type TlsAccepted = Extract<TlsHandshakeOutcome, { kind: 'ok' }>;
 
@@ -337,12 +338,9 @@ class ClientSession implements ClientSink, TurnBudget {
 
   private onTlsHello(buffered: Buffer): void {
     const users = this.env.users;
-    const outcome = tryFakeTlsHandshake(
-      buffered,
-      this.listener,
-      Date.now(),
-      users ? users.secretsFor(this.listener) : undefined,
-    );
+    const outcome = users
+      ? this.tlsHandshakeWithUsers(buffered, users)
+      : tryFakeTlsHandshake(buffered, this.listener, Date.now());
     if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined) {
       this.stats.fingerprint(outcome.fingerprint);
       this.helloFingerprint = outcome.fingerprint;
@@ -372,6 +370,25 @@ class ClientSession implements ClientSink, TurnBudget {
     const seen = this.env.replay.seen(outcome.replayKey);
     if (typeof seen === 'boolean') this.afterTlsReplayCheck(seen, outcome, buffered);
     else this.waitForReplayCheck(seen, (answer) => this.afterTlsReplayCheck(answer, outcome, buffered));
+  }
+
+  /** The fake-TLS handshake over the listener's and its users' secrets, the address's last one tried first. */
+  private tlsHandshakeWithUsers(buffered: Buffer, users: UserRegistry): TlsHandshakeOutcome {
+    const now = Date.now();
+    const l = this.listener;
+    if (users.size === 0) return tryFakeTlsHandshake(buffered, l, now);
+    const ip = this.socket.remoteAddress ?? '';
+    const hint = users.hintFor(ip, l);
+    if (hint !== null) {
+      const quick = tryFakeTlsHandshake(buffered, l, now, [hint]);
+      if (quick.kind !== 'fail') return quick;
+    }
+    const outcome = tryFakeTlsHandshake(buffered, l, now, users.secretsFor(l));
+    if (outcome.kind === 'ok') {
+      const user = users.bySecret(outcome.base);
+      if (user !== null) users.noteMatch(ip, user);
+    }
+    return outcome;
   }
 
   private afterTlsReplayCheck(seen: boolean, outcome: TlsAccepted, buffered: Buffer): void {
@@ -443,16 +460,21 @@ class ClientSession implements ClientSink, TurnBudget {
     let hs: ClientHandshake | null = null;
     const l = this.listener;
     const users = this.env.users;
-    const secrets = this.tlsSecret
-      ? [this.tlsSecret]
-      : users
-        ? users.secretsFor(l)
-        : [l.secret, ...l.extraSecrets];
+    if (users && this.tlsSecret === null && users.size > 0) {
+      // Many secrets: find the one cheaply (the address's last one first), then parse with it alone.
+      const ip = this.socket.remoteAddress ?? '';
+      const found = findHeaderSecret(header, users.secretsFor(l), users.hintFor(ip, l));
+      if (found !== null) {
+        this.user = users.bySecret(found);
+        if (this.user !== null) users.noteMatch(ip, this.user);
+        this.tlsSecret = found;
+      }
+    }
+    const secrets = this.tlsSecret ? [this.tlsSecret] : [l.secret, ...l.extraSecrets];
     this.tlsSecret = null;
     for (const secret of secrets) {
       try {
         hs = parseClientHeader(header, secret);
-        if (users && this.tls === null) this.user = users.bySecret(secret);
         break;
       } catch {
         // Not this secret; try the next one.

@@ -21,6 +21,7 @@ import type { Stats } from '../metrics/stats.ts';
 import { applyUserInput, defaultUser, type FieldErrors, userToJson } from './input.ts';
 import { userLinks } from './links.ts';
 import { qrPng, qrSvg } from './qr.ts';
+import { formatSize } from './size.ts';
 import type { UserRegistry, UserState } from './registry.ts';
 import type { UserConfig } from './types.ts';
 
@@ -118,7 +119,10 @@ export async function handleUsers(
   // What every worker flushed so far.
   if (store) registry.refreshUsage();
   if (name === undefined) {
-    if (method === 'GET') return json(200, { users: registry.all().map((u) => describe(host, u)) });
+    if (method === 'GET') {
+      const users = registry.all().sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+      return json(200, { users: users.map((u) => describe(host, u)) });
+    }
     if (method !== 'POST') return fail(405, 'method not allowed; use GET, POST');
     if (!store) return fail(409, 'users need a state database (state_dir)');
     const body = await readBody();
@@ -215,4 +219,16 @@ export async function handleUsers(
     default:
       return fail(404, 'no such endpoint');
   }
+}
+
+/** The status's `users` part for `mtproxy status` (nothing when there are no users). */
+export function formatTopUsers(users: ReturnType<typeof topUsers> | undefined): string[] {
+  if (!users) return [];
+  const lines = ['', 'top users by traffic (this period):'];
+  if (users.by_traffic.length === 0) lines.push('  none yet');
+  for (const u of users.by_traffic) lines.push(`  ${u.name} ${formatSize(u.bytes)} (${u.period})`);
+  lines.push('top users by connections now:');
+  if (users.by_connections.length === 0) lines.push('  none');
+  for (const u of users.by_connections) lines.push(`  ${u.name} ${u.sessions_active}`);
+  return lines;
 }

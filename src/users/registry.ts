@@ -161,6 +161,8 @@ export interface UserRegistryOptions {
 }
 
 const NO_SECRETS: readonly Buffer[] = [];
+/** Client addresses remembered for the handshake hint. */
+const MAX_HINTS = 100_000;
 
 export class UserRegistry {
   readonly clock: Clock;
@@ -172,6 +174,8 @@ export class UserRegistry {
   /** Secrets each listener accepts (its own, then its users'), rebuilt on change. */
   readonly #listenerSecrets = new WeakMap<ListenerConfig, Buffer[]>();
   #fileUsers: UserConfig[] = [];
+  /** Client address -> the user secret it used last (handshakes try it first). */
+  readonly #hints = new Map<string, UserState>();
   #outstanding = 0;
   #flushTimer: NodeJS.Timeout | null = null;
   #tickTimer: NodeJS.Timeout | null = null;
@@ -311,6 +315,27 @@ export class UserRegistry {
     return listener.extraSecrets.length === 0
       ? [listener.secret]
       : [listener.secret, ...listener.extraSecrets];
+  }
+
+  /**
+   * The secret of the user this client address opened its last session as (tried first), or null: only
+   * while that user still exists with that secret and may use `listener`.
+   */
+  hintFor(address: string, listener: ListenerConfig): Buffer | null {
+    const u = this.#hints.get(address);
+    if (u === undefined || this.#users.get(u.name) !== u) return null;
+    if (u.config.listeners !== null && !u.config.listeners.includes(listener.name)) return null;
+    return u.secret;
+  }
+
+  /** Remember which user `address` connected as (bounded: the oldest addresses are forgotten first). */
+  noteMatch(address: string, user: UserState): void {
+    if (address === '') return;
+    const hints = this.#hints;
+    if (hints.get(address) === user) return;
+    hints.delete(address);
+    hints.set(address, user);
+    if (hints.size > MAX_HINTS) hints.delete(hints.keys().next().value!);
   }
 
   bySecret(secret: Buffer): UserState | null {

@@ -115,4 +115,5 @@ export function zeroGauges(stats: Stats): void {
     for (const k of Object.keys(l.sessionsActive)) l.sessionsActive[k as keyof typeof l.sessionsActive] = 0;
   }
   for (const d of stats.dcs.values()) d.linksActive = 0;
+  stats.userSessionsActive.clear();
 }

@@ -16,7 +16,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['protocol'],
   ['config'],
   ['metrics', 'policy', 'firewall', 'client'],
-  ['cover', 'upstream'],
+  ['cover', 'upstream', 'users'],
   ['session'],
   ['admin'],
   ['server'],
@@ -33,6 +33,16 @@ const KNOWN_UPWARD: readonly string[] = [
   'config/schema.ts -> policy/keys.ts',
   // Start-up errors name the setting through the config's address formatter; the formatter is runtime-level.
   'runtime/bind-errors.ts -> config/addresses.ts',
+  // The admission ticket types belong to policy/ (users and the policy engine both hand them to the session).
+  'users/admission.ts -> session/types.ts',
+  'users/registry.ts -> session/types.ts',
+  // The user model the config validates (types, byte sizes, quota periods) moves down into config/.
+  'config/schema.ts -> users/period.ts',
+  'config/schema.ts -> users/size.ts',
+  'config/schema.ts -> users/types.ts',
+  'config/types.ts -> users/types.ts',
+  // The per-user series are registered by the registry, which should take them as a collector instead.
+  'metrics/registry.ts -> users/metrics.ts',
 ];
 
 function layerOf(relative: string): number {

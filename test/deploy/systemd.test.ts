@@ -3,7 +3,10 @@
  * restarts on failure, reload by SIGHUP, and the sandbox with a state directory as the only writable place.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 const unit = readFileSync(new URL('../../deploy/systemd/mtproxy.service', import.meta.url), 'utf8');
@@ -74,5 +77,28 @@ describe('systemd unit', () => {
       `ExecStopPost=-+${node} /opt/mtproxy/bin/mtproxy.js firewall remove --config ${config}`,
     );
     assert.match(unit, /install\.sh --firewall/, 'says how the installer adds them');
+  });
+
+  const analyze = spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0;
+  it('with the firewall lines uncommented, systemd accepts the unit', {
+    skip: !analyze && 'no systemd-analyze',
+  }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mtproxy-unit-'));
+    try {
+      // Commands that exist everywhere stand in for node, so verify checks the syntax, not this machine.
+      const text = unit
+        .replace(/^#(Exec(StartPre|StopPost)=)/gm, '$1')
+        .replace(/\/usr\/bin\/node /g, '/bin/true ');
+      const file = join(dir, 'mtproxy.service');
+      writeFileSync(file, text);
+      const r = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8' });
+      const complaints = (r.stderr + r.stdout)
+        .split('\n')
+        .filter((l) => /mtproxy\.service/.test(l) && !/User=|Group=|mtproxy.*not found|Failed to/.test(l));
+      assert.deepEqual(complaints, []);
+      assert.match(text, /^ExecStartPre=-\+\/bin\/true .* firewall apply /m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -396,6 +396,11 @@ export class FakeMiddleProxy {
     if (opts.newLinks) this.stallNewLinks = true;
   }
 
+  /** Refuse new connections from now on (the port closes); the links it has stay as they are. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
   /** RPC_PING on every ready link; returns the ping ids sent (hex). */
   ping(): string[] {
     const ids: string[] = [];

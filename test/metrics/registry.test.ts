@@ -177,3 +177,17 @@ test('handshake failures by stage and client-hello JA4s (bounded) are exported',
   );
   metrics.close();
 });
+
+test('middle-mode stalls and direct fallbacks are exposed per DC', async () => {
+  const stats = new Stats();
+  stats.dc(2).stalledLinks = 3;
+  stats.dc(4).middleFallbacks = 5;
+  const metrics = createMetricsRegistry({ sources: singleSource(stats), defaultMetrics: false });
+  try {
+    const families = parsePrometheusTextFormat(await metrics.scrape());
+    assert.equal(sample(families, 'mtproxy_middle_links_stalled_total', { dc: '2' }), 3);
+    assert.equal(sample(families, 'mtproxy_middle_fallbacks_total', { dc: '4' }), 5);
+  } finally {
+    metrics.close();
+  }
+});

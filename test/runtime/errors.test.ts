@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { ConfigError } from '../../src/config/schema.ts';
 import { PolicyKeyError } from '../../src/policy/keys.ts';
 import { isProtocolError, ProtocolError } from '../../src/protocol/errors.ts';
-import { errorCode, isMtpError, MtpError } from '../../src/runtime/errors.ts';
+import { errorCode, isMtpError, type MtpError } from '../../src/runtime/errors.ts';
 import { UpstreamError } from '../../src/upstream/errors.ts';
 
 test('every error class of the proxy is branded, names its layer and carries a stable code', () => {

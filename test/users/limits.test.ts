@@ -88,6 +88,15 @@ describe('users: limits end to end (one process)', () => {
     c.close();
     await until(() => erin.leases.size === 0, 'the lease given back');
     assert.ok(erin.bytesUp > 0 && erin.bytesDown > 0);
+    // The same user over fake-TLS (ee) and padded intermediate (dd); the second ee session finds the
+    // secret through the address's hint.
+    const domain = Buffer.from('example.com').toString('hex');
+    for (const secret of [`ee${ERIN}${domain}`, `dd${ERIN}`, `ee${ERIN}${domain}`]) {
+      const s = await echoedSession(proxy.port(), secret);
+      assert.equal(erin.leases.size, 1, secret.slice(0, 2));
+      s.close();
+      await until(() => erin.leases.size === 0, 'the lease given back');
+    }
   });
 
   it('max_connections: the next session is refused, a slot comes back when one ends', async () => {

@@ -2,6 +2,7 @@
 import { withAdmin } from '../admin-support.ts';
 import { formatStatus, type ProxyStatus } from '../../admin/status.ts';
 import type { CliCommand } from '../command.ts';
+import { formatTopUsers } from '../../users/api.ts';
 
 export const command: CliCommand = {
   name: 'status',
@@ -12,9 +13,12 @@ export const command: CliCommand = {
   },
   run(ctx) {
     return withAdmin(ctx, 'status', async (client) => {
-      const status = await client.call<ProxyStatus>('GET', '/status');
+      const status = await client.call<ProxyStatus & { users?: Parameters<typeof formatTopUsers>[0] }>(
+        'GET',
+        '/status',
+      );
       if (ctx.values.json) ctx.out(JSON.stringify(status, null, 2));
-      else ctx.out(formatStatus(status).trimEnd());
+      else ctx.out([formatStatus(status).trimEnd(), ...formatTopUsers(status.users)].join('\n'));
       return 0;
     });
   },

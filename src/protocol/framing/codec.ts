@@ -8,6 +8,7 @@
 import { randomFillSync, randomInt } from 'node:crypto';
 import { ProtocolError } from '../errors.ts';
 import type { TransportTag } from '../obfuscated2.ts';
+import { PartialInput } from '../partial-input.ts';
 
 /** Largest frame a client may send (exclusive), as the reference: 1 MiB. */
 export const DEFAULT_MAX_FRAME = 1024 * 1024;
@@ -64,20 +65,10 @@ export interface FrameParts {
   tail: Buffer | null;
 }
 
-/**
- * Shared partial-frame handling. A frame cut by the end of a read is completed from the next reads without
- * copying what follows it: a frame of known size (up to ASSEMBLE_LIMIT) is filled into a buffer of its own;
- * a cut header, or a larger frame, waits as a list of chunks joined once there are enough bytes (so a client
- * cannot make us reserve a large buffer with a few header bytes).
- */
+/** Shared partial-frame handling: what a read leaves of a frame waits in a PartialInput. */
 abstract class BaseDecoder implements FrameCodec {
   abstract readonly transport: TransportTag;
-  private assembling: Buffer | null = null;
-  private assembled = 0;
-  private waiting: Buffer[] | null = null;
-  private waitingLength = 0;
-  /** Bytes `waiting` must reach before decoding can progress (0: unknown, try with the next chunk). */
-  private waitingFor = 0;
+  private readonly pending = new PartialInput(ASSEMBLE_LIMIT);
   protected readonly maxFrame: number;
   protected readonly requireAligned: boolean;
   protected readonly fromServer: boolean;
@@ -91,47 +82,32 @@ abstract class BaseDecoder implements FrameCodec {
   }
 
   get buffered(): number {
-    return this.assembling ? this.assembled : this.waitingLength;
+    return this.pending.length;
   }
 
   decode(chunk: Buffer, onFrame: FrameHandler): void {
-    let buf = chunk;
-    let off = 0;
-    const assembling = this.assembling;
-    if (assembling) {
-      const n = Math.min(assembling.length - this.assembled, chunk.length);
-      chunk.copy(assembling, this.assembled, 0, n);
-      this.assembled += n;
-      if (this.assembled < assembling.length) return;
-      this.assembling = null;
-      this.assembled = 0;
-      this.decodeOne(assembling, 0, onFrame);
-      off = n;
-    } else if (this.waiting) {
-      this.waiting.push(chunk);
-      this.waitingLength += chunk.length;
-      if (this.waitingLength < this.waitingFor) return;
-      buf = Buffer.concat(this.waiting, this.waitingLength);
-      this.waiting = null;
-      this.waitingLength = 0;
-      this.waitingFor = 0;
+    const pending = this.pending;
+    if (pending.length === 0) {
+      this.decodeFrom(chunk, 0, onFrame);
+      return;
     }
+    const held = pending.take(chunk);
+    if (held === null) return;
+    const used = pending.used;
+    this.decodeFrom(held, 0, onFrame);
+    if (used < chunk.length) this.decodeFrom(chunk, used, onFrame);
+  }
+
+  /** Decode every frame of `buf[off..]`; what is left of a frame is kept for the next read. */
+  private decodeFrom(buf: Buffer, off: number, onFrame: FrameHandler): void {
     while (off < buf.length) {
       const used = this.decodeOne(buf, off, onFrame);
       if (used > 0) {
         off += used;
         continue;
       }
-      // Copy the tail: a view would pin the whole read buffer for as long as the frame stays incomplete.
-      if (used < 0 && -used <= ASSEMBLE_LIMIT) {
-        this.assembling = Buffer.allocUnsafe(-used);
-        this.assembled = buf.copy(this.assembling, 0, off);
-      } else {
-        const tail = Buffer.from(buf.subarray(off));
-        this.waiting = [tail];
-        this.waitingLength = tail.length;
-        this.waitingFor = -used;
-      }
+      // used < 0: only the body is incomplete, the frame's size is known; 0: even the header is cut.
+      this.pending.keep(buf, off, -used, -used);
       return;
     }
   }

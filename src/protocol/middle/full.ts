@@ -9,6 +9,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { ProtocolError } from '../errors.ts';
+import { PartialInput } from '../partial-input.ts';
 
 export const FULL_HEADER = 8;
 export const FULL_OVERHEAD = 12;
@@ -193,19 +194,12 @@ const ASSEMBLE_LIMIT = 256 * 1024;
  * exact expected sequence number, a valid CRC and a sane length; anything else throws ProtocolError and the
  * link must be closed (its state can no longer be trusted).
  *
- * A frame cut by the end of a read is completed without copying what follows it: a frame of known size (up to
- * ASSEMBLE_LIMIT) is filled into a buffer of its own; a cut length word, or a larger frame, waits as a list of
- * chunks joined once there are enough bytes.
+ * A frame cut by the end of a read waits in a PartialInput (filled in a buffer of its own up to
+ * ASSEMBLE_LIMIT, else as a list of chunks).
  */
 export class FullDecoder {
   expectedSeq: number;
-  private assembling: Buffer | null = null;
-  private assembled = 0;
-  /** Chunks of an incomplete frame, joined only once the frame is complete (no quadratic copying). */
-  private parts: Buffer[] = [];
-  private partsLength = 0;
-  /** Bytes needed before decoding can make progress again. */
-  private needed = 0;
+  private readonly pending = new PartialInput(ASSEMBLE_LIMIT);
   private readonly maxFrame: number;
 
   constructor(firstSeq = FIRST_SEQ, maxFrame = FULL_MAX_FRAME) {
@@ -214,20 +208,12 @@ export class FullDecoder {
   }
 
   get buffered(): number {
-    return this.assembling ? this.assembled : this.partsLength;
+    return this.pending.length;
   }
 
   /** Bytes received but not yet part of a complete frame; the decoder forgets them. */
   takeRemainder(): Buffer {
-    let rest: Buffer;
-    if (this.assembling) rest = this.assembling.subarray(0, this.assembled);
-    else rest = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsLength);
-    this.assembling = null;
-    this.assembled = 0;
-    this.parts = [];
-    this.partsLength = 0;
-    this.needed = 0;
-    return rest;
+    return this.pending.takeAll();
   }
 
   /**
@@ -236,30 +222,19 @@ export class FullDecoder {
    * Returns the number of frames delivered.
    */
   decode(chunk: Buffer, onFrame: FullFrameHandler, maxFrames = Number.POSITIVE_INFINITY): number {
-    let buf = chunk;
-    let off = 0;
+    const pending = this.pending;
+    if (pending.length === 0) return this.decodeFrom(chunk, 0, onFrame, maxFrames);
+    const held = pending.take(chunk);
+    if (held === null) return 0;
+    const used = pending.used;
+    const frames = this.decodeFrom(held, 0, onFrame, maxFrames);
+    if (used === chunk.length) return frames;
+    return frames + this.decodeFrom(chunk, used, onFrame, maxFrames - frames);
+  }
+
+  /** Decode up to `maxFrames` frames of `buf[off..]`; what is left is kept for the next read. */
+  private decodeFrom(buf: Buffer, off: number, onFrame: FullFrameHandler, maxFrames: number): number {
     let frames = 0;
-    const assembling = this.assembling;
-    if (assembling) {
-      const n = Math.min(assembling.length - this.assembled, chunk.length);
-      chunk.copy(assembling, this.assembled, 0, n);
-      this.assembled += n;
-      if (this.assembled < assembling.length) return 0;
-      this.assembling = null;
-      this.assembled = 0;
-      this.deliver(assembling, 0, assembling.length, onFrame);
-      frames++;
-      off = n;
-    } else if (this.partsLength > 0) {
-      if (chunk.length > 0) {
-        this.parts.push(chunk);
-        this.partsLength += chunk.length;
-      }
-      if (this.partsLength < this.needed) return 0;
-      buf = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsLength);
-      this.parts = [];
-      this.partsLength = 0;
-    }
     let needed = 4;
     while (frames < maxFrames && buf.length - off >= 4) {
       const len = buf.readUInt32LE(off);
@@ -279,16 +254,8 @@ export class FullDecoder {
       off += len;
     }
     if (off < buf.length) {
-      // Copy the tail so a partial frame does not pin the whole read buffer.
-      if (needed > 4 && needed <= ASSEMBLE_LIMIT && frames < maxFrames) {
-        this.assembling = Buffer.allocUnsafe(needed);
-        this.assembled = buf.copy(this.assembling, 0, off);
-      } else {
-        const tail = Buffer.from(buf.subarray(off));
-        this.parts.push(tail);
-        this.partsLength = tail.length;
-        this.needed = needed;
-      }
+      // A frame of known size is filled in a buffer of its own, unless the caller asked to stop here.
+      this.pending.keep(buf, off, needed > 4 && frames < maxFrames ? needed : 0, needed);
     }
     return frames;
   }

@@ -79,8 +79,9 @@ export interface LinkOptions {
   /**
    * A ready link that has received nothing for this long is stalled: it is closed with its clients (the apps
    * reconnect). A ping goes out after half of it, so a healthy idle link always has something to answer. 0 = off.
+   * Read at every check, so a reload applies to the links already open.
    */
-  stallTimeoutMs: number;
+  stallTimeoutMs(): number;
   log: Logger;
   stats: DcStats;
   onReady(link: RpcLink): void;
@@ -98,6 +99,8 @@ const STATE_READY = 3;
 const STATE_CLOSED = 4;
 
 const KEEPALIVE_MS = 40_000;
+/** While the stall check is off, how often a link looks whether a reload turned it on. */
+const LIVENESS_OFF_RECHECK_MS = 5_000;
 /** A retired link waits this long for the peer's FIN before its socket is destroyed anyway. */
 const RETIRE_LINGER_MS = 5_000;
 
@@ -446,18 +449,28 @@ export class RpcLink implements TurnBudget {
 
   // ---- liveness ----------------------------------------------------------------------------------------
 
-  /** The check runs every quarter of the stall timeout, so a stall is noticed within 1.25 times it. */
+  /**
+   * The check runs every quarter of the stall timeout, so a stall is noticed within 1.25 times it; while the
+   * check is off, every LIVENESS_OFF_RECHECK_MS in case a reload turns it on.
+   */
   private armLiveness(): void {
-    const timeoutMs = this.opts.stallTimeoutMs;
-    if (timeoutMs <= 0 || this.state !== STATE_READY) return;
-    this.liveness = setTimeout(this.checkLiveness, Math.max(10, Math.ceil(timeoutMs / 4)));
+    if (this.state !== STATE_READY) return;
+    const timeoutMs = this.opts.stallTimeoutMs();
+    const every = timeoutMs > 0 ? Math.max(10, Math.ceil(timeoutMs / 4)) : LIVENESS_OFF_RECHECK_MS;
+    this.liveness = setTimeout(this.checkLiveness, every);
     this.liveness.unref();
   }
 
   private readonly checkLiveness = (): void => {
     this.liveness = null;
     if (this.state !== STATE_READY) return;
-    const timeoutMs = this.opts.stallTimeoutMs;
+    const timeoutMs = this.opts.stallTimeoutMs();
+    if (timeoutMs <= 0) {
+      // Off: silence is not measured (a link turned on later counts from then).
+      this.lastInput = performance.now();
+      this.armLiveness();
+      return;
+    }
     const silentMs = performance.now() - this.lastInput;
     if (silentMs >= timeoutMs) {
       this.opts.stats.stalledLinks++;

@@ -15,6 +15,7 @@ import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../types.
 import type { RpcLink } from './link.ts';
 import { DcPool, type PoolClient } from './pool.ts';
 import { TelegramConfigSource } from './telegram-config.ts';
+import { errorCode } from '../../runtime/errors.ts';
 import { UpstreamError } from '../errors.ts';
 
 /**
@@ -23,6 +24,18 @@ import { UpstreamError } from '../errors.ts';
  * the cache is used (the point of the cache: starting while Telegram's site is unreachable).
  */
 const FRESH_CONFIG_WAIT_MS = 2000;
+
+/** Why a middle-proxy open failed when serving the client directly instead makes sense (not a shutdown). */
+const FALLBACK_CODES = new Set([
+  'MTP_ERR_MIDDLE_DOWN',
+  'MTP_ERR_UPSTREAM_CONNECT',
+  'MTP_ERR_UPSTREAM_TIMEOUT',
+  'MTP_ERR_NO_DC',
+  'MTP_ERR_NO_CONFIG',
+]);
+
+/** A DC's fallback is logged at most this often (an outage sends every client of it that way). */
+const FALLBACK_LOG_EVERY_MS = 60_000;
 
 /** Client packets held while the client moves to another link; beyond this it is closed instead. */
 const MAX_MIGRATION_BACKLOG = 1024 * 1024;
@@ -204,6 +217,12 @@ export class MiddleUpstream implements Upstream {
   private fetchedOnce = false;
   private closed = false;
   private sourcesSeen = '';
+  /**
+   * Where a client goes when no middle proxy of its DC answers (the server sets its direct upstream): always
+   * for a listener without an ad tag, per `upstream.middle_fallback` for one with. Null: nowhere.
+   */
+  fallback: Upstream | null = null;
+  private readonly fallbackLogged = new Map<number, number>();
 
   constructor(getConfig: () => Config, log: Logger, stats: Stats) {
     this.getConfig = getConfig;
@@ -272,6 +291,36 @@ export class MiddleUpstream implements Upstream {
   }
 
   async open(client: ClientInfo, sink: ClientSink): Promise<UpstreamHandle> {
+    const direct = this.fallbackFor(client);
+    if (direct === null) return this.openMiddle(client, sink, false);
+    try {
+      return await this.openMiddle(client, sink, true);
+    } catch (err) {
+      const code = errorCode(err, '');
+      if (this.closed || !FALLBACK_CODES.has(code)) throw err;
+      this.stats.dc(client.dcId).middleFallbacks++;
+      const now = performance.now();
+      const last = this.fallbackLogged.get(client.dcId);
+      if (last === undefined || now - last >= FALLBACK_LOG_EVERY_MS) {
+        if (this.fallbackLogged.size > 64) this.fallbackLogged.clear();
+        this.fallbackLogged.set(client.dcId, now);
+        this.log.warn(
+          { dc: client.dcId, listener: client.listener.name, code, adTag: client.listener.adTag !== null },
+          'no middle proxy answers for this DC; serving its clients directly',
+        );
+      }
+      return direct.open(client, sink);
+    }
+  }
+
+  private fallbackFor(client: ClientInfo): Upstream | null {
+    const fb = this.fallback;
+    if (fb === null || fb.kind !== 'direct') return null;
+    if (client.listener.adTag !== null && this.getConfig().upstream.middleFallback === 'none') return null;
+    return fb;
+  }
+
+  private async openMiddle(client: ClientInfo, sink: ClientSink, failFast: boolean): Promise<UpstreamHandle> {
     if (this.closed) throw new UpstreamError('MTP_ERR_UPSTREAM_CLOSED', 'upstream is shutting down');
     if (!this.source.current) await this.start();
     else if (!this.fetchedOnce && this.starting) await settledWithin(this.starting, FRESH_CONFIG_WAIT_MS);
@@ -285,7 +334,7 @@ export class MiddleUpstream implements Upstream {
     const pool = this.poolFor(dc);
     const handle = new MiddleClient(client, sink, pool);
     return new Promise<UpstreamHandle>((resolve, reject) => {
-      pool.place(handle, (err) => (err ? reject(err) : resolve(handle)));
+      pool.place(handle, (err) => (err ? reject(err) : resolve(handle)), failFast);
     });
   }
 

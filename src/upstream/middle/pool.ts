@@ -34,6 +34,8 @@ interface Waiter {
   client: PoolClient;
   done: PlaceCallback;
   timer: NodeJS.Timeout;
+  /** Told as soon as an attempt to open a link fails (the caller has somewhere else to go). */
+  failFast: boolean;
 }
 
 function upstreamError(code: string, message: string): Error {
@@ -96,9 +98,11 @@ export class DcPool {
 
   /**
    * Put a client on a ready link, see pickLink (synchronously when one exists, else when one becomes ready).
-   * `done(null)` after the client got `onAttached`; `done(err)` when no link could be had in time.
+   * `done(null)` after the client got `onAttached`; `done(err)` when no link could be had in time. With
+   * `failFast` (the caller can serve the client another way), `done(err)` comes as soon as the DC is known to be
+   * down: at once when the last attempt to open a link failed, else when the next one fails.
    */
-  place(client: PoolClient, done: PlaceCallback): void {
+  place(client: PoolClient, done: PlaceCallback, failFast = false): void {
     if (this.closed) {
       done(upstreamError('MTP_ERR_UPSTREAM_CLOSED', 'upstream is shutting down'));
       return;
@@ -109,10 +113,16 @@ export class DcPool {
       done(null);
       return;
     }
+    if (failFast && this.failures > 0) {
+      done(upstreamError('MTP_ERR_MIDDLE_DOWN', `no middle proxy of DC ${this.dcId} answers`));
+      this.ensureMinimum();
+      return;
+    }
     const timeoutMs = this.getConfig().upstream.connectTimeoutMs + HANDSHAKE_TIMEOUT_MS;
     const waiter: Waiter = {
       client,
       done,
+      failFast,
       timer: setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
         done(upstreamError('MTP_ERR_UPSTREAM_CONNECT', `no middle-proxy link for DC ${this.dcId}`));
@@ -267,7 +277,7 @@ export class DcPool {
       clientIpFor: (ip) => this.source.clientIpFor(ip),
       connectTimeoutMs: config.upstream.connectTimeoutMs,
       handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
-      stallTimeoutMs: config.upstream.stallTimeoutMs,
+      stallTimeoutMs: this.stallTimeoutMs,
       log: this.log,
       stats: this.stats.dc(this.dcId),
       onReady: this.onLinkReady,
@@ -276,6 +286,8 @@ export class DcPool {
     this.links.add(link);
     return true;
   }
+
+  private readonly stallTimeoutMs = (): number => this.getConfig().upstream.stallTimeoutMs;
 
   private readonly onLinkReady = (link: RpcLink): void => {
     this.pending--;
@@ -313,6 +325,10 @@ export class DcPool {
         // Connect or handshake failure: back off before the next attempt.
         this.failures++;
         this.scheduleRetry();
+        if (!this.closed && !this.hasReadyLink()) {
+          const err = upstreamError('MTP_ERR_MIDDLE_DOWN', `no middle proxy of DC ${this.dcId} answers`);
+          this.failWaiters(err, true);
+        }
       }
     }
     if (this.closed) {
@@ -354,9 +370,15 @@ export class DcPool {
     this.retryTimer.unref();
   }
 
-  private failWaiters(err: Error): void {
-    const waiters = this.waiters;
-    this.waiters = [];
+  private hasReadyLink(): boolean {
+    for (const l of this.links) if (l.ready) return true;
+    return false;
+  }
+
+  /** Fail the waiting clients (only those placed with failFast, when `onlyFailFast`). */
+  private failWaiters(err: Error, onlyFailFast = false): void {
+    const waiters = onlyFailFast ? this.waiters.filter((w) => w.failFast) : this.waiters;
+    this.waiters = onlyFailFast ? this.waiters.filter((w) => !w.failFast) : [];
     for (const w of waiters) {
       clearTimeout(w.timer);
       w.done(err);

@@ -58,3 +58,16 @@ test('with every link stalling right after its handshake, clients are still clos
     await again.closed;
     assert.ok(setup.stats.dc(2).stalledLinks >= 2);
   }));
+
+test('stall_timeout turned on by a reload applies to the links already open', () =>
+  withMiddleSetup({ minConnections: 1, upstream: 'stall_timeout = "off"' }, async (setup) => {
+    const c = await setup.connect('intermediate', 2);
+    const p = encryptedPayload(1);
+    c.sendFrame(p);
+    assert.deepEqual((await c.nextFrame()).payload, p);
+    setup.fake.stall();
+    // What a reload does for the upstream: the settings it reads change.
+    setup.config.upstream.stallTimeoutMs = 400;
+    await c.closed;
+    assert.ok(setup.stats.dc(2).stalledLinks >= 1);
+  }));
