@@ -31,6 +31,7 @@ import { interfaceAddresses } from '../runtime/interfaces.ts';
 import { SerialQueue } from '../runtime/serial.ts';
 import { MtpError } from '../runtime/errors.ts';
 import type { RemoteCounterStore } from '../policy/counters.ts';
+import type { Clock } from '../users/period.ts';
 import { openUserStore, UserRegistry } from '../users/registry.ts';
 
 /**
@@ -65,6 +66,8 @@ export interface ProxyOptions {
   sessionHandler?: SessionHandler;
   /** How `reloadFromFile()` obtains the next config (the CLI re-applies its flags); default: re-read config.file. */
   loadConfig?: () => Promise<Config>;
+  /** What user limits read the time from (rate buckets, quota periods, expiry); tests inject one. */
+  userClock?: Clock;
   /** Bind with SO_REUSEPORT so several workers share each port. */
   reusePort?: boolean;
   /**
@@ -167,6 +170,7 @@ export class ProxyServer {
     const counters = (this.#policy as { counters?: RemoteCounterStore }).counters ?? opts.policyCounters;
     this.#users = new UserRegistry({
       counters,
+      clock: opts.userClock,
       stats: this.#stats,
       flushMs: USAGE_FLUSH_MS,
       tickMs: USER_TICK_MS,

@@ -3,7 +3,7 @@
  * whose ticket gives back both. A user refusal is reported as the rule `user_<reason>` (counted with the
  * other policy refusals).
  */
-import type { PolicyDecision, PolicyTicket } from '../session/types.ts';
+import type { PolicyDecision, PolicyTicket } from '../policy/types.ts';
 import type { BoundSession, UserAdmission, UserLease, UserRegistry, UserState } from './registry.ts';
 
 export class UserTicket implements PolicyTicket {

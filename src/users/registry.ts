@@ -16,7 +16,7 @@ import type { Config, ListenerConfig } from '../config/types.ts';
 import type { RemoteCounterStore } from '../policy/counters.ts';
 import { LocalCounterStore } from '../policy/counters.ts';
 import type { Stats } from '../metrics/stats.ts';
-import type { PolicyTicket } from '../session/types.ts';
+import type { PolicyTicket } from '../policy/types.ts';
 import { type Clock, type PeriodSpan, periodAt, systemClock } from './period.ts';
 import { type UsageDelta, UserStore } from './store.ts';
 import { TokenBucket } from './token-bucket.ts';

@@ -147,7 +147,9 @@ describe('fuzz: the composed client pipeline (TLS records, obfuscated2 AES-CTR, 
       fc.assert(
         fc.property(
           fc.array(
-            fc.uint8Array({ minLength: 8, maxLength: 2000 }).map((a) => Buffer.from(a.subarray(0, a.length & ~3))),
+            fc
+              .uint8Array({ minLength: 8, maxLength: 2000 })
+              .map((a) => Buffer.from(a.subarray(0, a.length & ~3))),
             { minLength: 1, maxLength: 8 },
           ),
           arbCuts,
@@ -157,7 +159,10 @@ describe('fuzz: the composed client pipeline (TLS records, obfuscated2 AES-CTR, 
             const wire = encodeAppData(enc.update(Buffer.concat(payloads.map((p) => framing.encode(p)))));
             const records = new TlsRecordDecoder();
             const dec = createDecipheriv('aes-256-ctr', key, iv);
-            const codec = createFrameCodec(transport, { requireAligned: true, minPayload: MIN_CLIENT_PAYLOAD });
+            const codec = createFrameCodec(transport, {
+              requireAligned: true,
+              minPayload: MIN_CLIENT_PAYLOAD,
+            });
             const got: Buffer[] = [];
             for (const part of splitAt(wire, cuts)) {
               records.decode(Buffer.from(part), (payload) =>

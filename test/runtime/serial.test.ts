@@ -6,16 +6,18 @@ test('tasks run one at a time in queue order; a failure reaches its caller only 
   const queue = new SerialQueue();
   const log: string[] = [];
   let running = 0;
-  const task = (name: string, fail = false) => async () => {
-    running++;
-    assert.equal(running, 1, 'tasks overlap');
-    log.push(`start ${name}`);
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    log.push(`end ${name}`);
-    running--;
-    if (fail) throw new Error(name);
-    return name;
-  };
+  const task =
+    (name: string, fail = false) =>
+    async () => {
+      running++;
+      assert.equal(running, 1, 'tasks overlap');
+      log.push(`start ${name}`);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      log.push(`end ${name}`);
+      running--;
+      if (fail) throw new Error(name);
+      return name;
+    };
   const a = queue.run(task('a'));
   const b = queue.run(task('b', true));
   const c = queue.run(task('c'));

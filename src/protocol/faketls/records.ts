@@ -23,7 +23,7 @@ export const MAX_RECORD_PAYLOAD = 16384;
 export const MAX_INCOMING_RECORD_PAYLOAD = 16384 + 256;
 
 /** The one ChangeCipherSpec record of a TLS 1.3 middlebox-compatible handshake (value 01, version 03 03). */
-export const CHANGE_CIPHER_SPEC_RECORD = Buffer.from([CONTENT_CHANGE_CIPHER_SPEC, 0x03, 0x03, 0x00, 0x01, 0x01]);
+export const CHANGE_CIPHER_SPEC_RECORD = Buffer.from('140303000101', 'hex');
 
 /** Fatal alerts, record version 03 03. */
 export const ALERT_DECODE_ERROR = Buffer.from('15030300020232', 'hex');
