@@ -89,6 +89,21 @@ export interface MainIo {
   outIsTTY?: boolean;
   /** Finds the public address for links (default: interfaces, then the middle mode's IP lookup). */
   publicAddress?: (config: Config) => Promise<PublicAddress>;
+  /** Questions for a person; default: on stdin when it is a terminal, else none. */
+  ask?: ((question: string, fallback: string) => Promise<string>) | null;
+  checkCover?: CliContext['checkCover'];
+}
+
+/** Reads one answer from the terminal. */
+async function terminalAsk(question: string, fallback: string): Promise<string> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = (await rl.question(fallback ? `${question} [${fallback}]: ` : `${question}: `)).trim();
+    return answer === '' ? fallback : answer;
+  } finally {
+    rl.close();
+  }
 }
 
 /** Runs the CLI and resolves to the exit code (the process entry point below exits with it). */
@@ -143,6 +158,13 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
       configFile: () => resolveConfigFile(values, env, cwd),
       loadConfig: (opts) => loadCliConfig(values, env, cwd, opts),
       publicAddress: io.publicAddress ?? ((config) => discoverPublicAddress(config)),
+      ask: io.ask !== undefined ? io.ask : io.out === undefined && process.stdin.isTTY ? terminalAsk : null,
+      checkCover:
+        io.checkCover ??
+        (async (config, listener, domain) => {
+          const { checkCoverDomain } = await import('../tools/doctor.ts');
+          return checkCoverDomain(config, listener, domain, {});
+        }),
     };
     return await command.run(ctx);
   } catch (e) {

@@ -4,7 +4,8 @@
  */
 import type { ParseArgsOptionDescriptor } from 'node:util';
 import type { PublicAddress } from '../config/public-address.ts';
-import type { Config } from '../config/types.ts';
+import type { Config, ListenerConfig } from '../config/types.ts';
+import type { CheckResult } from '../tools/doctor.ts';
 
 export type OptionSpec = ParseArgsOptionDescriptor & {
   description: string;
@@ -44,6 +45,10 @@ export interface CliContext {
   loadConfig(opts?: { createIfMissing?: boolean }): Promise<LoadedConfig>;
   /** The public address for links without public_host (config/public-address.ts; injectable in tests). */
   publicAddress(config: Config): Promise<PublicAddress>;
+  /** Asks a person at the terminal (the answer, or `fallback` when empty); null when stdin is not a terminal. */
+  ask: ((question: string, fallback: string) => Promise<string>) | null;
+  /** The cover-domain check of `doctor` (injectable in tests). */
+  checkCover(config: Config, listener: ListenerConfig, domain: string): Promise<CheckResult[]>;
 }
 
 export interface CliCommand {

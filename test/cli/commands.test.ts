@@ -238,7 +238,10 @@ describe('mtproxy commands and flags', () => {
     assert.equal(tty, 0);
     const ttyOut: string[] = [];
     await main(['link'], { cwd, env: {}, out: (l) => ttyOut.push(l), outIsTTY: true });
-    assert.ok(ttyOut.some((l) => l.startsWith('█')), 'QR codes by default on a terminal');
+    assert.ok(
+      ttyOut.some((l) => l.startsWith('█')),
+      'QR codes by default on a terminal',
+    );
     const noQr: string[] = [];
     await main(['link', '--no-qr'], { cwd, env: {}, out: (l) => noQr.push(l), outIsTTY: true });
     assert.ok(!noQr.some((l) => /[█▀▄]/.test(l)));

@@ -4,11 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
-import {
-  discoverPublicAddress,
-  isPublicIp,
-  publicAddressNotes,
-} from '../../src/config/public-address.ts';
+import { discoverPublicAddress, isPublicIp, publicAddressNotes } from '../../src/config/public-address.ts';
 import type { InterfaceAddress } from '../../src/runtime/interfaces.ts';
 
 const SECRET = '0123456789abcdef0123456789abcdef';
@@ -32,14 +28,30 @@ const noLookup = () => Promise.reject(new Error('no lookup expected'));
 describe('public address for links', () => {
   test('classifies addresses', () => {
     for (const a of ['8.8.8.8', '2a00:1450:4001:82a::200e', '::ffff:8.8.4.4']) assert.ok(isPublicIp(a), a);
-    for (const a of ['10.0.0.5', '192.168.1.2', '172.16.0.1', '100.64.0.1', '127.0.0.1', '::1', 'fe80::1',
-      'fd00::5', '169.254.1.1', BENCHMARK_V4, 'nope'])
+    for (const a of [
+      '10.0.0.5',
+      '192.168.1.2',
+      '172.16.0.1',
+      '100.64.0.1',
+      '127.0.0.1',
+      '::1',
+      'fe80::1',
+      'fd00::5',
+      '169.254.1.1',
+      BENCHMARK_V4,
+      'nope',
+    ])
       assert.ok(!isPublicIp(a), a);
   });
 
   test('a public IPv4 on an interface wins; a public IPv6 is reported beside it; no lookup', async () => {
     const found = await discoverPublicAddress(config(), {
-      interfaces: () => [...LO, iface('10.0.0.5', 'IPv4'), iface('8.8.8.8', 'IPv4'), iface('2a00:1450::1', 'IPv6')],
+      interfaces: () => [
+        ...LO,
+        iface('10.0.0.5', 'IPv4'),
+        iface('8.8.8.8', 'IPv4'),
+        iface('2a00:1450::1', 'IPv6'),
+      ],
       lookup: noLookup,
     });
     assert.deepEqual(found, { host: '8.8.8.8', ipv6: '2a00:1450::1', source: 'interface' });
@@ -55,7 +67,10 @@ describe('public address for links', () => {
     const c = config(`[telegram]\nip_lookup_url = "${file}"\n`, `ad_tag = "${TAG}"`);
     const found = await discoverPublicAddress(c, { interfaces: () => [...LO, iface('10.0.0.5', 'IPv4')] });
     assert.deepEqual(found, { host: '8.8.4.4', ipv6: null, source: 'lookup' });
-    assert.match(publicAddressNotes(c, found)[0]!, /use 8\.8\.4\.4, this server's public IPv4 as telegram\.ip_lookup_url reports/);
+    assert.match(
+      publicAddressNotes(c, found)[0]!,
+      /use 8\.8\.4\.4, this server's public IPv4 as telegram\.ip_lookup_url reports/,
+    );
   });
 
   test('direct mode never looks up; a private address is a guess, and said so', async () => {

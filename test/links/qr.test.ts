@@ -74,9 +74,11 @@ describe('QR codes of links', () => {
   test('PNG round-trips any module matrix (property)', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 30 }).chain((n) =>
-          fc.array(fc.array(fc.boolean(), { minLength: n, maxLength: n }), { minLength: n, maxLength: n }),
-        ),
+        fc
+          .integer({ min: 1, max: 30 })
+          .chain((n) =>
+            fc.array(fc.array(fc.boolean(), { minLength: n, maxLength: n }), { minLength: n, maxLength: n }),
+          ),
         fc.integer({ min: 1, max: 4 }),
         (m, scale) => {
           const png = qrPng(m, scale);

@@ -99,7 +99,11 @@ export const command: CliCommand = {
         const l = current.listeners.find((x) => x.name === name)!;
         return formatHostPort({ host: l.host, port: port(name) });
       };
-      const links = configLinks(current, (l) => port(l.name), () => found.host);
+      const links = configLinks(
+        current,
+        (l) => port(l.name),
+        () => found.host,
+      );
       for (const line of linkLines(links, where)) ctx.out(line);
       for (const line of missingTlsLinkNotes(current.listeners)) ctx.out(line);
       for (const line of publicAddressNotes(current, found)) ctx.out(line);
