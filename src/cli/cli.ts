@@ -17,14 +17,14 @@ import { GLOBAL_OPTIONS, loadCliConfig, resolveConfigFile } from './config-sourc
 const COMMANDS_DIR = new URL('./commands/', import.meta.url);
 const DEFAULT_COMMAND = 'run';
 
-function commandNames(): string[] {
+export function commandNames(): string[] {
   return readdirSync(fileURLToPath(COMMANDS_DIR))
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
     .map((f) => f.slice(0, -3))
     .sort();
 }
 
-async function loadCommand(name: string): Promise<CliCommand | null> {
+export async function loadCommand(name: string): Promise<CliCommand | null> {
   if (!/^[a-z][a-z0-9-]*$/.test(name) || !commandNames().includes(name)) return null;
   const mod = (await import(new URL(`${name}.ts`, COMMANDS_DIR).href)) as { command?: CliCommand };
   return mod.command ?? null;
