@@ -9,7 +9,7 @@ import path from 'node:path';
 import { configLinks } from '../../config/links.ts';
 import { publicAddressNotes } from '../../config/public-address.ts';
 import { formatHostPort } from '../../config/schema.ts';
-import { logger, setLogLevel } from '../../log.ts';
+import { logger, setLogFormat, setLogLevel } from '../../log.ts';
 import { ProxyServer } from '../../server/proxy.ts';
 import { Supervisor } from '../../workers/supervisor.ts';
 import type { CliCommand } from '../command.ts';
@@ -35,6 +35,7 @@ export const command: CliCommand = {
     const loaded = await ctx.loadConfig({ createIfMissing: true });
     const { config } = loaded;
     setLogLevel(config.log.level);
+    setLogFormat(config.log.format);
     for (const warning of config.warnings ?? []) logger.warn(warning);
     if (loaded.created) ctx.out(`Created ${loaded.created} with a new random secret.`);
     else if (!loaded.file && !ctx.values.secret && !ctx.env.MTP_SECRET) {
