@@ -6,7 +6,8 @@
  */
 import { watch } from 'node:fs';
 import path from 'node:path';
-import { configLinks } from '../../config/links.ts';
+import { configLinks, type ProxyLink } from '../../config/links.ts';
+import { qrMatrix, qrTerminal } from '../../links/qr.ts';
 import { publicAddressNotes } from '../../config/public-address.ts';
 import { formatHostPort } from '../../config/schema.ts';
 import { logger, setLogFormat, setLogLevel } from '../../log.ts';
@@ -105,7 +106,9 @@ export const command: CliCommand = {
         (l) => port(l.name),
         () => found.host,
       );
-      for (const line of linkLines(links, where)) ctx.out(line);
+      // A person at the terminal gets a QR code under each link, to scan with the phone.
+      const under = ctx.outIsTTY ? (link: ProxyLink) => [qrTerminal(qrMatrix(link.https))] : undefined;
+      for (const line of linkLines(links, where, under)) ctx.out(line);
       for (const line of missingTlsLinkNotes(current.listeners)) ctx.out(line);
       for (const line of publicAddressNotes(current, found)) ctx.out(line);
     };
