@@ -2,7 +2,7 @@
 # mtproxy installer for Debian/Ubuntu (any systemd Linux with bash and Node.js >= 22.12).
 #
 #   sudo scripts/install.sh                         # asks for port, secret, tag, protocols, TLS domain
-#   sudo scripts/install.sh -p 443 -a tls -d www.example.com --yes
+#   sudo scripts/install.sh -p 443 -a tls -D www.example.com --yes
 #   sudo scripts/install.sh --update               # new code from the checkout (or --source), same config
 #   sudo scripts/install.sh --uninstall [--purge]
 #
@@ -59,7 +59,8 @@ Proxy settings (asked interactively when missing and a terminal is attached):
   -t, --tag HEX            ad tag from @MTProxybot, 32 hex characters (enables middle-proxy mode)
   -a, --allow PROTO        allowed protocols: classic, secure (dd), tls (ee); repeat or comma-separate
                            (default: secure,tls when a TLS domain is set, else secure)
-  -d, --tls-domain DOMAIN  fake-TLS cover domain (a real HTTPS site; see the README)
+  -D, --tls-domain DOMAIN  fake-TLS cover domain (a real HTTPS site; see the README); as in `mtproxy -D`
+  -d, --dd-only            same as -a secure; as in `mtproxy -d`
       --public-host HOST   host name or IP put into the links (default: detected public IPv4)
 
 Installation:
@@ -120,7 +121,12 @@ parse_args() {
       -s | --secret) opt_secret=${2:?$1 needs a value}; shift ;;
       -t | --tag) opt_tag=${2:?$1 needs a value}; shift ;;
       -a | --allow) IFS=, read -ra more <<<"${2:?$1 needs a value}"; opt_allow+=("${more[@]}"); shift ;;
-      -d | --tls-domain) opt_tls_domain=${2:?$1 needs a value}; shift ;;
+      -D | --tls-domain) opt_tls_domain=${2:?$1 needs a value}; shift ;;
+      -d | --dd-only)
+        # -d means "dd only" here as in the mtproxy command; a value after it is an old-style cover domain.
+        [[ $# -lt 2 || $2 == -* ]] ||
+          die "-d means dd only (as in mtproxy -d) and takes no value; for the cover domain use -D $2 (--tls-domain)"
+        opt_allow+=(secure) ;;
       --public-host) opt_public_host=${2:?$1 needs a value}; shift ;;
       --source) source_dir=${2:?$1 needs a value}; shift ;;
       --node) node_bin=${2:?$1 needs a value}; shift ;;

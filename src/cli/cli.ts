@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pkg from '../../package.json' with { type: 'json' };
 import { ConfigError } from '../config/load.ts';
+import { discoverPublicAddress, type PublicAddress } from '../config/public-address.ts';
+import type { Config } from '../config/types.ts';
 import type { CliCommand, CliContext, OptionSpec, OptionValues } from './command.ts';
 import { STARTUP_ERROR_CODES } from '../runtime/bind-errors.ts';
 import { errorCode } from '../runtime/errors.ts';
@@ -15,14 +17,14 @@ import { GLOBAL_OPTIONS, loadCliConfig, resolveConfigFile } from './config-sourc
 const COMMANDS_DIR = new URL('./commands/', import.meta.url);
 const DEFAULT_COMMAND = 'run';
 
-function commandNames(): string[] {
+export function commandNames(): string[] {
   return readdirSync(fileURLToPath(COMMANDS_DIR))
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
     .map((f) => f.slice(0, -3))
     .sort();
 }
 
-async function loadCommand(name: string): Promise<CliCommand | null> {
+export async function loadCommand(name: string): Promise<CliCommand | null> {
   if (!/^[a-z][a-z0-9-]*$/.test(name) || !commandNames().includes(name)) return null;
   const mod = (await import(new URL(`${name}.ts`, COMMANDS_DIR).href)) as { command?: CliCommand };
   return mod.command ?? null;
@@ -83,6 +85,25 @@ export interface MainIo {
   cwd?: string;
   out?: (line: string) => void;
   err?: (line: string) => void;
+  /** Whether `out` is a terminal; default: stdout's, when `out` is the default. */
+  outIsTTY?: boolean;
+  /** Finds the public address for links (default: interfaces, then the middle mode's IP lookup). */
+  publicAddress?: (config: Config) => Promise<PublicAddress>;
+  /** Questions for a person; default: on stdin when it is a terminal, else none. */
+  ask?: ((question: string, fallback: string) => Promise<string>) | null;
+  checkCover?: CliContext['checkCover'];
+}
+
+/** Reads one answer from the terminal. */
+async function terminalAsk(question: string, fallback: string): Promise<string> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = (await rl.question(fallback ? `${question} [${fallback}]: ` : `${question}: `)).trim();
+    return answer === '' ? fallback : answer;
+  } finally {
+    rl.close();
+  }
 }
 
 /** Runs the CLI and resolves to the exit code (the process entry point below exits with it). */
@@ -131,10 +152,19 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
       env,
       cwd,
       version,
+      outIsTTY: io.outIsTTY ?? (io.out === undefined && process.stdout.isTTY === true),
       out,
       err,
       configFile: () => resolveConfigFile(values, env, cwd),
       loadConfig: (opts) => loadCliConfig(values, env, cwd, opts),
+      publicAddress: io.publicAddress ?? ((config) => discoverPublicAddress(config)),
+      ask: io.ask !== undefined ? io.ask : io.out === undefined && process.stdin.isTTY ? terminalAsk : null,
+      checkCover:
+        io.checkCover ??
+        (async (config, listener, domain) => {
+          const { checkCoverDomain } = await import('../tools/doctor.ts');
+          return checkCoverDomain(config, listener, domain, {});
+        }),
     };
     return await command.run(ctx);
   } catch (e) {

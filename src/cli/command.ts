@@ -3,7 +3,9 @@
  * the file name is the command name, so adding a command is adding one file.
  */
 import type { ParseArgsOptionDescriptor } from 'node:util';
-import type { Config } from '../config/types.ts';
+import type { PublicAddress } from '../config/public-address.ts';
+import type { Config, ListenerConfig } from '../config/types.ts';
+import type { CheckResult } from '../tools/doctor.ts';
 
 export type OptionSpec = ParseArgsOptionDescriptor & {
   description: string;
@@ -29,6 +31,8 @@ export interface CliContext {
   env: NodeJS.ProcessEnv;
   cwd: string;
   version: string;
+  /** Whether `out` writes to a terminal (a person reads it: QR codes, colours). */
+  outIsTTY: boolean;
   out(line: string): void;
   err(line: string): void;
   /** The config file the command should use (`--config`, `MTP_CONFIG`, or `./mtproxy.toml` if present). */
@@ -39,6 +43,12 @@ export interface CliContext {
    * Throws ConfigError (one line).
    */
   loadConfig(opts?: { createIfMissing?: boolean }): Promise<LoadedConfig>;
+  /** The public address for links without public_host (config/public-address.ts; injectable in tests). */
+  publicAddress(config: Config): Promise<PublicAddress>;
+  /** Asks a person at the terminal (the answer, or `fallback` when empty); null when stdin is not a terminal. */
+  ask: ((question: string, fallback: string) => Promise<string>) | null;
+  /** The cover-domain check of `doctor` (injectable in tests). */
+  checkCover(config: Config, listener: ListenerConfig, domain: string): Promise<CheckResult[]>;
 }
 
 export interface CliCommand {

@@ -20,7 +20,7 @@ import type { LoadedConfig, OptionSpec, OptionValues } from './command.ts';
 
 const DEFAULT_CONFIG_FILE = 'mtproxy.toml';
 /** Cover domain written into a generated config, so the first start prints a working fake-TLS link too. */
-const DEFAULT_TLS_DOMAIN = 'www.cloudflare.com';
+export const DEFAULT_TLS_DOMAIN = 'www.cloudflare.com';
 
 /** Options every command accepts. */
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
@@ -63,6 +63,7 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   },
   'tls-domain': {
     type: 'string',
+    short: 'D',
     multiple: true,
     valueName: 'DOMAIN',
     description: 'Fake-TLS cover domain of the first listener, repeatable (env MTP_TLS_DOMAIN)',

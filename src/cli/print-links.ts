@@ -2,7 +2,12 @@
 import type { ProxyLink } from '../config/links.ts';
 import type { ListenerConfig } from '../config/types.ts';
 
-export function linkLines(links: ProxyLink[], where: (listener: string) => string): string[] {
+export function linkLines(
+  links: ProxyLink[],
+  where: (listener: string) => string,
+  /** Lines to print under each link (its QR code), if any. */
+  under?: (link: ProxyLink) => string[],
+): string[] {
   const lines: string[] = [];
   let current: string | null = null;
   for (const link of links) {
@@ -15,6 +20,7 @@ export function linkLines(links: ProxyLink[], where: (listener: string) => strin
     // Many clients and bots pass ee secrets around in base64url; the same bytes, shown next to the links.
     if (link.protocol === 'tls')
       lines.push(`  ${kind} secret (base64url): ${Buffer.from(link.secret, 'hex').toString('base64url')}`);
+    if (under) lines.push(...under(link));
   }
   return lines;
 }

@@ -796,6 +796,12 @@ const configSchema = z.strictObject({
         '"trace" | "debug" | "info" | "warn" | "error" | "silent"',
         'Log level.',
       ),
+      format: withDefault(
+        oneOf(['json', 'pretty'] as const),
+        'json',
+        '"json" | "pretty"',
+        'JSON lines (for log collectors), or "pretty": one readable line per entry with the same fields.',
+      ),
     },
     'Logging (JSON lines on stdout).',
   ),
@@ -1166,7 +1172,7 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
       idleTimeoutMs: raw.admin.idle_timeout,
       maxConnections: raw.admin.max_connections,
     },
-    log: { level: raw.log.level },
+    log: { level: raw.log.level, format: raw.log.format },
     buffers: {
       clientHighWaterMark: raw.buffers.client_high_water_mark,
       maxClientBacklog: raw.buffers.max_client_backlog,

@@ -127,6 +127,8 @@ export interface AdminConfig {
 
 export interface LogConfig {
   level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  /** JSON lines, or one readable line per entry. */
+  format: 'json' | 'pretty';
 }
 
 export interface BuffersConfig {

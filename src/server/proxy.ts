@@ -15,7 +15,7 @@ import { configLinks } from '../config/links.ts';
 import { upstreamKind } from '../config/addresses.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
 import { type CertProbeHandle, startCertProbes } from '../cover/cert-probe.ts';
-import { type Logger, logger as defaultLogger } from '../log.ts';
+import { type Logger, logger as defaultLogger, setLogFormat } from '../log.ts';
 import { type Stats, stats as defaultStats } from '../metrics/stats.ts';
 import type { CounterStore } from '../policy/counters.ts';
 import { startSession } from '../session/client-session.ts';
@@ -399,6 +399,7 @@ export class ProxyServer {
       ?.applyConfig(next)
       .catch((e: Error) => this.#log.error({ err: e.message }, 'reload: ' + e.message));
     this.#log.level = next.log.level;
+    setLogFormat(next.log.format);
     this.#log.info(
       {
         added: rebind.filter(([old]) => !old).map(([, l]) => l.name),

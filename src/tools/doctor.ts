@@ -499,7 +499,7 @@ function dnsFinding(
   );
 }
 
-async function checkCoverDomain(
+export async function checkCoverDomain(
   config: Config,
   listener: ListenerConfig,
   domain: string,

@@ -4,7 +4,7 @@
  * caller supplies how messages travel and where the global state lives (shared memory or the primary).
  */
 import type { Config } from '../config/types.ts';
-import type { Logger } from '../log.ts';
+import { type Logger, setLogFormat } from '../log.ts';
 import { Stats } from '../metrics/stats.ts';
 import type { RemoteCounterStore } from '../policy/counters.ts';
 import { PolicyEngine } from '../policy/engine.ts';
@@ -46,6 +46,7 @@ export function runWorker(host: WorkerHost): (msg: ToWorker) => void {
 
   let config: Config = reviveConfig(init.config);
   log.level = config.log.level;
+  setLogFormat(config.log.format);
   const stats = new Stats();
   const tables = new PolicyTables(config.stateDir);
   const engine = new PolicyEngine({ rules: config.policies, tables, counters: host.counters, stats });

@@ -102,6 +102,7 @@ test('mtproxy table list/add/del', async () => {
   r = await cli('table', 'add', 'blocked_nets', '198.51.100.77');
   assert.equal(r.code, 0, r.err);
   assert.equal(r.out, 'added 198.51.100.0/24 to blocked_nets');
+  assert.equal(r.err, '', 'no warning for a table a policy uses');
   r = await cli('table', 'add', 'blocked_nets', '198.51.100.0/24');
   assert.equal(r.out, '198.51.100.0/24 was already in blocked_nets');
   assert.equal(
@@ -123,6 +124,12 @@ test('mtproxy table list/add/del', async () => {
   r = await cli('table', 'del', 'blocked_nets', '198.51.100.0/24');
   assert.equal(r.code, 1);
   assert.match(r.err, /not in table/);
+
+  r = await cli('table', 'add', 'blocked_nest', '203.0.113.5');
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, 'added 203.0.113.5 to blocked_nest');
+  assert.match(r.err, /^mtproxy table: warning: no policy uses table "blocked_nest"/);
+  await cli('table', 'del', 'blocked_nest', '203.0.113.5');
 
   for (const bad of [[], ['add', 'x'], ['list', 'a', 'b'], ['frob', 'x', 'y']]) {
     assert.equal((await cli('table', ...bad)).code, 2, bad.join(' '));

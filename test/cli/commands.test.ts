@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { main } from '../../src/cli/cli.ts';
+import type { PublicAddress } from '../../src/config/public-address.ts';
 import { loadCliConfig } from '../../src/cli/config-source.ts';
+import { qrMatrix, qrPng, qrSvg, qrTerminal } from '../../src/links/qr.ts';
 import { runCli } from '../helpers/cli.ts';
 import { suiteTempDir } from '../helpers/temp-dir.ts';
 import { type Result, SECRET } from './spawn-cli.ts';
@@ -155,6 +158,16 @@ describe('mtproxy commands and flags', () => {
       ['secure', 'tls'],
     );
 
+    // -D is the cover domain (as for the installer); -d stays "dd only".
+    const dashBigD = await run(['link', '--json', '-D', 'cover.example.org', '-a', 'tls'], cwd);
+    assert.deepEqual(
+      dashBigD.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).domain),
+      ['cover.example.org'],
+    );
+
     const ddOnly = await run(['link', '--json'], cwd, { MTP_DD_ONLY: '1' });
     assert.deepEqual(
       ddOnly.stdout
@@ -181,6 +194,90 @@ describe('mtproxy commands and flags', () => {
       user.stdout,
       new RegExp(`tls alice\\.example\\.com secret \\(base64url\\): ${derivedBase64url}\\n`),
     );
+  });
+
+  test('link --domain: refused with the reason for a domain the listener would not serve', async () => {
+    const cwd = await mkdtemp(path.join(dir(), 'unserved-'));
+    await writeFile(
+      path.join(cwd, 'mtproxy.toml'),
+      `[[listeners]]\nhost = "127.0.0.1"\nport = 443\nsecret = "${SECRET}"\ntls_domain = "example.com"\n`,
+    );
+    const other = await run(['link', '--domain', 'other.example.org'], cwd);
+    assert.equal(other.code, 1);
+    assert.equal(other.stdout, '');
+    assert.match(
+      other.stderr,
+      /^mtproxy: --domain: listener "main" does not serve "other\.example\.org" \(tls_domains: example\.com\) and has no per_sni_salt, so the proxy would refuse this link; add the domain to tls_domains or set per_sni_salt\n$/,
+    );
+    // A served domain (in any case) still gets its link.
+    const served = await run(['link', '--domain', 'Example.COM'], cwd);
+    assert.equal(served.code, 0, served.stderr);
+    assert.match(served.stdout, /secret=ee/);
+  });
+
+  test('link: --qr draws a QR code under each link, --png/--svg write the first one', async () => {
+    const cwd = await mkdtemp(path.join(dir(), 'qr-'));
+    await writeFile(
+      path.join(cwd, 'mtproxy.toml'),
+      `[[listeners]]\nhost = "127.0.0.1"\nport = 443\nsecret = "${SECRET}"\ntls_domain = "example.com"\n`,
+    );
+    const plain = await run(['link'], cwd);
+    assert.doesNotMatch(plain.stdout, /[█▀▄]/, 'no QR code when stdout is not a terminal');
+    const { code, out } = await runCli(['link', '--qr'], cwd);
+    assert.equal(code, 0);
+    const links = out.filter((l) => l.includes('https://t.me/proxy?'));
+    assert.ok(links.length >= 2);
+    for (const link of links) {
+      const url = link.slice(link.indexOf('https://'));
+      const at = out.indexOf(link);
+      // Under the link (and the base64url line of an ee link): its QR code, as one block of lines.
+      const qr = out.slice(at + 1).find((l) => /^[█▀▄ \n]+$/.test(l))!;
+      assert.equal(qr, qrTerminal(qrMatrix(url)));
+    }
+    const tty = await main(['link'], { cwd, env: {}, out: () => {}, err: () => {}, outIsTTY: true });
+    assert.equal(tty, 0);
+    const ttyOut: string[] = [];
+    await main(['link'], { cwd, env: {}, out: (l) => ttyOut.push(l), outIsTTY: true });
+    assert.ok(
+      ttyOut.some((l) => l.startsWith('█')),
+      'QR codes by default on a terminal',
+    );
+    const noQr: string[] = [];
+    await main(['link', '--no-qr'], { cwd, env: {}, out: (l) => noQr.push(l), outIsTTY: true });
+    assert.ok(!noQr.some((l) => /[█▀▄]/.test(l)));
+
+    const files = await run(['link', '--png', 'link.png', '--svg', 'link.svg', '--json'], cwd);
+    assert.equal(files.code, 0, files.stderr);
+    const first = JSON.parse(files.stdout.split('\n')[0]!) as { https: string };
+    const modules = qrMatrix(first.https);
+    assert.deepEqual(await readFile(path.join(cwd, 'link.png')), qrPng(modules));
+    assert.equal(await readFile(path.join(cwd, 'link.svg'), 'utf8'), qrSvg(modules));
+    assert.match(files.stderr, /QR code of the \w+ link of listener "main" written to link\.png\n/);
+    const bad = await run(['link', '--png', path.join(cwd, 'no-such-dir', 'x.png')], cwd);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^mtproxy: .*x\.png: cannot write the QR code: /);
+  });
+
+  test('link: without public_host the links use the public address found, and say when it is a guess', async () => {
+    const cwd = await mkdtemp(path.join(dir(), 'public-'));
+    await writeFile(path.join(cwd, 'mtproxy.toml'), `[[listeners]]\nport = 443\nsecret = "${SECRET}"\n`);
+    const linkWith = async (found: PublicAddress) => {
+      const out: string[] = [];
+      const code = await main(['link', '-a', 'dd'], {
+        cwd,
+        env: {},
+        out: (l) => out.push(l),
+        publicAddress: async () => found,
+      });
+      assert.equal(code, 0);
+      return out.join('\n');
+    };
+    const found = await linkWith({ host: '8.8.8.8', ipv6: null, source: 'interface' });
+    assert.match(found, /server=8\.8\.8\.8&port=443/);
+    assert.doesNotMatch(found, /guess/);
+    const guessed = await linkWith({ host: '10.0.0.5', ipv6: null, source: 'guess' });
+    assert.match(guessed, /server=10\.0\.0\.5&port=443/);
+    assert.match(guessed, /Warning: the links of "main" use 10\.0\.0\.5, only a guess/);
   });
 
   test('link: a fake-TLS listener without a cover domain gets a hint instead of an ee link', async () => {

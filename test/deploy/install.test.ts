@@ -53,7 +53,7 @@ describe('install.sh', () => {
       '8443',
       '-s',
       secret,
-      '-d',
+      '-D',
       'www.example.com',
       '--public-host',
       '203.0.113.7',
@@ -121,7 +121,7 @@ describe('install.sh', () => {
       'classic,secure',
       '-a',
       'tls',
-      '-d',
+      '-D',
       'a.example.org',
       '--public-host',
       'proxy.example.net',
@@ -217,6 +217,17 @@ describe('install.sh', () => {
       assert.match(r.err, /^install\.sh: /);
     }
     assert.ok(!existsSync(join(root, 'etc/mtproxy/mtproxy.toml')));
+  });
+
+  it('-d means dd only, as in the mtproxy command; -D (--tls-domain) is the cover domain', () => {
+    const old = install(freshRoot(), '-d', 'www.example.com', '--yes');
+    assert.notEqual(old.code, 0);
+    assert.match(old.err, /^install\.sh: -d means dd only \(as in mtproxy -d\).*use -D www\.example\.com/);
+    const root = freshRoot();
+    const r = install(root, '-d', '--public-host', '203.0.113.7', '--yes');
+    assert.equal(r.code, 0, r.err);
+    const config = readFileSync(join(root, 'etc/mtproxy/mtproxy.toml'), 'utf8');
+    assert.match(config, /^allowed_protocols = \["secure"\]$/m);
   });
 
   it('--dry-run prints the actions and writes nothing', () => {

@@ -2,10 +2,10 @@
  * `mtproxy links`: the links the running proxy serves (real bound ports), each with a QR code for the
  * terminal so a phone can scan it. `mtproxy link` prints the same from the config file without a proxy.
  */
-import { renderUnicodeCompact } from 'uqr';
 import { withAdmin } from '../admin-support.ts';
 import type { LinksDocument } from '../../admin/status.ts';
 import type { CliCommand } from '../command.ts';
+import { qrMatrix, qrTerminal } from '../../links/qr.ts';
 
 export const command: CliCommand = {
   name: 'links',
@@ -34,7 +34,7 @@ export const command: CliCommand = {
         ctx.out(`${link.listener} ${kind}:`);
         ctx.out(`  ${link.tg}`);
         ctx.out(`  ${link.https}`);
-        if (!ctx.values['no-qr']) ctx.out(renderUnicodeCompact(link.https, { border: 2 }));
+        if (!ctx.values['no-qr']) ctx.out(qrTerminal(qrMatrix(link.https)));
       }
       return 0;
     });

@@ -6,9 +6,11 @@
  */
 import { watch } from 'node:fs';
 import path from 'node:path';
-import { configLinks } from '../../config/links.ts';
+import { configLinks, type ProxyLink } from '../../config/links.ts';
+import { qrMatrix, qrTerminal } from '../../links/qr.ts';
+import { publicAddressNotes } from '../../config/public-address.ts';
 import { formatHostPort } from '../../config/schema.ts';
-import { logger, setLogLevel } from '../../log.ts';
+import { logger, setLogFormat, setLogLevel } from '../../log.ts';
 import { ProxyServer } from '../../server/proxy.ts';
 import { Supervisor } from '../../workers/supervisor.ts';
 import type { CliCommand } from '../command.ts';
@@ -34,6 +36,7 @@ export const command: CliCommand = {
     const loaded = await ctx.loadConfig({ createIfMissing: true });
     const { config } = loaded;
     setLogLevel(config.log.level);
+    setLogFormat(config.log.format);
     for (const warning of config.warnings ?? []) logger.warn(warning);
     if (loaded.created) ctx.out(`Created ${loaded.created} with a new random secret.`);
     else if (!loaded.file && !ctx.values.secret && !ctx.env.MTP_SECRET) {
@@ -89,6 +92,8 @@ export const command: CliCommand = {
       return 0;
     }
 
+    // Found once at start (an interface, or the middle mode's IP lookup); a reload reuses it.
+    const found = await ctx.publicAddress(proxy.config);
     const printLinks = () => {
       const current = proxy.config;
       const port = (name: string) => proxy.address(name).port;
@@ -96,9 +101,16 @@ export const command: CliCommand = {
         const l = current.listeners.find((x) => x.name === name)!;
         return formatHostPort({ host: l.host, port: port(name) });
       };
-      const links = configLinks(current, (l) => port(l.name));
-      for (const line of linkLines(links, where)) ctx.out(line);
+      const links = configLinks(
+        current,
+        (l) => port(l.name),
+        () => found.host,
+      );
+      // A person at the terminal gets a QR code under each link, to scan with the phone.
+      const under = ctx.outIsTTY ? (link: ProxyLink) => [qrTerminal(qrMatrix(link.https))] : undefined;
+      for (const line of linkLines(links, where, under)) ctx.out(line);
       for (const line of missingTlsLinkNotes(current.listeners)) ctx.out(line);
+      for (const line of publicAddressNotes(current, found)) ctx.out(line);
     };
     const reload = () => {
       void proxy.reloadFromFile().then((r) => {

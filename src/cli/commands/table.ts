@@ -45,6 +45,13 @@ export const command: CliCommand = {
         const res = await client.call<{ value: string; added: boolean }>('POST', path, { value });
         if (ctx.values.json) ctx.out(JSON.stringify(res));
         else ctx.out(res.added ? `added ${res.value} to ${table}` : `${res.value} was already in ${table}`);
+        // A table no policy refers to changes nothing (often a typo in the table name): say so.
+        const summary = await client.call<TableSummary>('GET', path);
+        if (summary.key === null)
+          ctx.err(
+            `mtproxy table: warning: no policy uses table "${table}", so this value has no effect yet ` +
+              '(see [[policies]] in the config)',
+          );
         return 0;
       }
       const res = await client.call<{ value: string }>('DELETE', path, { value });

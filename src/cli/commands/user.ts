@@ -3,7 +3,7 @@
  * proxy through its admin API (kept in the state database, applied at once). Flags take the config's names:
  * `mtproxy user add alice --quota 50GB --period monthly --max-ips 3 --expires 2027-06-01`.
  */
-import { renderUnicodeCompact } from 'uqr';
+import { qrMatrix, qrTerminal } from '../../links/qr.ts';
 import { AdminClientError } from '../../admin/client.ts';
 import { formatSize } from '../../users/size.ts';
 import { withAdmin } from '../admin-support.ts';
@@ -238,7 +238,7 @@ export const command: CliCommand = {
               ctx.out(`${' '.repeat(l.listener.length + what.length + 2)} ${l.https}`);
             }
             const best = doc.links.find((l) => l.protocol === 'tls') ?? doc.links[0];
-            if (best) ctx.out(renderUnicodeCompact(best.https, { border: 1 }));
+            if (best) ctx.out(qrTerminal(qrMatrix(best.https, { border: 1 })));
             return 0;
           }
         }
