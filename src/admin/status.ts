@@ -32,6 +32,20 @@ export interface DcStatus {
   connectionsActive: number;
   connects: number;
   connectErrors: number;
+  /** Middle mode, present once any of these happened: links closed or clients moved, served directly. */
+  middle?: MiddleDcStatus;
+}
+
+export interface MiddleDcStatus {
+  /** Links closed because the middle proxy stopped answering (mtproxy_middle_links_stalled_total). */
+  stalledLinks: number;
+  /** Clients served directly because no middle proxy of the DC answered (mtproxy_middle_fallbacks_total). */
+  fallbacks: number;
+  /** Clients moved to another link after Telegram closed theirs, and those that could not be. */
+  migrations: number;
+  migrationFailures: number;
+  /** Links above the minimum closed after carrying no client for the idle timeout. */
+  idleLinksClosed: number;
 }
 
 export interface ProxyStatus {
@@ -117,6 +131,24 @@ export function buildStatus(
       d.connectionsActive += s.linksActive;
       d.connects += s.connects;
       d.connectErrors += s.connectErrors;
+      const middle: MiddleDcStatus = {
+        stalledLinks: s.stalledLinks,
+        fallbacks: s.middleFallbacks,
+        migrations: s.migrations,
+        migrationFailures: s.migrationFailures,
+        idleLinksClosed: s.idleLinksClosed,
+      };
+      if (Object.values(middle).some((n) => n > 0)) {
+        const into = d.middle ?? {
+          stalledLinks: 0,
+          fallbacks: 0,
+          migrations: 0,
+          migrationFailures: 0,
+          idleLinksClosed: 0,
+        };
+        for (const key of Object.keys(middle) as Array<keyof MiddleDcStatus>) into[key] += middle[key];
+        d.middle = into;
+      }
       dcMap.set(dc, d);
     }
   }
@@ -198,6 +230,12 @@ export function formatStatus(status: ProxyStatus): string {
     lines.push(
       `  dc ${dc.dc}: ${dc.connectionsActive} open, ${dc.connects} connects, ${dc.connectErrors} connect errors`,
     );
+    const m = dc.middle;
+    if (m)
+      lines.push(
+        `    middle: ${m.stalledLinks} links stalled, ${m.fallbacks} clients served directly (fallback), ` +
+          `${m.migrations} clients moved (${m.migrationFailures} could not be), ${m.idleLinksClosed} idle links closed`,
+      );
   }
   return `${lines.join('\n')}\n`;
 }

@@ -88,3 +88,29 @@ test('status carries failures by stage and the client-hello fingerprints, summed
     /client hellos \(JA4\): t13d1516h2_8daaf6152771_d8a2da3f94cd 2, t13i2013h2_a09f3c656075_9bf9b396e898 1/,
   );
 });
+
+test('status shows the middle-mode counters per DC: stalled links, fallbacks to direct, migrations', () => {
+  const w1 = new Stats();
+  const w2 = new Stats();
+  w1.dc(2).stalledLinks = 1;
+  w2.dc(2).stalledLinks = 2;
+  w2.dc(2).middleFallbacks = 5;
+  w1.dc(2).migrations = 3;
+  w1.dc(2).migrationFailures = 1;
+  w2.dc(4).connects = 1;
+  const s = buildStatus(config, [w1, w2]);
+  assert.deepEqual(s.dcs[0]?.middle, {
+    stalledLinks: 3,
+    fallbacks: 5,
+    migrations: 3,
+    migrationFailures: 1,
+    idleLinksClosed: 0,
+  });
+  assert.equal(s.dcs[1]?.middle, undefined);
+  const text = formatStatus(s);
+  assert.match(
+    text,
+    /dc 2: 0 open, 0 connects, 0 connect errors\n {4}middle: 3 links stalled, 5 clients served directly \(fallback\), 3 clients moved \(1 could not be\), 0 idle links closed/,
+  );
+  assert.doesNotMatch(text, /dc 4:[^\n]*\n {4}middle/);
+});
