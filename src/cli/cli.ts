@@ -9,7 +9,8 @@ import pkg from '../../package.json' with { type: 'json' };
 import { ConfigError } from '../config/load.ts';
 import { discoverPublicAddress, type PublicAddress } from '../config/public-address.ts';
 import type { Config } from '../config/types.ts';
-import type { CliCommand, CliContext, OptionSpec, OptionValues } from './command.ts';
+import type { CliCommand, CliContext, OptionValues } from './command.ts';
+import { commandHelp, generalHelp } from './help.ts';
 import { STARTUP_ERROR_CODES } from '../runtime/bind-errors.ts';
 import { errorCode } from '../runtime/errors.ts';
 import { GLOBAL_OPTIONS, loadCliConfig, resolveConfigFile } from './config-source.ts';
@@ -30,46 +31,9 @@ export async function loadCommand(name: string): Promise<CliCommand | null> {
   return mod.command ?? null;
 }
 
-function optionLines(options: Record<string, OptionSpec>): string[] {
-  const rows = Object.entries(options).map(([name, spec]) => {
-    const flag =
-      (spec.short ? `-${spec.short}, ` : '    ') + `--${name}` + (spec.valueName ? ` ${spec.valueName}` : '');
-    return [flag, spec.description] as const;
-  });
-  const width = Math.max(...rows.map(([f]) => f.length));
-  return rows.map(([f, d]) => `  ${f.padEnd(width)}  ${d}`);
-}
-
-async function generalHelp(): Promise<string> {
-  const commands = (await Promise.all(commandNames().map(loadCommand))).filter(
-    (c): c is CliCommand => c !== null,
-  );
-  const width = Math.max(...commands.map((c) => c.name.length));
-  return [
-    'Usage: mtproxy [command] [options]',
-    '',
-    'Telegram MTProto proxy. Without a command it runs the proxy.',
-    '',
-    'Commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
-    '',
-    'Options:',
-    ...optionLines(GLOBAL_OPTIONS),
-    '',
-    'Run `mtproxy COMMAND --help` for the options of one command.',
-  ].join('\n');
-}
-
-function commandHelp(c: CliCommand): string {
-  return [
-    `Usage: mtproxy ${c.usage}`,
-    '',
-    c.summary,
-    ...(c.options && Object.keys(c.options).length > 0 ? ['', 'Options:', ...optionLines(c.options)] : []),
-    '',
-    'Global options:',
-    ...optionLines(GLOBAL_OPTIONS),
-  ].join('\n');
+/** Every command, in name order. */
+export async function loadCommands(): Promise<CliCommand[]> {
+  return (await Promise.all(commandNames().map(loadCommand))).filter((c): c is CliCommand => c !== null);
 }
 
 /** Problems the operator fixes in the config or environment: one line, no stack. */
@@ -121,7 +85,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
     const command = await loadCommand(name);
     if (!command) {
       if (first.values.help) {
-        out(await generalHelp());
+        out(generalHelp(await loadCommands()));
         return 0;
       }
       err(`mtproxy: unknown command "${name}" (see mtproxy --help)`);
@@ -141,7 +105,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
       return 0;
     }
     if (values.help) {
-      out(first.positionals.length === 0 ? await generalHelp() : commandHelp(command));
+      out(first.positionals.length === 0 ? generalHelp(await loadCommands()) : commandHelp(command));
       return 0;
     }
     const positionals =

@@ -11,6 +11,8 @@ export type OptionSpec = ParseArgsOptionDescriptor & {
   description: string;
   /** Placeholder shown in help for options that take a value. */
   valueName?: string;
+  /** The environment variable that sets the same thing (shown in help after the description). */
+  env?: string;
 };
 
 export type OptionValues = Record<string, string | boolean | string[] | undefined>;
@@ -55,6 +57,8 @@ export interface CliCommand {
   name: string;
   /** One line for `mtproxy --help`. */
   summary: string;
+  /** More about it, one paragraph: printed by `mtproxy COMMAND --help` and in the README's command table. */
+  details?: string;
   /** Usage line(s) after `mtproxy`, e.g. `link [--domain D]`. */
   usage: string;
   options?: Record<string, OptionSpec>;

@@ -22,61 +22,86 @@ const DEFAULT_CONFIG_FILE = 'mtproxy.toml';
 /** Cover domain written into a generated config, so the first start prints a working fake-TLS link too. */
 export const DEFAULT_TLS_DOMAIN = 'www.cloudflare.com';
 
-/** Options every command accepts. */
+/** Options every command accepts (`--help` and the README's CLI reference print them from here). */
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   config: {
     type: 'string',
     short: 'c',
     valueName: 'FILE',
-    description: 'Config file (env MTP_CONFIG; default ./mtproxy.toml)',
+    env: 'MTP_CONFIG',
+    description: 'Config file (TOML); default ./mtproxy.toml',
   },
   port: {
     type: 'string',
     short: 'p',
     valueName: 'PORT',
-    description: 'Port of the first listener (env MTP_PORT)',
+    env: 'MTP_PORT',
+    description: 'Port of the first listener',
   },
   secret: {
     type: 'string',
     short: 's',
     valueName: 'HEX',
-    description: 'Secret of the first listener, 32 hex (env MTP_SECRET)',
+    env: 'MTP_SECRET',
+    description: 'Secret of the first listener: 32 hex (a dd/ee secret from a link works too)',
   },
   tag: {
     type: 'string',
     short: 't',
     valueName: 'HEX',
-    description: 'Ad tag of the first listener, 32 hex (env MTP_TAG)',
+    env: 'MTP_TAG',
+    description: 'Ad tag of the first listener from @MTProxybot, 32 hex',
   },
   allow: {
     type: 'string',
     short: 'a',
     multiple: true,
     valueName: 'PROTO',
-    description:
-      'Allowed protocol, repeatable: classic, secure (dd), tls (ee) (env MTP_ALLOW, comma-separated; or MTP_DD_ONLY / MTP_TLS_ONLY)',
+    env: 'MTP_ALLOW',
+    description: 'Allowed protocol: classic, secure (dd), tls (ee); repeat the flag, or comma-separate',
   },
   'dd-only': {
     type: 'boolean',
     short: 'd',
-    description: 'Same as -a dd (the older flag of the Erlang proxy image)',
+    description:
+      'Same as -a dd (the older flag of the Erlang proxy image; the installer reads -d the same way)',
   },
   'tls-domain': {
     type: 'string',
     short: 'D',
     multiple: true,
     valueName: 'DOMAIN',
-    description: 'Fake-TLS cover domain of the first listener, repeatable (env MTP_TLS_DOMAIN)',
+    env: 'MTP_TLS_DOMAIN',
+    description: 'Fake-TLS cover domain of the first listener; repeat the flag, or comma-separate',
   },
-  workers: { type: 'string', short: 'w', valueName: 'N', description: 'Workers (env MTP_WORKERS)' },
+  workers: {
+    type: 'string',
+    short: 'w',
+    valueName: 'N',
+    env: 'MTP_WORKERS',
+    description: 'Workers (threads or processes, see worker_mode)',
+  },
   'worker-mode': {
     type: 'string',
     valueName: 'MODE',
-    description: 'auto, threads or processes (env MTP_WORKER_MODE)',
+    env: 'MTP_WORKER_MODE',
+    description: 'auto, threads or processes (see worker_mode)',
   },
-  'log-level': { type: 'string', valueName: 'LEVEL', description: 'Log level (env MTP_LOG_LEVEL)' },
+  'log-level': {
+    type: 'string',
+    valueName: 'LEVEL',
+    env: 'MTP_LOG_LEVEL',
+    description: 'trace, debug, info, warn, error or silent',
+  },
   help: { type: 'boolean', short: 'h', description: 'Show help' },
   version: { type: 'boolean', short: 'V', description: 'Show the version' },
+};
+
+/** Environment variables without a flag. */
+export const ENVIRONMENT_ONLY: Record<string, string> = {
+  MTP_DD_ONLY: 'Any value: allow only secure (dd), as the Erlang proxy image reads it',
+  MTP_TLS_ONLY: 'Any value: allow only fake-TLS (ee); with MTP_DD_ONLY, both',
+  MTP_STATE_DIR: 'Overrides state_dir (the Docker image and the systemd unit set it)',
 };
 
 const PROTOCOL_ALIASES: Record<string, ProtocolFamily> = {

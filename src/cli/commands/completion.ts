@@ -7,6 +7,8 @@ import { GLOBAL_OPTIONS } from '../config-source.ts';
 export const command: CliCommand = {
   name: 'completion',
   summary: 'Print the shell completion script for bash or zsh',
+  details:
+    'Generated from the commands and their options: source <(mtproxy completion bash) in ~/.bashrc, or mtproxy completion zsh > "${fpath[1]}/_mtproxy".',
   usage: 'completion bash|zsh',
   async run(ctx) {
     const [shell, ...extra] = ctx.positionals;

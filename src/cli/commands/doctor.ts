@@ -18,6 +18,8 @@ import type { CliCommand } from '../command.ts';
 export const command: CliCommand = {
   name: 'doctor',
   summary: 'Check the config, limits, ports, cover domain, clock and Telegram reachability',
+  details:
+    "Also checks that the link host reaches this server: it is an address of this machine, or a TCP connection to it reaches this proxy's own listener (behind NAT, forward the port). Exits 1 when a check fails.",
   usage: 'doctor [--config FILE] [--offline] [--timeout MS] [--health] [--health-targets] [--json]',
   options: {
     offline: { type: 'boolean', description: 'Skip the checks that need the network' },

@@ -63,6 +63,7 @@ function nftFailure(ctx: CliContext, bin: string, r: NftResult): number {
 export const command: CliCommand = {
   name: 'firewall',
   summary: 'Print, apply or remove the nftables SYN limit (and MSS clamp) for the listener ports',
+  details: 'The rules come from [firewall]; apply and remove need root and nft.',
   usage: 'firewall print|apply|remove [--config FILE]',
   async run(ctx) {
     const action = ctx.positionals[0];

@@ -100,8 +100,10 @@ function yes(text: string): boolean | null {
 export const command: CliCommand = {
   name: 'init',
   summary: 'Write a commented config (from flags, or asking at a terminal) and print its links with QR codes',
+  details:
+    'Asks for the rest when stdin is a terminal. Checks the cover domain the way doctor does (--no-check skips that, and with it every outbound connection), refuses to overwrite a file without --force, and prints the links with QR codes (--no-qr to leave them out). --admin (the default) adds [admin] on 127.0.0.1:9101 with a random token. The installer writes its config with this command.',
   usage:
-    'init [--config FILE] [--port PORT] [--protocols LIST] [--domain DOMAIN | --no-domain] [--ad-tag HEX] [--admin | --no-admin] [--no-check] [--force]',
+    'init [--config FILE] [--port PORT] [--protocols LIST] [--domain DOMAIN | --no-domain] [--ad-tag HEX] [--admin | --no-admin] [--no-check] [--no-qr] [--force]',
   options: {
     port: { type: 'string', short: 'p', valueName: 'PORT', description: 'Port to listen on (default 443)' },
     protocols: {

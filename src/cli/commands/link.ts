@@ -17,6 +17,8 @@ import { linkLines, missingTlsLinkNotes } from '../print-links.ts';
 export const command: CliCommand = {
   name: 'link',
   summary: 'Print proxy links from the config; --domain D for a per-user fake-TLS link',
+  details:
+    "Each link with a QR code when stdout is a terminal (or with --qr); --png and --svg write the first link's QR code to a file. With --domain, one user's fake-TLS link (the per-SNI secret when per_sni_salt is set; without a salt only a domain in tls_domains is accepted, since the proxy would refuse any other).",
   usage:
     'link [--config FILE] [--listener NAME] [--domain DOMAIN] [--json] [--qr | --no-qr] [--png FILE] [--svg FILE]',
   options: {

@@ -22,6 +22,8 @@ const SECOND_SIGNAL_GRACE_MS = 1000;
 export const command: CliCommand = {
   name: 'run',
   summary: 'Run the proxy in the foreground (the default command)',
+  details:
+    'Starts the listeners and prints the links: on a terminal for a person (QR codes, where the config and the state are, what to do next), else as JSON log lines. With no config file and no secret given, the first start writes mtproxy.toml with a new random secret, so the links stay the same. SIGINT or SIGTERM drains open sessions for at most timeouts.drain (a second one, a second or more later, stops at once); SIGHUP re-reads the config.',
   usage:
     'run [--config FILE] [--watch] [-p PORT] [-s SECRET] [-t TAG] [-a PROTO]... [--tls-domain DOMAIN]...',
   options: {

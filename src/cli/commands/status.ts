@@ -7,6 +7,8 @@ import { formatTopUsers } from '../../users/api.ts';
 export const command: CliCommand = {
   name: 'status',
   summary: 'Show what the running proxy is doing (needs [admin] in the config)',
+  details:
+    'Uptime, sessions by listener, protocol and DC, handshake failures by stage, client-hello fingerprints (JA4), policy rejections, the upstream state and, in middle mode, stalled links, fallbacks to direct and migrations per DC.',
   usage: 'status [--config FILE] [--json]',
   options: {
     json: { type: 'boolean', description: 'Print the raw JSON document' },
