@@ -15,7 +15,8 @@ export function linkLines(
       current = link.listener;
       lines.push(`Proxy links for listener "${link.listener}" (${where(link.listener)}):`);
     }
-    const kind = link.domain ? `${link.protocol} ${link.domain}` : link.protocol;
+    const kind =
+      (link.domain ? `${link.protocol} ${link.domain}` : link.protocol) + (link.ipv6 ? ' (IPv6)' : '');
     lines.push(`  ${kind}: ${link.tg}`, `  ${kind}: ${link.https}`);
     // Many clients and bots pass ee secrets around in base64url; the same bytes, shown next to the links.
     if (link.protocol === 'tls')

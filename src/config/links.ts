@@ -17,6 +17,8 @@ export interface ProxyLink {
   secret: string;
   tg: string;
   https: string;
+  /** Set on the extra links that carry this server's public IPv6 (a dual-stack listener without public_host). */
+  ipv6?: true;
 }
 
 export interface LinkTarget {
@@ -103,13 +105,31 @@ export function linkHost(
   return detect() ?? loopbackFor(l.host);
 }
 
-/** Links of every listener; `portOf` gives the bound port when the proxy runs (config port 0). */
+/**
+ * Links of every listener; `portOf` gives the bound port when the proxy runs (config port 0). `detect6` gives
+ * this server's public IPv6: a listener on "::" without public_host (which accepts IPv6 clients too) then
+ * gets a second set of links with it, for users whose network has IPv6 only.
+ */
 export function configLinks(
   config: Config,
   portOf: (l: ListenerConfig) => number = (l) => l.port,
   detect: () => string | null = firstPublicAddress,
+  detect6: () => string | null = () => null,
 ): ProxyLink[] {
-  return config.listeners.flatMap((l) =>
-    listenerLinks(l, { host: linkHost(config, l, detect), port: portOf(l) }),
-  );
+  return config.listeners.flatMap((l) => {
+    const host = linkHost(config, l, detect);
+    const links = listenerLinks(l, { host, port: portOf(l) });
+    const v6 = takesIpv6Links(config, l) ? detect6() : null;
+    if (!v6 || v6 === host) return links;
+    const extra = listenerLinks(l, { host: v6, port: portOf(l) }).map((link) => ({
+      ...link,
+      ipv6: true as const,
+    }));
+    return [...links, ...extra];
+  });
+}
+
+/** A dual-stack listener whose link host is detected: IPv6 links with this server's public IPv6 fit it. */
+export function takesIpv6Links(config: Config, l: ListenerConfig): boolean {
+  return !l.publicHost && !config.telegram.externalIp && l.host === '::';
 }

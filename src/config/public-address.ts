@@ -97,9 +97,17 @@ export function publicAddressNotes(config: Config, found: PublicAddress): string
       `The links of ${names} use ${host}, this server's public IPv4 as telegram.ip_lookup_url reports it ` +
         '(set public_host to choose).',
     );
-  if (found.ipv6 && found.ipv6 !== host)
-    lines.push(
-      `This server also has the public IPv6 ${found.ipv6}; set public_host to it for IPv6-only users.`,
-    );
+  if (found.ipv6 && found.ipv6 !== host) {
+    const dual = needing.filter((l) => l.host === '::');
+    const v4only = needing.filter((l) => l.host !== '::');
+    if (dual.length > 0)
+      lines.push(
+        `This server also has the public IPv6 ${found.ipv6}: the links marked IPv6 use it, for users on IPv6-only networks.`,
+      );
+    if (v4only.length > 0)
+      lines.push(
+        `This server also has the public IPv6 ${found.ipv6}; listen on host = "::" for IPv6 links too (or set public_host to it for IPv6-only users).`,
+      );
+  }
   return lines;
 }

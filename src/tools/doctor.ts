@@ -8,7 +8,15 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { availableParallelism } from 'node:os';
 import tls from 'node:tls';
-import { loopbackFor } from '../config/links.ts';
+import { randomBytes } from 'node:crypto';
+import { AdminClient } from '../admin/client.ts';
+import { linkHost, loopbackFor, takesIpv6Links } from '../config/links.ts';
+import {
+  discoverPublicAddress,
+  isPublicIp,
+  listenersNeedingAddress,
+  type PublicAddress,
+} from '../config/public-address.ts';
 import { formatHostPort, upstreamKind } from '../config/schema.ts';
 import type { Config, HostPort, ListenerConfig } from '../config/types.ts';
 import { probeCoverDomain, probeTargetFor } from '../cover/cert-probe.ts';
@@ -45,6 +53,10 @@ export interface DoctorOptions {
   progress?: (event: 'start' | 'end', label: string) => void;
   /** A cover domain's A/AAAA addresses (tests answer from a table); default: the system resolver. */
   resolveAddresses?: (domain: string) => Promise<string[]>;
+  /** The public address links use without public_host (tests); default: config/public-address.ts. */
+  publicAddress?: (config: Config) => Promise<PublicAddress>;
+  /** This machine's own addresses (tests); default: the interfaces and loopback. */
+  machineAddresses?: () => string[];
 }
 
 /** The post-quantum hybrid group today's Telegram apps offer. */
@@ -782,6 +794,231 @@ async function checkMiddleProxies(config: Config, opts: DoctorOptions): Promise<
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// The link host: do the links lead to this server?
+
+function machineAddresses(): string[] {
+  return ['127.0.0.1', '::1', ...interfaceAddresses().map((a) => a.address)];
+}
+
+function sameAddress(a: string, b: string): boolean {
+  return a.toLowerCase().split('%')[0] === b.toLowerCase().split('%')[0];
+}
+
+/**
+ * Whether a TCP connection to `target` ends at this machine: with the listener's port free, a listener of our
+ * own on it must receive the random bytes the connection sends. Null when the port cannot be taken (the proxy
+ * runs); else true, or why not.
+ */
+function reachesOwnListener(
+  listen: HostPort,
+  target: HostPort,
+  timeoutMs: number,
+): Promise<true | string | null> {
+  return new Promise((resolve) => {
+    const nonce = randomBytes(16);
+    const server = net.createServer((socket) => {
+      let seen = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        seen = Buffer.concat([seen, chunk]).subarray(-64);
+        if (seen.includes(nonce)) finish(true);
+      });
+      socket.on('error', () => {});
+    });
+    let client: net.Socket | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    let done = false;
+    function finish(r: true | string | null): void {
+      if (done) return;
+      done = true;
+      if (timer) clearTimeout(timer);
+      client?.destroy();
+      server.close();
+      // A connection accepted but not yet closed would keep close() waiting; results do not wait for it.
+      resolve(r);
+    }
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      finish(e.code === 'EADDRINUSE' || e.code === 'EACCES' ? null : errorCode(e)),
+    );
+    server.listen({ host: listen.host, port: listen.port, exclusive: true }, () => {
+      timer = setTimeout(() => finish('timeout'), timeoutMs);
+      client = net.connect({ host: target.host, port: target.port });
+      client.on('connect', () => client?.write(nonce));
+      client.on('error', (e) => finish(errorCode(e)));
+      client.on('close', () => setTimeout(() => finish('closed by the other end'), 50).unref());
+    });
+  });
+}
+
+/** Connections the running proxy has accepted on `listener` (its admin API), or null without one. */
+async function acceptedByProxy(config: Config, listener: string): Promise<number | null> {
+  if (!config.admin.listen || !config.admin.token) return null;
+  try {
+    const client = AdminClient.fromConfig(config);
+    const status = await client.call<{ listeners: Array<{ name: string; connectionsTotal: number }> }>(
+      'GET',
+      '/status',
+    );
+    return status.listeners.find((l) => l.name === listener)?.connectionsTotal ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** With the proxy running on the port: the connection reaches it when the proxy counts one more accept. */
+async function reachesRunningProxy(
+  config: Config,
+  l: ListenerConfig,
+  target: HostPort,
+  timeoutMs: number,
+): Promise<{ connected: true; proxy: boolean | null } | { connected: false; error: string }> {
+  const before = await acceptedByProxy(config, l.name);
+  const socket = net.connect({ host: target.host, port: target.port });
+  try {
+    const connected = await new Promise<true | string>((resolve) => {
+      const timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      socket.once('error', (e) => {
+        clearTimeout(timer);
+        resolve(errorCode(e));
+      });
+    });
+    if (connected !== true) return { connected: false, error: connected };
+    if (before === null) return { connected: true, proxy: null };
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const now = await acceptedByProxy(config, l.name);
+      if (now !== null && now > before) return { connected: true, proxy: true };
+      if (Date.now() >= deadline) return { connected: true, proxy: false };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    socket.destroy();
+  }
+}
+
+async function checkOneLinkHost(
+  config: Config,
+  l: ListenerConfig,
+  check: string,
+  host: string,
+  guessed: boolean,
+  opts: DoctorOptions,
+): Promise<CheckResult> {
+  const network = opts.network !== false;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const shown = formatHostPort({ host, port: l.port });
+  const setHost =
+    'set public_host in the listener to the address or name users reach this server at (behind NAT: the public address, with the port forwarded here)';
+  let addresses: string[];
+  if (net.isIP(host)) addresses = [host];
+  else if (!network)
+    return result(check, 'skip', `${shown}: resolving ${host} needs the network (--offline)`);
+  else {
+    try {
+      addresses = await resolveWithin(opts.resolveAddresses ?? systemAddresses, host, timeoutMs);
+    } catch (e) {
+      return result(
+        check,
+        'warn',
+        `the links use ${host}, which does not resolve (${errorCode(e)}): apps cannot connect with them`,
+        `give ${host} an A/AAAA record pointing at this server, or ${setHost}`,
+      );
+    }
+    if (addresses.length === 0)
+      return result(check, 'warn', `the links use ${host}, which has no A/AAAA records`, setHost);
+  }
+  const via = net.isIP(host) ? '' : ` (${addresses.join(', ')})`;
+  const own = (opts.machineAddresses ?? machineAddresses)();
+  const mine = addresses.filter((a) => own.some((o) => sameAddress(a, o)));
+  if (mine.length > 0) {
+    if (mine.some(isPublicIp))
+      return result(check, 'ok', `the links use ${shown}${via}, a public address of this machine`);
+    return result(
+      check,
+      'warn',
+      `the links use ${shown}${via}, ${guessed ? 'a guess: ' : ''}an address of this machine that is not public, so only clients on its own network can use them`,
+      setHost,
+    );
+  }
+  if (!network)
+    return result(
+      check,
+      'skip',
+      `${shown} is not an address of this machine; checking the way there needs the network (--offline)`,
+    );
+  // Not an address of this machine (NAT, a forwarded port, a load balancer, or a wrong record): a connection
+  // to it shows whether it ends here.
+  const target = { host: addresses[0]!, port: l.port };
+  const own2 = await reachesOwnListener({ host: l.host, port: l.port }, target, timeoutMs);
+  const unreachable = (why: string) =>
+    result(
+      check,
+      'warn',
+      `the links use ${shown}${via}, which does not lead to this server (${why}): apps cannot connect with them`,
+      `${setHost}; check the firewall or cloud security group for port ${l.port}`,
+    );
+  if (own2 === true)
+    return result(
+      check,
+      'ok',
+      `the links use ${shown}${via}, which leads to this machine (NAT or a forwarded port)`,
+    );
+  if (own2 !== null) return unreachable(own2);
+  const running = await reachesRunningProxy(config, l, target, timeoutMs);
+  if (!running.connected) return unreachable(running.error);
+  if (running.proxy === true)
+    return result(
+      check,
+      'ok',
+      `the links use ${shown}${via}, which leads to this proxy's listener ${l.name}`,
+    );
+  if (running.proxy === false)
+    return unreachable(`a connection there is accepted, but not by this proxy's listener ${l.name}`);
+  return result(
+    check,
+    'ok',
+    `the links use ${shown}${via}, which accepts connections (with [admin] configured doctor also tells whether it is this proxy)`,
+  );
+}
+
+/** For each listener: the host its links carry leads to this server (and its IPv6 links, if it has any). */
+export async function checkLinkHosts(config: Config, opts: DoctorOptions = {}): Promise<CheckResult[]> {
+  const needing = listenersNeedingAddress(config);
+  let found: PublicAddress | null = null;
+  if (needing.length > 0) {
+    found = await (
+      opts.publicAddress ??
+      ((c: Config) =>
+        discoverPublicAddress(
+          c,
+          opts.network === false ? { lookup: () => Promise.reject(new Error('offline')) } : {},
+        ))
+    )(config);
+  }
+  const out: CheckResult[] = [];
+  for (const l of config.listeners) {
+    const check = `link ${l.name}`;
+    if (l.port === 0) {
+      out.push(
+        result(check, 'skip', 'port 0 picks a free port at start: nothing to check the links against'),
+      );
+      continue;
+    }
+    const detected = needing.includes(l);
+    const host = linkHost(config, l, () => found?.host ?? null);
+    out.push(await checkOneLinkHost(config, l, check, host, detected && found?.source === 'guess', opts));
+    const v6 = found?.ipv6;
+    if (v6 && v6 !== host && takesIpv6Links(config, l)) {
+      out.push(await checkOneLinkHost(config, l, `${check} IPv6`, v6, false, opts));
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Health (the container's HEALTHCHECK): every listener accepts a connection
 
 export async function checkHealth(config: Config, timeoutMs = 2000): Promise<CheckResult[]> {
@@ -833,6 +1070,9 @@ export async function runDoctor(
   if (opts.bind !== false) {
     groups.push(Promise.all(bindTargets(config).map(([label, address]) => checkBind(label, address))));
   }
+  // After the bind checks: it may hold a listener's port for a moment itself.
+  const bound = Promise.all(groups);
+  groups.push(bound.then(() => tracked('link host', () => checkLinkHosts(config, opts))));
 
   if (network) {
     const seen = new Set<string>();

@@ -88,4 +88,58 @@ describe('links', () => {
     const [link] = configLinks(c, () => 40000);
     assert.equal(link!.tg, `tg://proxy?server=127.0.0.1&port=40000&secret=${SECRET}`);
   });
+
+  test('a dual-stack listener gets IPv6 links too when the server has a public IPv6; others do not', () => {
+    const dual = parseConfig(
+      `[[listeners]]\nhost = "::"\nport = 443\nsecret = "${SECRET}"\nallowed_protocols = ["secure"]\n`,
+    );
+    const links = configLinks(
+      dual,
+      undefined,
+      () => '8.8.8.8',
+      () => '2a00:1450::1',
+    );
+    assert.deepEqual(
+      links.map((l) => [l.tg, l.ipv6 ?? false]),
+      [
+        [`tg://proxy?server=8.8.8.8&port=443&secret=dd${SECRET}`, false],
+        [`tg://proxy?server=2a00%3A1450%3A%3A1&port=443&secret=dd${SECRET}`, true],
+      ],
+    );
+    // Only IPv4 is accepted on 0.0.0.0, and public_host is the operator's choice: no IPv6 links there.
+    const v4 = parseConfig(
+      `[[listeners]]\nhost = "0.0.0.0"\nport = 443\nsecret = "${SECRET}"\nallowed_protocols = ["secure"]\n`,
+    );
+    assert.equal(
+      configLinks(
+        v4,
+        undefined,
+        () => '8.8.8.8',
+        () => '2a00:1450::1',
+      ).length,
+      1,
+    );
+    const named = parseConfig(
+      `[[listeners]]\nhost = "::"\npublic_host = "proxy.example.net"\nport = 443\nsecret = "${SECRET}"\nallowed_protocols = ["secure"]\n`,
+    );
+    assert.equal(
+      configLinks(
+        named,
+        undefined,
+        () => '8.8.8.8',
+        () => '2a00:1450::1',
+      ).length,
+      1,
+    );
+    // The IPv6 is the only address: it is the link host already, once.
+    assert.equal(
+      configLinks(
+        dual,
+        undefined,
+        () => '2a00:1450::1',
+        () => '2a00:1450::1',
+      ).length,
+      1,
+    );
+  });
 });

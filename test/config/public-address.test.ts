@@ -106,4 +106,15 @@ describe('public address for links', () => {
     assert.deepEqual(publicAddressNotes(config('', 'public_host = "proxy.example.net"'), found), []);
     assert.deepEqual(publicAddressNotes(config('', 'host = "127.0.0.1"'), found), []);
   });
+
+  test('a public IPv6: the notes say the IPv6 links are printed on "::", and how to get them on 0.0.0.0', () => {
+    const found = { host: '8.8.8.8', ipv6: '2a00:1450::1', source: 'interface' as const };
+    assert.deepEqual(publicAddressNotes(config('', 'host = "::"'), found), [
+      'This server also has the public IPv6 2a00:1450::1: the links marked IPv6 use it, for users on IPv6-only networks.',
+    ]);
+    assert.match(
+      publicAddressNotes(config('', 'host = "0.0.0.0"'), found)[0]!,
+      /listen on host = "::" for IPv6 links/,
+    );
+  });
 });

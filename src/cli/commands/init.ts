@@ -235,7 +235,12 @@ export const command: CliCommand = {
     ctx.out(`Wrote ${file}`);
 
     const found = await ctx.publicAddress(config);
-    const links = configLinks(config, undefined, () => found.host);
+    const links = configLinks(
+      config,
+      undefined,
+      () => found.host,
+      () => found.ipv6,
+    );
     const under = v['no-qr']
       ? undefined
       : (link: (typeof links)[number]) => [qrTerminal(qrMatrix(link.https))];

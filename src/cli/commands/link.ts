@@ -68,7 +68,7 @@ export const command: CliCommand = {
         (l) => domainLink(l, domain, { host: linkHost(config, l, detect), port: l.port }) ?? [],
       );
     } else {
-      links = configLinks({ ...config, listeners }, undefined, detect);
+      links = configLinks({ ...config, listeners }, undefined, detect, () => found.ipv6);
     }
     const first = links[0];
     const png = ctx.values.png;

@@ -107,6 +107,7 @@ export const command: CliCommand = {
         current,
         (l) => port(l.name),
         () => found.host,
+        () => found.ipv6,
       );
       // A person at the terminal gets a QR code under each link, to scan with the phone.
       const under = ctx.outIsTTY ? (link: ProxyLink) => [qrTerminal(qrMatrix(link.https))] : undefined;
