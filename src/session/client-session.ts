@@ -46,6 +46,7 @@ import {
   type TransportTag,
 } from '../protocol/obfuscated2.ts';
 import type { ClientInfo, ClientSink, UpstreamHandle } from '../upstream/types.ts';
+import { PartialInput } from '../protocol/partial-input.ts';
 import { LogLimiter } from '../runtime/log-limit.ts';
 import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
 import { frontConnection, frontingDestination } from '../cover/fronting.ts';
@@ -184,12 +185,12 @@ class ClientSession implements ClientSink, TurnBudget {
 
   private stage: number = STAGE_HELLO;
   /** Every raw byte read before the relay (for fronting); null once it can no longer be fronted. */
-  private raw: Buffer[] | null = [];
-  private rawLength = 0;
-  /** The obfuscated2 header being assembled. */
-  /** Dropped once parsed: a small pooled buffer held for the session's life would pin its whole slab. */
-  private header: Buffer | null = Buffer.allocUnsafe(HEADER_LENGTH);
-  private headerFilled = 0;
+  private raw: PartialInput | null = new PartialInput(0);
+  /**
+   * The obfuscated2 header being assembled when a read cut it. Dropped once parsed: a small pooled buffer held
+   * for the session's life would pin its whole slab.
+   */
+  private header: PartialInput | null = new PartialInput(HEADER_LENGTH);
   /** The secret the fake-TLS handshake settled on (the header is then tried with it alone). */
   private tlsSecret: Buffer | null = null;
   private tls: TlsRecordDecoder | null = null;
@@ -302,15 +303,11 @@ class ClientSession implements ClientSink, TurnBudget {
   }
 
   private keepRaw(chunk: Buffer): void {
-    if (this.raw === null) return;
-    this.raw.push(chunk);
-    this.rawLength += chunk.length;
+    this.raw?.append(chunk);
   }
 
   private rawBytes(): Buffer {
-    if (this.raw === null) return Buffer.alloc(0);
-    if (this.raw.length !== 1) this.raw = [Buffer.concat(this.raw, this.rawLength)];
-    return this.raw[0];
+    return this.raw === null ? Buffer.alloc(0) : this.raw.peekAll();
   }
 
   private onHello(): void {
@@ -438,11 +435,23 @@ class ClientSession implements ClientSink, TurnBudget {
         }
         return;
       case STAGE_HEADER: {
-        const take = Math.min(HEADER_LENGTH - this.headerFilled, data.length);
-        data.copy(this.header!, this.headerFilled, 0, take);
-        this.headerFilled += take;
-        if (this.headerFilled < HEADER_LENGTH) return;
-        this.onHeader();
+        const held = this.header!;
+        let header: Buffer;
+        let take: number;
+        if (held.length > 0) {
+          const got = held.take(data);
+          if (got === null) return;
+          header = got;
+          take = held.used;
+        } else if (data.length >= HEADER_LENGTH) {
+          header = data.subarray(0, HEADER_LENGTH);
+          take = HEADER_LENGTH;
+        } else {
+          if (data.length > 0) held.keep(data, 0, HEADER_LENGTH, HEADER_LENGTH);
+          return;
+        }
+        this.header = null;
+        this.onHeader(header);
         if (take < data.length) {
           const stage = this.stage as number;
           if (stage === STAGE_CONNECTING) this.onObfuscated(data.subarray(take));
@@ -455,9 +464,7 @@ class ClientSession implements ClientSink, TurnBudget {
     }
   }
 
-  private onHeader(): void {
-    const header = this.header!;
-    this.header = null;
+  private onHeader(header: Buffer): void {
     let hs: ClientHandshake | null = null;
     const l = this.listener;
     const users = this.env.users;
@@ -975,7 +982,9 @@ class ClientSession implements ClientSink, TurnBudget {
     if (code === 'MTP_ERR_HANDSHAKE_TIMEOUT') {
       if (this.stage === STAGE_HEADER) return 'obfuscated2';
       if (this.stage !== STAGE_HELLO) return 'other';
-      return this.rawLength > 0 && this.raw?.[0]?.[0] === 0x16 ? 'tls_record' : 'first_bytes';
+      return this.raw !== null && this.raw.length > 0 && this.raw.peekAll()[0] === 0x16
+        ? 'tls_record'
+        : 'first_bytes';
     }
     // Not even an obfuscated2 header's worth of bytes looked right (an HTTP request, say).
     if (code === 'MTP_ERR_UNKNOWN_TRANSPORT' && this.stage === STAGE_HELLO) return 'first_bytes';
@@ -1045,7 +1054,11 @@ class ClientSession implements ClientSink, TurnBudget {
   finish(reason: string, flush = false): void {
     if (this.stage === STAGE_DONE) return;
     // Gone before its first byte: a TCP-level failure (a reset by a middlebox, a port scan, a health check).
-    if (this.stage === STAGE_HELLO && this.rawLength === 0 && reason.startsWith('client_'))
+    if (
+      this.stage === STAGE_HELLO &&
+      (this.raw === null || this.raw.length === 0) &&
+      reason.startsWith('client_')
+    )
       this.stats.failAt('tcp');
     this.stage = STAGE_DONE;
     this.deadline.clear();
