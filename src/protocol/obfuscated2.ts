@@ -119,11 +119,22 @@ function writeStream(header: Buffer, secret: Buffer | null, decrypt: boolean): C
 export function parseClientHeader(header: Buffer, secret: Buffer): ClientHandshake {
   if (header.length < HEADER_LENGTH)
     throw new ProtocolError('MTP_ERR_UNKNOWN_TRANSPORT', 'short obfuscated2 header');
+  const hs = tryClientHeader(header, secret);
+  if (hs === null) throw new ProtocolError('MTP_ERR_UNKNOWN_TRANSPORT', 'unknown transport tag');
+  return hs;
+}
+
+/**
+ * parseClientHeader as a value: null when `secret` does not open the header (or it is short). Trying many
+ * secrets costs no exception per wrong one.
+ */
+export function tryClientHeader(header: Buffer, secret: Buffer): ClientHandshake | null {
+  if (header.length < HEADER_LENGTH) return null;
   const h = header.subarray(0, HEADER_LENGTH);
   const decrypt = readStream(h, secret, true);
   const plain = decrypt.update(h);
   const transport = transportFromTag(plain.readUInt32LE(56));
-  if (transport === null) throw new ProtocolError('MTP_ERR_UNKNOWN_TRANSPORT', 'unknown transport tag');
+  if (transport === null) return null;
   return {
     transport,
     dcId: plain.readInt16LE(60),

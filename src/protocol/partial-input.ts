@@ -1,3 +1,5 @@
+const EMPTY = Buffer.alloc(0);
+
 /**
  * The bytes a streaming decoder received but could not use yet, kept from one read to the next. One type for
  * every framing decoder, so that each holds partial input the same way:
@@ -8,8 +10,9 @@
  *   joined once, when they hold the bytes decoding needs (no quadratic copying, and a peer cannot make us
  *   reserve a large buffer with a few header bytes).
  *
- * What is kept is always a copy: a view would pin the whole read buffer for as long as the unit stays
- * incomplete.
+ * What `keep` keeps is always a copy: a view would pin the whole read buffer for as long as the unit stays
+ * incomplete. `append` holds a whole chunk the caller owns (a socket read, never reused), for input that is
+ * kept as read, such as a session's first bytes until it knows whether to front them.
  */
 export class PartialInput {
   readonly fillLimit: number;
@@ -74,6 +77,24 @@ export class PartialInput {
     this.used = chunk.length;
     if (this.#chunksLength < this.#needed) return null;
     return this.takeAll();
+  }
+
+  /** Hold all of `chunk`, not a copy (chunk list only; the caller never reuses it). */
+  append(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#chunksLength += chunk.length;
+  }
+
+  /** Everything held, as one buffer, still held afterwards (the chunks are joined once, in place). */
+  peekAll(): Buffer {
+    if (this.#fill) return this.#fill.subarray(0, this.#filled);
+    const chunks = this.#chunks;
+    if (chunks.length === 1) return chunks[0];
+    if (chunks.length === 0) return EMPTY;
+    const all = Buffer.concat(chunks, this.#chunksLength);
+    this.#chunks = [all];
+    return all;
   }
 
   /** Everything held, as one buffer; nothing is held afterwards. */

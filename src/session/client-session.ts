@@ -41,13 +41,19 @@ import {
   type ClientHandshake,
   type CtrStream,
   HEADER_LENGTH,
-  parseClientHeader,
-  startsLikeHttp,
   type TransportTag,
 } from '../protocol/obfuscated2.ts';
 import type { ClientInfo, ClientSink, UpstreamHandle } from '../upstream/types.ts';
+import { PartialInput } from '../protocol/partial-input.ts';
 import { LogLimiter } from '../runtime/log-limit.ts';
-import { tryFakeTlsHandshake } from './fake-tls-handshake.ts';
+import {
+  admission,
+  allowsTls,
+  classifyHello,
+  fakeTlsHandshake,
+  identifyHeader,
+  transportAllowed,
+} from './handshake.ts';
 import { frontConnection, frontingDestination } from '../cover/fronting.ts';
 import { relayAllocated } from '../runtime/gc-tuning.ts';
 import { overTurnBudget, type TurnBudget } from '../runtime/read-budget.ts';
@@ -55,9 +61,8 @@ import { closeAfterFlush } from '../runtime/sockets.ts';
 import { badClientCloseDelay, Deadline } from '../runtime/timers.ts';
 import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
 import type { PolicyDecision, PolicyTicket, SessionEnv } from './types.ts';
-import { admitUser, UserTicket } from '../users/admission.ts';
-import { findHeaderSecret } from '../users/match.ts';
-import type { UserLease, UserRegistry, UserState } from '../users/registry.ts';
+import { UserTicket } from '../users/admission.ts';
+import type { UserLease, UserState } from '../users/registry.ts';
 
 type TlsAccepted = Extract<TlsHandshakeOutcome, { kind: 'ok' }>;
 
@@ -79,9 +84,13 @@ const SPLIT_FRAME_AT = 1024;
  */
 const TLS_SLICE_AT = 8 * 1024;
 
+/** The first bytes: which handshake, if any (see classifyHello). */
 const STAGE_HELLO = 0;
+/** Assembling the obfuscated2 header (raw, or inside TLS records once the fake-TLS handshake is answered). */
 const STAGE_HEADER = 1;
+/** Identified and admitted; the upstream is opening (client bytes wait in `pending`, bounded). */
 const STAGE_CONNECTING = 2;
+/** The pipeline carries both directions. */
 const STAGE_RELAY = 3;
 /** Failed: input is discarded until the close timer fires. */
 const STAGE_REJECTED = 4;
@@ -89,6 +98,16 @@ const STAGE_REJECTED = 4;
 const STAGE_DONE = 5;
 /** Waiting for the primary to answer a replay check or an admission (worker processes); reads paused. */
 const STAGE_CHECKING = 6;
+
+/** A session's stage. Small integers, compared on every read; the names above say what each means. */
+type Stage =
+  | typeof STAGE_HELLO
+  | typeof STAGE_HEADER
+  | typeof STAGE_CONNECTING
+  | typeof STAGE_RELAY
+  | typeof STAGE_REJECTED
+  | typeof STAGE_DONE
+  | typeof STAGE_CHECKING;
 
 /** Failure reasons counted in `handshakeFailures` besides the codec's own codes. */
 export type SessionFailure =
@@ -102,18 +121,6 @@ export type SessionFailure =
 
 export function startSession(socket: net.Socket, env: SessionEnv): void {
   new ClientSession(socket, env).start();
-}
-
-function allowsTls(listener: ListenerConfig): boolean {
-  return listener.allowedProtocols.includes('tls');
-}
-
-function familyOf(transport: TransportTag): 'classic' | 'secure' {
-  return transport === 'padded' ? 'secure' : 'classic';
-}
-
-function looksLikeTlsHello(buf: Buffer): boolean {
-  return buf.length >= 3 && buf[0] === 0x16 && buf[1] === 0x03 && buf[2] === 0x01;
 }
 
 function noop(): void {}
@@ -182,14 +189,14 @@ class ClientSession implements ClientSink, TurnBudget {
   private readonly startedAt = Date.now();
   private readonly deadline = new Deadline();
 
-  private stage: number = STAGE_HELLO;
+  private stage: Stage = STAGE_HELLO;
   /** Every raw byte read before the relay (for fronting); null once it can no longer be fronted. */
-  private raw: Buffer[] | null = [];
-  private rawLength = 0;
-  /** The obfuscated2 header being assembled. */
-  /** Dropped once parsed: a small pooled buffer held for the session's life would pin its whole slab. */
-  private header: Buffer | null = Buffer.allocUnsafe(HEADER_LENGTH);
-  private headerFilled = 0;
+  private raw: PartialInput | null = new PartialInput(0);
+  /**
+   * The obfuscated2 header being assembled when a read cut it. Dropped once parsed: a small pooled buffer held
+   * for the session's life would pin its whole slab.
+   */
+  private header: PartialInput | null = new PartialInput(HEADER_LENGTH);
   /** The secret the fake-TLS handshake settled on (the header is then tried with it alone). */
   private tlsSecret: Buffer | null = null;
   private tls: TlsRecordDecoder | null = null;
@@ -302,45 +309,36 @@ class ClientSession implements ClientSink, TurnBudget {
   }
 
   private keepRaw(chunk: Buffer): void {
-    if (this.raw === null) return;
-    this.raw.push(chunk);
-    this.rawLength += chunk.length;
+    this.raw?.append(chunk);
   }
 
   private rawBytes(): Buffer {
-    if (this.raw === null) return Buffer.alloc(0);
-    if (this.raw.length !== 1) this.raw = [Buffer.concat(this.raw, this.rawLength)];
-    return this.raw[0];
+    return this.raw === null ? Buffer.alloc(0) : this.raw.peekAll();
   }
 
   private onHello(): void {
     const buffered = this.rawBytes();
-    if (allowsTls(this.listener) && buffered[0] === 0x16) {
-      if (buffered.length < 3) return;
-      if (looksLikeTlsHello(buffered)) {
+    switch (classifyHello(buffered, this.listener)) {
+      case 'need-more':
+        return;
+      case 'tls':
         this.onTlsHello(buffered);
         return;
-      }
+      case 'tls-expected':
+        this.reject('MTP_ERR_TLS_EXPECTED', true);
+        return;
+      case 'http':
+        this.reject('MTP_ERR_UNKNOWN_TRANSPORT', true);
+        return;
+      case 'obfuscated2':
+        this.stage = STAGE_HEADER;
+        this.onObfuscated(buffered);
+        return;
     }
-    const l = this.listener.allowedProtocols;
-    if (!l.includes('classic') && !l.includes('secure')) {
-      this.reject('MTP_ERR_TLS_EXPECTED', true);
-      return;
-    }
-    // A short HTTP request is refused (or fronted) at once instead of waiting for 64 bytes until the deadline.
-    if (startsLikeHttp(buffered)) {
-      this.reject('MTP_ERR_UNKNOWN_TRANSPORT', true);
-      return;
-    }
-    this.stage = STAGE_HEADER;
-    this.onObfuscated(buffered);
   }
 
   private onTlsHello(buffered: Buffer): void {
-    const users = this.env.users;
-    const outcome = users
-      ? this.tlsHandshakeWithUsers(buffered, users)
-      : tryFakeTlsHandshake(buffered, this.listener, Date.now());
+    const outcome = fakeTlsHandshake(buffered, this.listener, this.env.users, this.socket, Date.now());
     if (outcome.kind !== 'need-more' && outcome.fingerprint !== undefined) {
       this.stats.fingerprint(outcome.fingerprint);
       this.helloFingerprint = outcome.fingerprint;
@@ -370,26 +368,6 @@ class ClientSession implements ClientSink, TurnBudget {
     const seen = this.env.replay.seen(outcome.replayKey);
     if (typeof seen === 'boolean') this.afterTlsReplayCheck(seen, outcome, buffered);
     else this.waitForReplayCheck(seen, (answer) => this.afterTlsReplayCheck(answer, outcome, buffered));
-  }
-
-  /** The fake-TLS handshake over the listener's and its users' secrets, the address's last one tried first. */
-  private tlsHandshakeWithUsers(buffered: Buffer, users: UserRegistry): TlsHandshakeOutcome {
-    const now = Date.now();
-    // The listener as the handshake sees it: its cover domains and the users' own.
-    const l = users.tlsListener(this.listener);
-    if (users.size === 0) return tryFakeTlsHandshake(buffered, this.listener, now);
-    const ip = this.socket.remoteAddress ?? '';
-    const hint = users.hintFor(ip, l);
-    if (hint !== null) {
-      const quick = tryFakeTlsHandshake(buffered, l, now, [hint]);
-      if (quick.kind !== 'fail') return quick;
-    }
-    const outcome = tryFakeTlsHandshake(buffered, l, now, users.secretsFor(l));
-    if (outcome.kind === 'ok') {
-      const user = users.bySecret(outcome.base);
-      if (user !== null) users.noteMatch(ip, user);
-    }
-    return outcome;
   }
 
   private afterTlsReplayCheck(seen: boolean, outcome: TlsAccepted, buffered: Buffer): void {
@@ -438,13 +416,25 @@ class ClientSession implements ClientSink, TurnBudget {
         }
         return;
       case STAGE_HEADER: {
-        const take = Math.min(HEADER_LENGTH - this.headerFilled, data.length);
-        data.copy(this.header!, this.headerFilled, 0, take);
-        this.headerFilled += take;
-        if (this.headerFilled < HEADER_LENGTH) return;
-        this.onHeader();
+        const held = this.header!;
+        let header: Buffer;
+        let take: number;
+        if (held.length > 0) {
+          const got = held.take(data);
+          if (got === null) return;
+          header = got;
+          take = held.used;
+        } else if (data.length >= HEADER_LENGTH) {
+          header = data.subarray(0, HEADER_LENGTH);
+          take = HEADER_LENGTH;
+        } else {
+          if (data.length > 0) held.keep(data, 0, HEADER_LENGTH, HEADER_LENGTH);
+          return;
+        }
+        this.header = null;
+        this.onHeader(header);
         if (take < data.length) {
-          const stage = this.stage as number;
+          const stage = this.stage as Stage;
           if (stage === STAGE_CONNECTING) this.onObfuscated(data.subarray(take));
           else if (stage === STAGE_CHECKING) this.afterHeader = data.subarray(take);
         }
@@ -455,40 +445,19 @@ class ClientSession implements ClientSink, TurnBudget {
     }
   }
 
-  private onHeader(): void {
-    const header = this.header!;
-    this.header = null;
-    let hs: ClientHandshake | null = null;
-    const l = this.listener;
-    const users = this.env.users;
-    if (users && this.tlsSecret === null && users.size > 0) {
-      // Many secrets: find the one cheaply (the address's last one first), then parse with it alone.
-      const ip = this.socket.remoteAddress ?? '';
-      const found = findHeaderSecret(header, users.secretsFor(l), users.hintFor(ip, l));
-      if (found !== null) {
-        this.user = users.bySecret(found);
-        if (this.user !== null) users.noteMatch(ip, this.user);
-        this.tlsSecret = found;
-      }
-    }
-    const secrets = this.tlsSecret ? [this.tlsSecret] : [l.secret, ...l.extraSecrets];
+  private onHeader(header: Buffer): void {
+    const tlsSecret = this.tlsSecret;
     this.tlsSecret = null;
-    for (const secret of secrets) {
-      try {
-        hs = parseClientHeader(header, secret);
-        break;
-      } catch {
-        // Not this secret; try the next one.
-      }
-    }
+    const found = identifyHeader(header, this.listener, this.env.users, this.socket, tlsSecret);
     const insideTls = this.tls !== null;
-    if (hs === null) {
-      this.reject('MTP_ERR_UNKNOWN_TRANSPORT', !insideTls);
+    if (found.kind === 'fail') {
+      this.reject(found.code, !insideTls);
       return;
     }
+    const hs = found.hs;
+    if (found.user !== null) this.user = found.user;
     if (insideTls) {
-      // TLS clients speak padded intermediate; the classic framings inside TLS only where classic is allowed.
-      if (hs.transport !== 'padded' && !this.listener.allowedProtocols.includes('classic')) {
+      if (!transportAllowed(hs.transport, this.listener, true)) {
         this.reject('MTP_ERR_DISABLED_TRANSPORT', false);
         return;
       }
@@ -498,7 +467,7 @@ class ClientSession implements ClientSink, TurnBudget {
     // Replay first, as the reference does: a rejected attempt is remembered too.
     const seen = this.env.replay.seen(hs.replayKey);
     if (typeof seen === 'boolean') this.afterHeaderReplayCheck(seen, hs);
-    else this.waitForReplayCheck(seen, (answer) => this.afterHeaderReplayCheck(answer, hs!));
+    else this.waitForReplayCheck(seen, (answer) => this.afterHeaderReplayCheck(answer, hs));
   }
 
   private afterHeaderReplayCheck(seen: boolean, hs: ClientHandshake): void {
@@ -507,7 +476,7 @@ class ClientSession implements ClientSink, TurnBudget {
       this.reject('MTP_ERR_REPLAY', true);
       return;
     }
-    if (!this.listener.allowedProtocols.includes(familyOf(hs.transport))) {
+    if (!transportAllowed(hs.transport, this.listener, false)) {
       this.reject('MTP_ERR_DISABLED_TRANSPORT', true);
       return;
     }
@@ -534,19 +503,7 @@ class ClientSession implements ClientSink, TurnBudget {
   }
 
   private admission(tlsDomain: string | null): PolicyDecision | Promise<PolicyDecision> {
-    const s = this.socket;
-    const decision = this.env.policy.admit({
-      listener: this.listener.name,
-      // Looked up only if a rule needs it (a syscall per session otherwise).
-      get remoteAddress() {
-        return s.remoteAddress ?? '';
-      },
-      tlsDomain,
-    });
-    const user = this.user;
-    const users = this.env.users;
-    if (user === null || users === undefined) return decision;
-    return admitUser(decision, users, user, this.listener.name, s.remoteAddress ?? '', this);
+    return admission(this.env, this.listener, this.socket, this.user, tlsDomain, this);
   }
 
   /** Policy decision; on refusal the client is closed (not fronted: it proved it is a proxy client). */
@@ -599,7 +556,7 @@ class ClientSession implements ClientSink, TurnBudget {
   }
 
   /** Stop reading until the answer is in; returns the stage to come back to. */
-  private suspend(): number {
+  private suspend(): Stage {
     const stage = this.stage;
     this.stage = STAGE_CHECKING;
     this.socket.pause();
@@ -607,7 +564,7 @@ class ClientSession implements ClientSink, TurnBudget {
   }
 
   /** Back to `stage` unless the session ended while it waited (handshake deadline, client gone). */
-  private wake(stage: number): boolean {
+  private wake(stage: Stage): boolean {
     if (this.stage !== STAGE_CHECKING) return false;
     this.stage = stage;
     return true;
@@ -629,7 +586,7 @@ class ClientSession implements ClientSink, TurnBudget {
     }
   }
 
-  private onCheckFailed(stage: number, err: unknown): void {
+  private onCheckFailed(stage: Stage, err: unknown): void {
     if (!this.wake(stage)) return;
     this.stats.fail('MTP_ERR_INTERNAL');
     this.env.log.warn(
@@ -975,7 +932,9 @@ class ClientSession implements ClientSink, TurnBudget {
     if (code === 'MTP_ERR_HANDSHAKE_TIMEOUT') {
       if (this.stage === STAGE_HEADER) return 'obfuscated2';
       if (this.stage !== STAGE_HELLO) return 'other';
-      return this.rawLength > 0 && this.raw?.[0]?.[0] === 0x16 ? 'tls_record' : 'first_bytes';
+      return this.raw !== null && this.raw.length > 0 && this.raw.peekAll()[0] === 0x16
+        ? 'tls_record'
+        : 'first_bytes';
     }
     // Not even an obfuscated2 header's worth of bytes looked right (an HTTP request, say).
     if (code === 'MTP_ERR_UNKNOWN_TRANSPORT' && this.stage === STAGE_HELLO) return 'first_bytes';
@@ -1045,7 +1004,11 @@ class ClientSession implements ClientSink, TurnBudget {
   finish(reason: string, flush = false): void {
     if (this.stage === STAGE_DONE) return;
     // Gone before its first byte: a TCP-level failure (a reset by a middlebox, a port scan, a health check).
-    if (this.stage === STAGE_HELLO && this.rawLength === 0 && reason.startsWith('client_'))
+    if (
+      this.stage === STAGE_HELLO &&
+      (this.raw === null || this.raw.length === 0) &&
+      reason.startsWith('client_')
+    )
       this.stats.failAt('tcp');
     this.stage = STAGE_DONE;
     this.deadline.clear();

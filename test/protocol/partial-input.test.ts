@@ -79,3 +79,27 @@ test('chunks wait until they hold what is needed, then come back joined, in orde
     ),
   );
 });
+
+test('appended chunks are held as read and peeked joined, in order, until taken', () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+      fc.array(fc.nat(), { maxLength: 8 }),
+      fc.array(fc.boolean(), { maxLength: 9 }),
+      (stream, cuts, peeks) => {
+        const p = new PartialInput(0);
+        let held = 0;
+        splitAt(stream, cuts).forEach((part, i) => {
+          p.append(part);
+          held += part.length;
+          assert.equal(p.length, held);
+          if (peeks[i]) assert.deepEqual(p.peekAll(), stream.subarray(0, held));
+        });
+        assert.deepEqual(p.peekAll(), stream);
+        assert.equal(p.length, stream.length);
+        assert.deepEqual(p.takeAll(), stream);
+        assert.equal(p.length, 0);
+      },
+    ),
+  );
+});
