@@ -85,6 +85,12 @@ export const EXAMPLES: Record<string, string> = {
   'buffers.client_high_water_mark': '16384',
   'buffers.max_client_backlog': '262144',
   'buffers.fronting_max_bytes': '1048576',
+  'cluster.role': '"front"',
+  'cluster.backs': '["203.0.113.7:8443", "203.0.113.8:8443"]',
+  'cluster.link_listen': '"0.0.0.0:8443"',
+  'cluster.cert': '"/etc/mtproxy/cluster/front-1.crt"',
+  'cluster.key': '"/etc/mtproxy/cluster/front-1.key"',
+  'cluster.ca': '"/etc/mtproxy/cluster/ca.crt"',
 };
 
 function cell(text: string): string {

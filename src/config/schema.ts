@@ -15,6 +15,7 @@ import { parseSynRate } from './syn-rate.ts';
 import { DEFAULT_SNI_SALT } from '../protocol/faketls/sni-secret.ts';
 import { isDomainName, parseClientSecret, parseHexSecret } from './secrets.ts';
 import type {
+  ClusterConfig,
   Config,
   FrontingTarget,
   HostPort,
@@ -759,6 +760,42 @@ const configSchema = z.strictObject({
     },
     'Prometheus metrics.',
   ),
+  cluster: section(
+    {
+      role: withDefault(
+        oneOf(['both', 'front', 'back'] as const),
+        'both',
+        '"both" | "front" | "back"',
+        'both = one machine does everything; front = accept clients and hand their sessions to the backs (no Telegram connections); back = also serve sessions that fronts send over links (see A front and its backs).',
+      ),
+      backs: withDefault(
+        arrayOf(
+          leaf('"host:port"', (v) => (typeof v === 'string' ? parseHostPort(v) : null)),
+          'a list of "host:port" strings',
+        ),
+        [],
+        'array of strings',
+        'Front: the link addresses of the backs ("host:port"); sessions are spread over those that are up.',
+      ),
+      link_listen: optional(
+        listenAddress(),
+        'string',
+        'Back: where fronts connect their links ("0.0.0.0:8443"); required with role = "back".',
+      ),
+      cert: optional(
+        nonEmptyText('a file path'),
+        'string',
+        "Front and back: this node's certificate (PEM, from `mtproxy cluster certs`); relative to the config file.",
+      ),
+      key: optional(nonEmptyText('a file path'), 'string', "Front and back: this node's private key (PEM)."),
+      ca: optional(
+        nonEmptyText('a file path'),
+        'string',
+        'Front and back: the cluster CA certificate (PEM); a link peer must hold a certificate it signed.',
+      ),
+    },
+    'Several machines as one proxy.',
+  ),
   admin: section(
     {
       listen: optional(listenAddress(), 'string', 'Admin API address ("127.0.0.1:9101"); off when unset.'),
@@ -1178,6 +1215,7 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
       maxClientBacklog: raw.buffers.max_client_backlog,
       frontingMaxBytes: raw.buffers.fronting_max_bytes,
     },
+    cluster: toCluster(raw.cluster, baseDir),
     firewall: {
       table: raw.firewall.table,
       synRate: raw.firewall.syn_rate,
@@ -1186,6 +1224,32 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
       mssClamp: raw.firewall.mss_clamp,
     },
     ...(warnings.length > 0 ? { warnings } : {}),
+  };
+}
+
+/** `[cluster]`: each role's required keys, file paths resolved against the config file. */
+function toCluster(raw: RawConfig['cluster'], baseDir: string): ClusterConfig {
+  const file = (p: string | undefined) => (p === undefined ? null : path.resolve(baseDir, p));
+  const role = raw.role;
+  if (role === 'front' && raw.backs.length === 0) {
+    throw new ConfigError('cluster.backs', 'expected at least one back with role = "front" (required)');
+  }
+  if (role === 'back' && raw.link_listen === undefined) {
+    throw new ConfigError('cluster.link_listen', 'expected an address with role = "back" (required)');
+  }
+  if (role !== 'both') {
+    for (const k of ['cert', 'key', 'ca'] as const) {
+      if (raw[k] === undefined)
+        throw new ConfigError(`cluster.${k}`, `expected a file path with role = "${role}" (required)`);
+    }
+  }
+  return {
+    role,
+    backs: raw.backs,
+    linkListen: raw.link_listen ?? null,
+    cert: file(raw.cert),
+    key: file(raw.key),
+    ca: file(raw.ca),
   };
 }
 

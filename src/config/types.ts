@@ -162,6 +162,19 @@ export interface FirewallConfig {
   mssClamp: number;
 }
 
+/** `[cluster]`: the front/back split (role "both" is one machine doing everything). */
+export interface ClusterConfig {
+  role: 'both' | 'front' | 'back';
+  /** Front: link addresses of the backs. */
+  backs: HostPort[];
+  /** Back: where the link listener binds. */
+  linkListen: HostPort | null;
+  /** PEM files (absolute paths): this node's certificate and key, and the cluster CA. */
+  cert: string | null;
+  key: string | null;
+  ca: string | null;
+}
+
 export interface Config {
   /** Path of the file this came from, if any (the state folder and reloads are resolved against it). */
   file: string | null;
@@ -182,6 +195,7 @@ export interface Config {
   log: LogConfig;
   buffers: BuffersConfig;
   firewall: FirewallConfig;
+  cluster: ClusterConfig;
   /** Values adjusted while loading (one line each, for the log); absent when there are none. */
   warnings?: string[];
 }

@@ -25,6 +25,9 @@ import type { PolicyGate, PolicyTicket, ReplayGuard, SessionEnv } from '../sessi
 import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
 import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
+import { BackServer } from '../cluster/front-back/back-server.ts';
+import { BackUpstream } from '../cluster/front-back/front-upstream.ts';
+import { readCredentials } from '../cluster/front-back/tls.ts';
 import { describeBindError } from '../runtime/bind-errors.ts';
 import { isFdExhaustion, onFdExhaustion } from '../runtime/fd-pressure.ts';
 import { interfaceAddresses } from '../runtime/interfaces.ts';
@@ -108,7 +111,11 @@ interface ListenerState {
 /** Raised when a listener cannot bind; the message names the listener key, as config errors do. */
 export class ListenError extends MtpError {
   constructor(index: number, l: ListenerConfig, err: NodeJS.ErrnoException) {
-    super('server', err.code ?? 'ELISTEN', `listeners[${index}].port: ${describeBindError(err, l.host, l.port)}`);
+    super(
+      'server',
+      err.code ?? 'ELISTEN',
+      `listeners[${index}].port: ${describeBindError(err, l.host, l.port)}`,
+    );
     this.name = 'ListenError';
   }
 }
@@ -139,6 +146,10 @@ export class ProxyServer {
   readonly #draining = new Set<ListenerState>();
   #direct: StartableUpstream | null = null;
   #middle: StartableUpstream | null = null;
+  /** Front: the links to the backs (every session goes there). */
+  #back: BackUpstream | null = null;
+  /** Back: the listener for fronts' links. */
+  #backServer: BackServer | null = null;
   #started = false;
   #certProbes: CertProbeHandle | null = null;
   #heapShrinker: { stop(): void } | null = null;
@@ -211,7 +222,14 @@ export class ProxyServer {
     return {
       direct: this.#direct ? (this.#direct.status?.() ?? { started: true }) : null,
       middle: this.#middle ? (this.#middle.status?.() ?? { started: true }) : null,
+      ...(this.#back ? { backs: this.#back.status() } : {}),
+      ...(this.#backServer ? { fronts: this.#backServer.status() } : {}),
     };
+  }
+
+  /** Front: the links to the backs; back: the link listener (null otherwise). Tests and the status. */
+  get cluster(): { front: BackUpstream | null; back: BackServer | null } {
+    return { front: this.#back, back: this.#backServer };
   }
 
   /** Names of the active listeners, in config order. */
@@ -259,6 +277,7 @@ export class ProxyServer {
     await this.#startNeededUpstreams(this.#config);
     const bound: ListenerState[] = [];
     try {
+      await this.#startCluster();
       for (const [i, l] of this.#config.listeners.entries()) {
         const state = this.#createState(l);
         await this.#listen(state, i);
@@ -276,6 +295,9 @@ export class ProxyServer {
       this.#fdUnsubscribe = null;
       this.#heapShrinker?.stop();
       for (const s of bound) s.server.close();
+      await Promise.allSettled([this.#back?.close(), this.#backServer?.close()]);
+      this.#back = null;
+      this.#backServer = null;
       await this.#ops?.stop();
       // A middle-proxy upstream may already be refreshing Telegram's config; don't leave its timers behind.
       await Promise.allSettled([this.#direct?.close(), this.#middle?.close()]);
@@ -308,7 +330,12 @@ export class ProxyServer {
     for (const s of states) this.#closeServer(s);
     await Promise.all(states.map((s) => this.#drain(s, drainMs)));
     this.#draining.clear();
-    await Promise.allSettled([this.#direct?.close(), this.#middle?.close()]);
+    await Promise.allSettled([
+      this.#direct?.close(),
+      this.#middle?.close(),
+      this.#back?.close(),
+      this.#backServer?.close(),
+    ]);
     await this.#ops?.stop();
     this.#users.close();
     this.#users.store?.close();
@@ -367,6 +394,7 @@ export class ProxyServer {
     this.#config = next;
     this.#direct?.configChanged?.();
     this.#middle?.configChanged?.();
+    this.#back?.configChanged();
     // New cover domains get measured now rather than at the next periodic refresh.
     void this.#certProbes?.refresh();
     for (const [state, l] of keep) {
@@ -614,6 +642,7 @@ export class ProxyServer {
   // Upstreams
 
   #upstreamFor(l: ListenerConfig): Upstream {
+    if (this.#back !== null) return this.#back;
     return upstreamKind(this.#config, l) === 'middle' ? this.#middleUpstream() : this.#directUpstream();
   }
 
@@ -640,9 +669,32 @@ export class ProxyServer {
     return middle;
   }
 
+  /**
+   * `[cluster]` (read at start; a role change needs a restart): a front links to its backs, a back listens for
+   * the fronts' links and serves their sessions with its own upstreams.
+   */
+  async #startCluster(): Promise<void> {
+    const cluster = this.#config.cluster;
+    if (cluster.role === 'front') {
+      this.#back = new BackUpstream(() => this.#config, readCredentials(cluster), this.#log);
+      await this.#back.start(FIRST_LINK_WAIT_MS);
+      if (this.#back.readyCount() === 0) this.#log.warn('no back is linked yet; retrying in background');
+    } else if (cluster.role === 'back' && cluster.linkListen !== null) {
+      const server = new BackServer(readCredentials(cluster), {
+        getConfig: () => this.#config,
+        upstreamFor: (l) => this.#upstreamFor(l),
+        log: this.#log,
+      });
+      await server.listen(cluster.linkListen);
+      this.#backServer = server;
+      this.#log.info({ link: server.address() }, 'listening for front links');
+    }
+  }
+
   /** Middle mode needs Telegram's config before the first client: start it as soon as a listener needs it. */
   async #startNeededUpstreams(config: Config): Promise<void> {
-    const needsMiddle = config.listeners.some((l) => upstreamKind(config, l) === 'middle');
+    const needsMiddle =
+      config.cluster.role !== 'front' && config.listeners.some((l) => upstreamKind(config, l) === 'middle');
     if (!needsMiddle || this.#middle) return;
     // In a reload the running config is still the old one while the upstream starts: Telegram's sources and
     // the state folder must come from the config that needs middle mode, not from the one it replaces.
@@ -660,6 +712,9 @@ export class ProxyServer {
     }
   }
 }
+
+/** How long a front's start waits for its first back link (the links keep trying afterwards). */
+const FIRST_LINK_WAIT_MS = 3000;
 
 /** The agreed name; import `ProxyServer` where a binding named `Proxy` would shadow the global. */
 export { ProxyServer as Proxy };

@@ -57,7 +57,7 @@ export interface UpstreamHandle {
 }
 
 export interface Upstream {
-  readonly kind: 'direct' | 'middle';
+  readonly kind: 'direct' | 'middle' | 'back';
   /**
    * Start carrying a client's traffic. Resolves once the upstream is ready to take writes (direct: the DC
    * TCP connection is up and the header sent; middle: the client is registered on a link).

@@ -17,7 +17,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['config'],
   ['metrics', 'policy', 'firewall', 'client', 'links'],
   ['cover', 'upstream', 'users'],
-  ['session'],
+  ['session', 'cluster'],
   ['admin'],
   ['server'],
   ['workers'],

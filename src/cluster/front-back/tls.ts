@@ -1,0 +1,28 @@
+/** The certificate material of a link end (PEM), read from the `[cluster]` paths. */
+import { readFileSync } from 'node:fs';
+import type { ClusterConfig } from '../../config/types.ts';
+import { MtpError } from '../../runtime/errors.ts';
+
+export interface LinkCredentials {
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer;
+}
+
+export function readCredentials(cluster: ClusterConfig): LinkCredentials {
+  const read = (what: 'cert' | 'key' | 'ca'): Buffer => {
+    const file = cluster[what];
+    if (file === null)
+      throw new MtpError('config', 'MTP_ERR_CONFIG', `cluster.${what}: expected a file path (required)`);
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new MtpError(
+        'config',
+        'MTP_ERR_CONFIG',
+        `cluster.${what}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
+  };
+  return { cert: read('cert'), key: read('key'), ca: read('ca') };
+}
