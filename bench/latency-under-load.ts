@@ -73,7 +73,10 @@ export async function measureUnderLoad(
   }
 }
 
-export const UNDER_LOAD_PATHS: PathKind[] = ['direct', 'tls', 'middle'];
+/** `BENCH_UNDER_LOAD_PATHS` (comma list) narrows a run to some of them; the ceiling always runs. */
+export const UNDER_LOAD_PATHS: PathKind[] = process.env.BENCH_UNDER_LOAD_PATHS
+  ? (process.env.BENCH_UNDER_LOAD_PATHS.split(',') as PathKind[])
+  : ['direct', 'tls', 'middle'];
 
 export async function run(loadgens: Actor[], paths = UNDER_LOAD_PATHS): Promise<Row[]> {
   const rows: Row[] = [];

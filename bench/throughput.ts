@@ -53,7 +53,10 @@ export async function measureThroughput(
   }
 }
 
-export const THROUGHPUT_PATHS: PathKind[] = ['direct', 'tls', 'middle'];
+/** `BENCH_THROUGHPUT_PATHS` (comma list) narrows a run to some of them; the ceiling always runs. */
+export const THROUGHPUT_PATHS: PathKind[] = process.env.BENCH_THROUGHPUT_PATHS
+  ? (process.env.BENCH_THROUGHPUT_PATHS.split(',') as PathKind[])
+  : ['direct', 'tls', 'middle'];
 
 export async function run(loadgens: Actor[], paths = THROUGHPUT_PATHS): Promise<Row[]> {
   const rows: Row[] = [];

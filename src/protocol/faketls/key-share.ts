@@ -1,13 +1,27 @@
 /**
- * The server's key share in the fake ServerHello, made the way a real TLS 1.3 server makes it, so that
- * whoever parses it (a middlebox, a client fork) finds a well-formed answer for the group:
- * - X25519MLKEM768 (0x11ec): ML-KEM-768 ciphertext encapsulated to the client's encapsulation key (the first
- *   1184 bytes of its 1216-byte share), then a fresh X25519 public key: 1088 + 32 = 1120 bytes.
- * - X25519 (0x001d): a fresh X25519 public key.
+ * The server's key share in the fake ServerHello, shaped the way a real TLS 1.3 server's is, so that whoever
+ * parses it (a middlebox, a client fork) finds a well-formed answer for the group:
+ * - X25519MLKEM768 (0x11ec): a 1088-byte ML-KEM-768 ciphertext, then an X25519 public key: 1120 bytes.
+ * - X25519 (0x001d): an X25519 public key.
  * - other classic groups: random bytes of the client's key length (nobody derives a key from them).
- * The shared secrets are thrown away: the fake handshake never encrypts with them.
+ *
+ * Nobody ever derives a key from the answer: only a client holding the secret gets it (everyone else is
+ * fronted to the cover site), the apps check nothing in it but the lengths, and the records after it are
+ * random bytes whatever the key exchange would give. So what matters is only what a passive observer can
+ * test, and the answer is made to pass those tests cheaply:
+ * - The ML-KEM ciphertext is random bytes. Every 1088-byte string decodes as a compressed ML-KEM-768
+ *   ciphertext (FIPS 203 ByteDecode of 10- and 4-bit fields accepts any input) and a real one is
+ *   pseudorandom under MLWE, so none is told apart from the other. A real encapsulation cost ~65 µs of CPU
+ *   per session (key parsing with its checks, then the encapsulation).
+ * - The client's encapsulation key still gets FIPS 203's modulus check (every 12-bit coefficient below q): a
+ *   server refuses a key failing it, and so does this one (the caller answers the classic group then).
+ * - The X25519 key must be a real one: a random 32-byte string has its top bit set half the time, lies on the
+ *   twist half the time, and is outside the prime-order subgroup most of the rest, each testable from the
+ *   wire. Real keys are made ahead, off the session's path, on libuv's thread pool, and each is sent once.
+ *   When the pool runs dry (a sustained burst), a key is made on the spot as before.
  */
-import { createPublicKey, encapsulate, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPair, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { fillRandom } from '../random-pool.ts';
 import { GROUP_X25519, GROUP_X25519_MLKEM768 } from './client-hello.ts';
 
 export const MLKEM768_ENCAPSULATION_KEY_LENGTH = 1184;
@@ -16,34 +30,99 @@ export const X25519_KEY_LENGTH = 32;
 export const HYBRID_CLIENT_SHARE_LENGTH = MLKEM768_ENCAPSULATION_KEY_LENGTH + X25519_KEY_LENGTH;
 export const HYBRID_SERVER_SHARE_LENGTH = MLKEM768_CIPHERTEXT_LENGTH + X25519_KEY_LENGTH;
 
-export function x25519PublicKey(): Buffer {
-  return generateKeyPairSync('x25519').publicKey.export({ format: 'raw-public' });
+/** ML-KEM's modulus. */
+const MLKEM_Q = 3329;
+/** The encoded vector t̂ of an ML-KEM-768 encapsulation key: 3 × 256 coefficients of 12 bits. */
+const MLKEM768_T_BYTES = 1152;
+
+/** Public keys made ahead (each handed out once); refilled when below half. */
+export const X25519_POOL_KEYS = 512;
+/** Keys generated at once on the thread pool while refilling. */
+const REFILL_PARALLEL = 2;
+
+const pool = Buffer.allocUnsafeSlow(X25519_POOL_KEYS * X25519_KEY_LENGTH);
+let pooled = 0;
+let refilling = 0;
+
+function exportRaw(publicKey: KeyObject): Buffer {
+  return publicKey.export({ format: 'raw-public' });
 }
 
-/** ML-KEM-768 ciphertext for a client's encapsulation key, or null when the key is not a valid one. */
-export function mlKem768Ciphertext(encapsulationKey: Buffer): Buffer | null {
-  if (encapsulationKey.length !== MLKEM768_ENCAPSULATION_KEY_LENGTH) return null;
-  try {
-    const key = createPublicKey({
-      key: encapsulationKey,
-      format: 'raw-public',
-      asymmetricKeyType: 'ml-kem-768',
-    });
-    return encapsulate(key).ciphertext;
-  } catch {
-    // Coefficients out of range (FIPS 203 modulus check) or a key Node cannot read.
-    return null;
+function onPooledKey(err: Error | null, publicKey: KeyObject): void {
+  refilling--;
+  if (err === null && pooled < X25519_POOL_KEYS) {
+    exportRaw(publicKey).copy(pool, pooled * X25519_KEY_LENGTH);
+    pooled++;
   }
+  if (err === null) refill();
+}
+
+function refill(): void {
+  while (refilling < REFILL_PARALLEL && pooled + refilling < X25519_POOL_KEYS) {
+    refilling++;
+    generateKeyPair('x25519', undefined, onPooledKey);
+  }
+}
+
+/** Write a fresh X25519 public key (one never sent before) at target[at, at + 32). */
+export function writeX25519PublicKey(target: Buffer, at: number): void {
+  if (pooled > 0) {
+    pooled--;
+    const from = pooled * X25519_KEY_LENGTH;
+    pool.copy(target, at, from, from + X25519_KEY_LENGTH);
+    // Each key goes out once: its slot is refilled with a new one, never read again as it is.
+    pool.fill(0, from, from + X25519_KEY_LENGTH);
+  } else {
+    exportRaw(generateKeyPairSync('x25519').publicKey).copy(target, at);
+  }
+  if (refilling === 0 && pooled < X25519_POOL_KEYS / 2) refill();
+}
+
+export function x25519PublicKey(): Buffer {
+  const key = Buffer.allocUnsafe(X25519_KEY_LENGTH);
+  writeX25519PublicKey(key, 0);
+  return key;
+}
+
+/** Keys ready in this thread's pool (for tests and the bench). */
+export function pooledX25519Keys(): number {
+  return pooled;
+}
+
+/** FIPS 203's input check of an ML-KEM-768 encapsulation key: the length, and every coefficient below q. */
+export function isMlKem768EncapsulationKey(key: Uint8Array): boolean {
+  if (key.length !== MLKEM768_ENCAPSULATION_KEY_LENGTH) return false;
+  for (let i = 0; i < MLKEM768_T_BYTES; i += 3) {
+    const b1 = key[i + 1]!;
+    if ((key[i]! | ((b1 & 0x0f) << 8)) >= MLKEM_Q) return false;
+    if (((b1 >> 4) | (key[i + 2]! << 4)) >= MLKEM_Q) return false;
+  }
+  return true;
+}
+
+/**
+ * An ML-KEM-768 ciphertext as the answer to a client's encapsulation key (random bytes, see above), or null
+ * when the key is not a valid one.
+ */
+export function mlKem768Ciphertext(encapsulationKey: Buffer): Buffer | null {
+  if (!isMlKem768EncapsulationKey(encapsulationKey)) return null;
+  const ciphertext = Buffer.allocUnsafe(MLKEM768_CIPHERTEXT_LENGTH);
+  fillRandom(ciphertext);
+  return ciphertext;
 }
 
 /** The server share for `group` answering the client's `clientKey`, or null when it cannot be made. */
 export function serverKeyShare(group: number, clientKey: Buffer): Buffer | null {
   if (group === GROUP_X25519_MLKEM768) {
     if (clientKey.length !== HYBRID_CLIENT_SHARE_LENGTH) return null;
-    const ciphertext = mlKem768Ciphertext(clientKey.subarray(0, MLKEM768_ENCAPSULATION_KEY_LENGTH));
-    if (ciphertext === null) return null;
-    return Buffer.concat([ciphertext, x25519PublicKey()]);
+    if (!isMlKem768EncapsulationKey(clientKey.subarray(0, MLKEM768_ENCAPSULATION_KEY_LENGTH))) return null;
+    const share = Buffer.allocUnsafe(HYBRID_SERVER_SHARE_LENGTH);
+    fillRandom(share, 0, MLKEM768_CIPHERTEXT_LENGTH);
+    writeX25519PublicKey(share, MLKEM768_CIPHERTEXT_LENGTH);
+    return share;
   }
   if (group === GROUP_X25519) return x25519PublicKey();
-  return randomBytes(clientKey.length);
+  const share = Buffer.allocUnsafe(clientKey.length);
+  fillRandom(share);
+  return share;
 }
