@@ -3,17 +3,16 @@
  * counters, the quota over every worker's usage (through the state database), and every slot comes back.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { describe, it } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { after, before } from 'node:test';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import { connectObfuscated, type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { WorkerMode } from '../../src/config/types.ts';
 import { Stats } from '../../src/metrics/stats.ts';
-import { Supervisor } from '../../src/workers/supervisor.ts';
 import { UserStore } from '../../src/users/store.ts';
+import { Supervisor } from '../../src/workers/supervisor.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
 import { log, supervisorToml, until } from '../workers/supervisor-suite.ts';
 
