@@ -95,3 +95,18 @@ export async function startTestProxy(
     stop: () => proxy.stop(0),
   };
 }
+
+/** A started proxy from TOML whose users' clock is `now` (quota periods, expiry and rates run on it). */
+export async function startClockedProxy(toml: string, now: () => number): Promise<ProxyServer> {
+  const log = logger.child({ test: true });
+  log.level = 'silent';
+  const proxy = new ProxyServer(parseConfig(toml), {
+    log,
+    stats: new Stats(),
+    policy: allowAllPolicy,
+    operations: false,
+    userClock: { now },
+  });
+  await proxy.start();
+  return proxy;
+}

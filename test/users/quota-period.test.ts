@@ -5,12 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { parseConfig } from '../../src/config/load.ts';
-import { logger } from '../../src/log.ts';
-import { Stats } from '../../src/metrics/stats.ts';
-import { ProxyServer } from '../../src/server/proxy.ts';
+import type { ProxyServer } from '../../src/server/proxy.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
-import { allowAllPolicy, basicToml } from '../helpers/proxy.ts';
+import { basicToml, startClockedProxy } from '../helpers/proxy.ts';
 import { echoedSession, relays } from '../helpers/relay-probe.ts';
 import { suiteTempDir } from '../helpers/temp-dir.ts';
 
@@ -41,16 +38,7 @@ quota_reset_day = 1
 [log]
 level = "silent"
 `;
-      const log = logger.child({ test: true });
-      log.level = 'silent';
-      proxy = new ProxyServer(parseConfig(toml), {
-        log,
-        stats: new Stats(),
-        policy: allowAllPolicy,
-        operations: false,
-        userClock: { now: () => now },
-      });
-      await proxy.start();
+      proxy = await startClockedProxy(toml, () => now);
     });
 
     after(async () => {

@@ -6,13 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connectObfuscated } from '../../src/client/obfuscated-client.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { logger } from '../../src/log.ts';
-import { Stats } from '../../src/metrics/stats.ts';
-import { ProxyServer } from '../../src/server/proxy.ts';
+import type { ProxyServer } from '../../src/server/proxy.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
 import { until } from '../helpers/middle-harness.ts';
-import { allowAllPolicy, basicToml } from '../helpers/proxy.ts';
+import { basicToml, startClockedProxy } from '../helpers/proxy.ts';
 
 const SECRET = 'a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7';
 const FRAMES = 30;
@@ -34,16 +31,7 @@ rate = 100000
 [log]
 level = "silent"
 `;
-    const log = logger.child({ test: true });
-    log.level = 'silent';
-    proxy = new ProxyServer(parseConfig(toml), {
-      log,
-      stats: new Stats(),
-      policy: allowAllPolicy,
-      operations: false,
-      userClock: { now: () => now },
-    });
-    await proxy.start();
+    proxy = await startClockedProxy(toml, () => now);
   });
 
   after(async () => {

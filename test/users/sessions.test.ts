@@ -6,16 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { connectObfuscated, type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
+import { type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { logger } from '../../src/log.ts';
-import { Stats } from '../../src/metrics/stats.ts';
-import { LocalCounterStore } from '../../src/policy/counters.ts';
-import { ProxyServer } from '../../src/server/proxy.ts';
+import type { LocalCounterStore } from '../../src/policy/counters.ts';
+import type { ProxyServer } from '../../src/server/proxy.ts';
 import { userLinks } from '../../src/users/links.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
 import { until } from '../helpers/middle-harness.ts';
-import { allowAllPolicy, basicToml } from '../helpers/proxy.ts';
+import { basicToml, startClockedProxy } from '../helpers/proxy.ts';
 import { echoedSession, relays } from '../helpers/relay-probe.ts';
 
 const LATE = 'a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5';
@@ -74,16 +72,7 @@ describe('users: sessions end to end (injected clock)', () => {
 [log]
 level = "silent"
 `;
-    const log = logger.child({ test: true });
-    log.level = 'silent';
-    proxy = new ProxyServer(parseConfig(toml + usersToml()), {
-      log,
-      stats: new Stats(),
-      policy: allowAllPolicy,
-      operations: false,
-      userClock: { now: () => now },
-    });
-    await proxy.start();
+    proxy = await startClockedProxy(toml + usersToml(), () => now);
   });
 
   after(async () => {
