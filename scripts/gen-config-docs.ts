@@ -91,6 +91,8 @@ export const EXAMPLES: Record<string, string> = {
   'cluster.cert': '"/etc/mtproxy/cluster/front-1.crt"',
   'cluster.key': '"/etc/mtproxy/cluster/front-1.key"',
   'cluster.ca': '"/etc/mtproxy/cluster/ca.crt"',
+  'cluster.redis': '"rediss://mtproxy:password@10.0.0.5:6380"',
+  'cluster.node_name': '"fra-1"',
 };
 
 function cell(text: string): string {

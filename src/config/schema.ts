@@ -6,7 +6,7 @@
  * Tables are strict: an unknown key is an error, so a typo never silently falls back to a default.
  */
 import { isIP } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { compileAllowList } from '../runtime/allow-list.ts';
@@ -229,6 +229,18 @@ export function parseHostPort(value: string): HostPort | null {
   if (port < 1 || port > 65535) return null;
   return { host, port };
 }
+
+/** `redis://` or `rediss://` URL with a host (user and password optional). */
+const redisUrl = () =>
+  leaf('a URL like "redis://host:6379" or "rediss://user:password@host:6380"', (v) => {
+    if (typeof v !== 'string') return null;
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '' ? v : null;
+    } catch {
+      return null;
+    }
+  });
 
 /** An admin/metrics address: "host:port", or a bare port on 127.0.0.1. */
 const listenAddress = () =>
@@ -793,8 +805,46 @@ const configSchema = z.strictObject({
         'string',
         'Front and back: the cluster CA certificate (PEM); a link peer must hold a certificate it signed.',
       ),
+      redis: optional(
+        redisUrl(),
+        'string',
+        'Shared state of a fleet: "redis://[user:password@]host:port[/db]" or "rediss://…" (TLS); replay protection, users, usage, limits and policy tables are then shared by every node using it. Off when unset (this machine only).',
+      ),
+      prefix: withDefault(
+        leaf('a key prefix of letters, digits and ":_-." (at most 64)', (v) =>
+          typeof v === 'string' && /^[A-Za-z0-9:_.-]{1,64}$/.test(v) ? v : null,
+        ),
+        'mtproxy:',
+        'string',
+        'Prefix of every Redis key and channel (several fleets can share one Redis).',
+      ),
+      node_name: optional(
+        leaf('a name of letters, digits and "_.-" (at most 64)', (v) =>
+          typeof v === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(v) ? v : null,
+        ),
+        'string',
+        'This node in `mtproxy status --cluster` and the logs; default the host name.',
+      ),
+      timeout: withDefault(
+        duration(),
+        '500ms',
+        'duration',
+        'A Redis command not answered within this time counts as failed; the node then decides from its own state.',
+      ),
+      heartbeat: withDefault(
+        duration(),
+        '2s',
+        'duration',
+        'How often a node renews its registration (and its connection leases) and pulls shared usage.',
+      ),
+      node_timeout: withDefault(
+        duration(),
+        '10s',
+        'duration',
+        'A node silent for this long is taken for dead: the connections it held stop counting against the limits.',
+      ),
     },
-    'Several machines as one proxy.',
+    'Several machines as one proxy: a front and its backs, and state shared through Redis or Valkey (see Running several servers).',
   ),
   admin: section(
     {
@@ -1250,6 +1300,12 @@ function toCluster(raw: RawConfig['cluster'], baseDir: string): ClusterConfig {
     cert: file(raw.cert),
     key: file(raw.key),
     ca: file(raw.ca),
+    redis: raw.redis ?? null,
+    prefix: raw.prefix,
+    nodeName: raw.node_name ?? hostname(),
+    timeoutMs: Math.max(1, raw.timeout),
+    heartbeatMs: Math.max(100, raw.heartbeat),
+    nodeTimeoutMs: Math.max(raw.node_timeout, 2 * Math.max(100, raw.heartbeat)),
   };
 }
 

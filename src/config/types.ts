@@ -162,7 +162,8 @@ export interface FirewallConfig {
   mssClamp: number;
 }
 
-/** `[cluster]`: the front/back split (role "both" is one machine doing everything). */
+/** `[cluster]`: the front/back split (role "both" is one machine doing everything) and state shared
+ * by several nodes through Redis (`redis` null = this machine only). */
 export interface ClusterConfig {
   role: 'both' | 'front' | 'back';
   /** Front: link addresses of the backs. */
@@ -173,6 +174,14 @@ export interface ClusterConfig {
   cert: string | null;
   key: string | null;
   ca: string | null;
+
+  /** Connection URL (may carry user and password: never log it). */
+  redis: string | null;
+  prefix: string;
+  nodeName: string;
+  timeoutMs: number;
+  heartbeatMs: number;
+  nodeTimeoutMs: number;
 }
 
 export interface Config {

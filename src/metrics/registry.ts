@@ -286,6 +286,19 @@ export function createMetricsRegistry(opts: MetricsRegistryOptions): MetricsRegi
     g.set({ kind: 'external' }, m.external);
     g.set({ kind: 'array_buffers' }, m.arrayBuffers);
   });
+  // Cluster (only when [cluster] redis is set).
+  gauge('mtproxy_cluster_redis_up', '1 while the shared-state Redis is reachable, 0 while not.', [], (g) => {
+    const up = primary()?.clusterRedisUp;
+    if (up !== null && up !== undefined) g.set(up);
+  });
+  counter(
+    'mtproxy_cluster_redis_errors_total',
+    'Shared-state Redis commands that failed or timed out (the node decided locally), by kind.',
+    ['kind'],
+    (c) => {
+      for (const [kind, n] of primary()?.clusterRedisErrors ?? []) c.inc({ kind }, n);
+    },
+  );
   for (const [name, { help, read }] of Object.entries(opts.gauges ?? {})) {
     gauge(name, help, [], (g) => g.set(read()));
   }

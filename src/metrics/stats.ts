@@ -185,6 +185,9 @@ export class Stats {
   readonly userBytesDown = new Map<string, number>();
   readonly userSessionsActive = new Map<string, number>();
   readonly userRefusals = new Map<string, number>();
+  /** `[cluster]` Redis link: 1 up, 0 down, null when the node runs alone; failed commands by kind. */
+  clusterRedisUp: number | null = null;
+  readonly clusterRedisErrors = new Map<string, number>();
 
   listener(name: string): ListenerStats {
     let s = this.listeners.get(name);

@@ -26,6 +26,7 @@ import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
 import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
 import { BackServer } from '../cluster/front-back/back-server.ts';
+import { SharedState } from '../cluster/shared-state/index.ts';
 import { BackUpstream } from '../cluster/front-back/front-upstream.ts';
 import { readCredentials } from '../cluster/front-back/tls.ts';
 import { describeBindError } from '../runtime/bind-errors.ts';
@@ -136,6 +137,8 @@ export class ProxyServer {
   readonly #sessionHandler: SessionHandler;
   #replay: ReplayGuard;
   readonly #replayInjected: boolean;
+  /** `[cluster] redis`: replay, counters, users and tables shared with the fleet (null: this machine only). */
+  readonly #shared: SharedState | null;
   readonly #policy: ReloadablePolicy;
   readonly #users: UserRegistry;
   /** Policy engine, tables, admin API and metrics endpoint (null when a policy gate was injected). */
@@ -166,15 +169,23 @@ export class ProxyServer {
     this.#log = opts.log ?? defaultLogger;
     this.#stats = opts.stats ?? defaultStats;
     this.#sessionHandler = opts.sessionHandler ?? startSession;
-    this.#replayInjected = opts.replay !== undefined;
-    this.#replay = opts.replay ?? createReplayGuard(config.replay);
+    // Worker threads and processes get their state from the supervisor: only a node's own proxy joins the fleet.
+    this.#shared =
+      config.cluster.redis !== null && !opts.replay && !opts.policy && !opts.policyCounters
+        ? SharedState.create(config, { log: this.#log, stats: this.#stats })
+        : null;
+    this.#replayInjected = opts.replay !== undefined || this.#shared !== null;
+    this.#replay = opts.replay ?? this.#shared?.replay ?? createReplayGuard(config.replay);
     this.#ops = opts.policy
       ? null
       : new (requireLazily('../admin/operations.ts') as typeof import('../admin/operations.ts')).Operations({
           config,
           stats: this.#stats,
           log: this.#log,
-          counters: opts.policyCounters,
+          // The fleet's counters may answer later (a Promise); the engine and the session handle that as they
+          // do for worker processes.
+          counters: opts.policyCounters ?? (this.#shared?.counters as CounterStore | undefined),
+          ...(this.#shared ? { tables: this.#shared.tables } : {}),
         });
     this.#policy = opts.policy ?? this.#ops?.policy ?? allowAllPolicy;
     // User limits are counted where the policy counters are (shared memory, or the primary).
@@ -187,9 +198,10 @@ export class ProxyServer {
       tickMs: USER_TICK_MS,
       onError: (err) => this.#log.warn({ err: (err as Error).message }, 'users: usage flush failed'),
     });
-    this.#users.store = openUserStore(config, null);
+    this.#users.store = this.#shared?.users ?? openUserStore(config, null);
     this.#users.applyConfig(config);
     this.#ops?.useUsers(this.#users);
+    this.#shared?.attach(this.#users, () => this.sessionCount());
     this.#direct = opts.upstreams?.direct ?? null;
     this.#middle = opts.upstreams?.middle ?? null;
   }
@@ -225,6 +237,11 @@ export class ProxyServer {
       ...(this.#back ? { backs: this.#back.status() } : {}),
       ...(this.#backServer ? { fronts: this.#backServer.status() } : {}),
     };
+  }
+
+  /** The state shared with the fleet (`[cluster] redis`), or null. */
+  get sharedState(): SharedState | null {
+    return this.#shared;
   }
 
   /** Front: the links to the backs; back: the link listener (null otherwise). Tests and the status. */
@@ -277,6 +294,7 @@ export class ProxyServer {
     await this.#startNeededUpstreams(this.#config);
     const bound: ListenerState[] = [];
     try {
+      await this.#shared?.start();
       await this.#startCluster();
       for (const [i, l] of this.#config.listeners.entries()) {
         const state = this.#createState(l);
@@ -299,6 +317,7 @@ export class ProxyServer {
       this.#back = null;
       this.#backServer = null;
       await this.#ops?.stop();
+      await this.#shared?.close();
       // A middle-proxy upstream may already be refreshing Telegram's config; don't leave its timers behind.
       await Promise.allSettled([this.#direct?.close(), this.#middle?.close()]);
       this.#listeners.clear();
@@ -338,6 +357,7 @@ export class ProxyServer {
     ]);
     await this.#ops?.stop();
     this.#users.close();
+    await this.#shared?.close();
     this.#users.store?.close();
     this.#log.info('proxy stopped');
   }
@@ -418,6 +438,7 @@ export class ProxyServer {
     ) {
       this.#replay = createReplayGuard(r1);
     }
+    this.#shared?.applyConfig(next);
     this.#policy.applyConfig?.(next);
     this.#users.store = openUserStore(next, this.#users.store);
     this.#users.applyConfig(next);

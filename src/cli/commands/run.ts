@@ -50,7 +50,13 @@ export const command: CliCommand = {
     const proxyOptions = { log: logger, loadConfig: async () => (await ctx.loadConfig()).config };
     // Several workers (threads or processes, src/workers), or worker processes asked for by name (a crash
     // then costs one restarted process); otherwise the proxy runs in this thread.
-    const supervised = config.workers > 1 || config.workerMode === 'processes';
+    // A node sharing state through Redis runs in one process: its Redis link is the one source of the fleet's
+    // state here (worker threads would each need their own).
+    const clustered = config.cluster.redis !== null;
+    if (clustered && (config.workers > 1 || config.workerMode === 'processes')) {
+      logger.warn({ workers: config.workers }, 'cluster.redis: this node runs in one process (workers = 1)');
+    }
+    const supervised = !clustered && (config.workers > 1 || config.workerMode === 'processes');
     const proxy = supervised ? new Supervisor(config, proxyOptions) : new ProxyServer(config, proxyOptions);
     // Signal handlers go in before anything is printed: a supervisor may signal as soon as it sees the links.
     let stopping = false;

@@ -1,0 +1,106 @@
+/**
+ * Replay protection across the fleet. The node's own cache answers first (a key it has seen is refused
+ * without leaving the process); a key new to the node is offered to Redis with SET NX PX, which refuses it
+ * when any node stored it before. The checks of one event-loop turn go out as one pipeline.
+ *
+ * While Redis is unreachable, or more checks wait than `maxWaiting`, the local cache alone decides (a replay
+ * across nodes then passes; one on the same node is still refused).
+ */
+import type { ReplayConfig } from '../../config/types.ts';
+import { ReplayCache } from '../../session/replay-cache.ts';
+import type { ReplayGuard } from '../../session/types.ts';
+import type { SharedStateLink } from './client.ts';
+
+const DEFAULT_MAX_WAITING = 4096;
+
+export class ClusterReplayGuard implements ReplayGuard {
+  readonly #link: SharedStateLink;
+  readonly #local: ReplayCache;
+  readonly #prefix: Buffer;
+  readonly #maxWaiting: number;
+  #enabled: boolean;
+  #maxAgeMs: number;
+  #keys: Buffer[] = [];
+  #answers: Array<(seen: boolean) => void> = [];
+  #waiting = 0;
+  #scheduled = false;
+  /** Checks answered by the local cache alone because Redis could not be asked (status). */
+  localOnly = 0;
+
+  constructor(link: SharedStateLink, cfg: ReplayConfig, maxWaiting = DEFAULT_MAX_WAITING) {
+    this.#link = link;
+    this.#local = new ReplayCache({ maxEntries: cfg.maxEntries, maxAgeMs: cfg.maxAgeMs });
+    this.#prefix = Buffer.from(link.key('replay', ''), 'latin1');
+    this.#maxWaiting = maxWaiting;
+    this.#enabled = cfg.enabled;
+    this.#maxAgeMs = cfg.maxAgeMs;
+  }
+
+  /** Hot reload of `[replay]`. */
+  configure(cfg: ReplayConfig): void {
+    this.#enabled = cfg.enabled;
+    this.#maxAgeMs = cfg.maxAgeMs;
+    this.#local.configure(cfg.maxEntries, cfg.maxAgeMs);
+  }
+
+  seen(key: Buffer): boolean | Promise<boolean> {
+    if (!this.#enabled) return false;
+    if (this.#local.seen(key)) return true;
+    if (!this.#link.up || this.#waiting >= this.#maxWaiting) {
+      this.localOnly++;
+      return false;
+    }
+    this.#waiting++;
+    // The session's key buffer may be reused after this call returns: keep a copy.
+    this.#keys.push(Buffer.concat([this.#prefix, key]));
+    const answer = new Promise<boolean>((resolve) => this.#answers.push(resolve));
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.#flush());
+    }
+    return answer;
+  }
+
+  /** Checks sent and not answered yet. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const keys = this.#keys;
+    const answers = this.#answers;
+    this.#keys = [];
+    this.#answers = [];
+    const pipeline = this.#link.redis.pipeline();
+    const px = Math.max(1, Math.round(this.#maxAgeMs));
+    for (const k of keys) pipeline.set(k, '1', 'PX', px, 'NX');
+    let settled = false;
+    const settle = (results: ([Error | null, unknown] | null)[] | null, err: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(guard);
+      this.#waiting -= answers.length;
+      if (err) this.#link.fail('replay', err);
+      for (let i = 0; i < answers.length; i++) {
+        const r = results?.[i];
+        // "OK": stored now, first sighting. null: the key was there (another node saw it). Error: local only.
+        if (r && r[0] === null) answers[i](r[1] === null);
+        else {
+          if (!err && r?.[0]) this.#link.fail('replay', r[0]);
+          this.localOnly++;
+          answers[i](false);
+        }
+      }
+    };
+    // Belt and braces over the command timeout: a session never waits longer than twice the timeout.
+    const guard = setTimeout(
+      () => settle(null, new Error('replay check timed out')),
+      this.#link.config.timeoutMs * 2,
+    );
+    pipeline.exec().then(
+      (results) => settle(results, null),
+      (err: unknown) => settle(null, err),
+    );
+  }
+}

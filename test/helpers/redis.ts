@@ -1,0 +1,84 @@
+/**
+ * A real redis-server for a test, on a loopback port of its own (never the default 6379), with nothing
+ * persisted. Tests that need it skip when the binary is missing (`redisSkip`).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import { freePort } from './ports.ts';
+
+export const REDIS_SERVER = process.env.MTP_REDIS_SERVER ?? '/usr/bin/redis-server';
+
+/** A reason to skip (for `describe(..., { skip })`), or false when redis-server can run. */
+export const redisSkip: string | false = existsSync(REDIS_SERVER)
+  ? false
+  : `${REDIS_SERVER} is missing (install the redis-server package to run these tests)`;
+
+export interface TestRedis {
+  port: number;
+  url: string;
+  /** Stop the server (SIGKILL with `hard`); it can be started again on the same port with `start()`. */
+  stop(hard?: boolean): Promise<void>;
+  start(): Promise<void>;
+  /** One command over a fresh connection (inline protocol), the raw reply. */
+  command(...args: string[]): Promise<string>;
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export async function startRedis(): Promise<TestRedis> {
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+  const start = async (): Promise<void> => {
+    const proc = spawn(
+      REDIS_SERVER,
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'],
+      { stdio: 'ignore' },
+    );
+    child = proc;
+    let exited = false;
+    proc.once('exit', () => {
+      exited = true;
+    });
+    for (let i = 0; i < 500; i++) {
+      if (exited) throw new Error(`redis-server exited at start (port ${port})`);
+      if (await canConnect(port)) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    proc.kill('SIGKILL');
+    throw new Error(`redis-server did not listen on ${port}`);
+  };
+  const stop = async (hard = false): Promise<void> => {
+    const proc = child;
+    child = null;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill(hard ? 'SIGKILL' : 'SIGTERM');
+    await exited;
+  };
+  const command = (...args: string[]): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      let reply = '';
+      s.on('data', (c) => {
+        reply += c.toString('utf8');
+        if (reply.endsWith('\r\n')) {
+          s.destroy();
+          resolve(reply);
+        }
+      });
+      s.once('error', reject);
+      const parts = [`*${args.length}`, ...args.flatMap((a) => [`$${Buffer.byteLength(a)}`, a])];
+      s.write(`${parts.join('\r\n')}\r\n`);
+    });
+  await start();
+  return { port, url: `redis://127.0.0.1:${port}`, stop, start, command };
+}
