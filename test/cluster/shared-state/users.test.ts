@@ -1,0 +1,139 @@
+/**
+ * Users across a fleet: two proxies (and, for the crash, a third in a process of its own) sharing one
+ * redis-server. A user created through the API on one node is served and limited on the other, a quota is
+ * summed over the nodes, and the connection slots of a node killed with SIGKILL come back.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { handleUsers } from '../../../src/users/api.ts';
+import { start, waitForOutput } from '../../cli/spawn-cli.ts';
+import { type ClusterNode, clusterNodeToml, startClusterNode } from '../../helpers/cluster-node.ts';
+import { FakeDc } from '../../helpers/fake-dc.ts';
+import { until } from '../../helpers/middle-harness.ts';
+import { freePort } from '../../helpers/ports.ts';
+import { echoedSession, relays } from '../../helpers/relay-probe.ts';
+import { redisSkip, startRedis, type TestRedis } from '../../helpers/redis.ts';
+
+const ALICE = 'a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1';
+const CAROL = 'c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0';
+const DAVE = 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0';
+
+/** The same file users on every node: carol has a quota, dave one connection at a time. */
+const FILE_USERS = `
+[[users]]
+name = "carol"
+secret = "${CAROL}"
+quota = 6000
+quota_period = "total"
+
+[[users]]
+name = "dave"
+secret = "${DAVE}"
+max_connections = 1
+`;
+
+/** Polls an asynchronous condition (a connection attempt) until it holds, for at most 15 s. */
+async function eventually(cond: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 150; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+async function api(node: ClusterNode, method: string, pathParts: string[], body?: unknown) {
+  return handleUsers(method, pathParts, new URLSearchParams(), async () => body, {
+    users: node.proxy.users,
+    config: () => node.proxy.config,
+  });
+}
+
+describe('users across nodes', { skip: redisSkip }, () => {
+  let redis: TestRedis;
+  let dc: FakeDc;
+  let a: ClusterNode;
+  let b: ClusterNode;
+
+  before(async () => {
+    redis = await startRedis();
+    dc = await FakeDc.start({ keepFrames: 10 });
+    a = await startClusterNode('a', redis.url, dc.port, { top: FILE_USERS });
+    b = await startClusterNode('b', redis.url, dc.port, { top: FILE_USERS });
+  });
+
+  after(async () => {
+    await a?.stop();
+    await b?.stop();
+    await dc?.stop();
+    await redis?.stop();
+  });
+
+  it('a user created on node A is served and limited on node B; an edit on B reaches A', async () => {
+    const created = await api(a, 'POST', [], { name: 'alice', secret: ALICE, max_connections: 1 });
+    assert.equal(created.status, 201);
+    await until(() => b.proxy.users.get('alice') !== undefined, 'alice on node B');
+    const onB = await echoedSession(b.port(), ALICE);
+    // One connection for the whole fleet: node A refuses the second.
+    assert.equal(await relays(a.port(), ALICE), false);
+    assert.equal(a.stats.listener('main').policyRejections.get('user_max_connections'), 1);
+    onB.close();
+    await until(() => b.proxy.users.get('alice')!.leases.size === 0, 'the lease given back on B');
+    assert.equal(await relays(a.port(), ALICE), true);
+    // Disabled on B: A refuses too.
+    assert.equal((await api(b, 'POST', ['alice', 'disable'])).status, 200);
+    await until(() => a.proxy.users.get('alice')?.config.enabled === false, 'alice disabled on node A');
+    assert.equal(await relays(a.port(), ALICE), false);
+    assert.equal((await api(b, 'DELETE', ['alice'])).status, 200);
+    await until(() => a.proxy.users.get('alice') === undefined, 'alice deleted on node A');
+  });
+
+  it('a quota is summed over the nodes', async () => {
+    for (const node of [a, b]) {
+      const c = await echoedSession(node.port(), CAROL);
+      for (let i = 0; i < 4; i++) {
+        c.sendFrame(Buffer.alloc(400, i));
+        await c.nextFrame(5000);
+      }
+      c.close();
+    }
+    const carolA = () => a.proxy.users.get('carol')!;
+    const carolB = () => b.proxy.users.get('carol')!;
+    // Each node alone moved less than the quota; the fleet more.
+    await until(() => carolA().used >= 6000 && carolB().used >= 6000, 'the fleet usage on both nodes');
+    assert.equal(await relays(a.port(), CAROL), false);
+    assert.equal(await relays(b.port(), CAROL), false);
+  });
+
+  it('a node killed with SIGKILL releases its connection slots', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'mtp-node-c-'));
+    try {
+      const port = await freePort();
+      const toml = clusterNodeToml('c', redis.url, dc.port, dir, { top: FILE_USERS }).replace(
+        'port = 0',
+        `port = ${port}`,
+      );
+      const file = path.join(dir, 'mtproxy.toml');
+      writeFileSync(file, `${toml}\n[log]\nlevel = "warn"\n`);
+      const child = start(['run', '--config', file], dir);
+      try {
+        await waitForOutput(child, /secret=/);
+        const held = await echoedSession(port, DAVE);
+        await until(() => a.proxy.sharedState !== null, 'node A clustered');
+        assert.equal(await relays(a.port(), DAVE), false);
+        child.kill('SIGKILL');
+        await once(child, 'exit');
+        held.close();
+        // Once the dead node's heartbeat key expired (node_timeout), its slot no longer counts.
+        await eventually(() => relays(a.port(), DAVE), "the dead node's slot released");
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
