@@ -58,7 +58,6 @@ export class SharedState {
   #sessions: () => number = () => 0;
   #timer: NodeJS.Timeout | null = null;
   #beating: Promise<void> | null = null;
-  #wasUp = false;
   #closed = false;
 
   private constructor(config: Config, opts: SharedStateOptions) {
@@ -89,7 +88,6 @@ export class SharedState {
     const up = await this.link.whenUp(config.cluster.timeoutMs * CONNECT_WAIT_FACTOR + 1000);
     if (up) {
       await this.#loadShared();
-      this.#wasUp = true;
     } else {
       this.#log.warn(
         { node: config.cluster.nodeName },
@@ -130,7 +128,6 @@ export class SharedState {
   }
 
   async #reconnected(): Promise<void> {
-    this.#wasUp = true;
     try {
       await this.#loadShared();
       await this.counters.reconcile(true);
