@@ -3,7 +3,9 @@
  * persisted. Tests that need it skip when the binary is missing (`redisSkip`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import { freePort } from './ports.ts';
 
@@ -24,6 +26,12 @@ export interface TestRedis {
   command(...args: string[]): Promise<string>;
 }
 
+/** Data folders of persistent servers, removed when the test process exits. */
+const rmLater = new Set<string>();
+process.once('exit', () => {
+  for (const d of rmLater) rmSync(d, { recursive: true, force: true });
+});
+
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port }, () => {
@@ -34,8 +42,17 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-export async function startRedis(): Promise<TestRedis> {
+export interface TestRedisOptions {
+  /** Keep the data over a stop and start (an append-only file in a folder of its own). */
+  persist?: boolean;
+}
+
+export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis> {
   const port = await freePort();
+  const dir = opts.persist ? mkdtempSync(path.join(tmpdir(), 'mtp-redis-')) : null;
+  const persistence = dir
+    ? ['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always']
+    : ['--appendonly', 'no'];
   let child: ChildProcess | null = null;
   const start = async (): Promise<void> => {
     const proc = spawn(
@@ -91,5 +108,6 @@ export async function startRedis(): Promise<TestRedis> {
       s.write(`${parts.join('\r\n')}\r\n`);
     });
   await start();
+  if (dir) rmLater.add(dir);
   return { port, url: `redis://127.0.0.1:${port}`, stop, start, command };
 }
