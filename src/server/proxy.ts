@@ -703,7 +703,7 @@ export class ProxyServer {
     } else if (cluster.role === 'back' && cluster.linkListen !== null) {
       const server = new BackServer(readCredentials(cluster), {
         getConfig: () => this.#config,
-        upstreamFor: (l) => this.#upstreamFor(l),
+        upstreamFor: (mode) => (mode === 'middle' ? this.#middleUpstream() : this.#directUpstream()),
         log: this.#log,
       });
       await server.listen(cluster.linkListen);

@@ -134,6 +134,7 @@ class SessionClientInfo implements ClientInfo {
   readonly transport: TransportTag;
   readonly dcId: number;
   readonly tlsDomain: string | null;
+  readonly user: string | null;
   private readonly socket: net.Socket;
 
   constructor(
@@ -142,8 +143,10 @@ class SessionClientInfo implements ClientInfo {
     transport: TransportTag,
     dcId: number,
     tlsDomain: string | null,
+    user: string | null,
   ) {
     this.socket = socket;
+    this.user = user;
     this.listener = listener;
     this.transport = transport;
     this.dcId = dcId;
@@ -604,7 +607,7 @@ class ClientSession implements ClientSink, TurnBudget {
     const s = this.socket;
     // A user's own ad tag stands in for the listener's (middle mode).
     const l = this.user === null ? this.listener : this.user.listenerFor(this.listener);
-    const info = new SessionClientInfo(s, l, this.transport, dcId, this.tlsDomain);
+    const info = new SessionClientInfo(s, l, this.transport, dcId, this.tlsDomain, this.user?.name ?? null);
     let opening: Promise<UpstreamHandle>;
     try {
       opening = this.env.upstream(l).open(info, this);

@@ -21,6 +21,8 @@ export interface ClientInfo {
   localPort: number;
   /** SNI for fake-TLS clients, else null. */
   tlsDomain: string | null;
+  /** The user whose secret opened the session (null or absent: a listener secret). */
+  readonly user?: string | null;
 }
 
 /** Callbacks the upstream uses to talk back to the session. */

@@ -10,14 +10,14 @@ import { createFrameCodec, type FrameCodec, MIN_CLIENT_PAYLOAD } from '../../pro
 import type { TransportTag } from '../../protocol/obfuscated2.ts';
 import { errorCode } from '../../runtime/errors.ts';
 import type { ClientInfo, ClientSink, Upstream, UpstreamHandle } from '../../upstream/types.ts';
-import { decodeOpen, encodeFrame, FRAME_OPENED, type OpenMeta } from './codec.ts';
+import { decodeOpen, encodeFrame, FRAME_OPENED, type OpenMeta, type UpstreamMode } from './codec.ts';
 import { LINK_ALPN, Link, type LinkOwner, LinkStream } from './link.ts';
 import type { LinkCredentials } from './tls.ts';
 
 export interface BackServerOptions {
   getConfig: () => Config;
-  /** The upstream for a session of this (synthetic) listener: direct or middle, as on one machine. */
-  upstreamFor: (l: ListenerConfig) => Upstream;
+  /** The upstream of this machine for a session in `mode` (what the front decided). */
+  upstreamFor: (mode: UpstreamMode) => Upstream;
   log: Logger;
 }
 
@@ -105,10 +105,11 @@ export class BackServer implements LinkOwner {
       localAddress: meta.localAddress,
       localPort: meta.localPort,
       tlsDomain: meta.tlsDomain,
+      user: meta.user,
     };
     let opening: Promise<UpstreamHandle>;
     try {
-      opening = this.opts.upstreamFor(listener).open(info, stream);
+      opening = this.opts.upstreamFor(meta.mode).open(info, stream);
     } catch (err) {
       opening = Promise.reject(err);
     }
@@ -119,7 +120,10 @@ export class BackServer implements LinkOwner {
       },
       (err: unknown) => {
         this.counters.streamsFailed++;
-        this.opts.log.debug({ dc: meta.dcId, code: errorCode(err) }, 'stream upstream open failed');
+        this.opts.log.debug(
+          { dc: meta.dcId, user: meta.user ?? undefined, code: errorCode(err) },
+          'stream upstream open failed',
+        );
         stream.close(errorCode(err, 'MTP_ERR_UPSTREAM_CONNECT'));
       },
     );

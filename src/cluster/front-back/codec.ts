@@ -158,8 +158,12 @@ export function decodeReason(payload: Buffer): string {
 
 // ---- OPEN metadata ------------------------------------------------------------------------------------
 
-const OPEN_VERSION = 1;
+const OPEN_VERSION = 2;
 const TRANSPORTS: readonly TransportTag[] = ['abridged', 'intermediate', 'padded'];
+const MODES: readonly UpstreamMode[] = ['direct', 'middle'];
+
+/** How the back reaches Telegram for a session: as the front's own config would have (see upstreamKind). */
+export type UpstreamMode = 'direct' | 'middle';
 
 /** What a back learns about a session: enough to reach Telegram as the front would have. */
 export interface OpenMeta {
@@ -174,6 +178,10 @@ export interface OpenMeta {
   /** The ad tag in force for the session (the user's or the listener's), 16 bytes, or null. */
   adTag: Buffer | null;
   tlsDomain: string | null;
+  /** Direct DC link or a client of the middle-proxy pools (the front's decision). */
+  mode: UpstreamMode;
+  /** The user whose secret opened the session (the front enforces its limits), or null. */
+  user: string | null;
 }
 
 /** Text fields are cut to this many bytes (a name, an address, a domain). */
@@ -184,16 +192,20 @@ function textBytes(s: string | null): Buffer {
   return b.length > MAX_TEXT ? b.subarray(0, MAX_TEXT) : b;
 }
 
-/** version u8 | dc i16 | transport u8 | remote port u16 | local port u16 | tag len u8 + tag | 4 × (len u8 + utf8) */
+/**
+ * version u8 | dc i16 | transport u8 | mode u8 | remote port u16 | local port u16 | tag len u8 + tag |
+ * 5 × (len u8 + utf8: remote address, local address, listener, TLS domain, user)
+ */
 export function encodeOpen(m: OpenMeta): Buffer {
-  const texts = [m.remoteAddress, m.localAddress, m.listener, m.tlsDomain].map(textBytes);
+  const texts = [m.remoteAddress, m.localAddress, m.listener, m.tlsDomain, m.user].map(textBytes);
   const tag = m.adTag ?? Buffer.alloc(0);
-  let n = 1 + 2 + 1 + 2 + 2 + 1 + tag.length;
+  let n = 1 + 2 + 1 + 1 + 2 + 2 + 1 + tag.length;
   for (const t of texts) n += 1 + t.length;
   const out = Buffer.allocUnsafe(n);
   let o = out.writeUInt8(OPEN_VERSION, 0);
   o = out.writeInt16BE(m.dcId, o);
   o = out.writeUInt8(TRANSPORTS.indexOf(m.transport), o);
+  o = out.writeUInt8(MODES.indexOf(m.mode), o);
   o = out.writeUInt16BE(m.remotePort & 0xffff, o);
   o = out.writeUInt16BE(m.localPort & 0xffff, o);
   o = out.writeUInt8(tag.length, o);
@@ -207,20 +219,21 @@ export function encodeOpen(m: OpenMeta): Buffer {
 
 /** The metadata of an OPEN payload, or null when it is not one (never throws). */
 export function decodeOpen(p: Buffer): OpenMeta | null {
-  if (p.length < 9 || p[0] !== OPEN_VERSION) return null;
+  if (p.length < 10 || p[0] !== OPEN_VERSION) return null;
   const dcId = p.readInt16BE(1);
   const transport = TRANSPORTS[p[3]];
-  if (transport === undefined) return null;
-  const remotePort = p.readUInt16BE(4);
-  const localPort = p.readUInt16BE(6);
-  const tagLength = p[8];
+  const mode = MODES[p[4]];
+  if (transport === undefined || mode === undefined) return null;
+  const remotePort = p.readUInt16BE(5);
+  const localPort = p.readUInt16BE(7);
+  const tagLength = p[9];
   if (tagLength !== 0 && tagLength !== 16) return null;
-  let o = 9;
+  let o = 10;
   if (o + tagLength > p.length) return null;
   const adTag = tagLength === 0 ? null : Buffer.from(p.subarray(o, o + tagLength));
   o += tagLength;
   const texts: string[] = [];
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 5; i++) {
     if (o >= p.length) return null;
     const n = p[o++];
     if (o + n > p.length) return null;
@@ -238,5 +251,7 @@ export function decodeOpen(p: Buffer): OpenMeta | null {
     localAddress: texts[1],
     listener: texts[2],
     tlsDomain: texts[3] === '' ? null : texts[3],
+    mode,
+    user: texts[4] === '' ? null : texts[4],
   };
 }

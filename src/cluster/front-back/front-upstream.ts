@@ -4,7 +4,7 @@
  * ends its sessions, and new ones go to the others while its link reconnects with backoff.
  */
 import tls from 'node:tls';
-import { formatHostPort } from '../../config/addresses.ts';
+import { formatHostPort, upstreamKind } from '../../config/addresses.ts';
 import type { Config, HostPort } from '../../config/types.ts';
 import type { Logger } from '../../log.ts';
 import { errorCode } from '../../runtime/errors.ts';
@@ -212,6 +212,9 @@ export class BackUpstream implements Upstream {
           listener: client.listener.name,
           adTag: client.listener.adTag,
           tlsDomain: client.tlsDomain,
+          // Decided here, as this machine would for the listener (or user) and its ad tag.
+          mode: upstreamKind(this.getConfig(), client.listener),
+          user: client.user ?? null,
         }),
       ),
     );

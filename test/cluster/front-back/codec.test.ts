@@ -149,6 +149,8 @@ const meta: fc.Arbitrary<OpenMeta> = fc.record({
   listener: fc.string({ maxLength: 40 }),
   adTag: fc.option(bytes(16, 16), { nil: null }),
   tlsDomain: fc.option(fc.domain(), { nil: null }),
+  mode: fc.constantFrom('direct', 'middle'),
+  user: fc.option(fc.string({ minLength: 1, maxLength: 40 }), { nil: null }),
 });
 
 test('OPEN metadata round-trips, and every cut of it is refused', () => {
