@@ -60,6 +60,15 @@ import { overTurnBudget, type TurnBudget } from '../runtime/read-budget.ts';
 import { closeAfterFlush } from '../runtime/sockets.ts';
 import { badClientCloseDelay, Deadline } from '../runtime/timers.ts';
 import type { TlsHandshakeOutcome } from './fake-tls-handshake.ts';
+import {
+  CLIENT_CHECK,
+  CLIENT_PENDING,
+  CLIENT_RATE,
+  CLIENT_TURN,
+  CLIENT_UPSTREAM_FULL,
+  SessionFlow,
+  UPSTREAM_RATE,
+} from './flow.ts';
 import type { PolicyDecision, PolicyTicket, SessionEnv } from './types.ts';
 import { UserTicket } from '../users/admission.ts';
 import type { UserLease, UserState } from '../users/registry.ts';
@@ -229,18 +238,11 @@ class ClientSession implements ClientSink, TurnBudget {
   private user: UserState | null = null;
   /** Counts this session's bytes on its user and applies the user's rate (null: no user). */
   private lease: UserLease | null = null;
-  /** Reads from the client / the upstream held back by the user's rate until the timer fires. */
-  private rateHoldClient = false;
-  private rateHoldUpstream = false;
-
-  /** We paused client reads because the upstream is backlogged. */
-  private clientPaused = false;
-  /** Reads of this turn (see read-budget.ts); `yielded`: paused until the next turn. */
+  /** Whether the client and the upstream may send more, and why not (see flow.ts). */
+  private readonly flow: SessionFlow;
+  /** Reads of this turn (see read-budget.ts). */
   turnEpoch = 0;
   turnBytes = 0;
-  private yielded = false;
-  /** We asked the upstream to pause because the client socket is backlogged. */
-  private upstreamPaused = false;
   /** Scratch flag for frame-by-frame writes within one chunk. */
   private upstreamAccepting = true;
   /** The client half-closed while the upstream was still opening. */
@@ -251,6 +253,7 @@ class ClientSession implements ClientSink, TurnBudget {
   constructor(socket: net.Socket, env: SessionEnv) {
     this.socket = socket;
     this.env = env;
+    this.flow = new SessionFlow(socket);
     this.listener = env.listener();
     const config = env.config();
     this.stats = env.stats.listener(this.listener.name);
@@ -413,10 +416,7 @@ class ClientSession implements ClientSink, TurnBudget {
       case STAGE_CONNECTING:
         this.pending.push(data);
         this.pendingBytes += data.length;
-        if (this.pendingBytes > MAX_PENDING_BYTES && !this.clientPaused) {
-          this.clientPaused = true;
-          this.socket.pause();
-        }
+        if (this.pendingBytes > MAX_PENDING_BYTES) this.flow.holdClient(CLIENT_PENDING);
         return;
       case STAGE_HEADER: {
         const held = this.header!;
@@ -562,7 +562,7 @@ class ClientSession implements ClientSink, TurnBudget {
   private suspend(): Stage {
     const stage = this.stage;
     this.stage = STAGE_CHECKING;
-    this.socket.pause();
+    this.flow.holdClient(CLIENT_CHECK);
     return stage;
   }
 
@@ -581,11 +581,8 @@ class ClientSession implements ClientSink, TurnBudget {
       this.afterHeader = null;
       if (stage === STAGE_CONNECTING) this.onObfuscated(rest);
     }
-    if (
-      (stage === STAGE_HELLO || stage === STAGE_HEADER || stage === STAGE_CONNECTING) &&
-      !this.clientPaused
-    ) {
-      this.socket.resume();
+    if (stage === STAGE_HELLO || stage === STAGE_HEADER || stage === STAGE_CONNECTING) {
+      this.flow.releaseClient(CLIENT_CHECK);
     }
   }
 
@@ -635,14 +632,11 @@ class ClientSession implements ClientSink, TurnBudget {
     } else {
       this.scanner = new ClientFrameScanner(this.transport);
     }
-    if (this.upstreamPaused) handle.pause();
+    this.flow.attach(handle);
     this.stage = STAGE_RELAY;
     const pending = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    // Paused only for the pending bound; from now on pausing follows the upstream's backpressure.
-    const pausedForPending = this.clientPaused;
-    this.clientPaused = false;
     try {
       for (const data of pending) {
         this.relayFromClient(data);
@@ -652,8 +646,9 @@ class ClientSession implements ClientSink, TurnBudget {
       this.onBadInput(err);
       return;
     }
+    // Held only for the pending bound; from now on holds follow the upstream's backpressure.
     if (this.clientEnded) this.endClientInput();
-    else if (pausedForPending && !this.clientPaused) this.socket.resume();
+    else this.flow.releaseClient(CLIENT_PENDING);
   }
 
   private onUpstreamFailed(err: unknown, dcId: number): void {
@@ -698,24 +693,20 @@ class ClientSession implements ClientSink, TurnBudget {
       this.scanner?.scan(plain);
       accepting = handle.writeBytes(plain);
     }
-    if (!accepting && !this.clientPaused && this.stage === STAGE_RELAY) {
-      this.clientPaused = true;
-      this.socket.pause();
-    }
+    if (!accepting && this.stage === STAGE_RELAY) this.flow.holdClient(CLIENT_UPSTREAM_FULL);
   }
 
   /** Stop reading the client until the next turn of the event loop (other sockets are waiting). */
   private yieldTurn(): void {
-    if (this.yielded || this.clientPaused || this.stage !== STAGE_RELAY) return;
-    this.yielded = true;
-    this.socket.pause();
+    // Already held for another reason: whatever releases it comes later than the next turn anyway.
+    if (!this.flow.clientMaySend || this.stage !== STAGE_RELAY) return;
+    this.flow.holdClient(CLIENT_TURN);
     setImmediate(resumeAfterYield, this);
   }
 
   /** @internal */
   resumeAfterYield(): void {
-    this.yielded = false;
-    if (!this.clientPaused && !this.rateHoldClient && this.stage === STAGE_RELAY) this.socket.resume();
+    this.flow.releaseClient(CLIENT_TURN);
   }
 
   // ---- ClientSink: upstream -> client -------------------------------------------------------------
@@ -765,53 +756,46 @@ class ClientSession implements ClientSink, TurnBudget {
   }
 
   resumeClient(): void {
-    if (!this.clientPaused || this.stage !== STAGE_RELAY) return;
-    this.clientPaused = false;
-    if (!this.rateHoldClient) this.socket.resume();
+    if (this.stage === STAGE_RELAY) this.flow.releaseClient(CLIENT_UPSTREAM_FULL);
   }
 
   // ---- the user's rate -------------------------------------------------------------------------------
 
   private countToClient(n: number): void {
     const waitMs = this.lease!.toClient(n);
-    if (waitMs > 0 && !this.rateHoldUpstream) {
-      this.rateHoldUpstream = true;
-      this.handle?.pause();
+    if (waitMs > 0 && !this.flow.upstreamHeld(UPSTREAM_RATE)) {
+      this.flow.holdUpstream(UPSTREAM_RATE);
       setTimeout(releaseUpstreamHold, waitMs, this).unref();
     }
   }
 
   private holdClient(waitMs: number): void {
-    if (this.rateHoldClient) return;
-    this.rateHoldClient = true;
-    this.socket.pause();
+    if (this.flow.clientHeld(CLIENT_RATE)) return;
+    this.flow.holdClient(CLIENT_RATE);
     setTimeout(releaseClientHold, waitMs, this).unref();
   }
 
   /** @internal (rate timer) */
   onClientHoldOver(): void {
-    this.rateHoldClient = false;
     if (this.stage !== STAGE_RELAY) return;
     // The bucket may still be in debt (other sessions of the user took from it meanwhile).
     const more = this.lease?.user.up.waitMs() ?? 0;
     if (more > 0) {
-      this.holdClient(more);
+      setTimeout(releaseClientHold, more, this).unref();
       return;
     }
-    if (!this.clientPaused && !this.yielded) this.socket.resume();
+    this.flow.releaseClient(CLIENT_RATE);
   }
 
   /** @internal (rate timer) */
   onUpstreamHoldOver(): void {
-    this.rateHoldUpstream = false;
     if (this.stage !== STAGE_RELAY) return;
     const more = this.lease?.user.down.waitMs() ?? 0;
     if (more > 0) {
-      this.rateHoldUpstream = true;
       setTimeout(releaseUpstreamHold, more, this).unref();
       return;
     }
-    if (!this.upstreamPaused) this.handle?.resume();
+    this.flow.releaseUpstream(UPSTREAM_RATE);
   }
 
   close(reason: string): void {
@@ -844,10 +828,7 @@ class ClientSession implements ClientSink, TurnBudget {
 
   private afterClientWrite(ok: boolean): boolean {
     if (!ok) {
-      if (!this.upstreamPaused) {
-        this.upstreamPaused = true;
-        this.handle?.pause();
-      }
+      this.flow.clientFull();
       // A shared (framed) upstream cannot stop reading for one client: drop a client that stopped reading.
       if (this.codec !== null && this.socket.writableLength > this.maxClientBacklog) {
         this.stats.fail('MTP_ERR_CLIENT_BACKLOG');
@@ -859,9 +840,7 @@ class ClientSession implements ClientSink, TurnBudget {
 
   /** @internal (socket listener) */
   onDrain(): void {
-    if (!this.upstreamPaused) return;
-    this.upstreamPaused = false;
-    if (!this.rateHoldUpstream) this.handle?.resume();
+    this.flow.clientDrained();
   }
 
   // ---- failures and the end ----------------------------------------------------------------------
@@ -900,6 +879,8 @@ class ClientSession implements ClientSink, TurnBudget {
     }
     this.stage = STAGE_REJECTED;
     this.raw = null;
+    // Whatever held the client's reads, its input is now read and discarded.
+    this.flow.stop();
     this.socket.resume();
     this.finishLater(badClientCloseDelay(this.handshakeRemaining()));
   }
@@ -909,6 +890,7 @@ class ClientSession implements ClientSink, TurnBudget {
     this.raw = null;
     this.stage = STAGE_DONE;
     this.deadline.clear();
+    this.flow.stop();
     const s = this.socket;
     s.off('data', socketData);
     s.off('end', socketEnd);
@@ -1015,6 +997,7 @@ class ClientSession implements ClientSink, TurnBudget {
       this.stats.failAt('tcp');
     this.stage = STAGE_DONE;
     this.deadline.clear();
+    this.flow.stop();
     this.releaseTicket();
     const handle = this.handle;
     this.handle = null;
