@@ -28,7 +28,11 @@ export function spawnWithFdLimit(
   fixture: string,
   limit: number,
   args: (string | number)[],
-): { child: ChildProcess; next: () => Promise<ReturnType<typeof JSON.parse>> } {
+): {
+  child: ChildProcess;
+  next: () => Promise<ReturnType<typeof JSON.parse>>;
+  nextWithin: (ms: number) => Promise<ReturnType<typeof JSON.parse> | undefined>;
+} {
   const quoted = args.map((a) => JSON.stringify(String(a))).join(' ');
   const child = spawn(
     'bash',
@@ -38,8 +42,29 @@ export function spawnWithFdLimit(
     },
   );
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const next = async () => JSON.parse((await lines.next()).value as string);
-  return { child, next };
+  // A read abandoned by nextWithin() stays pending and is handed to the next caller, so no line is lost.
+  let pending: Promise<IteratorResult<string>> | null = null;
+  const read = () => {
+    pending ??= lines.next();
+    return pending;
+  };
+  const next = async () => {
+    const line = await read();
+    pending = null;
+    return JSON.parse(line.value as string);
+  };
+  const nextWithin = async (ms: number) => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, ms, undefined);
+    });
+    const line = await Promise.race([read(), late]);
+    clearTimeout(timer);
+    if (line === undefined) return undefined;
+    pending = null;
+    return JSON.parse(line.value as string);
+  };
+  return { child, next, nextWithin };
 }
 
 /** True when one 16-byte intermediate frame through `session` comes back within 2 s (the proxy still relays). */
