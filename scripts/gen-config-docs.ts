@@ -3,9 +3,9 @@
  * code. `node scripts/gen-config-docs.ts` rewrites the part of README.md between the markers;
  * `--check` only reports (exit 1) when it is out of date. test/deploy/readme.test.ts runs the same check.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describeOptions, type OptionDoc } from '../src/config/schema.ts';
+import { regenerateReadme, replaceMarkedBlock } from './readme-block.ts';
 
 export const BEGIN_MARKER =
   '<!-- BEGIN CONFIG REFERENCE: generated from src/config/schema.ts by scripts/gen-config-docs.ts, do not edit -->';
@@ -156,10 +156,7 @@ export function renderConfigReference(options: OptionDoc[] = describeOptions()):
 
 /** The README with its generated part replaced. Throws when the markers are missing. */
 export function updateReadme(readme: string, reference = renderConfigReference()): string {
-  const begin = readme.indexOf(BEGIN_MARKER);
-  const end = readme.indexOf(END_MARKER);
-  if (begin < 0 || end < begin) throw new Error('README.md: config reference markers not found');
-  return `${readme.slice(0, begin + BEGIN_MARKER.length)}\n${reference}\n${readme.slice(end)}`;
+  return replaceMarkedBlock(readme, BEGIN_MARKER, END_MARKER, reference);
 }
 
 export function missingExamples(options: OptionDoc[] = describeOptions()): string[] {
@@ -171,27 +168,12 @@ export function missingExamples(options: OptionDoc[] = describeOptions()): strin
 }
 
 function main(): void {
-  const path = fileURLToPath(new URL('../README.md', import.meta.url));
-  const current = readFileSync(path, 'utf8');
-  const next = updateReadme(current);
   const missing = missingExamples();
   if (missing.length > 0) {
     console.error(`gen-config-docs: add an example to EXAMPLES for: ${missing.join(', ')}`);
     process.exitCode = 1;
   }
-  if (process.argv.includes('--check')) {
-    if (next !== current) {
-      console.error('README.md: the config reference is out of date; run node scripts/gen-config-docs.ts');
-      process.exitCode = 1;
-    }
-    return;
-  }
-  if (next !== current) {
-    writeFileSync(path, next);
-    console.log('README.md: config reference updated');
-  } else {
-    console.log('README.md: config reference already up to date');
-  }
+  regenerateReadme('config reference', 'scripts/gen-config-docs.ts', (readme) => updateReadme(readme));
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main();

@@ -91,7 +91,6 @@ export function commandDescription(c: CliCommand): string {
 
 export function renderCliReference(commands: CliCommand[]): string {
   const lines = [
-    CLI_BEGIN_MARKER,
     '| Command | What it does |',
     '|---|---|',
     ...commands.map((c) => `| ${cell(`\`mtproxy ${c.usage}\``)} | ${cell(commandDescription(c))} |`),
@@ -114,15 +113,6 @@ export function renderCliReference(commands: CliCommand[]): string {
     '```',
     '',
     '</details>',
-    CLI_END_MARKER,
   ];
   return lines.join('\n');
-}
-
-/** The README with its CLI reference replaced; throws when the markers are missing. */
-export function updateCliReference(readme: string, commands: CliCommand[]): string {
-  const start = readme.indexOf(CLI_BEGIN_MARKER);
-  const end = readme.indexOf(CLI_END_MARKER);
-  if (start < 0 || end < start) throw new Error('README.md has no CLI reference markers');
-  return readme.slice(0, start) + renderCliReference(commands) + readme.slice(end + CLI_END_MARKER.length);
 }

@@ -7,13 +7,8 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { describe, test } from 'node:test';
 import { loadCommands } from '../../src/cli/cli.ts';
-import {
-  CLI_BEGIN_MARKER,
-  CLI_END_MARKER,
-  commandDescription,
-  updateCliReference,
-  wrap,
-} from '../../src/cli/help.ts';
+import { CLI_BEGIN_MARKER, CLI_END_MARKER, commandDescription, wrap } from '../../src/cli/help.ts';
+import { updateCliReference } from '../../scripts/gen-cli-docs.ts';
 import { runCli } from '../helpers/cli.ts';
 import { run as spawnCli } from './spawn-cli.ts';
 

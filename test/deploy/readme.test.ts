@@ -13,6 +13,7 @@ import {
   renderConfigReference,
   updateReadme,
 } from '../../scripts/gen-config-docs.ts';
+import { replaceMarkedBlock } from '../../scripts/readme-block.ts';
 import { parseConfig } from '../../src/config/load.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -26,6 +27,15 @@ function section(title: string): string {
 }
 
 describe('README', () => {
+  it('the generators replace only what lies between their markers (one shared function)', () => {
+    const text = 'intro\n<!-- B -->\nold\nlines\n<!-- E -->\noutro\n';
+    assert.equal(
+      replaceMarkedBlock(text, '<!-- B -->', '<!-- E -->', 'new'),
+      'intro\n<!-- B -->\nnew\n<!-- E -->\noutro\n',
+    );
+    assert.throws(() => replaceMarkedBlock('no markers', '<!-- B -->', '<!-- E -->', 'x'), /markers/);
+  });
+
   it('has a current config reference (run: node scripts/gen-config-docs.ts)', () => {
     assert.ok(readme.includes(BEGIN_MARKER));
     assert.equal(updateReadme(readme), readme);

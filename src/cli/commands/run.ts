@@ -15,6 +15,7 @@ import { ProxyServer } from '../../server/proxy.ts';
 import { Supervisor } from '../../workers/supervisor.ts';
 import type { CliCommand } from '../command.ts';
 import { linkLines, missingTlsLinkNotes } from '../print-links.ts';
+import { startFacts, startLogFields, startSummaryLines } from '../start-output.ts';
 
 /** A second SIGINT/SIGTERM this soon after the first is the same Ctrl-C delivered twice, not a request to force. */
 const SECOND_SIGNAL_GRACE_MS = 1000;
@@ -23,7 +24,7 @@ export const command: CliCommand = {
   name: 'run',
   summary: 'Run the proxy in the foreground (the default command)',
   details:
-    'Starts the listeners and prints the links: on a terminal for a person (QR codes, where the config and the state are, what to do next), else as JSON log lines. With no config file and no secret given, the first start writes mtproxy.toml with a new random secret, so the links stay the same. SIGINT or SIGTERM drains open sessions for at most timeouts.drain (a second one, a second or more later, stops at once); SIGHUP re-reads the config.',
+    'Starts the listeners and prints the links: on a terminal for a person, with QR codes, where the config and the state are and what to do next; otherwise the links and the same facts as one log line ("mtproxy started", in log.format). With no config file and no secret given, the first start writes mtproxy.toml with a new random secret, so the links stay the same. SIGINT or SIGTERM drains open sessions for at most timeouts.drain (a second one, a second or more later, stops at once); SIGHUP re-reads the config.',
   usage:
     'run [--config FILE] [--watch] [-p PORT] [-s SECRET] [-t TAG] [-a PROTO]... [--tls-domain DOMAIN]...',
   options: {
@@ -130,6 +131,10 @@ export const command: CliCommand = {
     process.on('SIGHUP', reload);
     if (loaded.file && (ctx.values.watch || ctx.env.MTP_WATCH === '1')) watchFile(loaded.file, reload);
     printLinks();
+    // For a person: where things are and what to do next; for a collector: the same facts as a log line.
+    const facts = startFacts(proxy.config, loaded.file, loaded.created !== null);
+    if (ctx.outIsTTY) for (const line of startSummaryLines(facts)) ctx.out(line);
+    else logger.info(startLogFields(facts), 'mtproxy started');
     return exitCode;
   },
 };
