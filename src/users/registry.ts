@@ -202,6 +202,8 @@ export interface UserRegistryOptions {
 }
 
 const NO_SECRETS: readonly Buffer[] = [];
+/** How often a flush also drops the usage periods older than the history keeps. */
+const PRUNE_EVERY_MS = 3_600_000;
 /** Client addresses remembered for the handshake hint. */
 const MAX_HINTS = 100_000;
 
@@ -225,6 +227,8 @@ export class UserRegistry {
   readonly #stats: Stats | null;
   /** Bumped when the user list changes (listener secret lists are rebuilt). */
   #generation = 0;
+  /** When old periods were last pruned from the database (clock ms; 0 = not yet). */
+  #prunedAt = 0;
   readonly #listenerGeneration = new WeakMap<ListenerConfig, number>();
 
   constructor(opts: UserRegistryOptions = {}) {
@@ -586,6 +590,11 @@ export class UserRegistry {
     store.addUsage(deltas);
     for (const user of this.#users.values())
       if (user.leases.size > 0 || deltas.length > 0) this.#loadUsage(user);
+    const now = this.clock.now();
+    if (this.#prunedAt === 0 || now - this.#prunedAt >= PRUNE_EVERY_MS || now < this.#prunedAt) {
+      this.#prunedAt = now;
+      store.prune(now);
+    }
   }
 
   /** Re-read every user's totals of the current period from the database (what all workers flushed). */

@@ -33,8 +33,16 @@ export interface UsageDelta {
   ips: string[];
 }
 
-/** Periods kept per user (the current one and the ones before it). */
-export const KEPT_PERIODS = 36;
+/** Months of usage history kept per user (besides the current period): periods that started earlier go. */
+export const KEPT_MONTHS = 13;
+
+/** The key (local date, as period keys are) of the oldest period start still kept at `now`. */
+export function oldestKeptKey(now: number): string {
+  const d = new Date(now);
+  const cut = new Date(d.getFullYear(), d.getMonth() - KEPT_MONTHS, d.getDate());
+  const pad = (n: number) => (n < 10 ? `0${n}` : String(n));
+  return `${cut.getFullYear()}-${pad(cut.getMonth() + 1)}-${pad(cut.getDate())}`;
+}
 
 interface StoredUser {
   name: string;
@@ -231,16 +239,15 @@ export class UserStore {
     }
   }
 
-  /** Keep the newest KEPT_PERIODS periods of each user. */
-  prune(): void {
-    this.#db.exec(
-      `DELETE FROM user_usage WHERE (name, period) IN (
-         SELECT name, period FROM (
-           SELECT name, period, row_number() OVER (PARTITION BY name ORDER BY period DESC) AS n FROM user_usage
-         ) WHERE n > ${KEPT_PERIODS});
-       DELETE FROM user_ips WHERE NOT EXISTS (
-         SELECT 1 FROM user_usage u WHERE u.name = user_ips.name AND u.period = user_ips.period);`,
-    );
+  /**
+   * Forget the periods that started more than KEPT_MONTHS months before `now` (the `total` period stays):
+   * the current period and at least the twelve months before it are always kept, whatever the period kind.
+   */
+  prune(now: number): void {
+    const oldest = oldestKeptKey(now);
+    const db = this.#db;
+    db.prepare("DELETE FROM user_usage WHERE period <> 'total' AND period < ?").run(oldest);
+    db.prepare("DELETE FROM user_ips WHERE period <> 'total' AND period < ?").run(oldest);
   }
 
   close(): void {

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { parseConfig } from '../../src/config/load.ts';
 import { LocalCounterStore } from '../../src/policy/counters.ts';
 import { UserRegistry, type UserState } from '../../src/users/registry.ts';
+import { periodAt } from '../../src/users/period.ts';
 import { UserStore } from '../../src/users/store.ts';
 import { suiteTempDir } from '../helpers/temp-dir.ts';
 
@@ -174,6 +175,44 @@ describe('users: registry', () => {
       ),
       { numRuns: 50 },
     );
+  });
+
+  it('usage history: the current period and at least the twelve months before it are kept', () => {
+    const now = new Date(2026, 11, 7, 12, 0).getTime();
+    const store = new UserStore(null);
+    const r = new UserRegistry({ store, clock: manualClock(now) });
+    r.applyConfig(
+      configWith(
+        '[[users]]\nname = "m"\nquota_period = "monthly"\n[[users]]\nname = "d"\nquota_period = "daily"\n[[users]]\nname = "t"\nquota_period = "total"',
+      ),
+    );
+    const deltas = [];
+    // Thirty months of monthly periods, two years of daily ones, and the never-ending total.
+    for (let m = 0; m < 30; m++) {
+      const key = periodAt(new Date(2026, 11 - m, 15).getTime(), 'monthly', 1).key;
+      deltas.push({ user: 'm', period: key, up: 1, down: 1, sessions: 1, lastSeen: now, ips: ['10.0.0.1'] });
+    }
+    for (let d = 0; d < 730; d++) {
+      const key = periodAt(new Date(2026, 11, 7 - d, 12).getTime(), 'daily', 1).key;
+      deltas.push({ user: 'd', period: key, up: 1, down: 0, sessions: 0, lastSeen: now, ips: ['10.0.0.1'] });
+    }
+    deltas.push({ user: 't', period: 'total', up: 5, down: 5, sessions: 1, lastSeen: 1, ips: [] });
+    store.addUsage(deltas);
+    r.flush();
+    const monthly = store.history('m');
+    assert.equal(monthly.length, 13, 'this month and the twelve before it');
+    assert.equal(monthly[0].period, '2026-12-01');
+    assert.equal(monthly[12].period, '2025-12-01');
+    const daily = store.history('d');
+    assert.ok(daily.length >= 366, `${daily.length} days kept`);
+    assert.ok(daily.length < 730, 'older days are dropped');
+    assert.ok(daily.at(-1)!.period <= '2025-12-07');
+    assert.equal(daily.at(-1)!.ips, 1, 'the addresses of a kept period stay');
+    assert.deepEqual(
+      store.history('t').map((h) => h.period),
+      ['total'],
+    );
+    store.close();
   });
 
   it('a file user wins over a stored user of the same name', () => {
