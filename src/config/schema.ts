@@ -10,7 +10,7 @@ import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { compileAllowList } from '../runtime/allow-list.ts';
-import { isValidName, parsePolicyKey } from '../policy/keys.ts';
+import { isValidName, parsePolicyKey } from './policy-keys.ts';
 import { parseSynRate } from './syn-rate.ts';
 import { DEFAULT_SNI_SALT } from '../protocol/faketls/sni-secret.ts';
 import { isDomainName, parseClientSecret, parseHexSecret } from './secrets.ts';

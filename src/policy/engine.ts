@@ -8,7 +8,8 @@ import type { PolicyKey, PolicyRule } from '../config/types.ts';
 import type { Stats } from '../metrics/stats.ts';
 import type { PolicyDecision, PolicyGate, PolicySubject, PolicyTicket } from './types.ts';
 import { type CounterStore, LocalCounterStore, type RemoteCounterStore } from './counters.ts';
-import { formatPolicyKey, keyUsesPeer, keyValue, NO_PEER, type ParsedPeer, parsePeer } from './keys.ts';
+import { formatPolicyKey } from '../config/policy-keys.ts';
+import { keyUsesPeer, keyValue, NO_PEER, type ParsedPeer, parsePeer } from './keys.ts';
 import type { TableLookup } from './tables.ts';
 
 interface CompiledRule {

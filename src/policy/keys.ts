@@ -2,22 +2,18 @@
  * Policy keys: how a connection's facts (listener, peer address, TLS domain) become the string values that
  * counters and tables are keyed on. One canonical text form per value, so the table API and the hot path
  * always agree: addresses in their shortest standard spelling, subnets as "network/bits", domains lowercase.
- * IPv4-mapped IPv6 peers (dual-stack listeners) count as IPv4.
+ * IPv4-mapped IPv6 peers (dual-stack listeners) count as IPv4. The key grammar itself is config/policy-keys.ts.
  */
 import ipaddr from 'ipaddr.js';
+import {
+  formatPolicyKey,
+  IPV4_SUBNET_BITS,
+  IPV6_SUBNET_BITS,
+  isValidName,
+  PolicyKeyError,
+} from '../config/policy-keys.ts';
 import type { PolicyKey } from '../config/types.ts';
 import type { PolicySubject } from './types.ts';
-import { MtpError } from '../runtime/errors.ts';
-
-/** Listener and table names, one grammar for the config, the table API and listener-keyed table values. */
-const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
-
-export function isValidName(text: string): boolean {
-  return NAME_RE.test(text);
-}
-
-const IPV4_SUBNET_BITS = { min: 8, max: 32 } as const;
-const IPV6_SUBNET_BITS = { min: 32, max: 128 } as const;
 
 /** A peer address split by family, parsed once per admission and shared by every key of every rule. */
 export interface ParsedPeer {
@@ -74,53 +70,6 @@ export function keyValue(key: PolicyKey, subject: PolicySubject, peer: ParsedPee
     case 'client_ipv6_subnet':
       if (!peer.ipv6 || key.bits < IPV6_SUBNET_BITS.min || key.bits > IPV6_SUBNET_BITS.max) return null;
       return maskedSubnet(peer.ipv6, key.bits);
-  }
-}
-
-export class PolicyKeyError extends MtpError {
-  override name = 'PolicyKeyError';
-  constructor(message: string) {
-    super('policy', 'MTP_ERR_POLICY_KEY', message);
-  }
-}
-
-/** Parse the config spelling: listener | client_ipv4 | client_ipv6 | tls_domain | client_ipv4/N | client_ipv6/N. */
-export function parsePolicyKey(text: string): PolicyKey {
-  const slash = text.indexOf('/');
-  if (slash < 0) {
-    if (text === 'listener' || text === 'client_ipv4' || text === 'client_ipv6' || text === 'tls_domain') {
-      return { kind: text };
-    }
-    throw new PolicyKeyError(
-      `expected listener, client_ipv4, client_ipv6, tls_domain, client_ipv4/N or client_ipv6/N, got "${text}"`,
-    );
-  }
-  const family = text.slice(0, slash);
-  const bitsText = text.slice(slash + 1);
-  const bits = /^\d{1,3}$/.test(bitsText) ? Number(bitsText) : Number.NaN;
-  if (family === 'client_ipv4') {
-    if (!(bits >= IPV4_SUBNET_BITS.min && bits <= IPV4_SUBNET_BITS.max)) {
-      throw new PolicyKeyError(`expected an IPv4 prefix length 8..32 in "${text}"`);
-    }
-    return { kind: 'client_ipv4_subnet', bits };
-  }
-  if (family === 'client_ipv6') {
-    if (!(bits >= IPV6_SUBNET_BITS.min && bits <= IPV6_SUBNET_BITS.max)) {
-      throw new PolicyKeyError(`expected an IPv6 prefix length 32..128 in "${text}"`);
-    }
-    return { kind: 'client_ipv6_subnet', bits };
-  }
-  throw new PolicyKeyError(`expected client_ipv4/N or client_ipv6/N, got "${text}"`);
-}
-
-export function formatPolicyKey(key: PolicyKey): string {
-  switch (key.kind) {
-    case 'client_ipv4_subnet':
-      return `client_ipv4/${key.bits}`;
-    case 'client_ipv6_subnet':
-      return `client_ipv6/${key.bits}`;
-    default:
-      return key.kind;
   }
 }
 

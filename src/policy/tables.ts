@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { isValidName } from './keys.ts';
+import { isValidName } from '../config/policy-keys.ts';
 
 export const TABLES_DB_FILE = 'policy-tables.sqlite';
 export const isValidTableName = isValidName;

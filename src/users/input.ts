@@ -2,8 +2,8 @@
  * A user as the admin API receives it (JSON, the config's snake_case names): every field checked on its own,
  * so a request with three bad fields hears about all three, one message each.
  */
+import { isValidName } from '../config/policy-keys.ts';
 import { isDomainName, parseHexSecret } from '../config/secrets.ts';
-import { isValidName } from '../policy/keys.ts';
 import { QUOTA_PERIODS, type QuotaPeriod } from './period.ts';
 import { parseSize } from './size.ts';
 import { isValidUserName, parseExpires, type UserConfig } from './types.ts';

@@ -1,10 +1,10 @@
 // The engine over a counter store in another process: acquiring answers with a Promise.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { parsePolicyKey } from '../../src/config/policy-keys.ts';
 import type { PolicyRule } from '../../src/config/types.ts';
 import { LocalCounterStore, type RemoteCounterStore } from '../../src/policy/counters.ts';
 import { PolicyEngine } from '../../src/policy/engine.ts';
-import { parsePolicyKey } from '../../src/policy/keys.ts';
 import { PolicyTables } from '../../src/policy/tables.ts';
 
 function maxConn(keys: string[], limit: number): PolicyRule {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { parsePolicyKey } from '../../src/config/policy-keys.ts';
 import type { PolicyRule } from '../../src/config/types.ts';
 import { Stats } from '../../src/metrics/stats.ts';
 import { LocalCounterStore } from '../../src/policy/counters.ts';
 import { PolicyEngine } from '../../src/policy/engine.ts';
-import { parsePolicyKey } from '../../src/policy/keys.ts';
 import { PolicyTables } from '../../src/policy/tables.ts';
 import type { PolicyDecision, PolicySubject, PolicyTicket } from '../../src/session/types.ts';
 

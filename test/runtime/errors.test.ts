@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { PolicyKeyError } from '../../src/config/policy-keys.ts';
 import { ConfigError } from '../../src/config/schema.ts';
-import { PolicyKeyError } from '../../src/policy/keys.ts';
 import { isProtocolError, ProtocolError } from '../../src/protocol/errors.ts';
 import { errorCode, isMtpError, type MtpError } from '../../src/runtime/errors.ts';
 import { UpstreamError } from '../../src/upstream/errors.ts';
