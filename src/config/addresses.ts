@@ -2,16 +2,13 @@
  * Small helpers on the normalised config that the relay needs at run time. They live apart from schema.ts so
  * that a worker, which receives an already-checked config, never loads the schema and its validator.
  */
-import type { Config, HostPort, ListenerConfig } from './types.ts';
+import type { Config, ListenerConfig } from './types.ts';
+
+export { formatHostPort } from '../runtime/host-port.ts';
 
 /** How a listener's clients reach Telegram under `upstream.mode` (auto: middle proxies when it has an ad tag). */
 export function upstreamKind(config: Config, l: ListenerConfig): 'direct' | 'middle' {
   const mode = config.upstream.mode;
   if (mode === 'auto') return l.adTag ? 'middle' : 'direct';
   return mode;
-}
-
-/** "host:port", with an IPv6 host in brackets: the form parseHostPort() reads. */
-export function formatHostPort(a: HostPort): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }

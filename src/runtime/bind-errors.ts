@@ -4,8 +4,8 @@
  * codes survive the trip from a worker, so they are recognised by code.
  */
 import net from 'node:net';
-import { formatHostPort } from '../config/addresses.ts';
 import { MtpError } from './errors.ts';
+import { formatHostPort } from './host-port.ts';
 import { otherMtproxyOn } from './port-owner.ts';
 
 export const STARTUP_ERROR_CODES = new Set([

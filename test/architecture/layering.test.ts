@@ -29,8 +29,6 @@ export const LAYERS: readonly (readonly string[])[] = [
  * occurs fails the test too, so it is deleted with the import.
  */
 const KNOWN_UPWARD: readonly string[] = [
-  // Start-up errors name the setting through the config's address formatter; the formatter is runtime-level.
-  'runtime/bind-errors.ts -> config/addresses.ts',
   // The user model the config validates (types, byte sizes, quota periods) moves down into config/.
   'config/schema.ts -> users/period.ts',
   'config/schema.ts -> users/size.ts',
