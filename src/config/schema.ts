@@ -25,9 +25,8 @@ import type {
   ProtocolFamily,
 } from './types.ts';
 import { MtpError } from '../runtime/errors.ts';
-import { QUOTA_PERIODS } from '../users/period.ts';
-import { parseSize } from '../users/size.ts';
-import { isValidUserName, parseExpires, type UserConfig } from '../users/types.ts';
+import { parseSize } from './size.ts';
+import { isValidUserName, parseExpires, QUOTA_PERIODS, type UserConfig } from './users.ts';
 
 /** A configuration problem, always one line: `key.path: expected ...`. */
 export class ConfigError extends MtpError {

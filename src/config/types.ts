@@ -4,7 +4,7 @@
  * (snake_case in the file, camelCase here); the README's option reference is generated from the schema.
  */
 import type { TransportTag } from '../protocol/obfuscated2.ts';
-import type { UserConfig } from '../users/types.ts';
+import type { UserConfig } from './users.ts';
 
 /** "classic" = abridged + intermediate, "secure" = padded intermediate (dd), "tls" = fake-TLS (ee). */
 export type ProtocolFamily = 'classic' | 'secure' | 'tls';

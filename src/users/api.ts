@@ -16,14 +16,14 @@
  * Bad input gets 400 with `errors`: one message per field.
  */
 import { generateSecret } from '../config/secrets.ts';
+import { formatSize } from '../config/size.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
+import type { UserConfig } from '../config/users.ts';
 import type { Stats } from '../metrics/stats.ts';
 import { applyUserInput, defaultUser, type FieldErrors, userToJson } from './input.ts';
 import { userLinks } from './links.ts';
 import { qrPng, qrSvg } from './qr.ts';
-import { formatSize } from './size.ts';
 import type { UserRegistry, UserState } from './registry.ts';
-import type { UserConfig } from './types.ts';
 
 export interface UsersApiHost {
   users: UserRegistry;

@@ -4,9 +4,14 @@
  */
 import { isValidName } from '../config/policy-keys.ts';
 import { isDomainName, parseHexSecret } from '../config/secrets.ts';
-import { QUOTA_PERIODS, type QuotaPeriod } from './period.ts';
-import { parseSize } from './size.ts';
-import { isValidUserName, parseExpires, type UserConfig } from './types.ts';
+import { parseSize } from '../config/size.ts';
+import {
+  isValidUserName,
+  parseExpires,
+  QUOTA_PERIODS,
+  type QuotaPeriod,
+  type UserConfig,
+} from '../config/users.ts';
 
 export type FieldErrors = Record<string, string>;
 

@@ -4,9 +4,7 @@
  * the reset day of the month (a day past the month's end means its last day), `total` forever. The key of a
  * period names it in the usage store (`total`, `2026-12-07`, `2026-12` style, the start's date).
  */
-export type QuotaPeriod = 'total' | 'daily' | 'weekly' | 'monthly';
-
-export const QUOTA_PERIODS: readonly QuotaPeriod[] = ['total', 'daily', 'weekly', 'monthly'];
+import type { QuotaPeriod } from '../config/users.ts';
 
 /** What reads the time: tests inject their own. */
 export interface Clock {

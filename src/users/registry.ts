@@ -20,7 +20,7 @@ import type { PolicyTicket } from '../policy/types.ts';
 import { type Clock, type PeriodSpan, periodAt, systemClock } from './period.ts';
 import { type UsageDelta, UserStore } from './store.ts';
 import { TokenBucket } from './token-bucket.ts';
-import type { UserConfig } from './types.ts';
+import type { UserConfig } from '../config/users.ts';
 
 export type RefusalReason = 'disabled' | 'expired' | 'listener' | 'quota' | 'max_connections' | 'max_ips';
 

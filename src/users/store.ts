@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { retryWhileLocked, TABLES_DB_FILE } from '../policy/tables.ts';
-import type { UserConfig } from './types.ts';
+import type { UserConfig } from '../config/users.ts';
 
 export interface UsageRow {
   period: string;

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { periodAt, QUOTA_PERIODS } from '../../src/users/period.ts';
+import { QUOTA_PERIODS } from '../../src/config/users.ts';
+import { periodAt } from '../../src/users/period.ts';
 
 const local = (y: number, m: number, d: number, h = 0) => new Date(y, m - 1, d, h).getTime();
 

@@ -5,7 +5,7 @@
  */
 import { qrMatrix, qrTerminal } from '../../links/qr.ts';
 import { AdminClientError } from '../../admin/client.ts';
-import { formatSize } from '../../users/size.ts';
+import { formatSize } from '../../config/size.ts';
 import { withAdmin } from '../admin-support.ts';
 import type { CliCommand, CliContext, OptionValues } from '../command.ts';
 

@@ -14,7 +14,7 @@
  */
 import type { Logger } from '../../log.ts';
 import { type UsageDelta, type UsageRow, UserStore } from '../../users/store.ts';
-import type { UserConfig } from '../../users/types.ts';
+import type { UserConfig } from '../../config/users.ts';
 import type { SharedStateLink } from './client.ts';
 
 /** A usage key not asked for this long is no longer pulled from Redis. */

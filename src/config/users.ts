@@ -1,5 +1,9 @@
 /** A user as the configuration and the admin API describe it (normalised: bytes, milliseconds, buffers). */
-import type { QuotaPeriod } from './period.ts';
+
+/** How often a quota starts again; users/period.ts computes the periods themselves. */
+export type QuotaPeriod = 'total' | 'daily' | 'weekly' | 'monthly';
+
+export const QUOTA_PERIODS: readonly QuotaPeriod[] = ['total', 'daily', 'weekly', 'monthly'];
 
 export interface UserConfig {
   name: string;

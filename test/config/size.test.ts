@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { formatSize, parseSize } from '../../src/users/size.ts';
+import { formatSize, parseSize } from '../../src/config/size.ts';
 
 describe('users: sizes', () => {
   it('reads bytes and unit forms', () => {
