@@ -15,7 +15,7 @@ import {
   topFingerprints,
 } from './stats.ts';
 
-import { registerUserMetrics } from '../users/metrics.ts';
+import { registerUserMetrics } from './users.ts';
 export type StatsSource = () => readonly Stats[];
 
 export interface MetricsRegistryOptions {

@@ -4,7 +4,7 @@
  * series, the others are added up under `user="_other"`; 0 turns the per-user series off.
  */
 import type { Counter, Gauge } from 'prom-client';
-import type { Stats } from '../metrics/stats.ts';
+import type { Stats } from './stats.ts';
 
 type Fill<M> = (name: string, help: string, labelNames: string[], fill: (metric: M) => void) => unknown;
 
