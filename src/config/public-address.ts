@@ -8,7 +8,7 @@
 import ipaddr from 'ipaddr.js';
 import { isIPv4 } from 'node:net';
 import { type InterfaceAddress, interfaceAddresses } from '../runtime/interfaces.ts';
-import { readSource } from '../upstream/middle/telegram-config.ts';
+import { readSource } from '../runtime/read-source.ts';
 import { upstreamKind } from './addresses.ts';
 import type { Config, ListenerConfig } from './types.ts';
 
@@ -50,7 +50,8 @@ export function listenersNeedingAddress(config: Config): ListenerConfig[] {
 }
 
 async function defaultLookup(config: Config, source: string): Promise<string> {
-  return (await readSource(config, source)).toString('utf8').trim();
+  const options = { configFile: config.file, timeoutMs: config.telegram.httpTimeoutMs };
+  return (await readSource(source, options)).toString('utf8').trim();
 }
 
 export async function discoverPublicAddress(

@@ -22,8 +22,8 @@ import type { Config, HostPort, ListenerConfig } from '../config/types.ts';
 import { probeCoverDomain, probeTargetFor } from '../cover/cert-probe.ts';
 import { parseProxyConfig } from '../protocol/middle/proxy-config.ts';
 import { interfaceAddresses } from '../runtime/interfaces.ts';
+import { readSource } from '../runtime/read-source.ts';
 import { resolveDc } from '../upstream/direct/dc-addresses.ts';
-import { readSource } from '../upstream/middle/telegram-config.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -711,7 +711,7 @@ async function checkExternalIp(config: Config, timeoutMs: number): Promise<Check
     return result(check, 'ok', 'the local address of each upstream connection is used (ip_lookup_url = "")');
   let text: string;
   try {
-    text = (await readSource(config, url, timeoutMs)).toString('utf8').trim();
+    text = (await readSource(url, { configFile: config.file, timeoutMs })).toString('utf8').trim();
   } catch (e) {
     return result(
       check,
@@ -738,7 +738,7 @@ async function checkMiddleProxies(config: Config, opts: DoctorOptions): Promise<
   const source = config.telegram.proxyConfig;
   let text: string;
   try {
-    text = (await readSource(config, source, timeoutMs)).toString('utf8');
+    text = (await readSource(source, { configFile: config.file, timeoutMs })).toString('utf8');
   } catch (e) {
     return [
       result(
@@ -772,7 +772,7 @@ async function checkMiddleProxies(config: Config, opts: DoctorOptions): Promise<
   ];
   out.push(await checkExternalIp(config, timeoutMs));
   try {
-    const secret = await readSource(config, config.telegram.proxySecret, timeoutMs);
+    const secret = await readSource(config.telegram.proxySecret, { configFile: config.file, timeoutMs });
     out.push(
       result(
         'telegram secret',

@@ -19,6 +19,7 @@ import {
   parseProxyConfig,
   validateProxySecret,
 } from '../../protocol/middle/proxy-config.ts';
+import { isUrl, readSource } from '../../runtime/read-source.ts';
 import { unmapIpv4 } from '../../runtime/sockets.ts';
 import { UpstreamError } from '../errors.ts';
 
@@ -30,54 +31,15 @@ const CACHE_FILES: Record<Exclude<ConfigItem, 'external_ip'>, string> = {
   proxy_config_v6: 'telegram-proxy-config-v6.txt',
 };
 
-/** Largest document we accept from a config URL. */
-const MAX_FETCH_BYTES = 1024 * 1024;
-
 export interface TelegramState {
   secret: Buffer;
   v4: ProxyConfig;
   v6: ProxyConfig | null;
 }
 
-export function isUrl(source: string): boolean {
-  return /^https?:\/\//i.test(source);
-}
-
-/** Resolve a file source against the config file's folder (or the working directory). */
-function resolveSource(config: Config, source: string): string {
-  return path.resolve(config.file ? path.dirname(config.file) : process.cwd(), source);
-}
-
-async function fetchBytes(url: string, timeoutMs: number): Promise<Buffer> {
-  const res = await fetch(url, {
-    signal: AbortSignal.timeout(timeoutMs),
-    redirect: 'follow',
-    headers: { 'user-agent': 'mtproxy' },
-  });
-  if (res.status !== 200) {
-    await res.body?.cancel();
-    throw new Error(`HTTP ${res.status}`);
-  }
-  const declared = Number(res.headers.get('content-length') ?? '0');
-  if (declared > MAX_FETCH_BYTES) {
-    await res.body?.cancel();
-    throw new Error('document too large');
-  }
-  const body = Buffer.from(await res.arrayBuffer());
-  if (body.length > MAX_FETCH_BYTES) throw new Error('document too large');
-  return body;
-}
-
-/** A URL (fetched) or a file (relative to the config file's folder); at most MAX_FETCH_BYTES either way. */
-export async function readSource(
-  config: Config,
-  source: string,
-  timeoutMs = config.telegram.httpTimeoutMs,
-): Promise<Buffer> {
-  if (isUrl(source)) return fetchBytes(source, timeoutMs);
-  const data = await readFile(resolveSource(config, source));
-  if (data.length > MAX_FETCH_BYTES) throw new Error('document too large');
-  return data;
+/** A URL or a file named by the config, with the config's timeout. */
+function readConfigSource(config: Config, source: string): Promise<Buffer> {
+  return readSource(source, { configFile: config.file, timeoutMs: config.telegram.httpTimeoutMs });
 }
 
 /**
@@ -232,7 +194,7 @@ export class TelegramConfigSource {
   ): Promise<T | null> {
     let data: Buffer;
     try {
-      data = await readSource(config, source);
+      data = await readConfigSource(config, source);
     } catch (err) {
       this.stats.configFetch(item, 'error');
       this.log.warn(
@@ -258,7 +220,7 @@ export class TelegramConfigSource {
   private async lookupExternalIp(config: Config): Promise<void> {
     if (config.telegram.externalIp || !config.telegram.ipLookupUrl) return;
     try {
-      const text = (await readSource(config, config.telegram.ipLookupUrl)).toString('utf8').trim();
+      const text = (await readConfigSource(config, config.telegram.ipLookupUrl)).toString('utf8').trim();
       if (!isIPv4(text)) throw new Error('not an IPv4 address');
       this.detectedIp = text;
       this.stats.configFetch('external_ip', 'ok');
