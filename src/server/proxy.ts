@@ -14,7 +14,7 @@ import type { LinksDocument } from '../admin/status.ts';
 import { configLinks } from '../config/links.ts';
 import { upstreamKind } from '../config/addresses.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
-import { type CertProbeHandle, startCertProbes } from '../cover/cert-probe.ts';
+import { type CertProbeHandle, startCertProbes } from '../cover/probe-schedule.ts';
 import { type Logger, logger as defaultLogger, setLogFormat } from '../log.ts';
 import { type Stats, stats as defaultStats } from '../metrics/stats.ts';
 import type { CounterStore } from '../policy/counters.ts';

@@ -9,7 +9,7 @@
  * hello without server_name is served like one naming the listener's no-SNI domain.
  */
 import type { ListenerConfig } from '../config/types.ts';
-import { certRecordSizeFor, coverProfile } from '../cover/cert-probe.ts';
+import { certRecordSizeFor, coverProfile } from '../cover/profiles.ts';
 import { normaliseDomain, servesDomain } from '../cover/domains.ts';
 import { isProtocolError } from '../protocol/errors.ts';
 import {

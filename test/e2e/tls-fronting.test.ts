@@ -12,13 +12,9 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { buildClientHello } from '../../src/client/tls-hello.ts';
 import type { ListenerConfig } from '../../src/config/types.ts';
-import {
-  coverProfile,
-  forgetCoverProfiles,
-  probeCoverDomain,
-  rememberCoverProfile,
-  startCertProbes,
-} from '../../src/cover/cert-probe.ts';
+import { probeCoverDomain } from '../../src/cover/cert-probe.ts';
+import { startCertProbes } from '../../src/cover/probe-schedule.ts';
+import { coverProfile, forgetCoverProfiles, rememberCoverProfile } from '../../src/cover/profiles.ts';
 import { logger } from '../../src/log.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
 import {

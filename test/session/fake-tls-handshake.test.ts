@@ -10,7 +10,7 @@ import {
 import { parseConfig } from '../../src/config/load.ts';
 import type { ListenerConfig } from '../../src/config/types.ts';
 import { deriveSniSecret } from '../../src/protocol/faketls/sni-secret.ts';
-import { forgetCoverProfiles, rememberCoverProfile } from '../../src/cover/cert-probe.ts';
+import { forgetCoverProfiles, rememberCoverProfile } from '../../src/cover/profiles.ts';
 import { tryFakeTlsHandshake } from '../../src/session/fake-tls-handshake.ts';
 import { HELLO_SHAPES, helloFixture } from '../helpers/hello-shapes.ts';
 

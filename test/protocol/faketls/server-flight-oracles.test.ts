@@ -7,11 +7,8 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { parseConfig } from '../../../src/config/load.ts';
 import type { ListenerConfig } from '../../../src/config/types.ts';
-import {
-  type CoverProfile,
-  forgetCoverProfiles,
-  rememberCoverProfile,
-} from '../../../src/cover/cert-probe.ts';
+import type { CoverProfile } from '../../../src/cover/flight.ts';
+import { forgetCoverProfiles, rememberCoverProfile } from '../../../src/cover/profiles.ts';
 import { encodeAppData } from '../../../src/protocol/faketls/records.ts';
 import { tryFakeTlsHandshake } from '../../../src/session/fake-tls-handshake.ts';
 import { HELLO_SHAPES, helloFixture } from '../../helpers/hello-shapes.ts';
