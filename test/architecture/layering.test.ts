@@ -84,3 +84,33 @@ test('no file imports a layer above its own', () => {
   }
   assert.deepEqual(upward, [], 'move the imported code down, or the importing code up');
 });
+
+test('ARCHITECTURE.md gives this order, and it and the README layout table name every src folder', () => {
+  const read = (name: string) =>
+    readFileSync(fileURLToPath(new URL(`../../${name}`, import.meta.url)), 'utf8');
+  const architecture = read('ARCHITECTURE.md');
+  const order = /## Layer order[\s\S]*?```\n([\s\S]*?)```/.exec(architecture);
+  assert.ok(order, 'ARCHITECTURE.md: no layer order block');
+  const documented = order[1]
+    .trim()
+    .split('\n')
+    .map((line) =>
+      line
+        .replace(/^\s*<\s*/, '')
+        .split(',')
+        .map((name) => name.trim())
+        .sort(),
+    );
+  assert.deepEqual(
+    documented,
+    LAYERS.map((names) => [...names].sort()),
+  );
+  const readme = read('README.md');
+  const layout = readme.slice(readme.indexOf('| Folder | Contents |'));
+  const concerns = architecture.slice(architecture.indexOf('| Folder | Concern |'));
+  for (const name of readdirSync(SRC).filter((n) => !n.endsWith('.json'))) {
+    const cell = name.endsWith('.ts') ? `\`src/${name}\`` : `\`src/${name}/\``;
+    assert.ok(layout.split('\n\n')[0].includes(cell), `README layout table: ${cell} missing`);
+    assert.ok(concerns.split('\n\n')[0].includes(cell), `ARCHITECTURE.md table: ${cell} missing`);
+  }
+});
