@@ -1,8 +1,9 @@
 /**
  * scripts/install.sh as on a server, with the system's commands stubbed on PATH (systemctl, journalctl, npm,
- * apt-get, apt-cache, curl, gpg, nft, ip): the service check and doctor after the install, the admin API in
- * the written config, Node.js from packages (never a download by hand), the public address with fallbacks,
- * --firewall, --update, and the installer's own error messages instead of a raw tool error.
+ * apt-get, apt-cache, curl, gpg, nft): the service check and doctor after the install, the admin API in
+ * the written config, Node.js from packages (never a download by hand), the public address found the way the
+ * proxy finds it (no third-party lookup), --firewall, --update, and the installer's own error messages instead
+ * of a raw tool error.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../src/config/load.ts';
+import { discoverPublicAddress } from '../../src/config/public-address.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const script = join(repo, 'scripts/install.sh');
@@ -48,7 +50,6 @@ case "$url" in
 esac`,
   gpg: 'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done; cat > "$out"',
   nft: 'cat >> "$STUB_LOG.nft"',
-  ip: 'src=$STUB_ROUTE_SRC; [ -n "$src" ] || src=10.0.0.5; echo "192.0.2.1 via 10.0.0.1 dev eth0 src $src uid 0"',
 };
 
 interface Machine {
@@ -136,7 +137,7 @@ describe('install.sh on a server (stubbed system commands)', () => {
     const file = join(m.root, 'etc/mtproxy/mtproxy.toml');
     const config = parseConfig(readFileSync(file, 'utf8'));
     assert.deepEqual(config.admin.listen, { host: '127.0.0.1', port: 9101 });
-    assert.match(config.admin.token ?? '', /^[0-9a-f]{64}$/);
+    assert.match(config.admin.token ?? '', /^[0-9a-f]{48}$/);
     const again = m.run([...onServer]);
     assert.equal(again.code, 0, again.err);
     assert.match(again.out, /config unchanged/);
@@ -194,30 +195,41 @@ describe('install.sh on a server (stubbed system commands)', () => {
     assert.match(keyFails.err, /could not download the NodeSource signing key/);
   });
 
-  it('finds the public IPv4: a public route source, else lookup services one after the other, else says it guessed', () => {
+  it('asks no third-party service for the address: the links use what the proxy finds, and say when it guessed', async () => {
+    const text = readFileSync(script, 'utf8');
+    for (const name of ['ident.me', 'ipify', 'icanhazip', 'IP_LOOKUP']) assert.ok(!text.includes(name), name);
     const link = (out: string) => /server=([^&]+)&/.exec(out)?.[1];
-    const direct = machine();
-    const a = direct.run(['--node', process.execPath, '--online'], { STUB_ROUTE_SRC: '198.51.100.20' });
-    assert.equal(a.code, 0, a.err);
-    assert.equal(link(a.out), '198.51.100.20');
-    assert.doesNotMatch(direct.log(), /^curl /m, 'no lookup service asked');
+    // Lookup services that would answer, if they were asked.
+    const env = { STUB_IP_OK: 'ident.me ipify icanhazip', STUB_IP: '198.51.100.30' };
+    const m = machine();
+    const r = m.run(['--node', process.execPath, '--online'], env);
+    assert.equal(r.code, 0, r.err);
+    assert.doesNotMatch(m.log(), /^curl /m, 'no lookup service asked');
+    const written = readFileSync(join(m.root, 'etc/mtproxy/mtproxy.toml'), 'utf8');
+    assert.doesNotMatch(written, /^public_host/m, 'the proxy finds the address at start');
+    // The same address `mtproxy run` would put into its links.
+    const found = await discoverPublicAddress(parseConfig(written));
+    assert.equal(link(r.out), found.host ?? '127.0.0.1');
+    if (found.source === 'guess') {
+      assert.match(r.out, /only a guess/);
+      assert.match(r.out, /re-run with --public-host HOST/);
+    }
 
-    const natted = machine();
-    const b = natted.run(['--node', process.execPath, '--online'], {
-      STUB_IP_OK: 'icanhazip',
-      STUB_IP: '198.51.100.30',
-    });
-    assert.equal(b.code, 0, b.err);
-    assert.equal(link(b.out), '198.51.100.30');
-    assert.ok((natted.log().match(/^curl /gm) ?? []).length >= 2, 'fell back to the next service');
+    const named = machine();
+    const n = named.run(['--node', process.execPath, '--online', '--public-host', 'Proxy.Example.NET'], env);
+    assert.equal(n.code, 0, n.err);
+    assert.equal(link(n.out), 'proxy.example.net');
+    assert.doesNotMatch(n.out, /only a guess/);
+    assert.equal(
+      parseConfig(readFileSync(join(named.root, 'etc/mtproxy/mtproxy.toml'), 'utf8')).listeners[0]!
+        .publicHost,
+      'proxy.example.net',
+    );
+    assert.doesNotMatch(named.log(), /^curl /m);
 
-    const none = machine();
-    const c = none.run(['--node', process.execPath, '--online']);
-    assert.equal(c.code, 0, c.err);
-    assert.equal(link(c.out), '10.0.0.5');
-    assert.match(c.out, /could not find this server's public IPv4/);
-    assert.match(c.out, /pass --public-host/);
-    assert.doesNotMatch(c.out + c.err, /curl: \(/);
+    const bad = machine().run(['--node', process.execPath, '--public-host', 'not a host']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.err.trim(), /^install\.sh: --public-host: expected a host name or an IP address/);
   });
 
   it('--firewall installs the start/stop drop-in and loads the rules with nft', () => {
