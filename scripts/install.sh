@@ -264,14 +264,30 @@ need_node_message() {
     "$NODE_MIN_MAJOR" "$NODE_MIN_MINOR"
 }
 
+# apt-get without its own output; when it fails, its last error line ends up in the installer's message.
+apt_error=""
+apt_quiet() {
+  if [[ $dry_run == yes ]]; then
+    printf 'would run: apt-get %s\n' "$*"
+    return
+  fi
+  local output rc=0
+  output=$(DEBIAN_FRONTEND=noninteractive apt-get "$@" 2>&1 </dev/null) || rc=$?
+  ((rc)) || return 0
+  apt_error=$(printf '%s\n' "$output" | grep -E '^(E|Err):' | tail -n1 || true)
+  [[ -n $apt_error ]] || apt_error=$(printf '%s\n' "$output" | tail -n1)
+  apt_error=" (${apt_error:-exit status $rc})"
+  return 1
+}
+
 # NodeSource's signed apt repository, the packaged way to a current Node.js on Debian and Ubuntu.
 install_nodesource() {
   local keyring list
   keyring=$(nodesource_keyring)
   list=$(nodesource_list)
   command -v curl >/dev/null || die "curl is needed to add the NodeSource repository; or $(need_node_message)"
-  command -v gpg >/dev/null || run apt-get install -y -q gnupg >/dev/null ||
-    die "could not install gnupg (apt-get failed); or $(need_node_message)"
+  command -v gpg >/dev/null || apt_quiet install -y -q gnupg ||
+    die "could not install gnupg: apt-get failed$apt_error; or $(need_node_message)"
   say "Adding the NodeSource apt repository (Node.js $NODESOURCE_MAJOR.x): $list"
   if [[ $dry_run == yes ]]; then
     printf 'would download: %s\n' "$NODESOURCE_KEY_URL"
@@ -286,8 +302,8 @@ install_nodesource() {
   fi
   printf 'deb [signed-by=/usr/share/keyrings/nodesource.gpg] https://deb.nodesource.com/node_%s.x nodistro main' \
     "$NODESOURCE_MAJOR" | write_file "$list" 0644
-  run apt-get update -q >/dev/null || die "apt-get update failed after adding $list; check it, or $(need_node_message)"
-  run apt-get install -y -q nodejs >/dev/null || die "apt-get install nodejs failed; or $(need_node_message)"
+  apt_quiet update -q || die "apt-get update failed$apt_error after adding $list; check it, or $(need_node_message)"
+  apt_quiet install -y -q nodejs || die "apt-get install nodejs failed$apt_error; or $(need_node_message)"
 }
 
 resolve_node() {
@@ -302,12 +318,12 @@ resolve_node() {
   fi
   [[ $with_network == yes ]] || die "$(need_node_message)"
   command -v apt-get >/dev/null || die "no Node.js >= $NODE_MIN_MAJOR.$NODE_MIN_MINOR in PATH and no apt-get here: $(need_node_message)"
-  run apt-get update -q >/dev/null || die "apt-get update failed; fix the package sources, or $(need_node_message)"
+  apt_quiet update -q || die "apt-get update failed$apt_error; fix the package sources, or $(need_node_message)"
   local candidate
   candidate=$(distro_node_candidate)
   if [[ -n $candidate ]] && version_ok "$candidate"; then
     say "Installing the distribution's Node.js ($candidate)"
-    run apt-get install -y -q nodejs npm >/dev/null || die "apt-get install nodejs npm failed; or $(need_node_message)"
+    apt_quiet install -y -q nodejs npm || die "apt-get install nodejs npm failed$apt_error; or $(need_node_message)"
   else
     note "the distribution's Node.js (${candidate:-none}) is older than $NODE_MIN_MAJOR.$NODE_MIN_MINOR"
     install_nodesource
@@ -505,7 +521,8 @@ install_app() {
     npm_bin=$(dirname "$node_bin")/npm
     [[ -x $npm_bin ]] || npm_bin=$(command -v npm) || die "npm not found next to $node_bin"
     run env PATH="$(dirname "$node_bin"):$PATH" "$npm_bin" ci --omit=dev --ignore-scripts --no-audit --no-fund \
-      --prefix "$dest"
+      --prefix "$dest" ||
+      die "npm ci could not install the dependencies into $dest (see npm's output above; no network, or a registry proxy is needed?)"
   else
     note "skipped: npm ci (--no-npm)"
   fi
@@ -520,7 +537,8 @@ ensure_user() {
     note "user '$service_user' exists"
   else
     say "Creating system user '$service_user'"
-    run useradd --system --home-dir /var/lib/mtproxy --no-create-home --shell /usr/sbin/nologin "$service_user"
+    run useradd --system --home-dir /var/lib/mtproxy --no-create-home --shell /usr/sbin/nologin "$service_user" ||
+      die "could not create the system user '$service_user' (useradd failed, see above)"
   fi
 }
 
@@ -596,10 +614,10 @@ install_unit() {
     note "skipped: systemctl daemon-reload / enable / restart (--no-systemd)"
     return
   fi
-  run systemctl daemon-reload
-  run systemctl enable mtproxy.service
-  # restart (not start) so a re-run picks up new code and config.
-  run systemctl restart mtproxy.service
+  run systemctl daemon-reload || die "systemctl daemon-reload failed: is systemd running here? (or use --no-systemd)"
+  run systemctl enable mtproxy.service || die "systemctl enable mtproxy.service failed (see above)"
+  # restart (not start) so a re-run picks up new code and config; a failure is reported by the check below.
+  run systemctl restart mtproxy.service || note "systemctl restart mtproxy.service failed"
 }
 
 # The proxy's own command line, from the installed copy (works below --root too). Without npm (--no-npm) the
@@ -640,7 +658,7 @@ install_firewall_dropin() {
   if ! command -v nft >/dev/null; then
     if [[ $with_network == yes ]] && command -v apt-get >/dev/null; then
       say "Installing nftables (for --firewall)"
-      run apt-get install -y -q nftables >/dev/null || die "--firewall needs nft: apt-get install nftables failed"
+      apt_quiet install -y -q nftables || die "--firewall needs nft: apt-get install nftables failed$apt_error"
     else
       die "--firewall needs the nft command (package nftables); install it, or leave out --firewall"
     fi
