@@ -217,6 +217,23 @@ describe('mtproxy init', () => {
     await assert.rejects(stat(path.join(cwd, 'bad.toml')));
   });
 
+  test('-d means dd only and -D the cover domain, as for run, link and the installer', async () => {
+    const cwd = await mkdtemp(path.join(dir(), 'dash-d-'));
+    const dd = await init(['--yes', '--no-check', '--no-links', '-d', '--config', 'dd.toml'], cwd);
+    assert.equal(dd.code, 0, dd.err);
+    const ddConfig = await loadConfigFile(path.join(cwd, 'dd.toml'));
+    assert.deepEqual(ddConfig.listeners[0]!.allowedProtocols, ['secure']);
+    assert.deepEqual(ddConfig.listeners[0]!.tlsDomains, []);
+    const both = await init(
+      ['--yes', '--no-links', '-d', '-a', 'tls', '-D', 'cover.example.org', '--config', 'both.toml'],
+      cwd,
+    );
+    assert.equal(both.code, 0, both.err);
+    assert.deepEqual(both.checked, ['cover.example.org']);
+    const bothConfig = await loadConfigFile(path.join(cwd, 'both.toml'));
+    assert.deepEqual(bothConfig.listeners[0]!.allowedProtocols, ['secure', 'tls']);
+  });
+
   test('as a process without a terminal: flags only, no questions', async () => {
     const cwd = await mkdtemp(path.join(dir(), 'spawn-'));
     await writeFile(path.join(cwd, 'unrelated.txt'), '');

@@ -194,6 +194,8 @@ export const command: CliCommand = {
 
     let portText = str(v.port);
     let protocolsText = str(v.protocols) ?? str(v.allow);
+    // -d means "dd only" here as for run, link and the installer (-D is the cover domain).
+    if (v['dd-only']) protocolsText = protocolsText ? `${protocolsText},secure` : 'secure';
     let domain: string | null | undefined = v['no-domain'] ? null : (str(v.domain) ?? str(v['tls-domain']));
     let tag: string | null | undefined = str(v['ad-tag']) ?? str(v.tag);
     const adminListenText = str(v['admin-listen']);
