@@ -7,11 +7,13 @@
 #   sudo scripts/install.sh --uninstall [--purge]
 #
 # Installs the proxy under /opt/mtproxy, creates the system user "mtproxy", writes /etc/mtproxy/mtproxy.toml
-# (with an admin API on 127.0.0.1 and a random token, so `mtproxy status` works), installs and starts the
-# systemd unit, checks that the service came up, runs `mtproxy doctor` and prints the proxy links. Running it
-# again is safe: the existing config (and its secret) is kept unless options change it.
+# with `mtproxy init` (with an admin API on 127.0.0.1 and a random token, so `mtproxy status` works), installs
+# and starts the systemd unit, checks that the service came up, runs `mtproxy doctor` and prints the proxy
+# links. Running it again is safe: the existing config (and its secret) is kept unless options change it.
 # Node.js comes from the system (`node` in PATH), else from the distribution's package when it is new
-# enough, else from the NodeSource apt repository; nothing is downloaded by hand.
+# enough, else from the NodeSource apt repository; nothing is downloaded by hand. No third-party service is
+# asked for this server's address: without --public-host the proxy finds it itself (as `mtproxy run` does)
+# and `mtproxy doctor` checks that the links lead here.
 #
 # Testing and packaging: --root DIR installs into a throwaway root (no user, no npm, no systemctl, no network);
 # --dry-run only prints what would be done.
@@ -24,9 +26,8 @@ readonly NODE_MIN_MINOR=12
 # NodeSource's apt repository (Debian/Ubuntu) for when the distribution's Node.js is too old.
 readonly NODESOURCE_MAJOR="${MTPROXY_NODESOURCE_MAJOR:-24}"
 readonly NODESOURCE_KEY_URL="https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key"
-# Services answering with the caller's IPv4, tried in order when this host has no public address of its own.
-readonly IP_LOOKUP_URLS="${MTPROXY_IP_LOOKUP_URLS:-https://v4.ident.me/ https://api.ipify.org https://ipv4.icanhazip.com}"
-readonly ADMIN_LISTEN="127.0.0.1:9101"
+# Where the service keeps its state (the unit's StateDirectory).
+readonly STATE_DIR=/var/lib/mtproxy
 
 root=""
 dry_run=no
@@ -43,6 +44,7 @@ opt_allow=()
 opt_tls_domain=""
 opt_public_host=""
 opt_sysctl=no
+check_cover=yes
 with_user=auto
 with_npm=auto
 with_systemd=auto
@@ -61,7 +63,9 @@ Proxy settings (asked interactively when missing and a terminal is attached):
                            (default: secure,tls when a TLS domain is set, else secure)
   -D, --tls-domain DOMAIN  fake-TLS cover domain (a real HTTPS site; see the README); as in `mtproxy -D`
   -d, --dd-only            same as -a secure; as in `mtproxy -d`
-      --public-host HOST   host name or IP put into the links (default: detected public IPv4)
+      --public-host HOST   host name or IP put into the links (default: the public address the proxy
+                           finds on this machine at start; set it behind NAT)
+      --no-check           do not check the cover domain before writing the config (mtproxy init --no-check)
 
 Installation:
       --source DIR|URL     proxy sources to install: a checkout, a .tar.gz (URL or file), or a git URL
@@ -128,6 +132,7 @@ parse_args() {
           die "-d means dd only (as in mtproxy -d) and takes no value; for the cover domain use -D $2 (--tls-domain)"
         opt_allow+=(secure) ;;
       --public-host) opt_public_host=${2:?$1 needs a value}; shift ;;
+      --no-check) check_cover=no ;;
       --source) source_dir=${2:?$1 needs a value}; shift ;;
       --node) node_bin=${2:?$1 needs a value}; shift ;;
       --sysctl) opt_sysctl=yes ;;
@@ -202,7 +207,6 @@ ask() { # ask PROMPT DEFAULT -> answer on stdout
 }
 
 random_hex16() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
-to_hex() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n'; }
 
 # Value of `key = "..."` (or a bare number) in the installed config, empty when absent.
 existing_value() {
@@ -260,14 +264,30 @@ need_node_message() {
     "$NODE_MIN_MAJOR" "$NODE_MIN_MINOR"
 }
 
+# apt-get without its own output; when it fails, its last error line ends up in the installer's message.
+apt_error=""
+apt_quiet() {
+  if [[ $dry_run == yes ]]; then
+    printf 'would run: apt-get %s\n' "$*"
+    return
+  fi
+  local output rc=0
+  output=$(DEBIAN_FRONTEND=noninteractive apt-get "$@" 2>&1 </dev/null) || rc=$?
+  ((rc)) || return 0
+  apt_error=$(printf '%s\n' "$output" | grep -E '^(E|Err):' | tail -n1 || true)
+  [[ -n $apt_error ]] || apt_error=$(printf '%s\n' "$output" | tail -n1)
+  apt_error=" (${apt_error:-exit status $rc})"
+  return 1
+}
+
 # NodeSource's signed apt repository, the packaged way to a current Node.js on Debian and Ubuntu.
 install_nodesource() {
   local keyring list
   keyring=$(nodesource_keyring)
   list=$(nodesource_list)
   command -v curl >/dev/null || die "curl is needed to add the NodeSource repository; or $(need_node_message)"
-  command -v gpg >/dev/null || run apt-get install -y -q gnupg >/dev/null ||
-    die "could not install gnupg (apt-get failed); or $(need_node_message)"
+  command -v gpg >/dev/null || apt_quiet install -y -q gnupg ||
+    die "could not install gnupg: apt-get failed$apt_error; or $(need_node_message)"
   say "Adding the NodeSource apt repository (Node.js $NODESOURCE_MAJOR.x): $list"
   if [[ $dry_run == yes ]]; then
     printf 'would download: %s\n' "$NODESOURCE_KEY_URL"
@@ -282,8 +302,8 @@ install_nodesource() {
   fi
   printf 'deb [signed-by=/usr/share/keyrings/nodesource.gpg] https://deb.nodesource.com/node_%s.x nodistro main' \
     "$NODESOURCE_MAJOR" | write_file "$list" 0644
-  run apt-get update -q >/dev/null || die "apt-get update failed after adding $list; check it, or $(need_node_message)"
-  run apt-get install -y -q nodejs >/dev/null || die "apt-get install nodejs failed; or $(need_node_message)"
+  apt_quiet update -q || die "apt-get update failed$apt_error after adding $list; check it, or $(need_node_message)"
+  apt_quiet install -y -q nodejs || die "apt-get install nodejs failed$apt_error; or $(need_node_message)"
 }
 
 resolve_node() {
@@ -298,12 +318,12 @@ resolve_node() {
   fi
   [[ $with_network == yes ]] || die "$(need_node_message)"
   command -v apt-get >/dev/null || die "no Node.js >= $NODE_MIN_MAJOR.$NODE_MIN_MINOR in PATH and no apt-get here: $(need_node_message)"
-  run apt-get update -q >/dev/null || die "apt-get update failed; fix the package sources, or $(need_node_message)"
+  apt_quiet update -q || die "apt-get update failed$apt_error; fix the package sources, or $(need_node_message)"
   local candidate
   candidate=$(distro_node_candidate)
   if [[ -n $candidate ]] && version_ok "$candidate"; then
     say "Installing the distribution's Node.js ($candidate)"
-    run apt-get install -y -q nodejs npm >/dev/null || die "apt-get install nodejs npm failed; or $(need_node_message)"
+    apt_quiet install -y -q nodejs npm || die "apt-get install nodejs npm failed$apt_error; or $(need_node_message)"
   else
     note "the distribution's Node.js (${candidate:-none}) is older than $NODE_MIN_MAJOR.$NODE_MIN_MINOR"
     install_nodesource
@@ -320,10 +340,14 @@ resolve_node() {
 
 collect_settings() {
   local default_port default_secret default_tag default_domain default_allow
+  # The installed admin API is kept; a config without one gets it (mtproxy init makes the token).
   admin_listen=$(existing_in_section admin listen)
-  admin_listen=${admin_listen:-$ADMIN_LISTEN}
   admin_token=$(existing_in_section admin token)
-  admin_token=${admin_token:-$(random_hex16)$(random_hex16)}
+  installed_port=$(existing_value port)
+  installed_secret=$(existing_value secret)
+  installed_tag=$(existing_value ad_tag)
+  installed_domain=$(existing_value tls_domain)
+  installed_allow=$(existing_allow)
   default_port=$(existing_value port)
   default_secret=$(existing_value secret)
   default_tag=$(existing_value ad_tag)
@@ -417,82 +441,46 @@ collect_settings() {
   fi
 }
 
-is_public_ipv4() {
-  local ip=$1 a b
-  [[ $ip =~ ^([0-9]{1,3})\.([0-9]{1,3})\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || return 1
-  a=${BASH_REMATCH[1]}
-  b=${BASH_REMATCH[2]}
-  ((a == 10 || a == 127 || a == 0 || a >= 224)) && return 1
-  ((a == 172 && b >= 16 && b <= 31)) && return 1
-  ((a == 192 && b == 168)) && return 1
-  ((a == 169 && b == 254)) && return 1
-  ((a == 100 && b >= 64 && b <= 127)) && return 1
+is_ipv4() { [[ $1 =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; }
+is_ipv6() { [[ $1 =~ ^\[?[0-9A-Fa-f:.]+\]?$ && $1 == *:*:* ]]; }
+
+# The host for the links: --public-host, else the installed one, else none: the proxy then finds the public
+# address itself at start (an address of this machine, or in middle mode the lookup it makes anyway).
+choose_public_host() {
+  installed_public_host=$(existing_value public_host)
+  public_host=${opt_public_host:-$installed_public_host}
+  [[ -n $public_host ]] || return 0
+  is_ipv4 "$public_host" || is_ipv6 "$public_host" || is_domain "$public_host" ||
+    die "--public-host: expected a host name or an IP address users can reach, got '$public_host'"
+  public_host=${public_host#[}
+  public_host=${public_host%]}
+  public_host=${public_host,,}
+}
+
+# The arguments for `mtproxy init` that write the config for these settings.
+init_args() {
+  local allow_list
+  allow_list=$(IFS=,; printf '%s' "${allow[*]}")
+  init_argv=(init --yes --force --no-links --port "$port" --secret "$secret" --protocols "$allow_list"
+    --state-dir "$STATE_DIR")
+  if [[ -n $tls_domain ]]; then init_argv+=(--domain "$tls_domain"); else init_argv+=(--no-domain); fi
+  if [[ -n $tag ]]; then init_argv+=(--ad-tag "$tag"); fi
+  if [[ -n $public_host ]]; then init_argv+=(--public-host "$public_host"); fi
+  init_argv+=(--admin)
+  if [[ -n $admin_listen ]]; then init_argv+=(--admin-listen "$admin_listen"); fi
+  if [[ -n $admin_token ]]; then init_argv+=(--admin-token "$admin_token"); fi
+  if [[ $check_cover == no || $with_network == no ]]; then init_argv+=(--no-check); fi
   return 0
 }
 
-# The address this host sends from towards the internet (no packet is sent), when it is a public one.
-route_source_ipv4() {
-  command -v ip >/dev/null || return 0
-  ip -4 route get 192.0.2.1 2>/dev/null | sed -n -E 's/.* src ([0-9.]+).*/\1/p' | head -n1
-}
-
-detect_public_host() {
-  public_host=${opt_public_host:-$(existing_value public_host)}
-  public_host_guessed=no
-  [[ -n $public_host ]] && return
-  local candidate url
-  candidate=$(route_source_ipv4 || true)
-  if is_public_ipv4 "$candidate"; then
-    public_host=$candidate
-    return
-  fi
-  # Behind NAT (most clouds): ask, one after the other, services that echo the caller's address.
-  if [[ $with_network == yes ]] && command -v curl >/dev/null; then
-    for url in $IP_LOOKUP_URLS; do
-      candidate=$(curl -fsS4 -m 5 "$url" 2>/dev/null | tr -d ' \r\n' || true)
-      if is_public_ipv4 "$candidate"; then
-        public_host=$candidate
-        return
-      fi
-    done
-  fi
-  public_host_guessed=yes
-  public_host=$(route_source_ipv4 || true)
-  [[ -n $public_host ]] || public_host=$(hostname -I 2>/dev/null | awk '{print $1}' || true)
-  public_host=${public_host:-127.0.0.1}
-  note "could not find this server's public IPv4 (no public address here, and none of: $IP_LOOKUP_URLS answered)"
-  note "the links use $public_host; pass --public-host HOST (the address or name users connect to)"
-}
-
-render_config() {
-  local allow_toml="" p
-  for p in "${allow[@]}"; do allow_toml+="${allow_toml:+, }\"$p\""; done
-  cat <<TOML
-# mtproxy configuration, written by scripts/install.sh. Every option is described in the README
-# ("Configuration reference"). Apply changes without dropping clients: systemctl reload mtproxy
-state_dir = "/var/lib/mtproxy"
-
-[[listeners]]
-name = "main"
-host = "0.0.0.0"
-port = $port
-secret = "$secret"
-allowed_protocols = [$allow_toml]
-public_host = "$public_host"
-TOML
-  if [[ -n $tls_domain ]]; then printf 'tls_domain = "%s"\n' "$tls_domain"; fi
-  if [[ -n $tag ]]; then printf 'ad_tag = "%s"\n' "$tag"; fi
-  cat <<TOML
-
-[upstream]
-# "auto" uses Telegram's middle proxies when the listener has an ad tag, else connects to the DCs directly.
-mode = "auto"
-
-[admin]
-# The local admin API that mtproxy status, links, reload and table use (only reachable from this machine).
-listen = "$admin_listen"
-token = "$admin_token"
-TOML
+# Whether the installed config already says what was asked for (then it is kept as it is, hand edits too).
+config_current() {
+  [[ -f $(config_file) && -n $admin_token ]] || return 1
+  local allow_list
+  allow_list=$(IFS=,; printf '%s' "${allow[*]}")
+  [[ $port == "$installed_port" && $secret == "${installed_secret,,}" && $tag == "${installed_tag,,}" &&
+    $tls_domain == "${installed_domain,,}" && $allow_list == "$installed_allow" &&
+    $public_host == "${installed_public_host,,}" ]]
 }
 
 render_unit() {
@@ -533,7 +521,8 @@ install_app() {
     npm_bin=$(dirname "$node_bin")/npm
     [[ -x $npm_bin ]] || npm_bin=$(command -v npm) || die "npm not found next to $node_bin"
     run env PATH="$(dirname "$node_bin"):$PATH" "$npm_bin" ci --omit=dev --ignore-scripts --no-audit --no-fund \
-      --prefix "$dest"
+      --prefix "$dest" ||
+      die "npm ci could not install the dependencies into $dest (see npm's output above; no network, or a registry proxy is needed?)"
   else
     note "skipped: npm ci (--no-npm)"
   fi
@@ -548,26 +537,45 @@ ensure_user() {
     note "user '$service_user' exists"
   else
     say "Creating system user '$service_user'"
-    run useradd --system --home-dir /var/lib/mtproxy --no-create-home --shell /usr/sbin/nologin "$service_user"
+    run useradd --system --home-dir /var/lib/mtproxy --no-create-home --shell /usr/sbin/nologin "$service_user" ||
+      die "could not create the system user '$service_user' (useradd failed, see above)"
   fi
 }
 
 install_config() {
-  local file new_content
+  local file
   file=$(config_file)
-  new_content=$(render_config)
-  if [[ -f $file ]] && [[ "$(cat "$file")" == "$new_content" ]]; then
+  if config_current; then
     note "config unchanged: $file"
-    return
-  fi
-  if [[ -f $file ]]; then
-    say "Updating $file (previous version kept as mtproxy.toml.bak)"
-    run cp -p "$file" "$file.bak"
   else
-    say "Writing $file"
+    init_args
+    if [[ -f $file ]]; then
+      say "Updating $file with mtproxy init (previous version kept as mtproxy.toml.bak)"
+    else
+      say "Writing $file with mtproxy init"
+    fi
+    if [[ $dry_run == yes ]]; then
+      printf 'would run: mtproxy %s\n' "${init_argv[*]/#$secret/<secret>}"
+      printf 'would write: %s (mode 0640)\n' "$file"
+      return
+    fi
+    mkdir -p "$(config_dir)" "$(state_dir)"
+    # Written beside the config, then moved over it: a failed init leaves the installed file as it was.
+    local tmp="$file.new.$$" output
+    if ! output=$(mtproxy_cli "${init_argv[@]}" --config "$tmp" 2>&1); then
+      rm -f "$tmp"
+      printf '%s\n' "$output" | grep -v '^Wrote ' | sed 's/^/    /'
+      if [[ $output == *"cover domain"*"failed the check"* ]]; then
+        die "the cover domain $tls_domain failed the check (see above): choose another with --tls-domain, or pass --no-check to keep it"
+      fi
+      die "mtproxy init could not write the config: $(printf '%s\n' "$output" | grep -v '^Wrote ' | tail -n1)"
+    fi
+    printf '%s\n' "$output" | grep -v '^Wrote ' | sed 's/^/    /' || true
+    if [[ -f $file ]]; then cp -p "$file" "$file.bak"; fi
+    chmod 0640 "$tmp"
+    mv -f "$tmp" "$file"
   fi
   run mkdir -p "$(config_dir)" "$(state_dir)"
-  printf '%s' "$new_content" | write_file "$file" 0640
   if [[ $with_user == yes ]]; then
     run chown "root:$service_user" "$(config_dir)" "$file"
     run chmod 0750 "$(config_dir)"
@@ -606,14 +614,25 @@ install_unit() {
     note "skipped: systemctl daemon-reload / enable / restart (--no-systemd)"
     return
   fi
-  run systemctl daemon-reload
-  run systemctl enable mtproxy.service
-  # restart (not start) so a re-run picks up new code and config.
-  run systemctl restart mtproxy.service
+  run systemctl daemon-reload || die "systemctl daemon-reload failed: is systemd running here? (or use --no-systemd)"
+  run systemctl enable mtproxy.service || die "systemctl enable mtproxy.service failed (see above)"
+  # restart (not start) so a re-run picks up new code and config; a failure is reported by the check below.
+  run systemctl restart mtproxy.service || note "systemctl restart mtproxy.service failed"
 }
 
-# The proxy's own command line, from the installed copy (works below --root too).
-mtproxy_cli() { "$node_bin" "$(app_dir)/bin/mtproxy.js" "$@"; }
+# The proxy's own command line, from the installed copy (works below --root too). Without npm (--no-npm) the
+# installed copy has no dependencies: then the source checkout's are used, when it has them.
+cli_dir=""
+find_cli() {
+  cli_dir=$(app_dir)
+  [[ $dry_run == no ]] || return 0
+  if [[ ! -d $cli_dir/node_modules && $with_npm == no ]]; then
+    [[ -d $source_dir/node_modules ]] ||
+      die "the mtproxy command needs its dependencies: run without --no-npm, or use a --source with node_modules"
+    cli_dir=$source_dir
+  fi
+}
+mtproxy_cli() { "$node_bin" "${cli_dir:-$(app_dir)}/bin/mtproxy.js" "$@"; }
 
 render_firewall_dropin() {
   cat <<UNIT
@@ -639,7 +658,7 @@ install_firewall_dropin() {
   if ! command -v nft >/dev/null; then
     if [[ $with_network == yes ]] && command -v apt-get >/dev/null; then
       say "Installing nftables (for --firewall)"
-      run apt-get install -y -q nftables >/dev/null || die "--firewall needs nft: apt-get install nftables failed"
+      apt_quiet install -y -q nftables || die "--firewall needs nft: apt-get install nftables failed$apt_error"
     else
       die "--firewall needs the nft command (package nftables); install it, or leave out --firewall"
     fi
@@ -704,19 +723,21 @@ run_doctor() {
   fi
 }
 
+# The links as the proxy prints them (`mtproxy link`: QR codes on a terminal), with the same public address.
 print_links() {
-  local server=$public_host p secret_form
-  [[ $server == *:* ]] && server="[$server]"
   say "Proxy links (share them with your users)"
-  for p in "${allow[@]}"; do
-    case $p in
-      classic) secret_form=$secret ;;
-      secure) secret_form="dd$secret" ;;
-      tls) secret_form="ee$secret$(to_hex "$tls_domain")" ;;
-    esac
-    printf '  %-7s tg://proxy?server=%s&port=%s&secret=%s\n' "$p" "$server" "$port" "$secret_form"
-    printf '  %-7s https://t.me/proxy?server=%s&port=%s&secret=%s\n' "" "$server" "$port" "$secret_form"
-  done
+  if [[ $dry_run == yes ]]; then
+    printf 'would run: mtproxy link\n'
+  else
+    local output qr=--no-qr
+    [[ -t 1 ]] && qr=--qr
+    output=$(mtproxy_cli link "$qr" --config "$(config_file)" 2>&1) ||
+      die "mtproxy link failed: $(printf '%s\n' "$output" | tail -n1)"
+    printf '%s\n' "$output"
+    if [[ $output == *"only a guess"* ]]; then
+      note "behind NAT or a cloud firewall, re-run with --public-host HOST (the address or name users connect to)"
+    fi
+  fi
   if [[ -n $tag ]]; then
     note "ad tag set: register the proxy with @MTProxybot using the plain secret to see the promoted channel"
   fi
@@ -771,11 +792,12 @@ do_install() {
   [[ -f $source_dir/package.json && -d $source_dir/src ]] ||
     die "no proxy sources in $source_dir (pass --source DIR with a checkout)"
   collect_settings
+  choose_public_host
   resolve_node
   if [[ $dry_run == no || -e $node_bin ]]; then node_bin=$(readlink -f "$node_bin"); fi
-  detect_public_host
   ensure_user
   install_app
+  find_cli
   install_config
   install_command
   install_firewall_dropin
@@ -798,6 +820,7 @@ do_update() {
   [[ $firewall == no && -f $(dropin_file) ]] && firewall=yes
   say "Updating mtproxy (config kept: $(config_file))"
   install_app
+  find_cli
   install_command
   install_firewall_dropin
   install_unit

@@ -278,6 +278,21 @@ describe('mtproxy commands and flags', () => {
     const guessed = await linkWith({ host: '10.0.0.5', ipv6: null, source: 'guess' });
     assert.match(guessed, /server=10\.0\.0\.5&port=443/);
     assert.match(guessed, /Warning: the links of "main" use 10\.0\.0\.5, only a guess/);
+
+    // With public_host nothing is looked up (in middle mode that would ask telegram.ip_lookup_url).
+    await writeFile(
+      path.join(cwd, 'mtproxy.toml'),
+      `[[listeners]]\nport = 443\nsecret = "${SECRET}"\nad_tag = "${SECRET}"\npublic_host = "proxy.example.net"\n`,
+    );
+    const named: string[] = [];
+    const code = await main(['link', '-a', 'dd'], {
+      cwd,
+      env: {},
+      out: (l) => named.push(l),
+      publicAddress: async () => assert.fail('no lookup with public_host'),
+    });
+    assert.equal(code, 0);
+    assert.match(named.join('\n'), /server=proxy\.example\.net&port=443/);
   });
 
   test('link: a fake-TLS listener without a cover domain gets a hint instead of an ee link', async () => {

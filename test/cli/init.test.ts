@@ -135,6 +135,105 @@ describe('mtproxy init', () => {
     await assert.rejects(stat(path.join(cwd, 'mtproxy.toml')));
   });
 
+  test('the flags the installer writes its config with: --yes never asks, the same flags give the same file', async () => {
+    const cwd = await mkdtemp(path.join(dir(), 'installer-'));
+    let found = 0;
+    const args = [
+      '--yes',
+      '--no-links',
+      '--port',
+      '443',
+      '--secret',
+      'ABCDEF0123456789abcdef0123456789',
+      '--protocols',
+      'secure',
+      '--no-domain',
+      '--public-host',
+      'Proxy.Example.NET',
+      '--state-dir',
+      '/var/lib/mtproxy',
+      '--admin-listen',
+      '127.0.0.1:9201',
+      '--admin-token',
+      'kept-token-0123456789',
+    ];
+    const first = await main(['init', ...args], {
+      cwd,
+      env: {},
+      out: () => {},
+      err: (l) => assert.fail(l),
+      publicAddress: async () => {
+        found++;
+        return FOUND;
+      },
+      ask: async () => assert.fail('--yes asks nothing'),
+      checkCover: async () => assert.fail('no domain, no check'),
+    });
+    assert.equal(first, 0);
+    assert.equal(found, 0, '--no-links: no address lookup');
+    const file = path.join(cwd, 'mtproxy.toml');
+    const text = await readFile(file, 'utf8');
+    const config = await loadConfigFile(file);
+    assert.equal(config.stateDir, '/var/lib/mtproxy');
+    assert.equal(config.listeners[0]!.publicHost, 'proxy.example.net');
+    assert.equal(config.listeners[0]!.secret.toString('hex'), 'abcdef0123456789abcdef0123456789');
+    assert.deepEqual(config.admin.listen, { host: '127.0.0.1', port: 9201 });
+    assert.equal(config.admin.token, 'kept-token-0123456789');
+    const again = await init([...args, '--force'], cwd);
+    assert.equal(again.code, 0, again.err);
+    assert.equal(await readFile(file, 'utf8'), text, 'deterministic');
+    assert.doesNotMatch(again.out, /tg:\/\//);
+
+    // With public_host the links need no address lookup either.
+    let looked = false;
+    const linked = await main(['init', ...args.filter((a) => a !== '--no-links'), '--force', '--no-qr'], {
+      cwd,
+      env: {},
+      out: () => {},
+      err: () => {},
+      publicAddress: async () => {
+        looked = true;
+        return FOUND;
+      },
+      ask: null,
+      checkCover: async () => [],
+    });
+    assert.equal(linked, 0);
+    assert.equal(looked, false);
+
+    for (const [bad, message] of [
+      [['--public-host', 'not a host'], /^mtproxy: --public-host: expected a host name or an IP address/],
+      [['--admin-listen', '9101'], /^mtproxy: --admin-listen: expected HOST:PORT/],
+      [['--admin-token', 'short'], /^mtproxy: --admin-token: expected 16 to 256 characters/],
+      [['--admin-token', 'has a "quote" in it'], /^mtproxy: --admin-token: expected/],
+      [['--no-admin', '--admin-token', 'kept-token-0123456789'], /^mtproxy: --no-admin: cannot be combined/],
+      [['--state-dir', ''], /^mtproxy: --state-dir: expected a folder path/],
+      [['--port', '44x'], /^mtproxy: --port: expected a port number/],
+    ] as const) {
+      const r = await init(['--yes', '--no-check', '--force', '--config', 'bad.toml', ...bad], cwd);
+      assert.equal(r.code, 1, bad.join(' '));
+      assert.match(r.err, message);
+    }
+    await assert.rejects(stat(path.join(cwd, 'bad.toml')));
+  });
+
+  test('-d means dd only and -D the cover domain, as for run, link and the installer', async () => {
+    const cwd = await mkdtemp(path.join(dir(), 'dash-d-'));
+    const dd = await init(['--yes', '--no-check', '--no-links', '-d', '--config', 'dd.toml'], cwd);
+    assert.equal(dd.code, 0, dd.err);
+    const ddConfig = await loadConfigFile(path.join(cwd, 'dd.toml'));
+    assert.deepEqual(ddConfig.listeners[0]!.allowedProtocols, ['secure']);
+    assert.deepEqual(ddConfig.listeners[0]!.tlsDomains, []);
+    const both = await init(
+      ['--yes', '--no-links', '-d', '-a', 'tls', '-D', 'cover.example.org', '--config', 'both.toml'],
+      cwd,
+    );
+    assert.equal(both.code, 0, both.err);
+    assert.deepEqual(both.checked, ['cover.example.org']);
+    const bothConfig = await loadConfigFile(path.join(cwd, 'both.toml'));
+    assert.deepEqual(bothConfig.listeners[0]!.allowedProtocols, ['secure', 'tls']);
+  });
+
   test('as a process without a terminal: flags only, no questions', async () => {
     const cwd = await mkdtemp(path.join(dir(), 'spawn-'));
     await writeFile(path.join(cwd, 'unrelated.txt'), '');

@@ -1,18 +1,29 @@
 /**
  * scripts/install.sh as on a server, with the system's commands stubbed on PATH (systemctl, journalctl, npm,
- * apt-get, apt-cache, curl, gpg, nft, ip): the service check and doctor after the install, the admin API in
- * the written config, Node.js from packages (never a download by hand), the public address with fallbacks,
- * --firewall, --update, and the installer's own error messages instead of a raw tool error.
+ * apt-get, apt-cache, curl, gpg, nft): the service check and doctor after the install, the admin API in
+ * the written config, Node.js from packages (never a download by hand), the public address found the way the
+ * proxy finds it (no third-party lookup), --firewall, --update, and the installer's own error messages instead
+ * of a raw tool error.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../src/config/load.ts';
+import { discoverPublicAddress } from '../../src/config/public-address.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const script = join(repo, 'scripts/install.sh');
@@ -32,14 +43,16 @@ after(() => {
 });
 
 const STUBS: Record<string, string> = {
-  systemctl: `case "$1" in is-active) echo "\${STUB_STATE:-active}"; [ "\${STUB_STATE:-active}" = active ] || exit 3 ;; esac`,
+  systemctl: `[ "$1" = restart ] && [ -n "$STUB_RESTART_FAILS" ] && { echo "Job for mtproxy.service failed." >&2; exit 1; }
+case "$1" in is-active) echo "\${STUB_STATE:-active}"; [ "\${STUB_STATE:-active}" = active ] || exit 3 ;; esac`,
   journalctl: 'echo "mtproxy[42]: mtproxy: port 443 is in use by another program"',
   // npm ci --prefix DIR: borrow the checkout's dependencies.
-  npm: `prefix=""; while [ $# -gt 0 ]; do [ "$1" = --prefix ] && prefix=$2; shift; done; ln -sfn "$STUB_NODE_MODULES" "$prefix/node_modules"`,
+  npm: `[ -n "$STUB_NPM_FAILS" ] && { echo "npm error code ECONNREFUSED" >&2; exit 1; }; prefix=""; while [ $# -gt 0 ]; do [ "$1" = --prefix ] && prefix=$2; shift; done; ln -sfn "$STUB_NODE_MODULES" "$prefix/node_modules"`,
   'apt-cache':
     'v=$STUB_APT_NODE; [ -n "$v" ] || v="(none)"; printf "nodejs:\\n  Installed: (none)\\n  Candidate: %s\\n" "$v"',
   // Installing nodejs puts a current node first in PATH.
-  'apt-get': 'case " $* " in *" nodejs "*) ln -sf "$STUB_NODE" "$STUB_BIN/node" ;; esac',
+  'apt-get':
+    '[ -n "$STUB_APT_FAILS" ] && { echo "E: Could not get lock /var/lib/apt/lists/lock" >&2; exit 100; }; case " $* " in *" nodejs "*) ln -sf "$STUB_NODE" "$STUB_BIN/node" ;; esac',
   curl: `for a; do url=$a; done
 case "$url" in
   *nodesource*) [ -n "$STUB_KEY_FAILS" ] && { echo "curl: (6) Could not resolve host: deb.nodesource.com" >&2; exit 6; }; echo "-----BEGIN PGP PUBLIC KEY BLOCK-----" ;;
@@ -48,7 +61,6 @@ case "$url" in
 esac`,
   gpg: 'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done; cat > "$out"',
   nft: 'cat >> "$STUB_LOG.nft"',
-  ip: 'src=$STUB_ROUTE_SRC; [ -n "$src" ] || src=10.0.0.5; echo "192.0.2.1 via 10.0.0.1 dev eth0 src $src uid 0"',
 };
 
 interface Machine {
@@ -117,13 +129,15 @@ describe('install.sh on a server (stubbed system commands)', () => {
   it('a service that does not come up fails with its own message and the log', () => {
     for (const [env, port] of [
       [{ STUB_STATE: 'failed' }, listeningPort],
+      // systemctl restart itself fails: the same check, with the log.
+      [{ STUB_STATE: 'failed', STUB_RESTART_FAILS: '1' }, listeningPort],
       // Active, but nothing accepts connections on the port.
       [{}, 1],
     ] as const) {
       const m = machine();
       const r = m.run([...onServer, '-p', String(port), '--public-host', '203.0.113.7'], env);
       assert.notEqual(r.code, 0, r.out);
-      assert.match(r.err, /^install\.sh: mtproxy\.service did not come up \(state: \w+\)/);
+      assert.match(r.err, /^install\.sh: mtproxy\.service did not come up \(state: \w+\)/m);
       assert.match(r.out, /port 443 is in use by another program/, 'the journal is shown');
       assert.doesNotMatch(r.out, /tg:\/\//, 'no links for a proxy that is not running');
     }
@@ -136,7 +150,7 @@ describe('install.sh on a server (stubbed system commands)', () => {
     const file = join(m.root, 'etc/mtproxy/mtproxy.toml');
     const config = parseConfig(readFileSync(file, 'utf8'));
     assert.deepEqual(config.admin.listen, { host: '127.0.0.1', port: 9101 });
-    assert.match(config.admin.token ?? '', /^[0-9a-f]{64}$/);
+    assert.match(config.admin.token ?? '', /^[0-9a-f]{48}$/);
     const again = m.run([...onServer]);
     assert.equal(again.code, 0, again.err);
     assert.match(again.out, /config unchanged/);
@@ -184,7 +198,8 @@ describe('install.sh on a server (stubbed system commands)', () => {
     });
     const offline = machine().run(['--public-host', '192.0.2.1']);
     const noApt = machine(['apt-get', 'apt-cache']).run(['--online', '--public-host', '192.0.2.1']);
-    for (const r of [keyFails, offline, noApt]) {
+    const aptFails = machine().run(['--online', '--public-host', '192.0.2.1'], { STUB_APT_FAILS: '1' });
+    for (const r of [keyFails, offline, noApt, aptFails]) {
       assert.notEqual(r.code, 0);
       assert.equal(r.err.trim().split('\n').length, 1, r.err);
       assert.match(r.err, /^install\.sh: /);
@@ -192,32 +207,98 @@ describe('install.sh on a server (stubbed system commands)', () => {
       assert.doesNotMatch(r.err, /curl: \(/);
     }
     assert.match(keyFails.err, /could not download the NodeSource signing key/);
+    assert.match(
+      aptFails.err,
+      /apt-get update failed \(E: Could not get lock \S+\); fix the package sources/,
+    );
+
+    // Sources that cannot be fetched (the curl stub times out; nothing listens on port 1 for git).
+    const tarball = machine().run([
+      ...onServer,
+      '--online',
+      '--source',
+      'https://127.0.0.1:1/mtproxy.tar.gz',
+      '--public-host',
+      '192.0.2.1',
+    ]);
+    const clone = machine().run([
+      ...onServer,
+      '--online',
+      '--source',
+      'http://127.0.0.1:1/mtproxy.git',
+      '--public-host',
+      '192.0.2.1',
+    ]);
+    const npmFails = machine().run([...onServer, '--public-host', '192.0.2.1'], { STUB_NPM_FAILS: '1' });
+    assert.notEqual(npmFails.code, 0);
+    assert.match(npmFails.err, /^install\.sh: npm ci could not install the dependencies into /m);
+    for (const [r, message] of [
+      [tarball, /^install\.sh: could not download or unpack https:\/\/127\.0\.0\.1:1\/mtproxy\.tar\.gz \(/],
+      [clone, /^install\.sh: could not clone http:\/\/127\.0\.0\.1:1\/mtproxy\.git \(/],
+    ] as const) {
+      assert.notEqual(r.code, 0);
+      assert.equal(r.err.trim().split('\n').length, 1, r.err);
+      assert.match(r.err, message);
+      assert.doesNotMatch(r.err, /curl: \(|fatal:/);
+    }
+
+    // What mtproxy init refuses (an installed admin token it finds too weak) is said in one line, and the
+    // installed config stays as it was.
+    const m = machine();
+    assert.equal(m.run([...onServer, '-p', String(listeningPort), '--public-host', '192.0.2.1']).code, 0);
+    const file = join(m.root, 'etc/mtproxy/mtproxy.toml');
+    const weak = readFileSync(file, 'utf8').replace(/^token = ".*"$/m, 'token = "changeme"');
+    writeFileSync(file, weak);
+    const refused = m.run([...onServer, '-p', '1']);
+    assert.notEqual(refused.code, 0);
+    assert.equal(refused.err.trim().split('\n').length, 1, refused.err);
+    assert.match(
+      refused.err,
+      /^install\.sh: mtproxy init could not write the config: mtproxy: --admin-token: expected 16 to 256 characters/,
+    );
+    assert.equal(readFileSync(file, 'utf8'), weak);
+    assert.deepEqual(
+      readdirSync(join(m.root, 'etc/mtproxy')).filter((f) => f.includes('.new.')),
+      [],
+      'no half-written file left',
+    );
   });
 
-  it('finds the public IPv4: a public route source, else lookup services one after the other, else says it guessed', () => {
+  it('asks no third-party service for the address: the links use what the proxy finds, and say when it guessed', async () => {
+    const text = readFileSync(script, 'utf8');
+    for (const name of ['ident.me', 'ipify', 'icanhazip', 'IP_LOOKUP']) assert.ok(!text.includes(name), name);
     const link = (out: string) => /server=([^&]+)&/.exec(out)?.[1];
-    const direct = machine();
-    const a = direct.run(['--node', process.execPath, '--online'], { STUB_ROUTE_SRC: '198.51.100.20' });
-    assert.equal(a.code, 0, a.err);
-    assert.equal(link(a.out), '198.51.100.20');
-    assert.doesNotMatch(direct.log(), /^curl /m, 'no lookup service asked');
+    // Lookup services that would answer, if they were asked.
+    const env = { STUB_IP_OK: 'ident.me ipify icanhazip', STUB_IP: '198.51.100.30' };
+    const m = machine();
+    const r = m.run(['--node', process.execPath, '--online'], env);
+    assert.equal(r.code, 0, r.err);
+    assert.doesNotMatch(m.log(), /^curl /m, 'no lookup service asked');
+    const written = readFileSync(join(m.root, 'etc/mtproxy/mtproxy.toml'), 'utf8');
+    assert.doesNotMatch(written, /^public_host/m, 'the proxy finds the address at start');
+    // The same address `mtproxy run` would put into its links.
+    const found = await discoverPublicAddress(parseConfig(written));
+    assert.equal(link(r.out), found.host ?? '127.0.0.1');
+    if (found.source === 'guess') {
+      assert.match(r.out, /only a guess/);
+      assert.match(r.out, /re-run with --public-host HOST/);
+    }
 
-    const natted = machine();
-    const b = natted.run(['--node', process.execPath, '--online'], {
-      STUB_IP_OK: 'icanhazip',
-      STUB_IP: '198.51.100.30',
-    });
-    assert.equal(b.code, 0, b.err);
-    assert.equal(link(b.out), '198.51.100.30');
-    assert.ok((natted.log().match(/^curl /gm) ?? []).length >= 2, 'fell back to the next service');
+    const named = machine();
+    const n = named.run(['--node', process.execPath, '--online', '--public-host', 'Proxy.Example.NET'], env);
+    assert.equal(n.code, 0, n.err);
+    assert.equal(link(n.out), 'proxy.example.net');
+    assert.doesNotMatch(n.out, /only a guess/);
+    assert.equal(
+      parseConfig(readFileSync(join(named.root, 'etc/mtproxy/mtproxy.toml'), 'utf8')).listeners[0]!
+        .publicHost,
+      'proxy.example.net',
+    );
+    assert.doesNotMatch(named.log(), /^curl /m);
 
-    const none = machine();
-    const c = none.run(['--node', process.execPath, '--online']);
-    assert.equal(c.code, 0, c.err);
-    assert.equal(link(c.out), '10.0.0.5');
-    assert.match(c.out, /could not find this server's public IPv4/);
-    assert.match(c.out, /pass --public-host/);
-    assert.doesNotMatch(c.out + c.err, /curl: \(/);
+    const bad = machine().run(['--node', process.execPath, '--public-host', 'not a host']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.err.trim(), /^install\.sh: --public-host: expected a host name or an IP address/);
   });
 
   it('--firewall installs the start/stop drop-in and loads the rules with nft', () => {

@@ -3,7 +3,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -64,6 +73,10 @@ describe('install.sh', () => {
     assert.ok(existsSync(join(root, 'opt/mtproxy/package-lock.json')));
 
     const config = read(root, 'etc/mtproxy/mtproxy.toml');
+    // Written by `mtproxy init`, not by a template of the installer's own.
+    assert.match(config, /^# mtproxy configuration written by `mtproxy init`/);
+    assert.match(r.out, /Writing \S+mtproxy\.toml with mtproxy init/);
+    assert.doesNotMatch(readFileSync(script, 'utf8'), /\[\[listeners\]\]|^\[admin\]$|<<\W*TOML/m);
     assert.match(config, /^port = 8443$/m);
     assert.match(config, new RegExp(`^secret = "${secret}"$`, 'm'));
     assert.match(config, /^tls_domain = "www\.example\.com"$/m);
@@ -190,6 +203,14 @@ describe('install.sh', () => {
     assert.equal(second.code, 0, second.err);
     assert.match(second.out, /config unchanged/);
     assert.equal(read(root, 'etc/mtproxy/mtproxy.toml'), config1);
+    // Nothing asked changes: a hand edit stays as it is.
+    const edited = `${config1}\n[log]\nlevel = "warn"\n`;
+    writeFileSync(join(root, 'etc/mtproxy/mtproxy.toml'), edited);
+    const kept = install(root, '-p', '1443');
+    assert.equal(kept.code, 0, kept.err);
+    assert.match(kept.out, /config unchanged/);
+    assert.equal(read(root, 'etc/mtproxy/mtproxy.toml'), edited);
+    writeFileSync(join(root, 'etc/mtproxy/mtproxy.toml'), config1);
     assert.equal(read(root, 'etc/systemd/system/mtproxy.service'), unit1);
     assert.ok(!existsSync(join(root, 'etc/mtproxy/mtproxy.toml.bak')));
 
@@ -209,6 +230,7 @@ describe('install.sh', () => {
       ['-t', '1234'],
       ['-a', 'tls'],
       ['-a', 'socks'],
+      ['--public-host', 'bad host'],
       ['--bogus'],
     ]) {
       const r = install(root, ...args);
@@ -247,6 +269,8 @@ describe('install.sh', () => {
     for (const item of ['bin', 'src', 'deploy', 'package.json', 'package-lock.json']) {
       cpSync(join(repo, item), join(top, item), { recursive: true });
     }
+    // Under --root npm is skipped, and `mtproxy init` needs the dependencies: the archive brings them.
+    symlinkSync(join(repo, 'node_modules'), join(top, 'node_modules'));
     const archive = join(work, 'mtproxy.tar.gz');
     assert.equal(spawnSync('tar', ['-czf', archive, '-C', work, 'mtproxy-main']).status, 0);
     const root = join(work, 'root');

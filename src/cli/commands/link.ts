@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { configLinks, domainLink, linkHost, type ProxyLink } from '../../config/links.ts';
 import { ConfigError } from '../../config/load.ts';
-import { publicAddressNotes } from '../../config/public-address.ts';
+import { listenersNeedingAddress, publicAddressNotes } from '../../config/public-address.ts';
 import { formatHostPort } from '../../config/schema.ts';
 import { isDomainName } from '../../config/secrets.ts';
 import { servesDomain } from '../../cover/domains.ts';
@@ -44,7 +44,11 @@ export const command: CliCommand = {
         `expected one of: ${config.listeners.map((l) => l.name).join(', ')}`,
       );
 
-    const found = await ctx.publicAddress(config);
+    // Only a listener without public_host needs the address found (which may ask ip_lookup_url).
+    const found =
+      listenersNeedingAddress({ ...config, listeners }).length > 0
+        ? await ctx.publicAddress(config)
+        : { host: null, ipv6: null, source: 'interface' as const };
     const detect = () => found.host;
     let links: ProxyLink[];
     const domain = ctx.values.domain;
