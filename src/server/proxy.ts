@@ -26,7 +26,7 @@ import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
 import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
 import { BackServer } from '../cluster/front-back/back-server.ts';
-import { SharedState } from '../cluster/shared-state/index.ts';
+import type { SharedState } from '../cluster/shared-state/index.ts';
 import { BackUpstream } from '../cluster/front-back/front-upstream.ts';
 import { readCredentials } from '../cluster/front-back/tls.ts';
 import { describeBindError } from '../runtime/bind-errors.ts';
@@ -39,11 +39,13 @@ import type { Clock } from '../users/period.ts';
 import { openUserStore, UserRegistry } from '../users/registry.ts';
 
 /**
- * The admin API, /metrics and the config loader are loaded on first use: a worker thread gets neither (the
- * supervisor serves them), and not loading them (the config schema, prom-client, node:http) saves each worker
- * about 20 MB of heap and code.
+ * The admin API, /metrics, the config loader and the fleet's Redis client are loaded on first use: a worker
+ * thread gets none of them (the supervisor serves the first three, and a worker joins no fleet itself), and not
+ * loading them (the config schema, prom-client, node:http, ioredis) saves each worker about 20 MB of heap and
+ * code.
  */
 const requireLazily = createRequire(import.meta.url);
+type SharedStateModule = typeof import('../cluster/shared-state/index.ts');
 
 export type SessionHandler = (socket: net.Socket, env: SessionEnv) => void;
 
@@ -172,7 +174,13 @@ export class ProxyServer {
     // Worker threads and processes get their state from the supervisor: only a node's own proxy joins the fleet.
     this.#shared =
       config.cluster.redis !== null && !opts.replay && !opts.policy && !opts.policyCounters
-        ? SharedState.create(config, { log: this.#log, stats: this.#stats })
+        ? (requireLazily('../cluster/shared-state/index.ts') as SharedStateModule).SharedState.create(
+            config,
+            {
+              log: this.#log,
+              stats: this.#stats,
+            },
+          )
         : null;
     this.#replayInjected = opts.replay !== undefined || this.#shared !== null;
     this.#replay = opts.replay ?? this.#shared?.replay ?? createReplayGuard(config.replay);

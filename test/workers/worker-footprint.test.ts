@@ -1,13 +1,14 @@
 // A worker thread receives an already-checked config and leaves the admin API and /metrics to the
-// supervisor: the modules it loads must not pull in the config schema, prom-client, node:http or the TOML
-// parser (each worker would carry their heap and code for nothing).
+// supervisor, and the fleet's Redis link to the primary: the modules it loads must not pull in the config
+// schema, prom-client, node:http, the TOML parser or the Redis client (each worker would carry their heap and
+// code for nothing).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 
 const WORKER_ENTRY = new URL('../../src/workers/worker-main.ts', import.meta.url).href;
 
-test('the modules of a worker thread leave out the schema, metrics and admin servers', async () => {
+test('the modules of a worker thread leave out the schema, metrics and admin servers and the Redis client', async () => {
   // The same module graph as worker-main.ts (which needs the supervisor's workerData to run), recorded by a
   // resolve hook inside the thread.
   const source = `
@@ -32,6 +33,14 @@ test('the modules of a worker thread leave out the schema, metrics and admin ser
     seen.some((s) => s.endsWith('/proxy.ts')),
     'the proxy itself is loaded',
   );
-  for (const heavy of ['zod', 'prom-client', 'node:http', 'smol-toml', './schema.ts', '../config/schema.ts'])
+  for (const heavy of [
+    'zod',
+    'prom-client',
+    'node:http',
+    'smol-toml',
+    'ioredis',
+    './schema.ts',
+    '../config/schema.ts',
+  ])
     assert.ok(!seen.includes(heavy), `${heavy} is not loaded by a worker`);
 });
