@@ -3,7 +3,9 @@
  * bench/results/report.json and report.md. Sizes come from the environment (see lib/sizes.ts; BENCH_QUICK=1
  * for a smoke run). BENCH_ONLY=throughput,latency,... runs a subset.
  */
+import { run as clusterSessionRate } from './cluster-session-rate.ts';
 import { run as cpuPerGb } from './cpu-per-gb.ts';
+import { run as frontBack } from './front-back.ts';
 import { run as idleSessions } from './idle-sessions.ts';
 import { spawnLoadgens, stopAll } from './lib/harness.ts';
 import type { Actor } from './lib/ipc.ts';
@@ -23,6 +25,8 @@ export const FIGURES: Record<string, (loadgens: Actor[]) => Promise<Row[]>> = {
   'idle-sessions': (g) => idleSessions(g),
   'cpu-per-gb': (g) => cpuPerGb(g),
   'memory-at-rest': (g) => memoryAtRest(g),
+  'cluster-session-rate': (g) => clusterSessionRate(g),
+  'front-back': (g) => frontBack(g),
 };
 
 export async function runAll(

@@ -24,8 +24,9 @@ export async function measureSessionRate(
   loadgens: Actor[],
   kind: PathKind,
   workers: number,
+  extra?: Record<string, unknown>,
 ): Promise<RateResult> {
-  const path = await startPath({ kind, workers }, { mode: 'echo' });
+  const path = await startPath({ kind, workers, extra }, { mode: 'echo' });
   const churn = (durationMs: number) =>
     Promise.all(
       loadgens.map((g) =>

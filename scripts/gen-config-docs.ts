@@ -92,6 +92,7 @@ export const EXAMPLES: Record<string, string> = {
   'cluster.key': '"/etc/mtproxy/cluster/front-1.key"',
   'cluster.ca': '"/etc/mtproxy/cluster/ca.crt"',
   'cluster.redis': '"rediss://mtproxy:password@10.0.0.5:6380"',
+  'cluster.redis_ca': '"/etc/mtproxy/redis-ca.crt"',
   'cluster.node_name': '"fra-1"',
 };
 

@@ -6,18 +6,24 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generateClusterCerts } from '../../src/cluster/front-back/certs.ts';
 import { type Actor, spawnActor } from './ipc.ts';
 import { sizes } from './sizes.ts';
 import type { Target } from './wire.ts';
 
 const here = (p: string) => new URL(p, import.meta.url);
 
-/** What stands between the load generator and the sink. */
-export type PathKind = 'ceiling' | 'direct' | 'tls' | 'middle';
+/**
+ * What stands between the load generator and the sink. `front-back`: direct mode through a front and one
+ * back, two proxy processes joined by their TLS link (the back reaches the sink).
+ */
+export type PathKind = 'ceiling' | 'direct' | 'tls' | 'middle' | 'front-back';
 
 export interface PathSpec {
   kind: PathKind;
   workers?: number;
+  /** Top-level config tables merged into the proxy's config (e.g. `{ cluster: { redis } }`). */
+  extra?: Record<string, unknown>;
 }
 
 /**
@@ -124,6 +130,8 @@ export async function startPath(spec: PathSpec, sinkSetup: SinkSetup): Promise<R
   const proxy = await spawnActor(here('./proxy-process.ts'), {
     execArgv: ['--expose-gc', '--max-semi-space-size=8', ...profile, ...extra],
   });
+  /** front-back: the back's process (`proxy` is the front). */
+  let back: Actor | null = null;
   try {
     const secret = randomBytes(16).toString('hex');
     let target: Target;
@@ -141,11 +149,18 @@ export async function startPath(spec: PathSpec, sinkSetup: SinkSetup): Promise<R
       const config = proxyConfig('middle', secret, files.port, spec.workers ?? 1, files);
       const { port } = await proxy.call<{ port: number }>('start', { kind: 'mtproxy', config });
       target = { host: '127.0.0.1', port, wire: 'o2', secret, framed: true };
+    } else if (spec.kind === 'front-back') {
+      const { port: sinkPort } = await sink.call<{ port: number }>('start', {
+        options: { skip: 64, ...sinkSetup },
+      });
+      const started = await startFrontBack(proxy, secret, sinkPort);
+      back = started.back;
+      target = { host: '127.0.0.1', port: started.port, wire: 'o2', secret };
     } else {
       const { port: sinkPort } = await sink.call<{ port: number }>('start', {
         options: { skip: 64, ...sinkSetup },
       });
-      const config = proxyConfig(spec.kind, secret, sinkPort, spec.workers ?? 1);
+      const config = { ...proxyConfig(spec.kind, secret, sinkPort, spec.workers ?? 1), ...spec.extra };
       const { port } = await proxy.call<{ port: number }>('start', { kind: 'mtproxy', config });
       target = {
         host: '127.0.0.1',
@@ -155,18 +170,77 @@ export async function startPath(spec: PathSpec, sinkSetup: SinkSetup): Promise<R
         domain: TLS_DOMAIN,
       };
     }
+    const backActor = back;
     return {
       target,
       proxy,
       sink,
-      usage: () => proxy.call<Usage>('usage'),
+      // front-back: both processes' CPU and memory (the link costs on both sides).
+      usage: async () => {
+        const front = await proxy.call<Usage>('usage');
+        if (backActor === null) return front;
+        const b = await backActor.call<Usage>('usage');
+        return {
+          cpuUserUs: front.cpuUserUs + b.cpuUserUs,
+          cpuSystemUs: front.cpuSystemUs + b.cpuSystemUs,
+          rss: front.rss + b.rss,
+          heapUsed: front.heapUsed + b.heapUsed,
+        };
+      },
       async stop() {
-        await Promise.allSettled([proxy.call('stop'), sink.call('stop')]);
-        await Promise.all([proxy.stop(), sink.stop()]);
+        await Promise.allSettled([proxy.call('stop'), sink.call('stop'), backActor?.call('stop')]);
+        await Promise.all([proxy.stop(), sink.stop(), backActor?.stop()]);
       },
     };
   } catch (e) {
-    await Promise.all([proxy.stop(), sink.stop()]);
+    await Promise.all([proxy.stop(), sink.stop(), back?.stop()]);
+    throw e;
+  }
+}
+
+/** Certificates of the bench's front and back, made once per run (removed when the orchestrator exits). */
+let benchCerts: Promise<string> | null = null;
+
+function frontBackCerts(): Promise<string> {
+  benchCerts ??= (async () => {
+    const dir = join(BENCH_STATE_DIR, 'certs');
+    await generateClusterCerts(dir, ['front', 'back']);
+    return dir;
+  })();
+  return benchCerts;
+}
+
+/** A back (its own proxy process, reaching the sink) and `front` linked to it; the front's client port. */
+async function startFrontBack(
+  front: Actor,
+  secret: string,
+  sinkPort: number,
+): Promise<{ back: Actor; port: number }> {
+  const dir = await frontBackCerts();
+  const tlsFiles = (name: string) => ({
+    cert: join(dir, `${name}.crt`),
+    key: join(dir, `${name}.key`),
+    ca: join(dir, 'ca.crt'),
+  });
+  const back = await spawnActor(here('./proxy-process.ts'), { execArgv: ['--max-semi-space-size=8'] });
+  try {
+    const backConfig = {
+      ...proxyConfig('direct', secret, sinkPort, 1),
+      cluster: { role: 'back', link_listen: '127.0.0.1:0', ...tlsFiles('back') },
+    };
+    const { linkPort } = await back.call<{ linkPort: number }>('start', {
+      kind: 'mtproxy',
+      config: backConfig,
+    });
+    // The front has no route to the sink: every session goes over the link.
+    const frontConfig = {
+      ...proxyConfig('direct', secret, 1, 1),
+      cluster: { role: 'front', backs: [`127.0.0.1:${linkPort}`], ...tlsFiles('front') },
+    };
+    const { port } = await front.call<{ port: number }>('start', { kind: 'mtproxy', config: frontConfig });
+    return { back, port };
+  } catch (e) {
+    await back.stop();
     throw e;
   }
 }

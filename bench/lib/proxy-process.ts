@@ -19,7 +19,7 @@ serveActor({
     } else {
       running = await startProxyUnderTest(req.config as Record<string, unknown>);
     }
-    return { port: running.port };
+    return { port: running.port, linkPort: (running as ProxyUnderTest).linkPort };
   },
   async usage() {
     const mem = process.memoryUsage();

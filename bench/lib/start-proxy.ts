@@ -5,6 +5,8 @@ import { Proxy as MtProxy } from '../../src/server/proxy.ts';
 
 export interface ProxyUnderTest {
   port: number;
+  /** A back's link listener port (role = "back"). */
+  linkPort?: number;
   close(): Promise<void>;
   /** Per-worker accepted connections (supervisor only). */
   workerConnections?(): Promise<number[]>;
@@ -29,5 +31,10 @@ export async function startProxyUnderTest(object: Record<string, unknown>): Prom
   }
   const proxy = new MtProxy(config, { log: logger });
   await proxy.start();
-  return { port: proxy.address(listener).port, close: () => proxy.stop(0) };
+  const back = proxy.cluster.back;
+  return {
+    port: proxy.address(listener).port,
+    ...(back ? { linkPort: back.address().port } : {}),
+    close: () => proxy.stop(0),
+  };
 }

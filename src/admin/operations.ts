@@ -3,6 +3,8 @@
  * tables, the Prometheus endpoint and the admin API. Started after the listeners, re-configured on every
  * reload (rules, allow list, token, and a restart of either HTTP server whose address changed), stopped last.
  */
+import type { ClusterStatus } from '../cluster/shared-state/index.ts';
+import type { ClusterDocument } from '../cluster/status.ts';
 import { configLinks } from '../config/links.ts';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log.ts';
@@ -28,6 +30,10 @@ export interface OperationsHost {
   links?(): LinksDocument;
   /** Bound address of a running listener; throws when it is not listening. */
   address?(listener: string): { host: string; port: number };
+  /** The node in its fleet (GET /cluster). */
+  clusterStatus?(): Promise<ClusterDocument>;
+  /** Its role and shared-state health, at once (a line of /status). */
+  clusterNode?(): { role: ClusterDocument['role']; node: ClusterStatus | null };
 }
 
 export interface OperationsOptions {
@@ -285,11 +291,16 @@ export class Operations {
             Date.now(),
             portOf,
           );
+          // A node of a fleet says how it stands there (role, Redis health) in its status too.
+          const node = host.clusterNode?.();
+          const withCluster =
+            node && (node.role !== 'both' || node.node) ? { ...status, cluster: node } : status;
           const users = this.#usersHost(host.config);
-          if (!users || users.users.size === 0) return status;
+          if (!users || users.users.size === 0) return withCluster;
           users.users.refreshUsage();
-          return { ...status, users: topUsers(users) };
+          return { ...withCluster, users: topUsers(users) };
         },
+        ...(host.clusterStatus ? { cluster: () => host.clusterStatus!() } : {}),
         links: () => host.links?.() ?? { links: configLinks(host.config, (l) => portOf(l.name) ?? l.port) },
         refresh: this.#refreshStats,
         tablesChanged: this.#tablesChanged,

@@ -36,6 +36,8 @@ export interface AdminHooks {
   referencedTables(): string[];
   /** Named users (/users); absent = 404. */
   users?: UsersApiHost;
+  /** The node in its fleet (/cluster); absent = 404. */
+  cluster?(): Promise<unknown>;
 }
 
 export interface AdminServerOptions {
@@ -311,6 +313,10 @@ export class AdminServer {
       if (method !== 'GET') methodNotAllowed('GET');
       await this.#hooks.refresh?.();
       return sendJson(res, 200, this.#hooks.status());
+    }
+    if (segments.length === 1 && head === 'cluster' && this.#hooks.cluster) {
+      if (method !== 'GET') methodNotAllowed('GET');
+      return sendJson(res, 200, await this.#hooks.cluster());
     }
     if (segments.length === 1 && head === 'links') {
       if (method !== 'GET') methodNotAllowed('GET');

@@ -3,6 +3,8 @@
  * plain counters. Kept apart from the HTTP server so the proxy, the CLI and tests share one shape.
  */
 import pkg from '../../package.json' with { type: 'json' };
+import type { ClusterStatus } from '../cluster/shared-state/index.ts';
+import { formatClusterLine } from '../cluster/status.ts';
 import type { ProxyLink } from '../config/links.ts';
 import { formatHostPort } from '../config/schema.ts';
 import type { Config } from '../config/types.ts';
@@ -60,6 +62,8 @@ export interface ProxyStatus {
   listeners: ListenerStatus[];
   dcs: DcStatus[];
   upstream: Record<string, unknown>;
+  /** A node of a fleet: its role and shared-state health (absent on a machine alone). */
+  cluster?: { role: string; node: ClusterStatus | null };
 }
 
 function addMap(into: Record<string, number>, from: Map<string, number>): void {
@@ -196,6 +200,8 @@ export function formatStatus(status: ProxyStatus): string {
     `reloads ${r.total} (${r.failures} refused)${r.lastAt ? `, last ${r.lastOk ? 'applied' : 'refused'} at ${r.lastAt}` : ''}`,
   );
   lines.push(`sessions ${status.sessions.active} active, ${status.sessions.total} total`);
+  const cluster = status.cluster ? formatClusterLine(status.cluster.node, status.cluster.role) : null;
+  if (cluster) lines.push(cluster);
   lines.push('');
   lines.push('listeners:');
   for (const l of status.listeners) {

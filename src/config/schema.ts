@@ -809,6 +809,11 @@ const configSchema = z.strictObject({
         'string',
         'Shared state of a fleet: "redis://[user:password@]host:port[/db]" or "rediss://…" (TLS); replay protection, users, usage, limits and policy tables are then shared by every node using it. Off when unset (this machine only).',
       ),
+      redis_ca: optional(
+        nonEmptyText('a file path'),
+        'string',
+        'With a "rediss://" URL: the CA certificate (PEM) that signed the Redis server\'s certificate, for a Redis with a private CA; default the system\'s CAs. Relative to the config file.',
+      ),
       prefix: withDefault(
         leaf('a key prefix of letters, digits and ":_-." (at most 64)', (v) =>
           typeof v === 'string' && /^[A-Za-z0-9:_.-]{1,64}$/.test(v) ? v : null,
@@ -1292,6 +1297,9 @@ function toCluster(raw: RawConfig['cluster'], baseDir: string): ClusterConfig {
         throw new ConfigError(`cluster.${k}`, `expected a file path with role = "${role}" (required)`);
     }
   }
+  if (raw.redis_ca !== undefined && !raw.redis?.startsWith('rediss:')) {
+    throw new ConfigError('cluster.redis_ca', 'expected a "rediss://" URL in cluster.redis (TLS) with redis_ca');
+  }
   return {
     role,
     backs: raw.backs,
@@ -1300,6 +1308,7 @@ function toCluster(raw: RawConfig['cluster'], baseDir: string): ClusterConfig {
     key: file(raw.key),
     ca: file(raw.ca),
     redis: raw.redis ?? null,
+    redisCa: file(raw.redis_ca),
     prefix: raw.prefix,
     nodeName: raw.node_name ?? hostname(),
     timeoutMs: Math.max(1, raw.timeout),

@@ -177,6 +177,8 @@ export interface ClusterConfig {
 
   /** Connection URL (may carry user and password: never log it). */
   redis: string | null;
+  /** `rediss://`: the CA file (absolute path) of the server's certificate; null: the system's CAs. */
+  redisCa: string | null;
   prefix: string;
   nodeName: string;
   timeoutMs: number;

@@ -26,7 +26,8 @@ import { DirectUpstream } from '../upstream/direct/direct-upstream.ts';
 import { MiddleUpstream } from '../upstream/middle/middle-upstream.ts';
 import type { Upstream } from '../upstream/types.ts';
 import { BackServer } from '../cluster/front-back/back-server.ts';
-import type { SharedState } from '../cluster/shared-state/index.ts';
+import type { ClusterStatus, SharedState } from '../cluster/shared-state/index.ts';
+import type { ClusterDocument } from '../cluster/status.ts';
 import { BackUpstream } from '../cluster/front-back/front-upstream.ts';
 import { readCredentials } from '../cluster/front-back/tls.ts';
 import { describeBindError } from '../runtime/bind-errors.ts';
@@ -250,6 +251,33 @@ export class ProxyServer {
   /** The state shared with the fleet (`[cluster] redis`), or null. */
   get sharedState(): SharedState | null {
     return this.#shared;
+  }
+
+  /** Role and shared-state health (a line of /status). */
+  clusterNode(): { role: ClusterDocument['role']; node: ClusterStatus | null } {
+    return { role: this.#config.cluster.role, node: this.#shared?.status() ?? null };
+  }
+
+  /** This node in its fleet: role, shared-state health, the fleet's nodes, the front's backs (GET /cluster). */
+  async clusterStatus(): Promise<ClusterDocument> {
+    const doc: ClusterDocument = {
+      role: this.#config.cluster.role,
+      node: this.#shared?.status() ?? null,
+      nodes: null,
+    };
+    if (this.#shared) {
+      if (!this.#shared.link.up) doc.nodesError = 'Redis is unreachable';
+      else {
+        try {
+          doc.nodes = await this.#shared.nodes();
+        } catch (err) {
+          doc.nodesError = (err as Error).message;
+        }
+      }
+    }
+    if (this.#back) doc.backs = this.#back.status().backs as ClusterDocument['backs'];
+    if (this.#backServer) doc.fronts = this.#backServer.status().fronts as ClusterDocument['fronts'];
+    return doc;
   }
 
   /** Front: the links to the backs; back: the link listener (null otherwise). Tests and the status. */

@@ -17,6 +17,8 @@ export interface ClusterNode {
   proxy: ProxyServer;
   stats: Stats;
   stateDir: string;
+  /** The node's config text (for a CLI run against it). */
+  toml: string;
   port(): number;
   stop(): Promise<void>;
 }
@@ -26,6 +28,8 @@ export interface ClusterNodeOptions {
   top?: string;
   listener?: string;
   cluster?: string;
+  /** Start the admin API and metrics endpoint of the config (off by default). */
+  operations?: boolean;
 }
 
 /** The TOML of a node (exported for the CLI tests, which run it in a process of its own). */
@@ -60,11 +64,17 @@ export async function startClusterNode(
   opts: ClusterNodeOptions = {},
 ): Promise<ClusterNode> {
   const stateDir = mkdtempSync(path.join(tmpdir(), `mtp-node-${name}-`));
-  const config = parseConfig(clusterNodeToml(name, redisUrl, dcPort, stateDir, opts));
+  const toml = clusterNodeToml(name, redisUrl, dcPort, stateDir, opts);
+  const config = parseConfig(toml);
   const stats = new Stats();
   const log = logger.child({ node: name });
   log.level = process.env.MTP_TEST_LOG ?? 'silent';
-  const proxy = new ProxyServer(config, { log, stats, operations: false, coverProbes: false });
+  const proxy = new ProxyServer(config, {
+    log,
+    stats,
+    operations: opts.operations ?? false,
+    coverProbes: false,
+  });
   await proxy.start();
   let stopped = false;
   return {
@@ -72,6 +82,7 @@ export async function startClusterNode(
     proxy,
     stats,
     stateDir,
+    toml,
     port: () => proxy.address('main').port,
     async stop() {
       if (stopped) return;

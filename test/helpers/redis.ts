@@ -45,6 +45,13 @@ function canConnect(port: number): Promise<boolean> {
 export interface TestRedisOptions {
   /** Keep the data over a stop and start (an append-only file in a folder of its own). */
   persist?: boolean;
+  /** More redis-server arguments ("--requirepass", "--user", ...). */
+  args?: string[];
+  /**
+   * TLS only, on 127.0.0.1 and ::1 (the certificate names "localhost"): the URL is then
+   * rediss://localhost:port, and `command()` cannot be used.
+   */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis> {
@@ -55,19 +62,27 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
     : ['--appendonly', 'no'];
   let child: ChildProcess | null = null;
   const start = async (): Promise<void> => {
+    const listen = opts.tls
+      ? [
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--tls-cert-file',
+          opts.tls.cert,
+          '--tls-key-file',
+          opts.tls.key,
+          '--tls-ca-cert-file',
+          opts.tls.ca,
+          '--tls-auth-clients',
+          'no',
+          '--bind',
+          '127.0.0.1 -::1',
+        ]
+      : ['--port', String(port), '--bind', '127.0.0.1'];
     const proc = spawn(
       REDIS_SERVER,
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        ...persistence,
-        '--protected-mode',
-        'yes',
-      ],
+      [...listen, '--save', '', ...persistence, '--protected-mode', 'yes', ...(opts.args ?? [])],
       { stdio: 'ignore' },
     );
     child = proc;
@@ -108,5 +123,6 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
     });
   await start();
   if (dir) rmLater.add(dir);
-  return { port, url: `redis://127.0.0.1:${port}`, stop, start, command };
+  const url = opts.tls ? `rediss://localhost:${port}` : `redis://127.0.0.1:${port}`;
+  return { port, url, stop, start, command };
 }
