@@ -13,7 +13,7 @@ import { measureSessionRate } from '../../bench/session-rate.ts';
 import { measureThroughput } from '../../bench/throughput.ts';
 import { redisSkip, startRedis } from '../helpers/redis.ts';
 
-describe('cluster bench smoke run', { timeout: 90_000 }, () => {
+describe('cluster bench smoke run', { timeout: 240_000 }, () => {
   let loadgens: Actor[];
   before(async () => {
     Object.assign(sizes, { durationMs: 300, pingConnections: 4, churnConcurrency: 4 });

@@ -17,7 +17,7 @@ import { sizes } from '../../bench/lib/sizes.ts';
 import { measureSessionRate } from '../../bench/session-rate.ts';
 import { measureThroughput } from '../../bench/throughput.ts';
 
-describe('bench smoke run', { timeout: 60_000 }, () => {
+describe('bench smoke run', { timeout: 240_000 }, () => {
   let loadgens: Actor[];
   before(async () => {
     Object.assign(sizes, {
