@@ -632,7 +632,8 @@ find_cli() {
     cli_dir=$source_dir
   fi
 }
-mtproxy_cli() { "$node_bin" "${cli_dir:-$(app_dir)}/bin/mtproxy.js" "$@"; }
+# stdin is never the command's: piped into bash, it is the rest of this script.
+mtproxy_cli() { "$node_bin" "${cli_dir:-$(app_dir)}/bin/mtproxy.js" "$@" </dev/null; }
 
 render_firewall_dropin() {
   cat <<UNIT
