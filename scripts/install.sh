@@ -343,16 +343,16 @@ collect_settings() {
   # The installed admin API is kept; a config without one gets it (mtproxy init makes the token).
   admin_listen=$(existing_in_section admin listen)
   admin_token=$(existing_in_section admin token)
-  installed_port=$(existing_value port)
-  installed_secret=$(existing_value secret)
-  installed_tag=$(existing_value ad_tag)
-  installed_domain=$(existing_value tls_domain)
-  installed_allow=$(existing_allow)
   default_port=$(existing_value port)
   default_secret=$(existing_value secret)
   default_tag=$(existing_value ad_tag)
   default_domain=$(existing_value tls_domain)
   default_allow=$(existing_allow)
+  installed_port=$default_port
+  installed_secret=$default_secret
+  installed_tag=$default_tag
+  installed_domain=$default_domain
+  installed_allow=$default_allow
 
   port=${opt_port:-}
   secret=${opt_secret:-}
@@ -632,7 +632,8 @@ find_cli() {
     cli_dir=$source_dir
   fi
 }
-mtproxy_cli() { "$node_bin" "${cli_dir:-$(app_dir)}/bin/mtproxy.js" "$@"; }
+# stdin is never the command's: piped into bash, it is the rest of this script.
+mtproxy_cli() { "$node_bin" "${cli_dir:-$(app_dir)}/bin/mtproxy.js" "$@" </dev/null; }
 
 render_firewall_dropin() {
   cat <<UNIT

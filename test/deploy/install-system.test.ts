@@ -155,6 +155,22 @@ describe('install.sh on a server (stubbed system commands)', () => {
     assert.equal(again.code, 0, again.err);
     assert.match(again.out, /config unchanged/);
     assert.equal(parseConfig(readFileSync(file, 'utf8')).admin.token, config.admin.token);
+    // A new config (another public host) keeps the admin address and token the installed one had.
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace('listen = "127.0.0.1:9101"', 'listen = "127.0.0.1:9202"'),
+    );
+    const changed = m.run([...onServer, '--public-host', '203.0.113.8']);
+    assert.equal(changed.code, 0, changed.err);
+    assert.match(changed.out, /Updating \S+mtproxy\.toml with mtproxy init/);
+    const rewritten = parseConfig(readFileSync(file, 'utf8'));
+    assert.equal(rewritten.listeners[0]!.publicHost, '203.0.113.8');
+    assert.deepEqual(rewritten.admin.listen, { host: '127.0.0.1', port: 9202 });
+    assert.equal(rewritten.admin.token, config.admin.token);
+    // A config without [admin] (an older installer's) gets one on the next run.
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/\n\[admin\][\s\S]*$/, '\n'));
+    assert.equal(m.run([...onServer]).code, 0);
+    assert.match(parseConfig(readFileSync(file, 'utf8')).admin.token ?? '', /^[0-9a-f]{48}$/);
     // Another machine, another token.
     const other = machine();
     assert.equal(other.run([...onServer, '-p', String(listeningPort), '--public-host', '192.0.2.1']).code, 0);
