@@ -76,7 +76,22 @@ function spreadNote(r: RateResult): string | undefined {
   return notes.length ? notes.join('; ') : undefined;
 }
 
-export async function run(loadgens: Actor[]): Promise<Row[]> {
+/**
+ * The mtproxy paths measured after the ceiling, as kind and worker count. `BENCH_SESSION_PATHS` (comma list of
+ * `kind:workers`, e.g. `tls:2,direct:1`) narrows or widens a run; the ceiling always runs.
+ */
+export const SESSION_PATHS: Array<[PathKind, number]> = process.env.BENCH_SESSION_PATHS
+  ? process.env.BENCH_SESSION_PATHS.split(',').map((p) => {
+      const [kind, workers] = p.trim().split(':');
+      return [kind as PathKind, Number(workers ?? 1) || 1];
+    })
+  : [
+      ['tls', 1],
+      ['tls', 2],
+      ['direct', 1],
+    ];
+
+export async function run(loadgens: Actor[], paths = SESSION_PATHS): Promise<Row[]> {
   const ceiling = await measureSessionRate(loadgens, 'ceiling', 1);
   const rows = [
     row(
@@ -89,11 +104,7 @@ export async function run(loadgens: Actor[]): Promise<Row[]> {
       spreadNote(ceiling),
     ),
   ];
-  for (const [kind, workers] of [
-    ['tls', 1],
-    ['tls', 2],
-    ['direct', 1],
-  ] as Array<[PathKind, number]>) {
+  for (const [kind, workers] of paths) {
     const slot = {
       figure: 'session-rate',
       scenario: `${kind}, ${workersLabel(workers)}`,

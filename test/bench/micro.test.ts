@@ -14,3 +14,11 @@ test('bench/micro/layers.ts measures every layer both ways', () => {
   }
   assert.match(formatMicro(rows), /\| full \| \d+ \| \d+ \|/);
 });
+
+test('bench/micro/handshake.ts measures every handshake step', async () => {
+  const { formatHandshakeMicro, runHandshakeMicro } = await import('../../bench/micro/handshake.ts');
+  const rows = runHandshakeMicro(1);
+  assert.equal(rows.length, 7);
+  for (const r of rows) assert.ok(r.usPerCall > 0, r.step);
+  assert.match(formatHandshakeMicro(rows), /\| obfuscated2 header \(client\) \| [\d.]+ \|/);
+});
