@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { connectObfuscated, type ObfuscatedConnection } from '../../src/client/obfuscated-client.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { WorkerMode } from '../../src/config/types.ts';
@@ -32,6 +33,8 @@ const QM = 'a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5';
 const SLOW = 'a6a6a6a6a6a6a6a6a6a6a6a6a6a6a6a6';
 const FILED = 'a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7';
 const LIVE = 'a8a8a8a8a8a8a8a8a8a8a8a8a8a8a8a8';
+type Families = ReturnType<typeof parsePrometheusTextFormat>;
+
 const QUOTA = 3000;
 /** Bytes per second: a burst of half a megabyte per worker when two share it. */
 const RATE = 1_000_000;
@@ -87,14 +90,14 @@ for (const mode of ['threads', 'processes'] as WorkerMode[]) {
     let now = START;
     let base = '';
 
-    const config = (filedEnabled = true) => {
+    const config = (filedEnabled = true, userLabels = 100) => {
       const toml = supervisorToml(dc.port, mode, `state_dir = "${dir}"`).replace(
         '[upstream]',
         `${usersToml(filedEnabled)}\n[upstream]`,
       );
-      return parseConfig(`${toml}\n[admin]\nlisten = "127.0.0.1:0"\ntoken = "${TOKEN}"\n`, {
-        file: join(dir, 'mtproxy.toml'),
-      });
+      const admin = `[admin]\nlisten = "127.0.0.1:0"\ntoken = "${TOKEN}"\n`;
+      const metrics = `[metrics]\nlisten = "127.0.0.1:0"\nuser_labels = ${userLabels}\n`;
+      return parseConfig(`${toml}\n${admin}\n${metrics}`, { file: join(dir, 'mtproxy.toml') });
     };
 
     const api = async (method: string, path: string, body?: unknown) => {
@@ -269,6 +272,55 @@ for (const mode of ['threads', 'processes'] as WorkerMode[]) {
       assert.equal(await relays(FILED), false);
       await sup.applyConfig(config(true));
       assert.equal(await relays(FILED), true);
+    });
+
+    it('Prometheus: per-user series summed over the workers, the user label capped or switched off', async () => {
+      const scrape = async () => {
+        await sup.refreshStats();
+        const res = await fetch(`http://127.0.0.1:${sup.operations.metricsAddress()!.port}/metrics`);
+        return parsePrometheusTextFormat(await res.text());
+      };
+      const value = (f: Families, name: string, labels: Record<string, string>) => {
+        const m = f
+          .find((x) => x.name === name)
+          ?.metrics.find((x) =>
+            Object.entries(labels).every(
+              ([k, v]) => (x as { labels?: Record<string, string> }).labels?.[k] === v,
+            ),
+          );
+        return m && 'value' in m ? Number(m.value) : undefined;
+      };
+      const held = await sessions(FILED, 4);
+      let f: Families = [];
+      await until('the open sessions in the series', async () => {
+        f = await scrape();
+        return value(f, 'mtproxy_user_sessions_active', { user: 'filed' }) === 4;
+      });
+      assert.ok(value(f, 'mtproxy_user_refusals_total', { user: 'ip', reason: 'max_ips' })! >= 1);
+      assert.ok(value(f, 'mtproxy_user_refusals_total', { user: 'qd', reason: 'quota' })! >= 1);
+      assert.ok(value(f, 'mtproxy_user_refusals_total', { user: 'exp', reason: 'expired' })! >= 1);
+      assert.ok(value(f, 'mtproxy_user_received_bytes_total', { user: 'slow' })! >= 8 * 100 * 10_000);
+      assert.ok(value(f, 'mtproxy_user_sent_bytes_total', { user: 'slow' })! >= 8 * 100 * 10_000);
+      // Capped at two labels: the users with the most traffic keep theirs, the rest add up as "_other".
+      await sup.applyConfig(config(true, 2));
+      f = await scrape();
+      const users = new Set(
+        f
+          .find((x) => x.name === 'mtproxy_user_received_bytes_total')!
+          .metrics.map((m) => (m as { labels?: Record<string, string> }).labels?.user),
+      );
+      assert.equal(users.size, 3, [...users].join(','));
+      assert.ok(users.has('slow') && users.has('_other'));
+      await sup.applyConfig(config(true, 0));
+      f = await scrape();
+      assert.equal(
+        value(f, 'mtproxy_user_received_bytes_total', { user: 'slow' }),
+        undefined,
+        'switched off',
+      );
+      assert.equal(value(f, 'mtproxy_user_sessions_active', { user: 'filed' }), undefined);
+      await sup.applyConfig(config());
+      closeAll(held);
     });
 
     it('every slot is given back and the usage is on disk', async () => {
