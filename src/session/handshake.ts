@@ -61,10 +61,11 @@ export function fakeTlsHandshake(
   const l = users.tlsListener(listener);
   if (users.size === 0) return tryFakeTlsHandshake(buffered, listener, now);
   const ip = peer.remoteAddress ?? '';
-  const hint = users.hintFor(ip, l);
+  // Tried for one user or one domain, the listener only needs those cover domains (not every user's).
+  const hinted = users.hintUserFor(ip, listener);
   let sni: string | null | undefined;
-  if (hint !== null) {
-    const quick = tryFakeTlsHandshake(buffered, l, now, [hint]);
+  if (hinted !== null) {
+    const quick = tryFakeTlsHandshake(buffered, hinted.tlsView(listener), now, [hinted.secret]);
     if (quick.kind !== 'fail') return quick;
     sni = quick.sni;
   }
@@ -72,13 +73,17 @@ export function fakeTlsHandshake(
   const owners = users.ownDomainSecrets(l);
   if (owners.size > 0) {
     if (sni === undefined) {
-      const parsed = tryFakeTlsHandshake(buffered, l, now, NO_SECRETS);
+      const parsed = tryFakeTlsHandshake(buffered, listener, now, NO_SECRETS);
       if (parsed.kind !== 'fail') return parsed;
       sni = parsed.sni;
     }
     const mine = sni ? owners.get(sni) : undefined;
-    if (mine !== undefined) {
-      const found = tryFakeTlsHandshake(buffered, l, now, mine);
+    if (mine !== undefined && sni) {
+      const view =
+        listener.tlsDomains.length === 0
+          ? listener
+          : { ...listener, tlsDomains: [...listener.tlsDomains, sni] };
+      const found = tryFakeTlsHandshake(buffered, view, now, mine);
       if (found.kind === 'ok') {
         const user = users.bySecret(found.base);
         if (user !== null) users.noteMatch(ip, user);

@@ -113,6 +113,28 @@ export class UserState {
     return this.config.quota > 0 && this.used >= this.config.quota;
   }
 
+  /** Per listener: the listener as this user's fake-TLS hellos see it (its cover domains and the user's). */
+  readonly #tlsViews = new WeakMap<ListenerConfig, { domains: string[]; view: ListenerConfig }>();
+
+  /**
+   * The listener with this user's own cover domains added (the listener itself when the user has none or
+   * the listener serves any name): a hello tried for this user only checks these domains.
+   */
+  tlsView(listener: ListenerConfig): ListenerConfig {
+    const own = this.config.tlsDomains;
+    if (own.length === 0 || listener.tlsDomains.length === 0) return listener;
+    let entry = this.#tlsViews.get(listener);
+    if (entry === undefined || entry.domains !== own) {
+      const extra = own.filter((d) => !listener.tlsDomains.includes(d));
+      entry = {
+        domains: own,
+        view: extra.length === 0 ? listener : { ...listener, tlsDomains: [...listener.tlsDomains, ...extra] },
+      };
+      this.#tlsViews.set(listener, entry);
+    }
+    return entry.view;
+  }
+
   /** Run the buckets at this worker's share of the rate. */
   applyRate(): void {
     const rate = this.config.rate / Math.max(1, this.share);
@@ -441,10 +463,15 @@ export class UserRegistry {
    * while that user still exists with that secret and may use `listener`.
    */
   hintFor(address: string, listener: ListenerConfig): Buffer | null {
+    return this.hintUserFor(address, listener)?.secret ?? null;
+  }
+
+  /** The user behind `hintFor`, or null. */
+  hintUserFor(address: string, listener: ListenerConfig): UserState | null {
     const u = this.#hints.get(address);
     if (u === undefined || this.#users.get(u.name) !== u) return null;
     if (u.config.listeners !== null && !u.config.listeners.includes(listener.name)) return null;
-    return u.secret;
+    return u;
   }
 
   /** Remember which user `address` connected as (bounded: the oldest addresses are forgotten first). */

@@ -30,15 +30,15 @@ test("a hello naming a user's own domain finds that user; other hellos fall back
   assert.equal(users.ownDomainSecrets(users.tlsListener(listener)), owners, 'kept until users change');
 
   const now = Date.now();
-  const open = (i: number, domain: string) => {
+  const open = (i: number, domain: string, remoteAddress = '') => {
     const hello = buildClientHello({
       shape: 'modern',
       secret: Buffer.from(secretOf(i), 'hex'),
       domain,
       unixTime: Math.floor(now / 1000),
     });
-    // A new address each time: no hint.
-    const r = fakeTlsHandshake(hello, listener, users, { remoteAddress: '' }, now);
+    // '' is a new address each time: no hint.
+    const r = fakeTlsHandshake(hello, listener, users, { remoteAddress }, now);
     assert.equal(r.kind, 'ok', `u${i} via ${domain}`);
     if (r.kind === 'ok') assert.equal(users.bySecret(r.base)?.name, `u${i}`, `u${i} via ${domain}`);
   };
@@ -47,4 +47,16 @@ test("a hello naming a user's own domain finds that user; other hellos fall back
   open(2, 'example.com');
   open(2, 'u10.example.com');
   open(7, 'example.com');
+  // A returning address: its last user first, over the listener's domains and that user's own.
+  const address = '198.51.100.7';
+  for (const [i, domain] of [
+    [10, 'u10.example.com'],
+    [10, 'u10.example.com'],
+    [10, 'example.com'],
+    [7, 'example.com'],
+    [12, 'u12.example.com'],
+    [10, 'u12.example.com'],
+  ] as const)
+    open(i, domain, address);
+  assert.equal(users.hintUserFor(address, listener)?.name, 'u10');
 });
