@@ -13,7 +13,7 @@ import {
 } from '../protocol/obfuscated2.ts';
 import { admitUser } from '../users/admission.ts';
 import { findHeaderSecret } from '../users/match.ts';
-import type { BoundSession, UserRegistry, UserState } from '../users/registry.ts';
+import { type BoundSession, NO_SECRETS, type UserRegistry, type UserState } from '../users/registry.ts';
 import { type TlsHandshakeOutcome, tryFakeTlsHandshake } from './fake-tls-handshake.ts';
 import type { PolicyDecision, SessionEnv } from './types.ts';
 
@@ -61,10 +61,35 @@ export function fakeTlsHandshake(
   const l = users.tlsListener(listener);
   if (users.size === 0) return tryFakeTlsHandshake(buffered, listener, now);
   const ip = peer.remoteAddress ?? '';
-  const hint = users.hintFor(ip, l);
-  if (hint !== null) {
-    const quick = tryFakeTlsHandshake(buffered, l, now, [hint]);
+  // Tried for one user or one domain, the listener only needs those cover domains (not every user's).
+  const hinted = users.hintUserFor(ip, listener);
+  let sni: string | null | undefined;
+  if (hinted !== null) {
+    const quick = tryFakeTlsHandshake(buffered, hinted.tlsView(listener), now, [hinted.secret]);
     if (quick.kind !== 'fail') return quick;
+    sni = quick.sni;
+  }
+  // A hello naming a user's own cover domain: that domain's owners first (no scan over every user).
+  const owners = users.ownDomainSecrets(l);
+  if (owners.size > 0) {
+    if (sni === undefined) {
+      const parsed = tryFakeTlsHandshake(buffered, listener, now, NO_SECRETS);
+      if (parsed.kind !== 'fail') return parsed;
+      sni = parsed.sni;
+    }
+    const mine = sni ? owners.get(sni) : undefined;
+    if (mine !== undefined && sni) {
+      const view =
+        listener.tlsDomains.length === 0
+          ? listener
+          : { ...listener, tlsDomains: [...listener.tlsDomains, sni] };
+      const found = tryFakeTlsHandshake(buffered, view, now, mine);
+      if (found.kind === 'ok') {
+        const user = users.bySecret(found.base);
+        if (user !== null) users.noteMatch(ip, user);
+        return found;
+      }
+    }
   }
   const outcome = tryFakeTlsHandshake(buffered, l, now, users.secretsFor(l));
   if (outcome.kind === 'ok') {

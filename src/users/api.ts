@@ -64,6 +64,8 @@ function usageJson(host: UsersApiHost, u: UserState) {
     sessions: u.storedSessions + u.pendingSessions,
     distinct_ips: Math.max(u.storedIps, u.pendingIps.size),
     sessions_active: activeSessions(host, u),
+    // A rate-limited user's rate is split evenly between the workers holding its sessions.
+    rate_workers: host.users.rateWorkers(u),
     last_seen: u.lastSeen > 0 ? new Date(u.lastSeen).toISOString() : null,
   };
 }

@@ -10,12 +10,17 @@
  * - Bytes are counted on the lease's user; `flush` adds them to the database as deltas and reads the totals
  *   back, so the quota is checked against what every worker counted (up to one flush interval late).
  * - `tick` (every second) ends the sessions of a user that is over quota, expired, disabled or deleted.
+ * - A user's rate is split evenly between the workers holding its sessions: each worker notes in the
+ *   database which rate-limited users it serves (at a user's first session there, and at every flush) and
+ *   runs its buckets at `rate / workers`, so the user's total stays at its rate whatever the worker count.
  */
+import { threadId } from 'node:worker_threads';
 import { generateSecret } from '../config/secrets.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
+import { normaliseDomain } from '../cover/domains.ts';
+import type { Stats } from '../metrics/stats.ts';
 import type { RemoteCounterStore } from '../policy/counters.ts';
 import { LocalCounterStore } from '../policy/counters.ts';
-import type { Stats } from '../metrics/stats.ts';
 import type { PolicyTicket } from '../policy/types.ts';
 import { type Clock, type PeriodSpan, periodAt, systemClock } from './period.ts';
 import { type UsageDelta, UserStore } from './store.ts';
@@ -72,6 +77,8 @@ export class UserState {
   bytesUp = 0;
   bytesDown = 0;
   readonly refusals = new Map<string, number>();
+  /** Workers holding this user's sessions (the rate is split between them); 1 alone. */
+  share = 1;
 
   /** The listener with this user's ad tag, per listener (null tag: the listener itself). */
   readonly #withTag = new WeakMap<ListenerConfig, ListenerConfig>();
@@ -104,6 +111,35 @@ export class UserState {
 
   overQuota(): boolean {
     return this.config.quota > 0 && this.used >= this.config.quota;
+  }
+
+  /** Per listener: the listener as this user's fake-TLS hellos see it (its cover domains and the user's). */
+  readonly #tlsViews = new WeakMap<ListenerConfig, { domains: string[]; view: ListenerConfig }>();
+
+  /**
+   * The listener with this user's own cover domains added (the listener itself when the user has none or
+   * the listener serves any name): a hello tried for this user only checks these domains.
+   */
+  tlsView(listener: ListenerConfig): ListenerConfig {
+    const own = this.config.tlsDomains;
+    if (own.length === 0 || listener.tlsDomains.length === 0) return listener;
+    let entry = this.#tlsViews.get(listener);
+    if (entry === undefined || entry.domains !== own) {
+      const extra = own.filter((d) => !listener.tlsDomains.includes(d));
+      entry = {
+        domains: own,
+        view: extra.length === 0 ? listener : { ...listener, tlsDomains: [...listener.tlsDomains, ...extra] },
+      };
+      this.#tlsViews.set(listener, entry);
+    }
+    return entry.view;
+  }
+
+  /** Run the buckets at this worker's share of the rate. */
+  applyRate(): void {
+    const rate = this.config.rate / Math.max(1, this.share);
+    this.up.rate = this.down.rate = rate;
+    this.up.burst = this.down.burst = burstOf(rate);
   }
 
   expired(now: number): boolean {
@@ -199,6 +235,8 @@ export interface UserRegistryOptions {
   onError?: (err: unknown) => void;
   /** Per-user numbers for /metrics and the status, written at each tick. */
   stats?: Stats;
+  /** This worker's name in the rate shares (default: process id and thread id). */
+  workerId?: string;
 }
 
 const NO_SECRETS: readonly Buffer[] = [];
@@ -220,6 +258,10 @@ export class UserRegistry {
   /** Client address -> the user secret it used last (handshakes try it first). */
   readonly #hints = new Map<string, UserState>();
   readonly #tlsListeners = new WeakMap<ListenerConfig, { generation: number; view: ListenerConfig }>();
+  readonly #ownDomains = new WeakMap<
+    ListenerConfig,
+    { generation: number; byDomain: Map<string, Buffer[]> }
+  >();
   #outstanding = 0;
   #flushTimer: NodeJS.Timeout | null = null;
   #tickTimer: NodeJS.Timeout | null = null;
@@ -230,6 +272,12 @@ export class UserRegistry {
   /** When old periods were last pruned from the database (clock ms; 0 = not yet). */
   #prunedAt = 0;
   readonly #listenerGeneration = new WeakMap<ListenerConfig, number>();
+  /** This worker's name in the rate shares (process and thread). */
+  readonly #worker: string;
+  /** A worker not heard of for this long no longer takes a share of a rate (it has stopped or died). */
+  readonly #shareStaleMs: number;
+  /** Whether this worker has rate shares on record (to be withdrawn when it has none left). */
+  #sharing = false;
 
   constructor(opts: UserRegistryOptions = {}) {
     this.clock = opts.clock ?? systemClock;
@@ -238,6 +286,8 @@ export class UserRegistry {
     this.#onError = opts.onError ?? (() => {});
     this.#stats = opts.stats ?? null;
     const flushMs = opts.flushMs ?? 0;
+    this.#shareStaleMs = flushMs > 0 ? 3 * flushMs : 10_000;
+    this.#worker = opts.workerId ?? `${process.pid}:${threadId}`;
     if (flushMs > 0) {
       this.#flushTimer = setInterval(() => this.#safely(() => this.flush()), flushMs);
       this.#flushTimer.unref();
@@ -291,8 +341,7 @@ export class UserRegistry {
         state.config = config;
         state.secret = secret;
         state.source = source;
-        state.up.rate = state.down.rate = config.rate;
-        state.up.burst = state.down.burst = burstOf(config.rate);
+        state.applyRate();
         if (periodChanged) {
           this.#flushUser(state);
           state.period = periodAt(this.clock.now(), config.quotaPeriod, config.quotaResetDay);
@@ -380,6 +429,29 @@ export class UserRegistry {
     return entry.view;
   }
 
+  /**
+   * The secrets of the users allowed on `listener` that have cover domains of their own, by domain
+   * (normalised): a fake-TLS hello naming one of them is tried with its owners' secrets first.
+   */
+  ownDomainSecrets(listener: ListenerConfig): ReadonlyMap<string, readonly Buffer[]> {
+    let entry = this.#ownDomains.get(listener);
+    if (entry === undefined || entry.generation !== this.#generation) {
+      const byDomain = new Map<string, Buffer[]>();
+      for (const u of this.#users.values()) {
+        if (u.config.listeners !== null && !u.config.listeners.includes(listener.name)) continue;
+        for (const d of u.config.tlsDomains) {
+          const key = normaliseDomain(d);
+          const list = byDomain.get(key);
+          if (list === undefined) byDomain.set(key, [u.secret]);
+          else list.push(u.secret);
+        }
+      }
+      entry = { generation: this.#generation, byDomain };
+      this.#ownDomains.set(listener, entry);
+    }
+    return entry.byDomain;
+  }
+
   #base(listener: ListenerConfig): Buffer[] {
     return listener.extraSecrets.length === 0
       ? [listener.secret]
@@ -391,10 +463,15 @@ export class UserRegistry {
    * while that user still exists with that secret and may use `listener`.
    */
   hintFor(address: string, listener: ListenerConfig): Buffer | null {
+    return this.hintUserFor(address, listener)?.secret ?? null;
+  }
+
+  /** The user behind `hintFor`, or null. */
+  hintUserFor(address: string, listener: ListenerConfig): UserState | null {
     const u = this.#hints.get(address);
     if (u === undefined || this.#users.get(u.name) !== u) return null;
     if (u.config.listeners !== null && !u.config.listeners.includes(listener.name)) return null;
-    return u.secret;
+    return u;
   }
 
   /** Remember which user `address` connected as (bounded: the oldest addresses are forgotten first). */
@@ -425,6 +502,8 @@ export class UserRegistry {
     const c = user.config;
     const now = this.clock.now();
     this.#rollPeriod(user, now);
+    // This worker's first session of the user: what the others counted may be newer than its last flush.
+    if (c.quota > 0 && user.leases.size === 0) this.#safely(() => this.#loadUsage(user));
     if (!c.enabled) return this.#refuse(user, 'disabled');
     if (user.expired(now)) return this.#refuse(user, 'expired');
     if (c.listeners !== null && !c.listeners.includes(listener)) return this.#refuse(user, 'listener');
@@ -482,10 +561,50 @@ export class UserRegistry {
     this.#outstanding++;
     const lease = new UserLease(this, user, session, remoteAddress, keys);
     user.leases.add(lease);
+    if (user.leases.size === 1 && user.config.rate > 0) this.#joinRate(user);
     user.pendingSessions++;
     user.lastSeen = this.clock.now();
     if (remoteAddress) user.pendingIps.add(remoteAddress);
     return { ok: true, lease };
+  }
+
+  /** This worker's first session of a rate-limited user: take a share of its rate at once. */
+  #joinRate(user: UserState): void {
+    const store = this.store;
+    if (!store) return;
+    this.#safely(() => {
+      const now = Date.now();
+      user.share = Math.max(1, store.joinRate(user.name, this.#worker, now, now - this.#shareStaleMs));
+      user.applyRate();
+      this.#sharing = true;
+    });
+  }
+
+  /** Note which rate-limited users this worker serves; run each at its share of the rate. */
+  #shareRates(): void {
+    const store = this.store;
+    if (!store) return;
+    const names: string[] = [];
+    for (const u of this.#users.values()) if (u.config.rate > 0 && u.leases.size > 0) names.push(u.name);
+    if (names.length === 0 && !this.#sharing) return;
+    const now = Date.now();
+    const counts = store.shareRates(this.#worker, names, now, now - this.#shareStaleMs);
+    this.#sharing = names.length > 0;
+    for (const name of names) {
+      const u = this.#users.get(name)!;
+      const share = Math.max(1, counts.get(name) ?? 1);
+      if (share !== u.share) {
+        u.share = share;
+        u.applyRate();
+      }
+    }
+  }
+
+  /** Workers holding sessions of `user` now, as the database knows (a rate-limited user only; else null). */
+  rateWorkers(user: UserState): number | null {
+    if (user.config.rate <= 0) return null;
+    if (!this.store) return user.leases.size > 0 ? 1 : 0;
+    return this.store.rateWorkers(user.name, Date.now() - this.#shareStaleMs);
   }
 
   #refuse(user: UserState, reason: RefusalReason): UserAdmission {
@@ -590,6 +709,7 @@ export class UserRegistry {
     store.addUsage(deltas);
     for (const user of this.#users.values())
       if (user.leases.size > 0 || deltas.length > 0) this.#loadUsage(user);
+    this.#shareRates();
     const now = this.clock.now();
     if (this.#prunedAt === 0 || now - this.#prunedAt >= PRUNE_EVERY_MS || now < this.#prunedAt) {
       this.#prunedAt = now;
@@ -623,6 +743,11 @@ export class UserRegistry {
     if (this.#tickTimer) clearInterval(this.#tickTimer);
     this.#flushTimer = this.#tickTimer = null;
     this.#safely(() => this.flush());
+    // This worker's shares of rates go: the others get the whole rate back at their next flush.
+    this.#safely(() => {
+      if (this.#sharing) this.store?.shareRates(this.#worker, [], Date.now(), Date.now());
+      this.#sharing = false;
+    });
   }
 }
 

@@ -7,6 +7,7 @@
  *   user_secrets  secrets generated for file users that have none (stable over restarts and workers)
  *   user_usage    per user and period: bytes each way, sessions, last seen
  *   user_ips      distinct client addresses per user and period
+ *   user_workers  which workers hold sessions of a rate-limited user now (the rate is split between them)
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -136,6 +137,10 @@ export class UserStore {
          CREATE TABLE IF NOT EXISTS user_ips (
            name TEXT NOT NULL, period TEXT NOT NULL, ip TEXT NOT NULL,
            PRIMARY KEY (name, period, ip)
+         ) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS user_workers (
+           name TEXT NOT NULL, worker TEXT NOT NULL, seen INTEGER NOT NULL,
+           PRIMARY KEY (name, worker)
          ) WITHOUT ROWID;`,
       );
     });
@@ -248,6 +253,59 @@ export class UserStore {
     const db = this.#db;
     db.prepare("DELETE FROM user_usage WHERE period <> 'total' AND period < ?").run(oldest);
     db.prepare("DELETE FROM user_ips WHERE period <> 'total' AND period < ?").run(oldest);
+  }
+
+  // ---- rate shares -----------------------------------------------------------------------------------
+
+  /**
+   * Record that `worker` holds sessions of exactly the users in `names` (rows of its other users go), at
+   * `seen` (ms); answer how many workers seen since `since` hold sessions of each of those users.
+   */
+  shareRates(worker: string, names: readonly string[], seen: number, since: number): Map<string, number> {
+    const db = this.#db;
+    const out = new Map<string, number>();
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const mine = db.prepare('SELECT name FROM user_workers WHERE worker = ?').all(worker) as Array<{
+        name: string;
+      }>;
+      const keep = new Set(names);
+      const drop = db.prepare('DELETE FROM user_workers WHERE name = ? AND worker = ?');
+      for (const r of mine) if (!keep.has(r.name)) drop.run(r.name, worker);
+      const put = db.prepare(
+        `INSERT INTO user_workers (name, worker, seen) VALUES (?, ?, ?)
+         ON CONFLICT (name, worker) DO UPDATE SET seen = excluded.seen`,
+      );
+      const count = db.prepare('SELECT count(*) AS n FROM user_workers WHERE name = ? AND seen >= ?');
+      for (const name of names) {
+        put.run(name, worker, seen);
+        out.set(name, (count.get(name, since) as { n: number }).n);
+      }
+      db.exec('COMMIT');
+    } catch (e) {
+      db.exec('ROLLBACK');
+      throw e;
+    }
+    return out;
+  }
+
+  /** `worker` holds sessions of `name` from now on: how many workers seen since `since` do (with it). */
+  joinRate(name: string, worker: string, seen: number, since: number): number {
+    this.#db
+      .prepare(
+        `INSERT INTO user_workers (name, worker, seen) VALUES (?, ?, ?)
+         ON CONFLICT (name, worker) DO UPDATE SET seen = excluded.seen`,
+      )
+      .run(name, worker, seen);
+    return this.rateWorkers(name, since);
+  }
+
+  /** How many workers seen since `since` hold sessions of `name` (0 when none). */
+  rateWorkers(name: string, since: number): number {
+    const row = this.#db
+      .prepare('SELECT count(*) AS n FROM user_workers WHERE name = ? AND seen >= ?')
+      .get(name, since) as { n: number };
+    return row.n;
   }
 
   close(): void {

@@ -13,6 +13,8 @@ export interface WorkerInit {
   counters: SharedArrayBuffer | null;
   /** How often the worker pushes a stats snapshot unasked (0 = only on request). */
   statsIntervalMs: number;
+  /** Tests: the users' clock starts stopped at this time and moves only by `clock` messages. */
+  userClock?: number | null;
 }
 
 export type ListenerAddress = { name: string; host: string; port: number };
@@ -24,6 +26,8 @@ export type ToWorker =
   | { type: 'tables'; id: number }
   | { type: 'stop'; id: number; drainMs: number }
   | { type: 'usage'; id: number }
+  /** Tests: set the users' stopped clock (see WorkerInit.userClock). */
+  | { type: 'clock'; id: number; now: number }
   /** Worker processes: their start-up data (threads get it as workerData). */
   | { type: 'init'; init: WorkerInit }
   /** Worker processes: the answer to a `replay` or `acquire` question. */

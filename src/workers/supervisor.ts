@@ -60,6 +60,8 @@ export interface SupervisorOptions {
   statsIntervalMs?: number;
   /** Whether SO_REUSEPORT works here (tests replace the probe to play another OS). */
   reusePortSupported?: () => Promise<boolean>;
+  /** Tests: the workers' users clock starts stopped at this time; `setUserClock` moves it. */
+  userClock?: number;
 }
 
 interface Slot {
@@ -128,6 +130,8 @@ export class Supervisor {
   readonly #log: Logger;
   readonly #stats: Stats;
   readonly #options: SupervisorOptions;
+  /** Tests: the users' stopped clock the workers run on (null: the system clock). */
+  #userClock: number | null;
   readonly #replay: SharedReplayGuard;
   readonly #counters: SharedCounterStore;
   #slots: Slot[] = [];
@@ -153,6 +157,7 @@ export class Supervisor {
   constructor(config: Config, opts: SupervisorOptions = {}) {
     this.#config = config;
     this.#options = opts;
+    this.#userClock = opts.userClock ?? null;
     this.#log = opts.log ?? defaultLogger;
     this.#stats = opts.stats ?? defaultStats;
     const workers = Math.max(1, config.workers || availableParallelism());
@@ -367,6 +372,16 @@ export class Supervisor {
     });
   }
 
+  /** Tests: move every worker's stopped users clock (started with `userClock`) to `now`, then tick. */
+  async setUserClock(now: number): Promise<void> {
+    this.#userClock = now;
+    await Promise.all(
+      this.#slots
+        .filter((s) => s.worker && s.ready)
+        .map((s) => this.#request(s, { type: 'clock', id: 0, now })),
+    );
+  }
+
   /** Policy tables were edited (admin API): every worker re-reads them. */
   async tablesChanged(): Promise<void> {
     await Promise.all(
@@ -558,6 +573,7 @@ export class Supervisor {
       replay: threads ? this.#replay.buffer : null,
       counters: threads ? this.#counters.buffer : null,
       statsIntervalMs: this.#options.statsIntervalMs ?? 1000,
+      userClock: this.#userClock,
     };
     const worker = threads ? startThread(`mtproxy-worker-${slot.index}`, init) : startProcess(init);
     slot.worker = worker;

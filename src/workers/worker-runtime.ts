@@ -55,7 +55,17 @@ export function runWorker(host: WorkerHost): (msg: ToWorker) => void {
       engine.setRules(next.policies);
     },
   });
-  const proxy = new MtProxy(config, { log, stats, replay: host.replay, policy, reusePort: host.reusePort });
+  // Tests stop the users' clock (quota periods, expiry, rate) and move it by messages.
+  let clockAt = init.userClock ?? null;
+  const userClock = clockAt === null ? undefined : { now: () => clockAt as number };
+  const proxy = new MtProxy(config, {
+    log,
+    stats,
+    replay: host.replay,
+    policy,
+    reusePort: host.reusePort,
+    userClock,
+  });
   let statsTimer: NodeJS.Timeout | null = null;
 
   const addresses = (): ListenerAddress[] =>
@@ -84,6 +94,11 @@ export function runWorker(host: WorkerHost): (msg: ToWorker) => void {
           // Users live in the same database: created, changed or reset through the admin API.
           proxy.users.reload();
           proxy.users.refreshUsage();
+          send({ type: 'reply', id: msg.id, ok: true });
+          break;
+        case 'clock':
+          if (clockAt !== null) clockAt = msg.now;
+          proxy.users.tick();
           send({ type: 'reply', id: msg.id, ok: true });
           break;
         case 'stop':

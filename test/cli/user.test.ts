@@ -115,6 +115,24 @@ test('set, disable, enable, reset, list, del', async () => {
   assert.equal(proxy.users.get('alice'), undefined);
 });
 
+test('--json everywhere: every action prints a JSON document', async () => {
+  const parse = async (...args: string[]) => {
+    const r = await cli(...args, '--json');
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.err}`);
+    return JSON.parse(r.out);
+  };
+  assert.equal((await parse('user', 'add', 'jay', '--max-connections', '2')).max_connections, 2);
+  assert.equal((await parse('user', 'set', 'jay', '--reset-day', '5')).quota_reset_day, 5);
+  assert.equal((await parse('user', 'show', 'jay')).name, 'jay');
+  assert.equal((await parse('user', 'disable', 'jay')).enabled, false);
+  assert.equal((await parse('user', 'enable', 'jay')).enabled, true);
+  assert.equal((await parse('user', 'reset', 'jay')).reset, true);
+  assert.ok(Array.isArray((await parse('user', 'list')).users));
+  assert.ok((await parse('user', 'link', 'jay')).links.length > 0);
+  assert.equal((await parse('user', 'del', 'jay')).deleted, true);
+  assert.ok((await parse('status')).users, 'the status document has the top users');
+});
+
 test('mtproxy user link NAME prints the links and a QR code; --json gives them as JSON', async () => {
   const r = await cli('user', 'link', 'filed');
   assert.equal(r.code, 0, r.err);

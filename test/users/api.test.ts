@@ -102,6 +102,33 @@ level = "silent"
       'secret',
     ]);
     assert.match(data.errors.quota, /50GB/);
+    // The other fields, each wrong in its own way: one message each.
+    const rest = await api('POST', '/users', {
+      name: 'ok-name',
+      listeners: 'main',
+      max_connections: 1.5,
+      quota_reset_day: 32,
+      enabled: 'yes',
+      ad_tag: 'zz',
+      note: 5,
+      tls_domains: ['not a domain'],
+    });
+    assert.equal(rest.status, 400);
+    assert.deepEqual(Object.keys(rest.data.errors).sort(), [
+      'ad_tag',
+      'enabled',
+      'listeners',
+      'max_connections',
+      'note',
+      'quota_reset_day',
+      'tls_domains',
+    ]);
+    for (const message of Object.values(rest.data.errors)) assert.match(String(message), /^expected /);
+    assert.equal((await api('GET', '/users/ok-name')).status, 404, 'nothing created');
+    // A body that is not an object at all.
+    const notObject = await api('POST', '/users', [1, 2]);
+    assert.equal(notObject.status, 400);
+    assert.ok(notObject.data.errors.body);
     const missing = await api('POST', '/users', {});
     assert.equal(missing.status, 400);
     assert.match(missing.data.errors.name, /required/);

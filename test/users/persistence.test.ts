@@ -1,7 +1,8 @@
 /**
  * Usage and users survive a restart and a `kill -9`: the real CLI runs the proxy in a child process, a user
  * is created through the admin API and relays bytes; after SIGKILL (once the usage was flushed) and a new
- * start, the user, its secret and its usage are still there.
+ * start, the user, its secret and its usage are still there; a graceful stop writes what was counted since
+ * the last flush.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -98,10 +99,20 @@ level = "info"
     assert.ok(again.usage.bytes_up >= 20_000);
     assert.equal(again.usage.sessions, 1);
     assert.equal((await api.call<{ secret: string }>('GET', '/users/filed')).secret, filed.secret);
-    // And it still relays for the stored user.
-    (await echoedSession(port, created.secret)).close();
+    // And it still relays for the stored user; what it relays now is written at shutdown (SIGTERM right
+    // after the traffic, usually before the next two-second flush).
+    const d = await echoedSession(port, created.secret);
+    for (let i = 0; i < 10; i++) d.sendFrame(Buffer.alloc(1000, i));
+    for (let i = 0; i < 10; i++) await d.nextFrame(5000);
+    d.close();
+    await d.closed;
     child!.kill('SIGTERM');
     await once(child!, 'exit');
+    const store = new UserStore(join(dir(), 'state'));
+    const row = store.history('alice')[0];
+    store.close();
+    assert.ok(row.bytesUp >= again.usage.bytes_up + 10_000, JSON.stringify(row));
+    assert.equal(row.sessions, 2);
     child = null;
   });
 });

@@ -3,8 +3,8 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseConfig } from '../../src/config/load.ts';
 import { LocalCounterStore } from '../../src/policy/counters.ts';
-import { UserRegistry, type UserState } from '../../src/users/registry.ts';
 import { periodAt } from '../../src/users/period.ts';
+import { UserRegistry, type UserState } from '../../src/users/registry.ts';
 import { UserStore } from '../../src/users/store.ts';
 import { suiteTempDir } from '../helpers/temp-dir.ts';
 
@@ -225,5 +225,42 @@ describe('users: registry', () => {
     assert.equal(r.get('a')!.config.maxIps, 1);
     assert.equal(r.get('a')!.source, 'file');
     assert.equal(r.get('b')!.source, 'api');
+  });
+
+  it("a user's rate is split between the workers holding its sessions, and comes back when one leaves", () => {
+    const store = new UserStore(null);
+    const config = configWith('[[users]]\nname = "r"\nrate = 100000');
+    const [w1, w2] = ['w1', 'w2'].map((workerId) => new UserRegistry({ store, workerId }));
+    for (const w of [w1, w2]) w.applyConfig(config);
+    const [r1, r2] = [w1.get('r')!, w2.get('r')!];
+    assert.equal(w1.rateWorkers(r1), 0);
+    const a = admitOk(w1, r1);
+    assert.equal(r1.up.rate, 100000);
+    // The second worker's first session takes its share at once; the first learns at its next flush.
+    const b = admitOk(w2, r2);
+    assert.deepEqual([r2.up.rate, r2.down.rate], [50000, 50000]);
+    w1.flush();
+    assert.deepEqual([r1.up.rate, r1.down.rate], [50000, 50000]);
+    assert.equal(w1.rateWorkers(r1), 2);
+    // More sessions on one worker do not change the split (fair between workers, then between sessions).
+    const c = admitOk(w2, r2);
+    w2.flush();
+    assert.equal(r2.up.rate, 50000);
+    b.release();
+    c.release();
+    w2.flush();
+    w1.flush();
+    assert.equal(r1.up.rate, 100000, 'the whole rate back');
+    // A worker that stops withdraws its share.
+    admitOk(w2, r2);
+    w1.flush();
+    assert.equal(r1.up.rate, 50000);
+    w2.close();
+    w1.flush();
+    assert.equal(r1.up.rate, 100000);
+    a.release();
+    w1.flush();
+    assert.equal(w1.rateWorkers(r1), 0);
+    store.close();
   });
 });
