@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { userToJson } from '../../../src/cluster/shared-state/users.ts';
 import { handleUsers } from '../../../src/users/api.ts';
 import { start, waitForOutput } from '../../cli/spawn-cli.ts';
 import { type ClusterNode, clusterNodeToml, startClusterNode } from '../../helpers/cluster-node.ts';
@@ -21,6 +22,7 @@ import { redisSkip, startRedis, type TestRedis } from '../../helpers/redis.ts';
 const ALICE = 'a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1';
 const CAROL = 'c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0';
 const DAVE = 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0';
+const ERIN = 'e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0';
 
 /** The same file users on every node: carol has a quota, dave one connection at a time. */
 const FILE_USERS = `
@@ -89,6 +91,22 @@ describe('users across nodes', { skip: redisSkip }, () => {
     assert.equal(await relays(a.port(), ALICE), false);
     assert.equal((await api(b, 'DELETE', ['alice'])).status, 200);
     await until(() => a.proxy.users.get('alice') === undefined, 'alice deleted on node A');
+  });
+
+  it('an announcement missed while a subscriber reconnected is caught up', async () => {
+    const created = await api(a, 'POST', [], { name: 'erin', secret: ERIN });
+    assert.equal(created.status, 201);
+    await until(() => b.proxy.users.get('erin') !== undefined, 'erin on node B');
+    // Another node's edit whose announcement nobody heard: in Redis only.
+    const changed = { ...a.proxy.users.get('erin')!.config, maxConnections: 7 };
+    assert.equal(await redis.command('HSET', 'mtproxy:users', 'erin', userToJson(changed)), ':0\r\n');
+    assert.equal(b.proxy.users.get('erin')!.config.maxConnections, 0);
+    // The subscribers lose their connection; once back, each node re-reads what it may have missed.
+    assert.match(await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub'), /^:[1-9]/);
+    await until(() => b.proxy.users.get('erin')!.config.maxConnections === 7, 'the edit on node B');
+    await until(() => a.proxy.users.get('erin')!.config.maxConnections === 7, 'the edit on node A');
+    assert.equal((await api(a, 'DELETE', ['erin'])).status, 200);
+    await until(() => b.proxy.users.get('erin') === undefined, 'erin deleted on node B');
   });
 
   it('a quota is summed over the nodes', async () => {
