@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { connectObfuscated } from '../../../src/client/obfuscated-client.ts';
 import { userToJson } from '../../../src/cluster/shared-state/users.ts';
 import { handleUsers } from '../../../src/users/api.ts';
 import { start, waitForOutput } from '../../cli/spawn-cli.ts';
@@ -23,6 +24,19 @@ const ALICE = 'a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1';
 const CAROL = 'c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0';
 const DAVE = 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0';
 const ERIN = 'e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0';
+const IVY = '1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e';
+
+/** A session from `localAddress` (a loopback address of its own), echoed once; null when refused. */
+async function sessionFrom(port: number, secret: string, localAddress: string) {
+  try {
+    const c = await connectObfuscated({ host: '127.0.0.1', port, secret, dcId: 2, localAddress });
+    c.sendFrame(Buffer.alloc(40, 3));
+    await c.nextFrame(5000);
+    return c;
+  } catch {
+    return null;
+  }
+}
 
 /** The same file users on every node: carol has a quota, dave one connection at a time. */
 const FILE_USERS = `
@@ -36,6 +50,11 @@ quota_period = "total"
 name = "dave"
 secret = "${DAVE}"
 max_connections = 1
+
+[[users]]
+name = "ivy"
+secret = "${IVY}"
+max_ips = 1
 `;
 
 /** Polls an asynchronous condition (a connection attempt) until it holds, for at most 15 s. */
@@ -107,6 +126,27 @@ describe('users across nodes', { skip: redisSkip }, () => {
     await until(() => a.proxy.users.get('erin')!.config.maxConnections === 7, 'the edit on node A');
     assert.equal((await api(a, 'DELETE', ['erin'])).status, 200);
     await until(() => b.proxy.users.get('erin') === undefined, 'erin deleted on node B');
+  });
+
+  it("a user's client addresses are counted over the nodes (max_ips)", async () => {
+    const first = await sessionFrom(a.port(), IVY, '127.0.0.21');
+    assert.ok(first, 'the first address on node A');
+    try {
+      // A second address is refused on the other node; the same address is still welcome there.
+      assert.equal(await sessionFrom(b.port(), IVY, '127.0.0.22'), null);
+      const same = await sessionFrom(b.port(), IVY, '127.0.0.21');
+      assert.ok(same, 'the same address on node B');
+      same.close();
+    } finally {
+      first.close();
+    }
+    await until(
+      () => a.proxy.users.get('ivy')!.leases.size === 0 && b.proxy.users.get('ivy')!.leases.size === 0,
+      "ivy's sessions over",
+    );
+    const other = await sessionFrom(b.port(), IVY, '127.0.0.22');
+    assert.ok(other, 'another address once the first left');
+    other.close();
   });
 
   it('a quota is summed over the nodes', async () => {
