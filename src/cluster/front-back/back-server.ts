@@ -226,7 +226,8 @@ class BackStream extends LinkStream implements ClientSink {
 
   override onPeerEnd(): void {
     if (this.handle?.endInput) this.handle.endInput();
-    else this.onPeerClose('client_end');
+    // An upstream that cannot half-close (middle): the session ends here, and the front is told so.
+    else this.close('client_end');
   }
 
   onPeerClose(_reason: string): void {

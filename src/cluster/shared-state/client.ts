@@ -70,6 +70,8 @@ export class SharedStateLink {
   readonly #listeners = new Set<LinkListener>();
   readonly #messageListeners = new Set<MessageListener>();
   readonly #channels = new Set<string>();
+  readonly #resubscribed = new Set<() => void>();
+  #subReadyBefore = false;
   #up = false;
   #closed = false;
   #downSince = Date.now();
@@ -92,6 +94,9 @@ export class SharedStateLink {
     this.#sub.on('ready', () => {
       if (this.#channels.size > 0)
         this.#sub.subscribe(...this.#channels).catch((e) => this.fail('subscribe', e));
+      // Announcements sent while the subscriber was away are lost: whoever listens re-reads the state.
+      if (this.#subReadyBefore) for (const l of [...this.#resubscribed]) this.#safely(l);
+      this.#subReadyBefore = true;
     });
     this.#sub.on('message', (channel: string, message: string) => {
       for (const l of this.#messageListeners) {
@@ -144,6 +149,19 @@ export class SharedStateLink {
 
   onChange(listener: LinkListener): void {
     this.#listeners.add(listener);
+  }
+
+  /** `listener` runs each time the subscriber connection is back after a break (messages may have been missed). */
+  onResubscribed(listener: () => void): void {
+    this.#resubscribed.add(listener);
+  }
+
+  #safely(l: () => void): void {
+    try {
+      l();
+    } catch (err) {
+      this.fail('listener', err);
+    }
   }
 
   /** Subscribe to `channel` (a full name, prefix included); messages of every channel go to `listener`. */

@@ -74,6 +74,10 @@ export class SharedState {
     this.link.onChange((up) => {
       if (up && this.#timer !== null) void this.#reconnected();
     });
+    // The channel's announcements missed while the subscriber reconnected: re-read what they announce.
+    this.link.onResubscribed(() => {
+      if (this.#timer !== null && this.link.up) void this.#reloadShared();
+    });
   }
 
   /** The node's shared state, not connected yet (`start()` connects). */
@@ -125,6 +129,14 @@ export class SharedState {
     await this.tables.load();
     const changed = await this.users.load();
     if (changed) this.#registry?.reload();
+  }
+
+  async #reloadShared(): Promise<void> {
+    try {
+      await this.#loadShared();
+    } catch (err) {
+      this.link.fail('reload', err);
+    }
   }
 
   async #reconnected(): Promise<void> {

@@ -9,6 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { connectObfuscated } from '../../../src/client/obfuscated-client.ts';
+import { userToJson } from '../../../src/cluster/shared-state/users.ts';
 import { handleUsers } from '../../../src/users/api.ts';
 import { start, waitForOutput } from '../../cli/spawn-cli.ts';
 import { type ClusterNode, clusterNodeToml, startClusterNode } from '../../helpers/cluster-node.ts';
@@ -21,6 +23,20 @@ import { redisSkip, startRedis, type TestRedis } from '../../helpers/redis.ts';
 const ALICE = 'a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1';
 const CAROL = 'c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0';
 const DAVE = 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0';
+const ERIN = 'e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0';
+const IVY = '1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e';
+
+/** A session from `localAddress` (a loopback address of its own), echoed once; null when refused. */
+async function sessionFrom(port: number, secret: string, localAddress: string) {
+  try {
+    const c = await connectObfuscated({ host: '127.0.0.1', port, secret, dcId: 2, localAddress });
+    c.sendFrame(Buffer.alloc(40, 3));
+    await c.nextFrame(5000);
+    return c;
+  } catch {
+    return null;
+  }
+}
 
 /** The same file users on every node: carol has a quota, dave one connection at a time. */
 const FILE_USERS = `
@@ -34,6 +50,11 @@ quota_period = "total"
 name = "dave"
 secret = "${DAVE}"
 max_connections = 1
+
+[[users]]
+name = "ivy"
+secret = "${IVY}"
+max_ips = 1
 `;
 
 /** Polls an asynchronous condition (a connection attempt) until it holds, for at most 15 s. */
@@ -89,6 +110,43 @@ describe('users across nodes', { skip: redisSkip }, () => {
     assert.equal(await relays(a.port(), ALICE), false);
     assert.equal((await api(b, 'DELETE', ['alice'])).status, 200);
     await until(() => a.proxy.users.get('alice') === undefined, 'alice deleted on node A');
+  });
+
+  it('an announcement missed while a subscriber reconnected is caught up', async () => {
+    const created = await api(a, 'POST', [], { name: 'erin', secret: ERIN });
+    assert.equal(created.status, 201);
+    await until(() => b.proxy.users.get('erin') !== undefined, 'erin on node B');
+    // Another node's edit whose announcement nobody heard: in Redis only.
+    const changed = { ...a.proxy.users.get('erin')!.config, maxConnections: 7 };
+    assert.equal(await redis.command('HSET', 'mtproxy:users', 'erin', userToJson(changed)), ':0\r\n');
+    assert.equal(b.proxy.users.get('erin')!.config.maxConnections, 0);
+    // The subscribers lose their connection; once back, each node re-reads what it may have missed.
+    assert.match(await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub'), /^:[1-9]/);
+    await until(() => b.proxy.users.get('erin')!.config.maxConnections === 7, 'the edit on node B');
+    await until(() => a.proxy.users.get('erin')!.config.maxConnections === 7, 'the edit on node A');
+    assert.equal((await api(a, 'DELETE', ['erin'])).status, 200);
+    await until(() => b.proxy.users.get('erin') === undefined, 'erin deleted on node B');
+  });
+
+  it("a user's client addresses are counted over the nodes (max_ips)", async () => {
+    const first = await sessionFrom(a.port(), IVY, '127.0.0.21');
+    assert.ok(first, 'the first address on node A');
+    try {
+      // A second address is refused on the other node; the same address is still welcome there.
+      assert.equal(await sessionFrom(b.port(), IVY, '127.0.0.22'), null);
+      const same = await sessionFrom(b.port(), IVY, '127.0.0.21');
+      assert.ok(same, 'the same address on node B');
+      same.close();
+    } finally {
+      first.close();
+    }
+    await until(
+      () => a.proxy.users.get('ivy')!.leases.size === 0 && b.proxy.users.get('ivy')!.leases.size === 0,
+      "ivy's sessions over",
+    );
+    const other = await sessionFrom(b.port(), IVY, '127.0.0.22');
+    assert.ok(other, 'another address once the first left');
+    other.close();
   });
 
   it('a quota is summed over the nodes', async () => {
