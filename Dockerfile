@@ -27,9 +27,11 @@ WORKDIR /opt/mtproxy
 # Ports below 1024 need CAP_NET_BIND_SERVICE: a file capability on the node binary grants it to the unprivileged
 # user (Docker's default capability set includes it), so 443 works without running as root. A file capability
 # is ignored under no-new-privileges (`--security-opt no-new-privileges`): then use a port above 1023.
+# libjemalloc2: bin/mtproxy.js preloads it, and it gives the memory of a burst of sessions back to the system
+# where glibc's allocator keeps it (bench/README.md, memory at rest; MTPROXY_MALLOC=system opts out).
 # This layer comes before the sources, so a code change does not re-run it.
 RUN apt-get update -q \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libcap2-bin \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libcap2-bin libjemalloc2 \
  && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")" \
  && apt-get purge -y libcap2-bin \
  && apt-get autoremove -y \

@@ -11,21 +11,44 @@ const entry = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 
 // glibc gives every thread that allocates its own malloc arena (up to 8 per core) and returns little of it:
 // after a burst of sessions, the worker threads' freed socket and cipher buffers stay in the arenas as RSS.
-// Two arenas give most of it back (bench/README.md, memory at rest). The variable is read when the process
-// starts, so the launcher replaces itself (same pid, signals and descriptors) once with it set; an operator's
-// own MALLOC_ARENA_MAX is kept, and musl ignores it.
-if (
-  process.platform === 'linux' &&
-  process.env.MALLOC_ARENA_MAX === undefined &&
-  typeof process.execve === 'function'
-) {
-  try {
-    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-      ...process.env,
-      MALLOC_ARENA_MAX: '2',
-    });
-  } catch {
-    // Carry on with the default arenas.
+// Two arenas give part of it back; the rest stays until a malloc_trim(), for which Node has no binding.
+// jemalloc gives freed pages back by itself (its background thread purges them within seconds), so when the
+// system has it (Debian/Ubuntu: libjemalloc2) the launcher preloads it; MTPROXY_MALLOC=system keeps glibc's,
+// and an operator's own LD_PRELOAD, MALLOC_CONF or MALLOC_ARENA_MAX is kept (bench/README.md, memory at rest).
+// Both are read when the process starts, so the launcher replaces itself (same pid, signals and descriptors)
+// once with them set.
+const JEMALLOC_PATHS = [
+  '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2',
+  '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2',
+  '/usr/lib64/libjemalloc.so.2',
+  '/usr/lib/libjemalloc.so.2',
+  '/usr/local/lib/libjemalloc.so.2',
+];
+
+/** What the environment gains before the proxy runs (empty: nothing to re-exec for). */
+function allocatorEnv(env) {
+  const add = {};
+  if (env.MALLOC_ARENA_MAX === undefined) add.MALLOC_ARENA_MAX = '2';
+  const jemalloc =
+    env.MTPROXY_MALLOC !== 'system' && !env.LD_PRELOAD ? JEMALLOC_PATHS.find((p) => existsSync(p)) : undefined;
+  if (jemalloc) {
+    add.LD_PRELOAD = jemalloc;
+    if (env.MALLOC_CONF === undefined) add.MALLOC_CONF = 'background_thread:true';
+  }
+  return add;
+}
+
+if (process.platform === 'linux' && typeof process.execve === 'function') {
+  const add = allocatorEnv(process.env);
+  if (Object.keys(add).length > 0) {
+    try {
+      process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+        ...process.env,
+        ...add,
+      });
+    } catch {
+      // Carry on with the default allocator settings.
+    }
   }
 }
 const pinnedNode = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));

@@ -8,8 +8,8 @@ import type { ClusterDocument } from '../cluster/status.ts';
 import { configLinks } from '../config/links.ts';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log.ts';
-import { createMetricsRegistry, type MetricsRegistry, type StatsSource } from '../metrics/registry.ts';
-import { MetricsServer } from '../metrics/server.ts';
+import type { MetricsRegistry, StatsSource } from '../metrics/registry.ts';
+import type { MetricsServer } from '../metrics/server.ts';
 import type { Stats } from '../metrics/stats.ts';
 import type { CounterStore } from '../policy/counters.ts';
 import { PolicyEngine } from '../policy/engine.ts';
@@ -17,7 +17,7 @@ import { PolicyTables, type TableLookup } from '../policy/tables.ts';
 import { describeBindError, StartupError } from '../runtime/bind-errors.ts';
 import { topUsers, type UsersApiHost } from '../users/api.ts';
 import { openUserStore, UserRegistry } from '../users/registry.ts';
-import { AdminServer, type ReloadOutcome } from './server.ts';
+import type { AdminServer, ReloadOutcome } from './server.ts';
 import { buildStatus, type LinksDocument } from './status.ts';
 
 /** What the operations plane needs from the running proxy. */
@@ -223,6 +223,11 @@ export class Operations {
       this.#metricsServer.setAllow(next.metrics.allow);
       return;
     }
+    // Loaded when a metrics listener is configured: prom-client and node:http are a few MB of heap otherwise.
+    const [{ createMetricsRegistry }, { MetricsServer }] = await Promise.all([
+      import('../metrics/registry.ts'),
+      import('../metrics/server.ts'),
+    ]);
     this.#metrics ??= createMetricsRegistry({
       sources: this.#metricsSources,
       userLabels: () => this.#config.metrics.userLabels,
@@ -277,6 +282,8 @@ export class Operations {
         return null;
       }
     };
+    // Loaded when the admin API is configured (node:http), like /metrics above.
+    const { AdminServer } = await import('./server.ts');
     const admin = new AdminServer({
       token,
       limits,

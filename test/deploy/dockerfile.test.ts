@@ -152,6 +152,16 @@ describe('Dockerfile', () => {
     assert.ok(setcap < firstSourceCopy, 'the apt-get/setcap layer comes before COPY of the sources');
   });
 
+  it('installs the jemalloc that the launcher preloads, and keeps it', () => {
+    const install = finalStage.find((i) => i.op === 'RUN' && /\bapt-get install\b/.test(i.args));
+    assert.ok(install, 'an apt-get install in the final stage');
+    assert.match(install.args, /\blibjemalloc2\b/);
+    assert.doesNotMatch(install.args, /apt-get (purge|remove)[^&]*libjemalloc2/);
+    const launcher = readFileSync(join(repo, 'bin', 'mtproxy.js'), 'utf8');
+    assert.ok(launcher.includes("'/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'"));
+    assert.ok(launcher.includes("'/usr/lib/aarch64-linux-gnu/libjemalloc.so.2'"));
+  });
+
   it('says that no-new-privileges disables binding 443 through the file capability', () => {
     const compose = readFileSync(join(repo, 'compose.yaml'), 'utf8');
     const readme = readFileSync(join(repo, 'README.md'), 'utf8');

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -58,34 +58,67 @@ describe('bin/mtproxy.js without built-in type stripping', () => {
 });
 
 describe('bin/mtproxy.js on Linux', { skip: process.platform !== 'linux' }, () => {
-  it('runs the proxy in its own process with two malloc arenas, unless the environment says otherwise', async () => {
+  /** Start `mtproxy run` through the launcher and read its environment and mappings once it serves. */
+  const started = async (env: NodeJS.ProcessEnv): Promise<{ environ: string[]; maps: string }> => {
     const dir = mkdtempSync(join(tmpdir(), 'mtproxy-launcher-'));
     const file = join(dir, 'mtproxy.toml');
     writeFileSync(
       file,
       `workers = 1\n[[listeners]]\nhost = "127.0.0.1"\nport = 0\nsecret = "0123456789abcdef0123456789abcdef"\nallowed_protocols = ["secure"]\n`,
     );
-    const arenasOf = async (env: NodeJS.ProcessEnv): Promise<string | undefined> => {
-      const child = spawn(process.execPath, [launcher, 'run', '--config', file], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-        env,
-      });
-      try {
-        const lines = createInterface({ input: child.stdout! });
-        for await (const line of lines) if (/Proxy links for listener "main"/.test(line)) break;
-        // The same pid: the launcher replaced itself rather than starting a child.
-        const environ = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
-        return environ.find((e) => e.startsWith('MALLOC_ARENA_MAX='));
-      } finally {
-        child.kill('SIGKILL');
-      }
-    };
+    const child = spawn(process.execPath, [launcher, 'run', '--config', file], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env,
+    });
     try {
-      const { MALLOC_ARENA_MAX: _, ...env } = process.env;
-      assert.equal(await arenasOf(env), 'MALLOC_ARENA_MAX=2');
-      assert.equal(await arenasOf({ ...env, MALLOC_ARENA_MAX: '4' }), 'MALLOC_ARENA_MAX=4');
+      const lines = createInterface({ input: child.stdout! });
+      for await (const line of lines) if (/Proxy links for listener "main"/.test(line)) break;
+      // The same pid: the launcher replaced itself rather than starting a child.
+      return {
+        environ: readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0'),
+        maps: readFileSync(`/proc/${child.pid}/maps`, 'utf8'),
+      };
     } finally {
+      child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
+  };
+  const {
+    MALLOC_ARENA_MAX: _arenas,
+    LD_PRELOAD: _preload,
+    MALLOC_CONF: _conf,
+    MTPROXY_MALLOC: _malloc,
+    ...cleanEnv
+  } = process.env;
+
+  it('runs the proxy in its own process with two malloc arenas, unless the environment says otherwise', async () => {
+    const arenasOf = async (env: NodeJS.ProcessEnv) =>
+      (await started(env)).environ.find((e) => e.startsWith('MALLOC_ARENA_MAX='));
+    assert.equal(await arenasOf(cleanEnv), 'MALLOC_ARENA_MAX=2');
+    assert.equal(await arenasOf({ ...cleanEnv, MALLOC_ARENA_MAX: '4' }), 'MALLOC_ARENA_MAX=4');
+  });
+
+  const jemalloc = [
+    '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2',
+    '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2',
+    '/usr/lib64/libjemalloc.so.2',
+    '/usr/lib/libjemalloc.so.2',
+    '/usr/local/lib/libjemalloc.so.2',
+  ].find((p) => existsSync(p));
+
+  it("preloads the system's jemalloc unless MTPROXY_MALLOC=system, keeping an operator's MALLOC_CONF", {
+    skip: jemalloc ? false : 'no libjemalloc.so.2 on this system',
+  }, async () => {
+    const preloaded = await started(cleanEnv);
+    assert.ok(preloaded.environ.includes(`LD_PRELOAD=${jemalloc}`));
+    assert.ok(preloaded.environ.includes('MALLOC_CONF=background_thread:true'));
+    assert.match(preloaded.maps, /libjemalloc/);
+    // An operator's own allocator settings stay as they are.
+    const tuned = await started({ ...cleanEnv, MALLOC_CONF: 'narenas:1' });
+    assert.ok(tuned.environ.includes('MALLOC_CONF=narenas:1'));
+    const system = await started({ ...cleanEnv, MTPROXY_MALLOC: 'system' });
+    assert.doesNotMatch(system.maps, /libjemalloc/);
+    assert.ok(!system.environ.some((e) => e.startsWith('LD_PRELOAD=')));
+    assert.ok(system.environ.includes('MALLOC_ARENA_MAX=2'));
   });
 });

@@ -1,15 +1,17 @@
 // A worker thread receives an already-checked config and leaves the admin API and /metrics to the
 // supervisor, and the fleet's Redis link to the primary: the modules it loads must not pull in the config
 // schema, prom-client, node:http, the TOML parser or the Redis client (each worker would carry their heap and
-// code for nothing).
+// code for nothing). The supervisor loads prom-client and node:http only once /metrics or the admin API is
+// configured.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 
 const WORKER_ENTRY = new URL('../../src/workers/worker-main.ts', import.meta.url).href;
 
-test('the modules of a worker thread leave out the schema, metrics and admin servers and the Redis client', async () => {
-  // The same module graph as worker-main.ts (which needs the supervisor's workerData to run), recorded by a
+/** Specifiers resolved while a fresh thread imports `entries` (relative to worker-main.ts). */
+async function modulesOf(entries: string[]): Promise<string[]> {
+  // The same module graph as the real thread (which needs the supervisor's workerData to run), recorded by a
   // resolve hook inside the thread.
   const source = `
     const { registerHooks } = await import('node:module');
@@ -17,18 +19,27 @@ test('the modules of a worker thread leave out the schema, metrics and admin ser
     const seen = [];
     registerHooks({ resolve(specifier, context, next) { seen.push(specifier); return next(specifier, context); } });
     const entry = ${JSON.stringify(WORKER_ENTRY)};
-    await import(new URL('./worker-runtime.ts', entry).href);
-    await import(new URL('./shared-replay.ts', entry).href);
-    await import(new URL('./shared-counters.ts', entry).href);
-    await import(new URL('../log.ts', entry).href);
+    for (const e of ${JSON.stringify(entries)}) await import(new URL(e, entry).href);
     parentPort.postMessage(seen);
   `;
   const worker = new Worker(source, { eval: true });
-  const seen = await new Promise<string[]>((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-  });
-  await worker.terminate();
+  try {
+    return await new Promise<string[]>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+  } finally {
+    await worker.terminate();
+  }
+}
+
+test('the modules of a worker thread leave out the schema, metrics and admin servers and the Redis client', async () => {
+  const seen = await modulesOf([
+    './worker-runtime.ts',
+    './shared-replay.ts',
+    './shared-counters.ts',
+    '../log.ts',
+  ]);
   assert.ok(
     seen.some((s) => s.endsWith('/proxy.ts')),
     'the proxy itself is loaded',
@@ -43,4 +54,14 @@ test('the modules of a worker thread leave out the schema, metrics and admin ser
     '../config/schema.ts',
   ])
     assert.ok(!seen.includes(heavy), `${heavy} is not loaded by a worker`);
+});
+
+test('the supervisor loads prom-client, node:http and the Redis client only when they are configured', async () => {
+  const seen = await modulesOf(['./supervisor.ts', '../admin/operations.ts']);
+  assert.ok(
+    seen.some((s) => s.endsWith('/operations.ts')),
+    'the admin operations are loaded',
+  );
+  for (const heavy of ['prom-client', 'node:http', 'ioredis'])
+    assert.ok(!seen.includes(heavy), `${heavy} is not loaded before it is configured`);
 });
