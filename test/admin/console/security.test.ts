@@ -4,6 +4,9 @@
  * same-origin browser; the cookie's flags; no secret in the HTML; wrong tokens rate-limited per source.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { parseConfig } from '../../../src/config/load.ts';
 import { FailureLimiter, sourceKey } from '../../../src/admin/console/rate-limit.ts';
@@ -482,5 +485,22 @@ describe('console: turned off, token rotated, listener QR', () => {
     } finally {
       await p.stop();
     }
+  });
+});
+
+describe('console: the README', () => {
+  it('has a section that shows the screenshots the browser tests take, and how to reach it safely', () => {
+    const repo = fileURLToPath(new URL('../../../', import.meta.url));
+    const readme = readFileSync(path.join(repo, 'README.md'), 'utf8');
+    const start = readme.indexOf('\n## Web console\n');
+    assert.ok(start >= 0);
+    const text = readme.slice(start, readme.indexOf('\n## ', start + 1));
+    const images = [...text.matchAll(/\((docs\/console\/[a-z-]+\.png)\)/g)].map((m) => m[1]);
+    for (const page of ['overview', 'users', 'user', 'tables', 'listeners']) {
+      assert.ok(images.includes(`docs/console/${page}-desktop.png`), page);
+    }
+    for (const image of images) assert.ok(existsSync(path.join(repo, image)), image);
+    assert.match(text, /ssh -N -L 9101:127\.0\.0\.1:9101/);
+    assert.match(text, /TLS reverse proxy/);
   });
 });
