@@ -269,9 +269,11 @@ export class Operations {
       idleTimeoutMs: next.admin.idleTimeoutMs,
       maxConnections: next.admin.maxConnections,
     };
+    const console = { enabled: next.admin.console, sessionTtlMs: next.admin.consoleSessionMs };
     if (this.#admin && previous && sameListen(previous.admin.listen, listen)) {
       this.#admin.setToken(token);
       this.#admin.setLimits(limits);
+      this.#admin.setConsole(console);
       return;
     }
     const host = this.#host!;
@@ -287,6 +289,7 @@ export class Operations {
     const admin = new AdminServer({
       token,
       limits,
+      console,
       log: this.#log,
       startedAt: this.#stats.startedAt,
       hooks: {

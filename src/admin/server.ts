@@ -14,6 +14,8 @@ import { canonicalTableValue } from '../policy/keys.ts';
 import { isValidTableName, type PolicyTables } from '../policy/tables.ts';
 import { MtpError } from '../runtime/errors.ts';
 import { handleUsers, type UsersApiHost } from '../users/api.ts';
+import { ConsoleHandler, type ConsoleOptions, isConsolePath } from './console/handler.ts';
+import { qrMatrix, qrSvg } from '../links/qr.ts';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -48,6 +50,8 @@ export interface AdminServerOptions {
   startedAt?: number;
   /** Bounds on slow and idle clients; default: ADMIN_LIMITS_DEFAULT. */
   limits?: Partial<AdminLimits>;
+  /** The web console under /console/ (signed in with the token); default off. */
+  console?: ConsoleOptions;
 }
 
 /** How long a request may take to arrive, how long an idle connection stays, how many connections at once. */
@@ -152,6 +156,7 @@ export class AdminServer {
   #limits: AdminLimits;
   /** Connections with a request whose answer is not finished: the idle timeout leaves them alone. */
   readonly #busy = new Map<net.Socket, number>();
+  readonly #console: ConsoleHandler;
 
   constructor(opts: AdminServerOptions) {
     this.#limits = { ...ADMIN_LIMITS_DEFAULT, ...opts.limits };
@@ -160,6 +165,20 @@ export class AdminServer {
     this.#startedAt = opts.startedAt ?? Date.now();
     this.#log = opts.log;
     this.#tokenDigest = AdminServer.#checkToken(opts.token);
+    this.#console = new ConsoleHandler(
+      {
+        host: this.#hooks,
+        checkToken: (token) => timingSafeEqual(digest(token), this.#tokenDigest),
+        route: (req, res, target) => this.#route(req, res, target),
+        log: this.#log,
+      },
+      opts.console ?? { enabled: false, sessionTtlMs: 0 },
+    );
+  }
+
+  /** Turn the console on or off, or change its sign-in lifetime (hot reload). */
+  setConsole(options: ConsoleOptions): void {
+    this.#console.setOptions(options);
   }
 
   static #checkToken(token: string): Buffer {
@@ -171,7 +190,10 @@ export class AdminServer {
 
   /** Replace the token (hot reload); the next request must use the new one. */
   setToken(token: string): void {
-    this.#tokenDigest = AdminServer.#checkToken(token);
+    const next = AdminServer.#checkToken(token);
+    // A new token signs every console session out.
+    if (!next.equals(this.#tokenDigest)) this.#console.signOutEveryone();
+    this.#tokenDigest = next;
   }
 
   /** Replace the bounds (hot reload); they apply to the next requests and idle periods. */
@@ -224,6 +246,7 @@ export class AdminServer {
     server.listen(listen.port, listen.host);
     await once(server, 'listening');
     this.#server = server;
+    this.#console.start();
     this.#log?.info({ address: this.address() }, 'admin API listening');
   }
 
@@ -237,6 +260,7 @@ export class AdminServer {
     const server = this.#server;
     if (!server) return;
     this.#server = null;
+    this.#console.close();
     // A reload that moves or turns off the admin API is itself an admin request: let requests in flight get
     // their answer (close() drops idle keep-alive connections), and cut whatever is left after a grace period.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -269,6 +293,8 @@ export class AdminServer {
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    // The console authenticates by its own session cookie, then runs the routes below (#route).
+    if (this.#console.enabled && isConsolePath(req.url)) return this.#console.handle(req, res);
     if (!this.#authorized(req)) {
       // Do not read the body of an unauthenticated request; close instead of keeping the socket.
       sendJson(
@@ -283,9 +309,14 @@ export class AdminServer {
       req.resume();
       return;
     }
+    return this.#route(req, res, req.url ?? '/');
+  }
+
+  /** An authenticated request for `target` (the bearer API's own path, or the console's API path). */
+  async #route(req: http.IncomingMessage, res: http.ServerResponse, target: string): Promise<void> {
     let url: URL;
     try {
-      url = new URL(req.url ?? '/', 'http://admin');
+      url = new URL(target, 'http://admin');
     } catch {
       throw new HttpError(400, 'malformed request target');
     }
@@ -321,6 +352,17 @@ export class AdminServer {
     if (segments.length === 1 && head === 'links') {
       if (method !== 'GET') methodNotAllowed('GET');
       return sendJson(res, 200, this.#hooks.links());
+    }
+    if (segments.length === 2 && head === 'links' && name === 'qr.svg') {
+      if (method !== 'GET') methodNotAllowed('GET');
+      const links = (this.#hooks.links() as { links?: Array<{ tg: string; https: string }> }).links ?? [];
+      const index = Number(url.searchParams.get('link') ?? 0);
+      const link = Number.isInteger(index) ? links[index] : undefined;
+      if (!link) throw new HttpError(404, `no link number ${url.searchParams.get('link')}`);
+      const svg = qrSvg(qrMatrix(url.searchParams.get('form') === 'tg' ? link.tg : link.https));
+      res.writeHead(200, { 'content-type': 'image/svg+xml', 'cache-control': 'no-store' });
+      res.end(svg);
+      return;
     }
     if (segments.length === 1 && head === 'reload') {
       if (method !== 'POST') methodNotAllowed('POST');

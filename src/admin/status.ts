@@ -17,6 +17,9 @@ export interface ListenerStatus {
   protocols: string[];
   connectionsActive: number;
   connectionsTotal: number;
+  /** Bytes relayed since the start: read from clients, and written to them. */
+  bytesFromClient: number;
+  bytesToClient: number;
   /** Sessions past the handshake, per client protocol. */
   sessions: Record<SessionProtocol, { active: number; total: number }>;
   handshakeFailures: Record<string, number>;
@@ -94,6 +97,8 @@ export function buildStatus(
       protocols: [...l.allowedProtocols],
       connectionsActive: 0,
       connectionsTotal: 0,
+      bytesFromClient: 0,
+      bytesToClient: 0,
       sessions: Object.fromEntries(
         SESSION_PROTOCOLS.map((p) => [p, { active: 0, total: 0 }]),
       ) as ListenerStatus['sessions'],
@@ -112,6 +117,8 @@ export function buildStatus(
       fingerprints.push(s.helloFingerprints);
       out.connectionsActive += s.connectionsActive;
       out.connectionsTotal += s.connectionsTotal;
+      out.bytesFromClient += s.bytesFromClient;
+      out.bytesToClient += s.bytesToClient;
       for (const p of SESSION_PROTOCOLS) {
         out.sessions[p].active += s.sessionsActive[p];
         out.sessions[p].total += s.sessionsTotal[p];

@@ -876,6 +876,18 @@ const configSchema = z.strictObject({
         'integer',
         'Admin connections open at once; more are closed as they arrive.',
       ),
+      console: withDefault(
+        bool(),
+        true,
+        'boolean',
+        'Serve the web console at /console/ of the admin address (signed in with the token).',
+      ),
+      console_session: withDefault(
+        duration(),
+        '12h',
+        'duration',
+        'A console sign-in lasts this long; the session cookie expires with it.',
+      ),
     },
     'HTTP admin API.',
   ),
@@ -1262,6 +1274,8 @@ export function parseConfigObject(input: unknown, options: ParseOptions = {}): C
       bodyTimeoutMs: raw.admin.body_timeout,
       idleTimeoutMs: raw.admin.idle_timeout,
       maxConnections: raw.admin.max_connections,
+      console: raw.admin.console,
+      consoleSessionMs: raw.admin.console_session,
     },
     log: { level: raw.log.level, format: raw.log.format },
     buffers: {

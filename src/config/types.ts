@@ -123,6 +123,10 @@ export interface AdminConfig {
   /** An admin connection with no request in progress is closed after this long without a byte. */
   idleTimeoutMs: number;
   maxConnections: number;
+  /** The web console under /console/ of the admin server. */
+  console: boolean;
+  /** Lifetime of a console sign-in. */
+  consoleSessionMs: number;
 }
 
 export interface LogConfig {

@@ -148,6 +148,8 @@ token = "s3cr3t-token"
       bodyTimeoutMs: 10_000,
       idleTimeoutMs: 30_000,
       maxConnections: 32,
+      console: true,
+      consoleSessionMs: 43_200_000,
     });
   });
 
