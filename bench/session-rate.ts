@@ -10,6 +10,9 @@ import { type Row, row, rowsOrFailure, slotRow } from './lib/report.ts';
 import { sizes } from './lib/sizes.ts';
 import { runStandalone } from './lib/standalone.ts';
 
+/** Warm-up churn before the timed window, in ms (default: a quarter of the window, at most 1 s). */
+const WARMUP_MS = process.env.BENCH_WARMUP_MS ? Number(process.env.BENCH_WARMUP_MS) : undefined;
+
 export interface RateResult {
   perSec: number;
   failures: number;
@@ -40,8 +43,9 @@ export async function measureSessionRate(
       ),
     );
   try {
-    // A proxy runs for months: measure it warm, not while its handshake code is still being compiled.
-    await churn(Math.min(1000, sizes.durationMs / 4));
+    // A proxy runs for months: measure it warm, not while its handshake code is still being compiled
+    // (BENCH_WARMUP_MS; each worker compiles its own, so on a busy machine two workers need longer).
+    await churn(WARMUP_MS ?? Math.min(1000, sizes.durationMs / 4));
     const spread = () => path.proxy.call<{ perWorker: number[] }>('spread');
     const acceptedBefore = (await spread()).perWorker;
     const before = await path.usage();

@@ -43,9 +43,19 @@ interface PendingConnect {
 const PENDING = Symbol('mtproxy.pendingConnect');
 type ConnectingSocket = net.Socket & { [PENDING]?: PendingConnect };
 
+/** TCP keep-alive of a DC socket: the first probe after this much silence. */
+export const DC_KEEPALIVE_DELAY_MS = 60_000;
 /**
- * TCP connect with a timeout towards a DC; resolves with the connected socket, with no-delay and keep-alive
- * set. Its reads go to its link (found through LINK) and never to 'data' listeners.
+ * How often the links are swept for keep-alive. A link gets it at the second sweep it lives through (15-30 s
+ * old): enabling it costs four setsockopt calls, which most sessions (a connect, a few requests, gone) would
+ * pay for nothing, and a probe comes only after a minute of silence anyway.
+ */
+export const DC_KEEPALIVE_SWEEP_MS = 15_000;
+
+/**
+ * TCP connect with a timeout towards a DC; resolves with the connected socket, with no-delay set (keep-alive
+ * comes later, see DC_KEEPALIVE_SWEEP_MS). Its reads go to its link (found through LINK) and never to 'data'
+ * listeners.
  */
 export function connectTcp(addr: HostPort, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -53,8 +63,6 @@ export function connectTcp(addr: HostPort, timeoutMs: number): Promise<net.Socke
       host: addr.host,
       port: addr.port,
       noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: 60_000,
       onread: { buffer: DC_READ_BUFFER, callback: dcRead },
     });
     socket[PENDING] = { resolve, reject, addr, timer: setTimeout(connectTimedOut, timeoutMs, socket) };
@@ -107,6 +115,8 @@ export class DirectUpstream implements Upstream {
    * authenticated client can name any of 65,536 ids, and unknown ones only cost a fresh lookup.
    */
   private routes = new WeakMap<UpstreamConfig, Map<number, DcRoute | null>>();
+  /** The keep-alive sweep, armed while links are open. */
+  private keepAliveSweep: NodeJS.Timeout | null = null;
 
   constructor(getConfig: () => Config, log: Logger, stats: Stats) {
     this.getConfig = getConfig;
@@ -132,7 +142,9 @@ export class DirectUpstream implements Upstream {
       try {
         const socket = await connectTcp(addr, cfg.connectTimeoutMs);
         dcStats.connects++;
-        return new DirectLink(socket, client.transport, route.dcId, sink, dcStats, this.links);
+        const link = new DirectLink(socket, client.transport, route.dcId, sink, dcStats, this.links);
+        this.armKeepAliveSweep();
+        return link;
       } catch (err) {
         dcStats.connectErrors++;
         dcStats.error(errorCode(err, 'connect'));
@@ -164,7 +176,19 @@ export class DirectUpstream implements Upstream {
     return route;
   }
 
+  private armKeepAliveSweep(): void {
+    if (this.keepAliveSweep !== null) return;
+    this.keepAliveSweep = setTimeout(() => {
+      this.keepAliveSweep = null;
+      for (const link of this.links) link.sweptForKeepAlive();
+      if (this.links.size > 0) this.armKeepAliveSweep();
+    }, DC_KEEPALIVE_SWEEP_MS);
+    this.keepAliveSweep.unref();
+  }
+
   async close(): Promise<void> {
+    if (this.keepAliveSweep !== null) clearTimeout(this.keepAliveSweep);
+    this.keepAliveSweep = null;
     for (const link of [...this.links]) link.close();
   }
 }
@@ -189,6 +213,8 @@ export class DirectLink implements UpstreamHandle, TurnBudget {
   turnBytes = 0;
   private pausedBySink = false;
   private yielded = false;
+  /** Keep-alive sweeps lived through (see DC_KEEPALIVE_SWEEP_MS); keep-alive is on from the second. */
+  private sweeps = 0;
   /**
    * Our obfuscated2 header, until it goes out with the first bytes for the DC (one write, one segment, as a
    * real client sends it); a link with nothing to send by the next turn of the event loop sends it alone.
@@ -236,6 +262,17 @@ export class DirectLink implements UpstreamHandle, TurnBudget {
     out.copy(first, header.length);
     this.stats.bytesToDc += first.length;
     return this.socket.write(first);
+  }
+
+  /** @internal One more keep-alive sweep lived through: keep-alive goes on at the second. */
+  sweptForKeepAlive(): void {
+    if (++this.sweeps !== 2 || this.closed) return;
+    this.socket.setKeepAlive(true, DC_KEEPALIVE_DELAY_MS);
+  }
+
+  /** Whether TCP keep-alive is on for this link's socket (tests). */
+  get keepAlive(): boolean {
+    return this.sweeps >= 2;
   }
 
   /** @internal Send the header alone if no data came to carry it. */

@@ -6,7 +6,12 @@ import type { Config, UpstreamConfig } from '../../../src/config/types.ts';
 import { logger } from '../../../src/log.ts';
 import { Stats } from '../../../src/metrics/stats.ts';
 import { DEFAULT_DC_ADDRESSES, resolveDc } from '../../../src/upstream/direct/dc-addresses.ts';
-import { connectTcp, DirectUpstream } from '../../../src/upstream/direct/direct-upstream.ts';
+import {
+  connectTcp,
+  DC_KEEPALIVE_SWEEP_MS,
+  type DirectLink,
+  DirectUpstream,
+} from '../../../src/upstream/direct/direct-upstream.ts';
 import type { ClientInfo, ClientSink } from '../../../src/upstream/types.ts';
 import { FakeDc } from '../../helpers/fake-dc.ts';
 
@@ -185,6 +190,30 @@ describe('DirectUpstream', () => {
       (e: { code?: string }) => e.code === 'MTP_ERR_UPSTREAM_CONNECT',
     );
     assert.equal(stats.dc(2).connectErrors, 3);
+  });
+
+  it('turns TCP keep-alive on for a link that lives through two sweeps, not for short ones', async () => {
+    const cfg = configWith(`4 = ["127.0.0.1:${dc.port}"]`);
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const up = new DirectUpstream(() => cfg, silent, new Stats());
+      const long = (await up.open(client(4), sink())) as DirectLink;
+      const short = (await up.open(client(4), sink())) as DirectLink;
+      assert.equal(long.keepAlive, false);
+      mock.timers.tick(DC_KEEPALIVE_SWEEP_MS);
+      assert.equal(long.keepAlive, false);
+      short.close();
+      const late = (await up.open(client(4), sink())) as DirectLink;
+      mock.timers.tick(DC_KEEPALIVE_SWEEP_MS);
+      assert.equal(long.keepAlive, true);
+      assert.equal(short.keepAlive, false);
+      assert.equal(late.keepAlive, false);
+      mock.timers.tick(DC_KEEPALIVE_SWEEP_MS);
+      assert.equal(late.keepAlive, true);
+      await up.close();
+    } finally {
+      mock.timers.reset();
+    }
   });
 
   it('tells the session when the DC closes', async () => {
