@@ -178,6 +178,21 @@ level = "silent"
     assert.equal(ok.data.rate, 2e6);
   });
 
+  it('a new secret (the shared link) ends the sessions on the old one at once; the new one works', async () => {
+    const old = (await api('GET', '/users/alice')).data.secret as string;
+    const c = await echoedSession(port, old);
+    const fresh = 'ab'.repeat(16);
+    const changed = await api('PATCH', '/users/alice', { secret: fresh });
+    assert.equal(changed.data.secret, fresh);
+    await c.closed;
+    assert.equal(await relays(port, old), false);
+    assert.equal(await relays(port, fresh), true);
+    // Another user's secret is refused.
+    const taken = await api('PATCH', '/users/alice', { secret: FILED });
+    assert.equal(taken.status, 400);
+    assert.match(taken.data.errors.secret, /filed/);
+  });
+
   it('links per protocol and domain, QR codes as SVG and PNG', async () => {
     const { data } = await api('GET', '/users/alice/links');
     const protocols = data.links.map((l: { protocol: string }) => l.protocol);
