@@ -224,6 +224,13 @@ level = "silent"
     assert.ok(usage.data.current.bytes > 0);
     const status = await api('GET', '/status');
     assert.equal(status.data.users.by_traffic[0].name, 'alice');
+    // By connections now: an open session counts.
+    const secret = (await api('GET', '/users/alice')).data.secret as string;
+    const c = await echoedSession(port, secret);
+    const top = await api('GET', '/users/top?limit=1');
+    assert.deepEqual(top.data.by_connections, [{ name: 'alice', sessions_active: 1 }]);
+    assert.equal(top.data.by_traffic.length, 1);
+    c.close();
     const reset = await api('POST', '/users/alice/reset');
     assert.equal(reset.data.usage.bytes, 0);
   });
