@@ -137,6 +137,8 @@ level = "silent"
     const dup = await api('POST', '/users', { name: 'x', secret: FILED, listeners: ['nope'] });
     assert.match(dup.data.errors.secret, /filed/);
     assert.match(dup.data.errors.listeners, /nope/);
+    const listenerSecret = await api('POST', '/users', { name: 'x', secret: TEST_SECRET_HEX });
+    assert.match(listenerSecret.data.errors.secret, /listener "main"/);
   });
 
   it('creates a user live (secret generated) whose secret works at once', async () => {
