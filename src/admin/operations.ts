@@ -14,6 +14,7 @@ import { PolicyEngine } from '../policy/engine.ts';
 import { PolicyTables, type TableLookup } from '../policy/tables.ts';
 import { describeBindError, StartupError } from '../runtime/bind-errors.ts';
 import { topUsers, type UsersApiHost } from '../users/api.ts';
+import type { Clock } from '../users/period.ts';
 import { openUserStore, UserRegistry } from '../users/registry.ts';
 import { AdminServer, type ReloadOutcome } from './server.ts';
 import { buildStatus, type LinksDocument } from './status.ts';
@@ -44,6 +45,8 @@ export interface OperationsOptions {
   refreshStats?: () => Promise<void>;
   /** A table was edited through the admin API (worker threads re-read their copies). */
   tablesChanged?: () => Promise<void>;
+  /** The users' clock of a supervisor without sessions (tests stop it); default the system clock. */
+  userClock?: Clock;
 }
 
 function sameListen(a: Config['admin']['listen'], b: Config['admin']['listen']): boolean {
@@ -71,6 +74,7 @@ export class Operations {
   #stopped = false;
   #users: UserRegistry | null = null;
   #ownsUsers = false;
+  readonly #userClock: Clock | undefined;
 
   constructor(opts: OperationsOptions) {
     this.#config = opts.config;
@@ -82,6 +86,7 @@ export class Operations {
     this.#metricsSources = opts.metricsSources ?? (() => stats);
     this.#refreshStats = opts.refreshStats;
     this.#tablesChanged = opts.tablesChanged;
+    this.#userClock = opts.userClock;
     // Open the database up front when the config needs it, so a bad state folder fails the start, not a client.
     if (usesTables(opts.config)) this.tables();
     // After stop() a straggling session must not reopen the database.
@@ -113,7 +118,7 @@ export class Operations {
     if (!this.#users) {
       const store = openUserStore(config, null);
       if (!store) return undefined;
-      this.#users = new UserRegistry({ store });
+      this.#users = new UserRegistry({ store, clock: this.#userClock });
       this.#users.applyConfig(config);
       this.#ownsUsers = true;
     }
