@@ -16,6 +16,7 @@ import { PolicyEngine } from '../policy/engine.ts';
 import { PolicyTables, type TableLookup } from '../policy/tables.ts';
 import { describeBindError, StartupError } from '../runtime/bind-errors.ts';
 import { topUsers, type UsersApiHost } from '../users/api.ts';
+import type { Clock } from '../users/period.ts';
 import { openUserStore, UserRegistry } from '../users/registry.ts';
 import type { AdminServer, ReloadOutcome } from './server.ts';
 import { buildStatus, type LinksDocument } from './status.ts';
@@ -50,6 +51,8 @@ export interface OperationsOptions {
   refreshStats?: () => Promise<void>;
   /** A table was edited through the admin API (worker threads re-read their copies). */
   tablesChanged?: () => Promise<void>;
+  /** The users' clock of a supervisor without sessions (tests stop it); default the system clock. */
+  userClock?: Clock;
 }
 
 function sameListen(a: Config['admin']['listen'], b: Config['admin']['listen']): boolean {
@@ -77,6 +80,7 @@ export class Operations {
   #stopped = false;
   #users: UserRegistry | null = null;
   #ownsUsers = false;
+  readonly #userClock: Clock | undefined;
 
   constructor(opts: OperationsOptions) {
     this.#config = opts.config;
@@ -88,6 +92,7 @@ export class Operations {
     this.#metricsSources = opts.metricsSources ?? (() => stats);
     this.#refreshStats = opts.refreshStats;
     this.#tablesChanged = opts.tablesChanged;
+    this.#userClock = opts.userClock;
     // Open the database up front when the config needs it, so a bad state folder fails the start, not a client.
     if (usesTables(opts.config)) this.tables();
     // After stop() a straggling session must not reopen the database.
@@ -119,7 +124,7 @@ export class Operations {
     if (!this.#users) {
       const store = openUserStore(config, null);
       if (!store) return undefined;
-      this.#users = new UserRegistry({ store });
+      this.#users = new UserRegistry({ store, clock: this.#userClock });
       this.#users.applyConfig(config);
       this.#ownsUsers = true;
     }

@@ -644,7 +644,11 @@ export class UserRegistry {
       this.#rollPeriod(user, now);
       if (user.leases.size > 0) {
         if (user.expired(now)) this.#endSessions(user, 'user_expired');
-        else if (user.overQuota()) this.#endSessions(user, 'user_quota');
+        else if (user.overQuota()) {
+          // On record before the sessions end: another worker's next session of the user reads it.
+          this.#safely(() => this.#flushUser(user));
+          this.#endSessions(user, 'user_quota');
+        }
       }
     }
     this.#writeStats();

@@ -176,6 +176,8 @@ export class Supervisor {
       metricsSources: () => this.statsSources(),
       refreshStats: () => this.refreshStats(),
       tablesChanged: () => this.tablesChanged(),
+      // Tests: the admin API's users run on the workers' stopped clock too.
+      userClock: this.#userClock === null ? undefined : { now: () => this.#userClock ?? Date.now() },
     });
     for (let index = 0; index < workers; index++) {
       this.#slots.push({

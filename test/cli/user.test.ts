@@ -123,6 +123,10 @@ test('--json everywhere: every action prints a JSON document', async () => {
   };
   assert.equal((await parse('user', 'add', 'jay', '--max-connections', '2')).max_connections, 2);
   assert.equal((await parse('user', 'set', 'jay', '--reset-day', '5')).quota_reset_day, 5);
+  const secret = 'cd'.repeat(16);
+  assert.equal((await parse('user', 'set', 'jay', '--secret', secret)).secret, secret);
+  assert.equal(proxy.users.get('jay')!.secret.toString('hex'), secret);
+  assert.deepEqual((await parse('user', 'set', 'jay', '--listener', 'main')).listeners, ['main']);
   assert.equal((await parse('user', 'show', 'jay')).name, 'jay');
   assert.equal((await parse('user', 'disable', 'jay')).enabled, false);
   assert.equal((await parse('user', 'enable', 'jay')).enabled, true);

@@ -137,6 +137,8 @@ level = "silent"
     const dup = await api('POST', '/users', { name: 'x', secret: FILED, listeners: ['nope'] });
     assert.match(dup.data.errors.secret, /filed/);
     assert.match(dup.data.errors.listeners, /nope/);
+    const listenerSecret = await api('POST', '/users', { name: 'x', secret: TEST_SECRET_HEX });
+    assert.match(listenerSecret.data.errors.secret, /listener "main"/);
   });
 
   it('creates a user live (secret generated) whose secret works at once', async () => {
@@ -178,6 +180,21 @@ level = "silent"
     assert.equal(ok.data.rate, 2e6);
   });
 
+  it('a new secret (the shared link) ends the sessions on the old one at once; the new one works', async () => {
+    const old = (await api('GET', '/users/alice')).data.secret as string;
+    const c = await echoedSession(port, old);
+    const fresh = 'ab'.repeat(16);
+    const changed = await api('PATCH', '/users/alice', { secret: fresh });
+    assert.equal(changed.data.secret, fresh);
+    await c.closed;
+    assert.equal(await relays(port, old), false);
+    assert.equal(await relays(port, fresh), true);
+    // Another user's secret is refused.
+    const taken = await api('PATCH', '/users/alice', { secret: FILED });
+    assert.equal(taken.status, 400);
+    assert.match(taken.data.errors.secret, /filed/);
+  });
+
   it('links per protocol and domain, QR codes as SVG and PNG', async () => {
     const { data } = await api('GET', '/users/alice/links');
     const protocols = data.links.map((l: { protocol: string }) => l.protocol);
@@ -209,6 +226,13 @@ level = "silent"
     assert.ok(usage.data.current.bytes > 0);
     const status = await api('GET', '/status');
     assert.equal(status.data.users.by_traffic[0].name, 'alice');
+    // By connections now: an open session counts.
+    const secret = (await api('GET', '/users/alice')).data.secret as string;
+    const c = await echoedSession(port, secret);
+    const top = await api('GET', '/users/top?limit=1');
+    assert.deepEqual(top.data.by_connections, [{ name: 'alice', sessions_active: 1 }]);
+    assert.equal(top.data.by_traffic.length, 1);
+    c.close();
     const reset = await api('POST', '/users/alice/reset');
     assert.equal(reset.data.usage.bytes, 0);
   });

@@ -207,6 +207,18 @@ for (const mode of ['threads', 'processes'] as WorkerMode[]) {
       });
     }
 
+    it('reset through the admin API lets a user over quota in again on every worker', async () => {
+      const list = await sessions(QD, 6);
+      for (const s of list) s.sendFrame(Buffer.alloc(1000, 7));
+      await allEnded(list, 'every session of the user ended');
+      assert.equal(await relays(QD), false, 'refused while over quota');
+      const reset = await api('POST', '/users/qd/reset');
+      assert.equal(reset.status, 200);
+      // New sessions land on both workers: each of them lets the user in.
+      const again = await sessions(QD, 6);
+      closeAll(again);
+    });
+
     it('rate: held while the clock stands still, split between the workers holding the sessions', async () => {
       const list = await sessions(SLOW, 8);
       // The rate is split between the workers that hold the user's sessions (each knows within a flush).
@@ -274,7 +286,7 @@ for (const mode of ['threads', 'processes'] as WorkerMode[]) {
       assert.equal(await relays(FILED), true);
     });
 
-    it('Prometheus: per-user series summed over the workers, the user label capped or switched off', async () => {
+    it('Prometheus and the top users: per-user figures summed over the workers; the label capped or off', async () => {
       const scrape = async () => {
         await sup.refreshStats();
         const res = await fetch(`http://127.0.0.1:${sup.operations.metricsAddress()!.port}/metrics`);
@@ -296,6 +308,15 @@ for (const mode of ['threads', 'processes'] as WorkerMode[]) {
         f = await scrape();
         return value(f, 'mtproxy_user_sessions_active', { user: 'filed' }) === 4;
       });
+      // The top users over every worker: by connections now, by this period's traffic.
+      const top = (await api('GET', '/users/top')).data;
+      assert.deepEqual(top.by_connections[0], { name: 'filed', sessions_active: 4 });
+      assert.ok(
+        top.by_traffic.some((u: { name: string }) => u.name === 'slow'),
+        JSON.stringify(top),
+      );
+      const status = (await api('GET', '/status')).data;
+      assert.deepEqual(status.users.by_connections[0], { name: 'filed', sessions_active: 4 });
       assert.ok(value(f, 'mtproxy_user_refusals_total', { user: 'ip', reason: 'max_ips' })! >= 1);
       assert.ok(value(f, 'mtproxy_user_refusals_total', { user: 'qd', reason: 'quota' })! >= 1);
       assert.ok(value(f, 'mtproxy_user_refusals_total', { user: 'exp', reason: 'expired' })! >= 1);
