@@ -22,6 +22,10 @@ export interface TestRedis {
   /** Stop the server (SIGKILL with `hard`); it can be started again on the same port with `start()`. */
   stop(hard?: boolean): Promise<void>;
   start(): Promise<void>;
+  /** Freeze the server (SIGSTOP): connections stay open and nothing answers, as with a hung Redis. */
+  pause(): void;
+  /** Let a paused server go on (SIGCONT). */
+  resume(): void;
   /** One command over a fresh connection (inline protocol), the raw reply. */
   command(...args: string[]): Promise<string>;
 }
@@ -103,6 +107,8 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
     child = null;
     if (!proc || proc.exitCode !== null) return;
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    // A paused server would not act on SIGTERM.
+    if (!hard) proc.kill('SIGCONT');
     proc.kill(hard ? 'SIGKILL' : 'SIGTERM');
     await exited;
   };
@@ -123,6 +129,13 @@ export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis
     });
   await start();
   if (dir) rmLater.add(dir);
+  const signal = (sig: NodeJS.Signals): void => {
+    const proc = child as ChildProcess | null;
+    if (!proc || proc.exitCode !== null) throw new Error('redis-server is not running');
+    proc.kill(sig);
+  };
+  const pause = () => signal('SIGSTOP');
+  const resume = () => signal('SIGCONT');
   const url = opts.tls ? `rediss://localhost:${port}` : `redis://127.0.0.1:${port}`;
-  return { port, url, stop, start, command };
+  return { port, url, stop, start, pause, resume, command };
 }

@@ -7,6 +7,8 @@ const USAGE = 'cluster certs --out DIR --nodes NAME[,NAME...] [--days N]';
 export const command: CliCommand = {
   name: 'cluster',
   summary: 'Generate the certificates of a front/back cluster (a CA and one per node)',
+  details:
+    'A folder that already holds ca.crt and ca.key keeps its CA, which signs the new nodes: run it again with the same --out to add a node to a running fleet.',
   usage: USAGE,
   options: {
     out: { type: 'string', valueName: 'DIR', description: 'Folder for the files (created; files mode 0600)' },
@@ -38,9 +40,19 @@ export const command: CliCommand = {
     }
     // The certificate library is loaded only by this command.
     const { generateClusterCerts } = await import('../../cluster/front-back/certs.ts');
-    const { files } = await generateClusterCerts(out, names, validity);
-    for (const f of files) ctx.out(`wrote ${out.replace(/\/$/, '')}/${f}`);
-    ctx.out('copy ca.crt and <node>.crt/.key to each node; keep ca.key offline (it signs new nodes)');
+    let written: Awaited<ReturnType<typeof generateClusterCerts>>;
+    try {
+      written = await generateClusterCerts(out, names, validity);
+    } catch (err) {
+      ctx.err(`mtproxy cluster: ${out}: ${(err as Error).message}`);
+      return 1;
+    }
+    const dir = out.replace(/\/$/, '');
+    if (written.reusedCa) ctx.out(`signed with the fleet's CA already in ${dir} (ca.crt, ca.key)`);
+    for (const f of written.files) ctx.out(`wrote ${dir}/${f}`);
+    ctx.out(
+      'copy ca.crt and <node>.crt/.key to each node; keep ca.key offline (run this again with the same --out to add nodes)',
+    );
     return 0;
   },
 };

@@ -58,6 +58,8 @@ export class SharedState {
   #sessions: () => number = () => 0;
   #timer: NodeJS.Timeout | null = null;
   #beating: Promise<void> | null = null;
+  /** The users' and tables' versions at the last heartbeat (see #catchUp). */
+  #versions: string | null = null;
   #closed = false;
 
   private constructor(config: Config, opts: SharedStateOptions) {
@@ -131,6 +133,21 @@ export class SharedState {
     if (changed) this.#registry?.reload();
   }
 
+  /**
+   * Users and tables carry a version Redis bumps with every edit. An edit whose announcement this node
+   * missed (its subscriber was reconnecting, or Redis came back before the editor) shows as a new version
+   * here, and the node re-reads them: every edit reaches every node within a heartbeat at the latest.
+   */
+  async #catchUp(): Promise<void> {
+    const versions = (
+      await this.link.redis.mget(this.link.key('users-version'), this.link.key('tables-version'))
+    ).join(',');
+    if (versions === this.#versions) return;
+    const first = this.#versions === null;
+    this.#versions = versions;
+    if (!first) await this.#loadShared();
+  }
+
   async #reloadShared(): Promise<void> {
     try {
       await this.#loadShared();
@@ -188,6 +205,7 @@ export class SharedState {
     if (this.#closed || !this.link.up) return;
     try {
       await heartbeat(this.link, this.info(), this.#config.cluster.nodeTimeoutMs);
+      await this.#catchUp();
       await this.counters.reconcile();
       await this.tables.push();
       await this.users.sync();

@@ -13,7 +13,8 @@ type Edit = { op: 'add' | 'remove'; table: string; value: string };
 export class ClusterPolicyTables extends PolicyTables {
   #link: SharedStateLink | null = null;
   #node = '';
-  #edits: Edit[] = [];
+  /** Edits not in Redis yet, the last one per table value (so the queue is bounded by the tables' size). */
+  #edits = new Map<string, Edit>();
   /** Called when another node's edits were applied here. */
   onChange: (() => void) | null = null;
 
@@ -37,7 +38,10 @@ export class ClusterPolicyTables extends PolicyTables {
   }
 
   #queue(edit: Edit): void {
-    this.#edits.push(edit);
+    const k = `${edit.table}\n${edit.value}`;
+    // Only the last edit of a value matters; it goes to the end of the queue.
+    this.#edits.delete(k);
+    this.#edits.set(k, edit);
     void this.push();
   }
 
@@ -48,21 +52,30 @@ export class ClusterPolicyTables extends PolicyTables {
   /** Send queued edits; what fails stays queued. */
   async push(): Promise<void> {
     const link = this.#link;
-    if (!link?.up || this.#edits.length === 0) return;
-    const edits = this.#edits;
-    this.#edits = [];
+    if (!link?.up || this.#edits.size === 0) return;
+    const edits = [...this.#edits.values()];
+    this.#edits = new Map();
     const m = link.redis.multi();
     for (const e of edits) {
       if (e.op === 'add') m.sadd(link.key('table', e.table), e.value).sadd(link.key('tables'), e.table);
       else m.srem(link.key('table', e.table), e.value);
     }
     m.set(link.key('tables-seeded'), '1');
+    // Bumped with every edit: a node that missed the announcement sees it at its next heartbeat.
+    m.incr(link.key('tables-version'));
     m.publish(link.key('events'), JSON.stringify({ type: 'tables', from: this.#node }));
     try {
       await m.exec();
     } catch (err) {
       link.fail('tables', err);
-      this.#edits = [...edits, ...this.#edits];
+      // Put back what failed, unless the value was edited again meanwhile (the newer edit wins).
+      const newer = this.#edits;
+      this.#edits = new Map();
+      for (const e of edits) this.#edits.set(`${e.table}\n${e.value}`, e);
+      for (const [k, e] of newer) {
+        this.#edits.delete(k);
+        this.#edits.set(k, e);
+      }
     }
   }
 
@@ -78,8 +91,8 @@ export class ClusterPolicyTables extends PolicyTables {
       const r = link.redis;
       if ((await r.exists(link.key('tables-seeded'))) === 0) {
         for (const { name } of this.summaries())
-          for (const v of this.list(name)) this.#edits.push({ op: 'add', table: name, value: v });
-        if (this.#edits.length === 0) await r.set(link.key('tables-seeded'), '1');
+          for (const v of this.list(name)) this.#queueQuietly({ op: 'add', table: name, value: v });
+        if (this.#edits.size === 0) await r.set(link.key('tables-seeded'), '1');
         await this.push();
         return false;
       }
@@ -107,8 +120,13 @@ export class ClusterPolicyTables extends PolicyTables {
     }
   }
 
+  #queueQuietly(edit: Edit): void {
+    const k = `${edit.table}\n${edit.value}`;
+    if (!this.#edits.has(k)) this.#edits.set(k, edit);
+  }
+
   /** Edits not yet in Redis (status). */
   get pendingEdits(): number {
-    return this.#edits.length;
+    return this.#edits.size;
   }
 }

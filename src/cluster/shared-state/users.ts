@@ -224,6 +224,8 @@ export class ClusterUserStore extends UserStore {
     }
     for (const [name, s] of secrets) m.hsetnx(this.#link.key('user-secrets'), name, s.toString('hex'));
     m.set(this.#link.key('users-seeded'), '1');
+    // Bumped with every edit: a node that missed the announcement sees it at its next heartbeat.
+    m.incr(this.#link.key('users-version'));
     if (users.length > 0) m.publish(this.#events, JSON.stringify({ type: 'users', from: this.#node }));
     try {
       await m.exec();

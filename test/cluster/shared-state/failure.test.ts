@@ -127,3 +127,52 @@ describe('Redis stopped and restarted while clients connect', { skip: redisSkip 
     await until(() => shared(a).status().pendingUsage === 0, 'every usage delta acknowledged');
   });
 });
+
+describe('a Redis that hangs (connections open, no answers)', { skip: redisSkip }, () => {
+  let redis: TestRedis;
+  let dc: FakeDc;
+  let a: ClusterNode;
+  let b: ClusterNode;
+
+  before(async () => {
+    redis = await startRedis();
+    dc = await FakeDc.start();
+    a = await startClusterNode('a', redis.url, dc.port, { top: FILE_USERS });
+    b = await startClusterNode('b', redis.url, dc.port, { top: FILE_USERS });
+  });
+
+  after(async () => {
+    redis?.resume();
+    await a?.stop();
+    await b?.stop();
+    await dc?.stop();
+    await redis?.stop();
+  });
+
+  it('sessions are still served, each Redis command given up after the timeout', async () => {
+    redis.pause();
+    try {
+      // Every check that would ask Redis gives up after cluster.timeout and decides locally.
+      const served = async (n: ClusterNode): Promise<boolean> => {
+        (await echoedSession(n.port(), TEST_SECRET_HEX)).close();
+        return true;
+      };
+      const sessions = await Promise.all([a, b, a, b].map(served));
+      assert.deepEqual(sessions, [true, true, true, true]);
+      // A limit still holds on each node from its own count.
+      const dave = await echoedSession(a.port(), DAVE);
+      assert.equal(await relays(a.port(), DAVE), false);
+      dave.close();
+      const errors = a.proxy.sharedState!.status().errors;
+      assert.ok((errors.replay ?? 0) > 0, JSON.stringify(errors));
+      assert.ok((errors.acquire ?? 0) > 0, JSON.stringify(errors));
+    } finally {
+      redis.resume();
+    }
+    // Answers again: a replay across nodes is refused once more.
+    const random = randomBytes(64);
+    await until(() => a.proxy.sharedState!.link.up && b.proxy.sharedState!.link.up, 'links up');
+    assert.equal(await relays(a.port(), TEST_SECRET_HEX, random), true);
+    assert.equal(await relays(b.port(), TEST_SECRET_HEX, random), false);
+  });
+});

@@ -49,7 +49,7 @@ describe('policy tables and max_connections across nodes', { skip: redisSkip }, 
   let b: ClusterNode;
 
   before(async () => {
-    redis = await startRedis();
+    redis = await startRedis({ persist: true });
     dc = await FakeDc.start();
     a = await startClusterNode('a', redis.url, dc.port, { top: POLICIES });
     b = await startClusterNode('b', redis.url, dc.port, { top: POLICIES });
@@ -71,6 +71,31 @@ describe('policy tables and max_connections across nodes', { skip: redisSkip }, 
     assert.equal(b.proxy.operations!.tables().remove('blocked', '127.0.0.5'), true);
     await until(() => !a.proxy.operations!.tables().has('blocked', '127.0.0.5'), 'the removal on node A');
     assert.equal(await relaysFrom(a.port(), '127.0.0.5'), true);
+  });
+
+  it('edits made while Redis is away are kept, one per value, and reach the fleet when it is back', async () => {
+    const tablesA = a.proxy.operations!.tables();
+    const tablesB = b.proxy.operations!.tables();
+    await redis.stop();
+    await until(() => !a.proxy.sharedState!.link.up, 'node A sees Redis down');
+    // Edited back and forth: only the last edit of each value waits.
+    for (let i = 0; i < 50; i++) {
+      tablesA.add('blocked', '127.0.0.7');
+      tablesA.remove('blocked', '127.0.0.7');
+    }
+    tablesA.add('blocked', '127.0.0.7');
+    tablesA.add('blocked', '127.0.0.8');
+    tablesA.remove('blocked', '127.0.0.8');
+    assert.equal(a.proxy.sharedState!.status().pendingTableEdits, 2);
+    assert.equal(await relaysFrom(a.port(), '127.0.0.7'), false);
+    assert.equal(tablesB.has('blocked', '127.0.0.7'), false);
+    await redis.start();
+    await until(() => tablesB.has('blocked', '127.0.0.7'), 'the value on node B');
+    assert.equal(a.proxy.sharedState!.status().pendingTableEdits, 0);
+    assert.equal(tablesB.has('blocked', '127.0.0.8'), false);
+    assert.equal(await relaysFrom(b.port(), '127.0.0.7'), false);
+    tablesB.remove('blocked', '127.0.0.7');
+    await until(() => !tablesA.has('blocked', '127.0.0.7'), 'the removal on node A');
   });
 
   it('max_connections counts the sessions of every node', async () => {
