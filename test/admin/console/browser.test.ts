@@ -152,6 +152,30 @@ describe('console: in Chromium', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} i
     assert.equal(await page.evaluate('document.cookie'), '', 'the page script cannot read the cookie');
   });
 
+  it('is usable with the keyboard alone', async () => {
+    const focused = () => page.evaluate('document.activeElement?.textContent?.trim() ?? ""');
+    let text = '';
+    for (let i = 0; i < 12 && text !== 'Users'; i++) {
+      await page.keyboard.press('Tab');
+      text = String(await focused());
+    }
+    assert.equal(text, 'Users', 'the Users link is reached with Tab');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: /^Users/, level: 1 }).waitFor();
+    for (let i = 0; i < 12 && text !== 'New user'; i++) {
+      await page.keyboard.press('Tab');
+      text = String(await focused());
+    }
+    assert.equal(text, 'New user');
+    await page.keyboard.press('Enter');
+    await page.locator('#new-name').waitFor();
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('keyboard-user');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: /^keyboard-user/, level: 1 }).waitFor();
+    assert.equal((await admin('DELETE', '/users/keyboard-user')).deleted, true);
+  });
+
   it('creates a user and shows its links with QR codes', async () => {
     await page.getByRole('link', { name: 'Users', exact: true }).click();
     await page.getByRole('heading', { name: /^Users/, level: 1 }).waitFor();
@@ -235,6 +259,9 @@ describe('console: in Chromium', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} i
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
     await page.locator('[aria-label="Traffic over the last hour"] canvas').waitFor();
     await page.locator('tr[data-dc="2"]').waitFor();
+    await page.getByRole('button', { name: 'Reload config' }).click();
+    await page.getByRole('status').getByText('Config reloaded.').waitFor();
+    await page.getByText(/^Last reload applied at/).waitFor();
     await shoot('overview');
     await page.getByRole('link', { name: 'Listeners', exact: true }).click();
     await page.locator('section[data-listener="main"] img').first().waitFor();
