@@ -240,7 +240,7 @@ describe('console: in Chromium', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} i
     await shoot('users');
   });
 
-  it('disables the user and its open session ends', async () => {
+  it('disables the user and its open session ends; edits it on its page', async () => {
     assert.ok(client);
     await page.locator('tr[data-user="alice"]').getByRole('button', { name: 'Disable alice' }).click();
     await withTimeout(client.closed, 10_000, 'the disabled user’s session ending');
@@ -252,6 +252,15 @@ describe('console: in Chromium', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} i
     await page.getByRole('heading', { name: 'Usage history' }).waitFor();
     await page.locator('[aria-label="Usage of alice by period"] canvas').waitFor();
     await shoot('user');
+    // Edit it on its page: the form shows sizes as written, and saves through PATCH /users/alice.
+    assert.equal(await page.locator('#edit-quota').inputValue(), '20MB');
+    await page.locator('#edit-quota').fill('50GB');
+    await page.locator('#edit-max_ips').fill('3');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('status').getByText('Saved.').waitFor();
+    const edited = await admin('GET', '/users/alice');
+    assert.equal(edited.quota, 50_000_000_000);
+    assert.equal(edited.max_ips, 3);
   });
 
   it('shows the overview with live traffic and the listeners with their QR codes', async () => {
@@ -293,6 +302,16 @@ describe('console: in Chromium', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} i
     await page.getByRole('button', { name: 'Create' }).click();
     await page.locator('section[data-table="customers"]').waitFor();
     await shoot('tables');
+  });
+
+  it('deletes a user from the list', async () => {
+    await admin('POST', '/users', { name: 'bob' });
+    await page.getByRole('link', { name: 'Users', exact: true }).click();
+    await page.locator('tr[data-user="bob"]').getByRole('button', { name: 'Delete bob' }).click();
+    await page.getByRole('status').getByText('User bob deleted.').waitFor();
+    await page.locator('tr[data-user="bob"]').waitFor({ state: 'detached' });
+    const names = (await admin('GET', '/users')).users.map((u: { name: string }) => u.name);
+    assert.deepEqual(names, ['alice', 'filed']);
   });
 
   it('signs out: back to the sign-in page, and the console is closed again', async () => {
