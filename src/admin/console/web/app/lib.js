@@ -109,7 +109,7 @@ export function useLive() {
 export function useLoad(fn, deps = []) {
   const [state, setState] = useState({ data: null, error: null, loading: true });
   const [n, setN] = useState(0);
-  // biome-ignore lint/correctness/useExhaustiveDependencies: the caller names what the load depends on
+  // The caller names what the load depends on.
   useEffect(() => {
     let gone = false;
     fn().then(
