@@ -251,6 +251,7 @@ describe('console: in Chromium', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} i
     await page.getByRole('link', { name: 'alice' }).click();
     await page.getByRole('heading', { name: 'Usage history' }).waitFor();
     await page.locator('[aria-label="Usage of alice by period"] canvas').waitFor();
+    await page.locator('dl div', { hasText: 'Sessions now' }).locator('dd', { hasText: /^0$/ }).waitFor();
     await shoot('user');
     // Edit it on its page: the form shows sizes as written, and saves through PATCH /users/alice.
     assert.equal(await page.locator('#edit-quota').inputValue(), '20MB');
