@@ -2,6 +2,7 @@
  * A real proxy with its admin API and web console on loopback, a fake DC behind it, a state folder for
  * users, and the raw HTTP the console tests need (every header under the test's control).
  */
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.ts';
@@ -62,7 +63,10 @@ level = "silent"
 `;
   const log = logger.child({ test: true });
   log.level = process.env.MTP_TEST_LOG ?? 'silent';
-  const proxy = new ProxyServer(parseConfig(toml, { file: join(stateDir, 'mtproxy.toml') }), {
+  // On disk too, so that a reload (POST /reload) has a file to read.
+  const file = join(stateDir, 'mtproxy.toml');
+  writeFileSync(file, toml);
+  const proxy = new ProxyServer(parseConfig(toml, { file }), {
     log,
     stats: new Stats(),
   });

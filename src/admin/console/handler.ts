@@ -142,6 +142,8 @@ export function crossSiteReason(req: http.IncomingMessage, change: boolean): str
 interface Stream {
   res: http.ServerResponse;
   session: ConsoleSession;
+  /** The page shows users (`?users=1`): the list is pushed too. It is the big part of a snapshot. */
+  users: boolean;
 }
 
 export class ConsoleHandler {
@@ -271,7 +273,7 @@ export class ConsoleHandler {
     }
     if (rest === '/api/events') {
       if (change) return this.#json(res, 405, { error: 'use GET' });
-      return this.#openStream(res, session);
+      return this.#openStream(res, session, new URLSearchParams(search).get('users') === '1');
     }
     if (isApi) {
       const inner = rest.slice('/api'.length);
@@ -463,7 +465,7 @@ export class ConsoleHandler {
     this.#redirect(res, `${CONSOLE_PREFIX}/sign-in`, { 'set-cookie': clear });
   }
 
-  #openStream(res: http.ServerResponse, session: ConsoleSession): void {
+  #openStream(res: http.ServerResponse, session: ConsoleSession, users: boolean): void {
     if (this.#streams.size >= MAX_STREAMS) {
       // The oldest gives way: a phone that went to sleep leaves its stream behind.
       const oldest = this.#streams.values().next().value as Stream;
@@ -475,7 +477,7 @@ export class ConsoleHandler {
       'cache-control': 'no-store',
       'x-accel-buffering': 'no',
     });
-    const stream: Stream = { res, session };
+    const stream: Stream = { res, session, users };
     this.#streams.add(stream);
     res.on('close', () => this.#streams.delete(stream));
     res.write(`retry: 3000\n\n`);
@@ -486,8 +488,10 @@ export class ConsoleHandler {
     });
     if (this.#last) {
       this.#event(stream, 'status', this.#last.status);
-      if (this.#last.users !== null) this.#event(stream, 'users', this.#last.users);
+      if (users && this.#last.users !== null) this.#event(stream, 'users', this.#last.users);
     }
+    // A fresh snapshot for the newcomer (and everyone) rather than one up to a push interval old.
+    void this.#tick();
   }
 
   #event(stream: Stream, name: string, data: unknown): void {
@@ -508,7 +512,8 @@ export class ConsoleHandler {
       const now = Date.now();
       const sample = sampleOf(status, now);
       const day = this.#history.add(sample);
-      const users = host.users ? await this.#users(host.users) : null;
+      const wanted = [...this.#streams].some((s) => s.users);
+      const users = host.users && wanted ? await this.#users(host.users) : null;
       this.#last = { status, users };
       for (const stream of this.#streams) {
         if (this.#sessions.get(stream.session.id) === null) {
@@ -518,7 +523,7 @@ export class ConsoleHandler {
         }
         this.#event(stream, 'sample', { ...sample, day });
         this.#event(stream, 'status', status);
-        if (users !== null) this.#event(stream, 'users', users);
+        if (stream.users && users !== null) this.#event(stream, 'users', users);
       }
     } catch (err) {
       this.#deps.log?.warn({ err }, 'console snapshot failed');

@@ -152,6 +152,30 @@ describe('console: in Chromium', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} i
     assert.equal(await page.evaluate('document.cookie'), '', 'the page script cannot read the cookie');
   });
 
+  it('is usable with the keyboard alone', async () => {
+    const focused = () => page.evaluate('document.activeElement?.textContent?.trim() ?? ""');
+    let text = '';
+    for (let i = 0; i < 12 && text !== 'Users'; i++) {
+      await page.keyboard.press('Tab');
+      text = String(await focused());
+    }
+    assert.equal(text, 'Users', 'the Users link is reached with Tab');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: /^Users/, level: 1 }).waitFor();
+    for (let i = 0; i < 12 && text !== 'New user'; i++) {
+      await page.keyboard.press('Tab');
+      text = String(await focused());
+    }
+    assert.equal(text, 'New user');
+    await page.keyboard.press('Enter');
+    await page.locator('#new-name').waitFor();
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('keyboard-user');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: /^keyboard-user/, level: 1 }).waitFor();
+    assert.equal((await admin('DELETE', '/users/keyboard-user')).deleted, true);
+  });
+
   it('creates a user and shows its links with QR codes', async () => {
     await page.getByRole('link', { name: 'Users', exact: true }).click();
     await page.getByRole('heading', { name: /^Users/, level: 1 }).waitFor();
@@ -216,7 +240,7 @@ describe('console: in Chromium', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} i
     await shoot('users');
   });
 
-  it('disables the user and its open session ends', async () => {
+  it('disables the user and its open session ends; edits it on its page', async () => {
     assert.ok(client);
     await page.locator('tr[data-user="alice"]').getByRole('button', { name: 'Disable alice' }).click();
     await withTimeout(client.closed, 10_000, 'the disabled user’s session ending');
@@ -227,7 +251,17 @@ describe('console: in Chromium', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} i
     await page.getByRole('link', { name: 'alice' }).click();
     await page.getByRole('heading', { name: 'Usage history' }).waitFor();
     await page.locator('[aria-label="Usage of alice by period"] canvas').waitFor();
+    await page.locator('dl div', { hasText: 'Sessions now' }).locator('dd', { hasText: /^0$/ }).waitFor();
     await shoot('user');
+    // Edit it on its page: the form shows sizes as written, and saves through PATCH /users/alice.
+    assert.equal(await page.locator('#edit-quota').inputValue(), '20MB');
+    await page.locator('#edit-quota').fill('50GB');
+    await page.locator('#edit-max_ips').fill('3');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('status').getByText('Saved.').waitFor();
+    const edited = await admin('GET', '/users/alice');
+    assert.equal(edited.quota, 50_000_000_000);
+    assert.equal(edited.max_ips, 3);
   });
 
   it('shows the overview with live traffic and the listeners with their QR codes', async () => {
@@ -235,6 +269,9 @@ describe('console: in Chromium', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} i
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
     await page.locator('[aria-label="Traffic over the last hour"] canvas').waitFor();
     await page.locator('tr[data-dc="2"]').waitFor();
+    await page.getByRole('button', { name: 'Reload config' }).click();
+    await page.getByRole('status').getByText('Config reloaded.').waitFor();
+    await page.getByText(/^Last reload applied at/).waitFor();
     await shoot('overview');
     await page.getByRole('link', { name: 'Listeners', exact: true }).click();
     await page.locator('section[data-listener="main"] img').first().waitFor();
@@ -266,6 +303,16 @@ describe('console: in Chromium', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} i
     await page.getByRole('button', { name: 'Create' }).click();
     await page.locator('section[data-table="customers"]').waitFor();
     await shoot('tables');
+  });
+
+  it('deletes a user from the list', async () => {
+    await admin('POST', '/users', { name: 'bob' });
+    await page.getByRole('link', { name: 'Users', exact: true }).click();
+    await page.locator('tr[data-user="bob"]').getByRole('button', { name: 'Delete bob' }).click();
+    await page.getByRole('status').getByText('User bob deleted.').waitFor();
+    await page.locator('tr[data-user="bob"]').waitFor({ state: 'detached' });
+    const names = (await admin('GET', '/users')).users.map((u: { name: string }) => u.name);
+    assert.deepEqual(names, ['alice', 'filed']);
   });
 
   it('signs out: back to the sign-in page, and the console is closed again', async () => {

@@ -18,7 +18,9 @@ export function Chart({ data, series, time = true, bars = false, labels = null, 
     const opts = {
       width,
       height: 220,
-      scales: { x: time ? { time } : { time, range: (_u, min, max) => [min - 0.5, max + 0.5] } },
+      scales: {
+        x: time ? { time } : { time, auto: false, range: (u) => [-0.5, Math.max(1, u.data[0].length) - 0.5] },
+      },
       legend: { live: true },
       series: [
         {
@@ -32,7 +34,12 @@ export function Chart({ data, series, time = true, bars = false, labels = null, 
           width: bars ? 1 : 2,
           value: (_u, v) => (v === null ? '–' : format(v)),
           ...(bars
-            ? { paths: uPlot.paths.bars({ size: [0.7 / series.length, 60], align: i === 0 ? -1 : 1 }) }
+            ? {
+                paths: uPlot.paths.bars({
+                  size: [0.6, 80],
+                  align: series.length === 1 ? 0 : i === 0 ? -1 : 1,
+                }),
+              }
             : {}),
         })),
       ],

@@ -57,8 +57,14 @@ const notify = () => {
   for (const fn of listeners) fn({ ...live });
 };
 
-export function connectLive() {
-  const source = new EventSource('/console/api/events');
+let current = null;
+
+/** (Re)open the live stream; `users`: the page shows users, so the list comes too. */
+export function connectLive(users = false) {
+  if (current && current.users === users) return;
+  current?.source.close();
+  const source = new EventSource(`/console/api/events${users ? '?users=1' : ''}`);
+  current = { source, users };
   source.addEventListener('open', () => {
     live.connected = true;
     notify();
@@ -88,7 +94,6 @@ export function connectLive() {
     live.users = JSON.parse(e.data).users;
     notify();
   });
-  return source;
 }
 
 export function useLive() {
@@ -104,7 +109,7 @@ export function useLive() {
 export function useLoad(fn, deps = []) {
   const [state, setState] = useState({ data: null, error: null, loading: true });
   const [n, setN] = useState(0);
-  // biome-ignore lint/correctness/useExhaustiveDependencies: the caller names what the load depends on
+  // The caller names what the load depends on.
   useEffect(() => {
     let gone = false;
     fn().then(

@@ -34,6 +34,7 @@ function App({ session }) {
     return () => removeEventListener('hashchange', on);
   }, []);
   const r = route(hash);
+  connectLive(r.page === 'users' || r.page === 'user');
   useEffect(() => {
     const title = r.page === 'user' ? r.name : PAGES.find(([h]) => h === r.nav)?.[1];
     document.title = `${title} · mtproxy console`;
@@ -66,7 +67,6 @@ async function start() {
   }
   const session = await res.json();
   setCsrf(session.csrf);
-  connectLive();
   const root = document.getElementById('app');
   root.textContent = '';
   render(html`<${App} session=${session} />`, root);

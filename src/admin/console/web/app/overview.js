@@ -1,7 +1,7 @@
 // Overview: uptime, version, sessions by listener and protocol, live traffic, DCs, handshake failures.
 import { useState } from 'preact/hooks';
 import { Chart } from './chart.js';
-import { bytes, duration, html, rate, rates } from './lib.js';
+import { ApiError, api, bytes, duration, html, rate, rates } from './lib.js';
 
 function Tile({ label, value, title }) {
   return html`<div class="tile" title=${title}><div class="label">${label}</div><div class="value">${value}</div></div>`;
@@ -99,13 +99,40 @@ function Traffic({ live }) {
   </section>`;
 }
 
+function Reload() {
+  const [note, setNote] = useState(null);
+  const reload = async () => {
+    setNote(['muted', 'Reloading…']);
+    try {
+      await api('POST', '/reload');
+      setNote(['ok', 'Config reloaded.']);
+    } catch (e) {
+      setNote([
+        'bad',
+        e instanceof ApiError && e.status === 422 ? `Config refused: ${e.message}` : String(e.message),
+      ]);
+    }
+  };
+  return html`<div class="actions">
+    ${note && html`<span class=${note[0]} role="status">${note[1]}</span>`}
+    <button type="button" class="secondary" onClick=${reload}>Reload config</button>
+  </div>`;
+}
+
 export function Overview({ live }) {
   const s = live.status;
   if (!s) return html`<h1 tabindex="-1">Overview</h1><p class="loading">Waiting for the first snapshot…</p>`;
   const up = s.listeners.reduce((n, l) => n + (l.bytesFromClient ?? 0), 0);
   const down = s.listeners.reduce((n, l) => n + (l.bytesToClient ?? 0), 0);
   return html`
-    <h1 tabindex="-1">Overview</h1>
+    <div class="toolbar" style="justify-content: space-between; align-items: center">
+      <h1 tabindex="-1">Overview</h1>
+      <${Reload} />
+    </div>
+    ${
+      s.reloads.total > 0 &&
+      html`<p class=${s.reloads.lastOk ? 'muted' : 'bad'}>Last reload ${s.reloads.lastOk ? 'applied' : 'refused'} at ${s.reloads.lastAt}; ${s.reloads.total} in all, ${s.reloads.failures} refused.</p>`
+    }
     <div class="tiles">
       <${Tile} label="Uptime" value=${duration(s.uptimeSeconds)} title=${`since ${s.startedAt}`} />
       <${Tile} label="Version" value=${s.version} title=${`node ${s.node}, pid ${s.pid}`} />

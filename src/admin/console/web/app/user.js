@@ -13,9 +13,10 @@ function History({ name, bump }) {
   const periods = [...usage.data.periods].reverse().slice(-12);
   if (periods.length === 0) return html`<p class="muted">No usage recorded yet.</p>`;
   const labels = periods.map((p) => p.period);
-  const data = [periods.map((_p, i) => i), periods.map((p) => p.bytes_up), periods.map((p) => p.bytes_down)];
+  // Both directions count against the quota: the bars show their sum, the table each.
+  const data = [periods.map((_p, i) => i), periods.map((p) => p.bytes_up + p.bytes_down)];
   return html`
-    <${Chart} data=${data} series=${['from the user', 'to the user']} time=${false} bars=${true} labels=${labels}
+    <${Chart} data=${data} series=${['bytes']} time=${false} bars=${true} labels=${labels}
       label=${`Usage of ${name} by period`} />
     <div class="table-wrap"><table>
       <thead><tr><th>Period</th><th class="num">From the user</th><th class="num">To the user</th><th class="num">Sessions</th><th class="num hide-phone">IPs</th></tr></thead>
