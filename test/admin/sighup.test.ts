@@ -54,10 +54,20 @@ mode = "direct"
 `;
 }
 
+/** How long a step may take on a loaded machine (a start-up alone can take ten seconds there). */
+const DEADLINE_MS = 90_000;
+
 async function until<T>(probe: () => Promise<T | null | undefined | false>, what: string): Promise<T> {
-  for (let i = 0; i < 300; i++) {
+  const deadline = Date.now() + DEADLINE_MS;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `the proxy exited (${child.exitCode ?? child.signalCode}) while waiting for ${what}; stderr: ${stderr.slice(-500)}`,
+      );
+    }
     const v = await probe().catch(() => null);
     if (v) return v;
+    if (Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 30));
   }
   throw new Error(`timed out waiting for ${what}; stderr: ${stderr.slice(-500)}`);
@@ -92,6 +102,8 @@ before(async () => {
     stderr += d;
   });
   admin = new AdminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+  // Ready once it says so (its start-up time varies with the machine's load), then asked for its status.
+  await until(async () => /"msg":"admin API listening"/.test(stdout), 'the admin API to listen');
   const first = await until(() => status(), 'the admin API');
   port = first.listeners[0].port;
   assert.notEqual(port, 0);

@@ -107,13 +107,29 @@ class FakeLink {
   private pendingPlain: Buffer = Buffer.alloc(0);
   /** Reads and drops everything, answers nothing (a middle proxy that hangs). */
   stalled = false;
+  /**
+   * Both ends' addresses, taken on accept: the kernel forgets the peer's once the connection is closed on
+   * both sides, which happens before input still buffered is read when a link is rotated during its nonce.
+   */
+  private readonly addresses: { localIp: string; localPort: number; remoteIp: string; remotePort: number };
 
   constructor(fake: FakeMiddleProxy, id: number, socket: net.Socket) {
     this.fake = fake;
     this.id = id;
     this.socket = socket;
-    socket.on('data', (chunk) => this.onData(chunk));
+    this.addresses = {
+      localIp: socket.localAddress ?? '',
+      localPort: socket.localPort ?? 0,
+      remoteIp: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+    };
     socket.on('error', () => {});
+    // Reset before it was accepted: nothing to serve.
+    if (!this.addresses.remoteIp || !this.addresses.localIp) {
+      socket.destroy();
+      return;
+    }
+    socket.on('data', (chunk) => this.onData(chunk));
   }
 
   send(body: Buffer): void {
@@ -241,15 +257,15 @@ class FakeLink {
       this.encoder.nextSeq(),
     ).subarray(0, this.fake.padNonceAnswer ? 48 : 44);
     this.socket.write(answer);
-    const s = this.socket;
+    const a = this.addresses;
     const input = {
       serverNonce,
       clientNonce: this.clientNonce,
       clientTimestamp: this.clientTs,
-      serverIp: s.localAddress!,
-      serverPort: s.localPort!,
-      clientIp: this.fake.clientPublicIp ?? s.remoteAddress!,
-      clientPort: s.remotePort!,
+      serverIp: a.localIp,
+      serverPort: a.localPort,
+      clientIp: this.fake.clientPublicIp ?? a.remoteIp,
+      clientPort: a.remotePort,
       secret: this.fake.secret,
     };
     this.decryptor = createCbcDecryptor(deriveMiddleKey(input, 'CLIENT'));
