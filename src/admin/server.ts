@@ -9,13 +9,14 @@ import http from 'node:http';
 import type net from 'node:net';
 import { formatPolicyKey, PolicyKeyError } from '../config/policy-keys.ts';
 import type { HostPort, PolicyKey } from '../config/types.ts';
+import { qrMatrix, qrSvg } from '../links/qr.ts';
 import type { Logger } from '../log.ts';
 import { canonicalTableValue } from '../policy/keys.ts';
 import { isValidTableName, type PolicyTables } from '../policy/tables.ts';
 import { MtpError } from '../runtime/errors.ts';
 import { handleUsers, type UsersApiHost } from '../users/api.ts';
 import { ConsoleHandler, type ConsoleOptions, isConsolePath } from './console/handler.ts';
-import { qrMatrix, qrSvg } from '../links/qr.ts';
+import { sendJson } from './send-json.ts';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -85,22 +86,6 @@ class HttpError extends MtpError {
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
-}
-
-function sendJson(
-  res: http.ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-) {
-  const text = `${JSON.stringify(body, null, 2)}\n`;
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  res.end(text);
 }
 
 function readJsonBody(req: http.IncomingMessage): Promise<unknown> {

@@ -18,6 +18,7 @@
 import type http from 'node:http';
 import type { Logger } from '../../log.ts';
 import { handleUsers, type UsersApiHost } from '../../users/api.ts';
+import { sendJson } from '../send-json.ts';
 import { type Asset, consoleAssets } from './assets.ts';
 import { sampleOf, TrafficHistory } from './history.ts';
 import { FailureLimiter, sourceKey } from './rate-limit.ts';
@@ -289,14 +290,7 @@ export class ConsoleHandler {
   }
 
   #json(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-    const text = `${JSON.stringify(body)}\n`;
-    res.writeHead(status, {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(text),
-      'cache-control': 'no-store',
-      ...headers,
-    });
-    res.end(text);
+    sendJson(res, status, body, headers, 0);
   }
 
   #redirect(

@@ -1,7 +1,7 @@
 /** The certificate material of a link end (PEM), read from the `[cluster]` paths. */
-import { readFileSync } from 'node:fs';
 import type { ClusterConfig } from '../../config/types.ts';
 import { MtpError } from '../../runtime/errors.ts';
+import { readSettingFile } from '../setting-file.ts';
 
 export interface LinkCredentials {
   cert: Buffer;
@@ -14,15 +14,7 @@ export function readCredentials(cluster: ClusterConfig): LinkCredentials {
     const file = cluster[what];
     if (file === null)
       throw new MtpError('config', 'MTP_ERR_CONFIG', `cluster.${what}: expected a file path (required)`);
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new MtpError(
-        'config',
-        'MTP_ERR_CONFIG',
-        `cluster.${what}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-      );
-    }
+    return readSettingFile(what, file);
   };
   return { cert: read('cert'), key: read('key'), ca: read('ca') };
 }

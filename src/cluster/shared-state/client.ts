@@ -6,13 +6,12 @@
  * goes down and comes back (`onChange`), counts its errors for the metrics and logs at most one line per
  * kind every 30 seconds. The URL may carry a password: it is never logged.
  */
-import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { ClusterConfig } from '../../config/types.ts';
 import type { Logger } from '../../log.ts';
 import type { Stats } from '../../metrics/stats.ts';
-import { MtpError } from '../../runtime/errors.ts';
 import { LogLimiter } from '../../runtime/log-limit.ts';
+import { readSettingFile } from '../setting-file.ts';
 
 const LOG_EVERY_MS = 30_000;
 const MAX_RECONNECT_DELAY_MS = 2000;
@@ -30,21 +29,9 @@ export function redactedUrl(url: string): string {
   }
 }
 
-function readCa(file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new MtpError(
-      'config',
-      'MTP_ERR_CONFIG',
-      `cluster.redis_ca: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
-}
-
 export function redisOptions(cfg: ClusterConfig): RedisOptions {
   // rediss:// alone verifies the server against the system's CAs; redis_ca names a private one.
-  const tls = cfg.redisCa !== null ? { tls: { ca: readCa(cfg.redisCa) } } : {};
+  const tls = cfg.redisCa !== null ? { tls: { ca: readSettingFile('redis_ca', cfg.redisCa) } } : {};
   return {
     ...tls,
     lazyConnect: true,
