@@ -787,6 +787,22 @@ fetch_source() {
   source_dir=$(dirname "$found")
 }
 
+# The launcher preloads jemalloc when the system has it: it gives back the memory a burst of sessions freed,
+# where glibc's allocator keeps it. Best effort: the proxy runs without it.
+install_allocator() {
+  local lib
+  for lib in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 /usr/lib64/libjemalloc.so.2; do
+    [[ -e $root$lib ]] && return
+  done
+  if [[ $with_network != yes ]] || ! command -v apt-get >/dev/null; then
+    note "no jemalloc here (Debian/Ubuntu: apt-get install libjemalloc2): memory freed after a burst of sessions stays with the process"
+    return
+  fi
+  say "Installing jemalloc (memory freed after bursts of sessions goes back to the system)"
+  apt_quiet install -y -q libjemalloc2 ||
+    note "apt-get install libjemalloc2 failed$apt_error; the proxy runs with the system's allocator"
+}
+
 do_install() {
   if [[ -z $source_dir ]]; then source_dir=$(cd "$SELF_DIR/.." && pwd); fi
   fetch_source
@@ -796,6 +812,7 @@ do_install() {
   choose_public_host
   resolve_node
   if [[ $dry_run == no || -e $node_bin ]]; then node_bin=$(readlink -f "$node_bin"); fi
+  install_allocator
   ensure_user
   install_app
   find_cli

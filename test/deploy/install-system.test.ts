@@ -179,6 +179,18 @@ describe('install.sh on a server (stubbed system commands)', () => {
     assert.notEqual(otherToken, config.admin.token);
   });
 
+  it('installs jemalloc from the distribution when it is missing; without --online it says how', () => {
+    const m = machine();
+    const r = m.run(['--online', '--public-host', '192.0.2.1'], { STUB_APT_NODE: '22.14.0+dfsg-1' });
+    assert.equal(r.code, 0, r.err);
+    assert.match(m.log(), /^apt-get install -y -q libjemalloc2$/m);
+    const offline = machine();
+    const quiet = offline.run([...onServer, '-p', String(listeningPort), '--public-host', '203.0.113.7']);
+    assert.equal(quiet.code, 0, quiet.err + quiet.out);
+    assert.doesNotMatch(offline.log(), /libjemalloc2/, 'nothing installed without --online');
+    assert.match(quiet.out, /no jemalloc here \(Debian\/Ubuntu: apt-get install libjemalloc2\)/);
+  });
+
   it("takes Node.js from the distribution's package when it is new enough", () => {
     const m = machine();
     const r = m.run(['--online', '--public-host', '192.0.2.1'], { STUB_APT_NODE: '22.14.0+dfsg-1' });
