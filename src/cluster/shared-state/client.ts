@@ -6,7 +6,8 @@
  * goes down and comes back (`onChange`), counts its errors for the metrics and logs at most one line per
  * kind every 30 seconds. The URL may carry a password: it is never logged.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { type AbstractConnector, Redis, type RedisOptions } from 'ioredis';
+import * as standaloneModule from 'ioredis/built/connectors/StandaloneConnector.js';
 import type { ClusterConfig } from '../../config/types.ts';
 import type { Logger } from '../../log.ts';
 import type { Stats } from '../../metrics/stats.ts';
@@ -29,11 +30,34 @@ export function redactedUrl(url: string): string {
   }
 }
 
+/** The client's own connector (a CommonJS default export, seen from here as `default` or `default.default`). */
+const StandaloneConnector = ((standaloneModule as unknown as { default: { default?: unknown } }).default
+  .default ?? (standaloneModule as unknown as { default: unknown }).default) as new (
+  options: unknown,
+) => AbstractConnector;
+
+/**
+ * The client listens for one error per socket. A TLS socket can report two (our refusal of the server's
+ * certificate, then the server's alert), and an unheard second one would end the process: every socket keeps
+ * a listener of its own, and the client still hears the first error.
+ */
+const GuardedConnector = function guardedConnector(options: unknown): AbstractConnector {
+  const connector = new StandaloneConnector(options);
+  const connect = connector.connect.bind(connector);
+  connector.connect = async (emit) => {
+    const stream = await connect(emit);
+    stream.on('error', () => {});
+    return stream;
+  };
+  return connector;
+} as unknown as NonNullable<RedisOptions['Connector']>;
+
 export function redisOptions(cfg: ClusterConfig): RedisOptions {
   // rediss:// alone verifies the server against the system's CAs; redis_ca names a private one.
   const tls = cfg.redisCa !== null ? { tls: { ca: readSettingFile('redis_ca', cfg.redisCa) } } : {};
   return {
     ...tls,
+    Connector: GuardedConnector,
     lazyConnect: true,
     // A command sent while disconnected fails at once instead of waiting in a queue.
     enableOfflineQueue: false,

@@ -1,7 +1,7 @@
 /**
  * Replay protection across the fleet. The node's own cache answers first (a key it has seen is refused
  * without leaving the process); a key new to the node is offered to Redis with SET NX PX, which refuses it
- * when any node stored it before. The checks of one event-loop turn go out as one pipeline.
+ * when any node stored it before. The checks of one event-loop turn go out as one script call.
  *
  * While Redis is unreachable, or more checks wait than `maxWaiting`, the local cache alone decides (a replay
  * across nodes then passes; one on the same node is still refused).
@@ -12,6 +12,19 @@ import type { ReplayGuard } from '../../session/types.ts';
 import type { SharedStateLink } from './client.ts';
 
 const DEFAULT_MAX_WAITING = 4096;
+
+/** SET NX PX for every key: 1 where it was stored now, 0 where it was there already. */
+const REPLAY = `
+local out = {}
+for i, k in ipairs(KEYS) do
+  if redis.call('SET', k, '1', 'PX', ARGV[1], 'NX') then out[i] = 1 else out[i] = 0 end
+end
+return out
+`;
+
+interface ReplayScript {
+  mtpReplay(n: number, ...keysThenPx: (Buffer | number)[]): Promise<unknown[]>;
+}
 
 export class ClusterReplayGuard implements ReplayGuard {
   readonly #link: SharedStateLink;
@@ -34,6 +47,7 @@ export class ClusterReplayGuard implements ReplayGuard {
     this.#maxWaiting = maxWaiting;
     this.#enabled = cfg.enabled;
     this.#maxAgeMs = cfg.maxAgeMs;
+    link.redis.defineCommand('mtpReplay', { lua: REPLAY });
   }
 
   /** Hot reload of `[replay]`. */
@@ -72,11 +86,9 @@ export class ClusterReplayGuard implements ReplayGuard {
     const answers = this.#answers;
     this.#keys = [];
     this.#answers = [];
-    const pipeline = this.#link.redis.pipeline();
     const px = Math.max(1, Math.round(this.#maxAgeMs));
-    for (const k of keys) pipeline.set(k, '1', 'PX', px, 'NX');
     let settled = false;
-    const settle = (results: ([Error | null, unknown] | null)[] | null, err: unknown): void => {
+    const settle = (results: unknown[] | null, err: unknown): void => {
       if (settled) return;
       settled = true;
       clearTimeout(guard);
@@ -84,10 +96,9 @@ export class ClusterReplayGuard implements ReplayGuard {
       if (err) this.#link.fail('replay', err);
       for (let i = 0; i < answers.length; i++) {
         const r = results?.[i];
-        // "OK": stored now, first sighting. null: the key was there (another node saw it). Error: local only.
-        if (r && r[0] === null) answers[i](r[1] === null);
+        // 1: stored now, a first sighting. 0: another node stored it before. No answer: local only.
+        if (r === 1 || r === 0) answers[i](r === 0);
         else {
-          if (!err && r?.[0]) this.#link.fail('replay', r[0]);
           this.localOnly++;
           answers[i](false);
         }
@@ -98,7 +109,8 @@ export class ClusterReplayGuard implements ReplayGuard {
       () => settle(null, new Error('replay check timed out')),
       this.#link.config.timeoutMs * 2,
     );
-    pipeline.exec().then(
+    // One script call for the whole batch: cheaper for this process than a pipeline of SET commands.
+    (this.#link.redis as unknown as ReplayScript).mtpReplay(keys.length, ...keys, px).then(
       (results) => settle(results, null),
       (err: unknown) => settle(null, err),
     );

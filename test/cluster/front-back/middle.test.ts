@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connectObfuscated, type ObfuscatedConnection } from '../../../src/client/obfuscated-client.ts';
+import { formatCluster } from '../../../src/cluster/status.ts';
 import { parseConfig } from '../../../src/config/load.ts';
 import { Stats } from '../../../src/metrics/stats.ts';
 import type { TransportTag } from '../../../src/protocol/obfuscated2.ts';
@@ -224,6 +225,23 @@ ${certs.tomlFor('front')}
       clients.map(() => TEST_AD_TAG),
     );
     assert.equal(streams()[0], 0, 'nothing goes to the dead back');
+    // `mtproxy status --cluster` on the front: one back down, the other up with the survivor's session.
+    await waitFor(() => streams()[1] === 1, 'the closed sessions to end');
+    const doc = await front.clusterStatus();
+    assert.equal(doc.role, 'front');
+    assert.deepEqual(
+      doc.backs?.map((b) => [b.up, b.streams]),
+      [
+        [false, 0],
+        [true, 1],
+      ],
+    );
+    const text = formatCluster(doc);
+    assert.match(text, /^cluster: role front$/m);
+    assert.match(text, /^ {2}127\.0\.0\.1:\d+ DOWN, 0 session\(s\)$/m);
+    assert.match(text, /^ {2}127\.0\.0\.1:\d+ up \(b\), 1 session\(s\)$/m);
+    const backDoc = await backB.clusterStatus();
+    assert.deepEqual(backDoc.fronts, [{ name: 'front', streams: 1 }]);
     for (const c of cs) c.close();
   });
 });

@@ -1,5 +1,6 @@
 /** `[cluster]` keys of the shared state: what the config accepts, and what it refuses with a stable code. */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { describe, it } from 'node:test';
 import { redactedUrl, redisOptions } from '../../../src/cluster/shared-state/client.ts';
 import { parseConfig } from '../../../src/config/load.ts';
@@ -45,6 +46,24 @@ describe('[cluster] shared-state settings', () => {
       () => redisOptions(c),
       (e: Error & { code?: string }) => e.code === 'MTP_ERR_CONFIG' && /cluster\.redis_ca/.test(e.message),
     );
+  });
+
+  it('a second error on one Redis socket is heard (the client itself listens for one only)', async () => {
+    const server = net.createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      const c = parseConfig(base(`redis = "redis://127.0.0.1:${port}"`)).cluster;
+      const Connector = redisOptions(c).Connector!;
+      const connector = new Connector({ host: '127.0.0.1', port } as never);
+      const stream = await connector.connect(() => {});
+      // What a TLS socket may do: the refusal of a certificate, then the peer's alert.
+      stream.emit('error', new Error('first'));
+      assert.doesNotThrow(() => stream.emit('error', new Error('second')));
+      connector.disconnect();
+    } finally {
+      server.close();
+    }
   });
 
   it('log lines name the Redis host, never its credentials', () => {
