@@ -27,8 +27,10 @@ WORKDIR /opt/mtproxy
 # Ports below 1024 need CAP_NET_BIND_SERVICE: a file capability on the node binary grants it to the unprivileged
 # user (Docker's default capability set includes it), so 443 works without running as root. A file capability
 # is ignored under no-new-privileges (`--security-opt no-new-privileges`): then use a port above 1023.
-# libjemalloc2: bin/mtproxy.js preloads it, and it gives the memory of a burst of sessions back to the system
-# where glibc's allocator keeps it (bench/README.md, memory at rest; MTPROXY_MALLOC=system opts out).
+# libjemalloc2 gives the memory of a burst of sessions back to the system where glibc's allocator keeps it
+# (bench/README.md, memory at rest). The node binary's file capability puts it in secure-execution mode, where
+# the loader ignores LD_PRELOAD and jemalloc ignores MALLOC_CONF (what bin/mtproxy.js sets elsewhere): the image
+# preloads it through /etc/ld.so.preload and configures it through /etc/malloc.conf instead.
 # This layer comes before the sources, so a code change does not re-run it.
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libcap2-bin libjemalloc2 \
@@ -36,6 +38,8 @@ RUN apt-get update -q \
  && apt-get purge -y libcap2-bin \
  && apt-get autoremove -y \
  && rm -rf /var/lib/apt/lists/* \
+ && ls /usr/lib/*/libjemalloc.so.2 > /etc/ld.so.preload \
+ && ln -s 'background_thread:true,narenas:2,dirty_decay_ms:2000,muzzy_decay_ms:0' /etc/malloc.conf \
  && ln -s /opt/mtproxy/deploy/docker/entrypoint.sh /usr/local/bin/mtproxy \
  && mkdir -p /etc/mtproxy /var/lib/mtproxy \
  && chown node:node /var/lib/mtproxy

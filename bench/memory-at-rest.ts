@@ -2,7 +2,8 @@
  * Figure: memory at rest. The real `mtproxy run` (fake-TLS, 2 workers by default) as its own process: RSS
  * once it listens and before the first client, right after a burst of N short sessions (connect, handshake,
  * one round trip, close), and again a while after the burst (a minute by default). RSS is read from
- * /proc/<pid>/status (Linux); the ratio column compares with the idle figure, not with the ceiling relay.
+ * /proc/<pid>/status (Linux); the ratio column (also in the notes, as "× idle") compares with the idle figure,
+ * not with the ceiling relay.
  * BENCH_MEM_WORKERS sets the worker count; BENCH_PROXY_FLAGS adds node flags; the proxy inherits the
  * environment, so allocator settings (MALLOC_ARENA_MAX, ...) can be tried from the shell.
  */
@@ -146,7 +147,7 @@ export async function run(loadgens: Actor[]): Promise<Row[]> {
       r.afterBurstMb,
       'MB',
       r.idleMb,
-      `${burst} (${r.burstPerSec.toFixed(0)}/s)`,
+      `${burst} (${r.burstPerSec.toFixed(0)}/s); ${(r.afterBurstMb / r.idleMb).toFixed(2)}× idle`,
     ),
     row(
       'memory-at-rest',
@@ -155,7 +156,7 @@ export async function run(loadgens: Actor[]): Promise<Row[]> {
       r.settledMb,
       'MB',
       r.idleMb,
-      `${(sizes.settleMs / 1000).toFixed(0)} s ${burst}`,
+      `${(sizes.settleMs / 1000).toFixed(0)} s ${burst}; ${(r.settledMb / r.idleMb).toFixed(2)}× idle`,
     ),
   ];
 }

@@ -152,11 +152,14 @@ describe('Dockerfile', () => {
     assert.ok(setcap < firstSourceCopy, 'the apt-get/setcap layer comes before COPY of the sources');
   });
 
-  it('installs the jemalloc that the launcher preloads, and keeps it', () => {
+  it('installs jemalloc, keeps it and preloads it for the capability-carrying node', () => {
     const install = finalStage.find((i) => i.op === 'RUN' && /\bapt-get install\b/.test(i.args));
     assert.ok(install, 'an apt-get install in the final stage');
     assert.match(install.args, /\blibjemalloc2\b/);
     assert.doesNotMatch(install.args, /apt-get (purge|remove)[^&]*libjemalloc2/);
+    // The capability-carrying node runs in secure-execution mode (LD_PRELOAD and MALLOC_CONF are ignored).
+    assert.match(install.args, /libjemalloc\.so\.2 > \/etc\/ld\.so\.preload/);
+    assert.match(install.args, /ln -s '[^']*background_thread:true[^']*' \/etc\/malloc\.conf/);
     const launcher = readFileSync(join(repo, 'bin', 'mtproxy.js'), 'utf8');
     assert.ok(launcher.includes("'/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'"));
     assert.ok(launcher.includes("'/usr/lib/aarch64-linux-gnu/libjemalloc.so.2'"));
