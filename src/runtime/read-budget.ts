@@ -14,15 +14,6 @@
 /** Bytes one socket may deliver in one turn before it yields (two full reads). */
 export const READ_BUDGET_PER_TURN = 128 * 1024;
 
-/**
- * Shares of a socket that carries many sessions' bytes (a middle-proxy link): a fixed 1 MiB per turn, however
- * many clients it carries at the moment. A budget split by client count gave a link with one or two busy
- * clients one or two reads per turn; in alternated bench runs that tended to cost middle-mode throughput and
- * bought no latency (a link's answers queue behind each other in one TCP stream whatever it reads per turn;
- * what keeps a small answer from waiting is the budget of the client sockets that fill the link).
- */
-export const SHARED_SOCKET_SHARES = 8;
-
 export interface TurnBudget {
   turnEpoch: number;
   turnBytes: number;
@@ -53,9 +44,4 @@ export function overTurnBudget(owner: TurnBudget, bytes: number, shares = 1): bo
     setImmediate(advanceEpoch);
   }
   return true;
-}
-
-/** overTurnBudget for a socket that carries many sessions (see SHARED_SOCKET_SHARES). */
-export function overSharedTurnBudget(owner: TurnBudget, bytes: number): boolean {
-  return overTurnBudget(owner, bytes, SHARED_SOCKET_SHARES);
 }

@@ -49,7 +49,7 @@ import {
 import type { TransportTag } from '../../protocol/obfuscated2.ts';
 import { isFdExhaustion, reportFdExhaustion } from '../../runtime/fd-pressure.ts';
 import { relayAllocated } from '../../runtime/gc-tuning.ts';
-import { overSharedTurnBudget, type TurnBudget } from '../../runtime/read-budget.ts';
+import { overTurnBudget, type TurnBudget } from '../../runtime/read-budget.ts';
 
 /** What a link needs from a client it carries (implemented by the middle upstream's client handle). */
 export interface LinkClient {
@@ -359,9 +359,10 @@ export class RpcLink implements TurnBudget {
   private onRead(length: number): boolean {
     this.onData(LINK_READ_BUFFER.subarray(0, length));
     // Never paused for backpressure: a link serves many clients, each bounded on its own side. It only yields
-    // the rest of a turn to the other sockets once it has read a shared socket's budget (1 MiB, however many
-    // clients it carries: see read-budget.ts).
-    if (overSharedTurnBudget(this, length) && this.state !== STATE_CLOSED) {
+    // the rest of a turn to the other sockets once it has read the share of the clients it carries (up to 8:
+    // a client socket reads one share per turn, and the link carries all of their answers).
+    const shares = Math.min(MAX_LINK_SHARES, Math.max(1, this.clients.size));
+    if (overTurnBudget(this, length, shares) && this.state !== STATE_CLOSED) {
       this.socket.pause();
       setImmediate(resumeLink, this.socket);
     }
@@ -610,6 +611,9 @@ export class RpcLink implements TurnBudget {
     this.opts.onClosed(this, orphans, migrate, reason);
   }
 }
+
+/** A link's read budget per turn, in client shares (see onRead). */
+const MAX_LINK_SHARES = 8;
 
 function resumeLink(socket: net.Socket): void {
   if (!socket.destroyed) socket.resume();
