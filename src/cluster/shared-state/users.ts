@@ -100,6 +100,8 @@ export class ClusterUserStore extends UserStore {
   readonly #watched = new Map<string, number>();
   readonly #resets: Array<{ name: string; period: string | null }> = [];
   #syncing: Promise<void> | null = null;
+  /** A re-read of the users failed (a command timed out): the next sync does it again. */
+  #reloadDue = false;
 
   constructor(stateDir: string | null, link: SharedStateLink, nodeId: string, log: Logger) {
     super(stateDir);
@@ -175,6 +177,8 @@ export class ClusterUserStore extends UserStore {
       return changed;
     } catch (err) {
       this.#link.fail('users', err);
+      // An announced edit would otherwise stay unseen until the next one.
+      this.#reloadDue = true;
       return false;
     }
   }
@@ -308,6 +312,10 @@ export class ClusterUserStore extends UserStore {
   async #sync(): Promise<void> {
     if (!this.#link.up) return;
     await this.#pushUserWrites();
+    if (this.#reloadDue) {
+      this.#reloadDue = false;
+      if (await this.load()) this.#hooks?.usersChanged();
+    }
     const now = Date.now();
     for (const [k, at] of this.#watched) if (now - at > WATCH_MS) this.#watched.delete(k);
     for (const p of this.#pending.values()) merge(this.#inflight, p);

@@ -25,6 +25,7 @@ const CAROL = 'c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0';
 const DAVE = 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0';
 const ERIN = 'e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0';
 const IVY = '1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e';
+const FAY = 'fafafafafafafafafafafafafafafafa';
 
 /** A session from `localAddress` (a loopback address of its own), echoed once; null when refused. */
 async function sessionFrom(port: number, secret: string, localAddress: string) {
@@ -126,6 +127,21 @@ describe('users across nodes', { skip: redisSkip }, () => {
     await until(() => a.proxy.users.get('erin')!.config.maxConnections === 7, 'the edit on node A');
     assert.equal((await api(a, 'DELETE', ['erin'])).status, 200);
     await until(() => b.proxy.users.get('erin') === undefined, 'erin deleted on node B');
+  });
+
+  it('an announcement whose re-read timed out is re-read at the next heartbeat', async () => {
+    const created = await api(a, 'POST', [], { name: 'fay', secret: FAY });
+    assert.equal(created.status, 201);
+    await until(() => b.proxy.users.get('fay') !== undefined, 'fay on node B');
+    const changed = { ...a.proxy.users.get('fay')!.config, maxConnections: 5 };
+    assert.equal(await redis.command('HSET', 'mtproxy:users', 'fay', userToJson(changed)), ':0\r\n');
+    // Redis answers nothing for longer than the command timeout (300 ms) while node B handles the
+    // announcement of that edit (as a node does whose commands time out on a loaded machine).
+    assert.equal(await redis.command('CLIENT', 'PAUSE', '1000', 'ALL'), '+OK\r\n');
+    b.proxy.sharedState!.users.onEvent({ type: 'users', from: 'another node' });
+    await until(() => b.proxy.users.get('fay')!.config.maxConnections === 5, 'the edit on node B');
+    assert.equal((await api(a, 'DELETE', ['fay'])).status, 200);
+    await until(() => b.proxy.users.get('fay') === undefined, 'fay deleted on node B');
   });
 
   it("a user's client addresses are counted over the nodes (max_ips)", async () => {
