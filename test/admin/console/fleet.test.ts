@@ -2,7 +2,8 @@
  * The overview's Fleet panel in a real browser: two proxy nodes share a real redis-server; node A runs in
  * this process with its console, node B is `mtproxy run` in a process of its own. Node A's console lists
  * both nodes with their sessions; once B is killed (SIGKILL, no clean leave) its row turns to down when its
- * heartbeat expires. A proxy with no cluster shows no Fleet panel at all.
+ * heartbeat expires. A proxy with no cluster shows no Fleet panel at all; a front without Redis shows its
+ * backs and says it has no shared state.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -17,7 +18,8 @@ import { type ClusterNode, clusterNodeToml, startClusterNode } from '../../helpe
 import { CONSOLE_TOKEN, type ConsoleProxy, startConsoleProxy } from '../../helpers/console.ts';
 import { FakeDc } from '../../helpers/fake-dc.ts';
 import { freePort } from '../../helpers/ports.ts';
-import { TEST_SECRET_HEX } from '../../helpers/proxy.ts';
+import { clusterCerts, linkAddress, startBack } from '../../helpers/front-back.ts';
+import { basicToml, TEST_SECRET_HEX } from '../../helpers/proxy.ts';
 import { redisSkip, startRedis, type TestRedis } from '../../helpers/redis.ts';
 import { echoedSession } from '../../helpers/relay-probe.ts';
 import { suiteTempDir } from '../../helpers/temp-dir.ts';
@@ -59,6 +61,8 @@ describe('console: the Fleet panel', { skip }, () => {
   let page: Page;
   let profile = '';
   const outside: string[] = [];
+  /** The proxies' admin addresses: all the page may ask. */
+  const origins = new Set<string>();
   const pageErrors: string[] = [];
 
   // biome-ignore lint/suspicious/noExplicitAny: JSON read field by field
@@ -88,6 +92,7 @@ describe('console: the Fleet panel', { skip }, () => {
     b.stdout?.resume();
     b.stderr?.resume();
     alone = await startConsoleProxy(dir());
+    origins.add(base).add(alone.base);
     profile = mkdtempSync(path.join(tmpdir(), 'mtp-console-profile-'));
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
@@ -96,7 +101,7 @@ describe('console: the Fleet panel', { skip }, () => {
     });
     await context.route('**/*', (route) => {
       const url = new URL(route.request().url());
-      if (url.origin === base || url.origin === alone.base) return route.continue();
+      if (origins.has(url.origin)) return route.continue();
       outside.push(url.href);
       return route.abort();
     });
@@ -161,5 +166,29 @@ describe('console: the Fleet panel', { skip }, () => {
     await page.getByRole('heading', { name: 'Sessions by listener and protocol' }).waitFor();
     assert.equal(await page.getByRole('region', { name: /^Fleet/ }).count(), 0);
     assert.equal(await page.locator('#fleet-h').count(), 0);
+  });
+
+  it("shows a front's backs and the lack of shared state", async () => {
+    const certs = await clusterCerts(['front', 'back']);
+    const back = await startBack(basicToml(dc.port), certs, 'back');
+    const link = linkAddress(back);
+    const front = await startConsoleProxy(
+      mkdtempSync(path.join(dir(), 'front-')),
+      `\n[cluster]\nrole = "front"\nbacks = ["${link}"]\n${certs.tomlFor('front')}\n`,
+    );
+    try {
+      origins.add(front.base);
+      await context.clearCookies();
+      await signIn(page, front.base);
+      const fleet = page.getByRole('region', { name: /^Fleet/ });
+      await fleet.getByText('No shared state ([cluster] redis unset).').waitFor();
+      await fleet.getByText('role front').waitFor();
+      await fleet.locator(`tr[data-back="${link}"]`).getByText('up', { exact: true }).waitFor();
+      assert.equal(await fleet.getByRole('table', { name: 'Nodes' }).count(), 0);
+    } finally {
+      await front.stop();
+      await back.stop();
+      await certs.remove();
+    }
   });
 });
