@@ -3,28 +3,31 @@
  * this process with its console, node B is `mtproxy run` in a process of its own. Node A's console lists
  * both nodes with their sessions; once B is killed (SIGKILL, no clean leave) its row turns to down when its
  * heartbeat expires. A proxy with no cluster shows no Fleet panel at all; a front without Redis shows its
- * backs and says it has no shared state.
+ * backs and says it has no shared state. A picture of the panel goes to docs/console/ with
+ * MTP_CONSOLE_SCREENSHOTS=1 (the README links it), else to a temp folder.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { start } from '../../cli/spawn-cli.ts';
 import { type ClusterNode, clusterNodeToml, startClusterNode } from '../../helpers/cluster-node.ts';
 import { CONSOLE_TOKEN, type ConsoleProxy, startConsoleProxy } from '../../helpers/console.ts';
 import { FakeDc } from '../../helpers/fake-dc.ts';
-import { freePort } from '../../helpers/ports.ts';
 import { clusterCerts, linkAddress, startBack } from '../../helpers/front-back.ts';
+import { freePort } from '../../helpers/ports.ts';
 import { basicToml, TEST_SECRET_HEX } from '../../helpers/proxy.ts';
 import { redisSkip, startRedis, type TestRedis } from '../../helpers/redis.ts';
 import { echoedSession } from '../../helpers/relay-probe.ts';
 import { suiteTempDir } from '../../helpers/temp-dir.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run'];
 
 /** Polls a condition for at most 20 s. */
@@ -98,6 +101,7 @@ describe('console: the Fleet panel', { skip }, () => {
       executablePath: CHROMIUM,
       headless: true,
       args: FLAGS,
+      viewport: { width: 1280, height: 860 },
     });
     await context.route('**/*', (route) => {
       const url = new URL(route.request().url());
@@ -158,6 +162,13 @@ describe('console: the Fleet panel', { skip }, () => {
       .getByText('down', { exact: true })
       .waitFor({ timeout: 20_000 });
     await page.locator('tr[data-node="node-a"][data-alive="up"]').waitFor();
+    // The panel as the README shows it (docs/console/ with MTP_CONSOLE_SCREENSHOTS=1).
+    const file =
+      process.env.MTP_CONSOLE_SCREENSHOTS === '1'
+        ? path.join(REPO, 'docs', 'console', 'fleet-desktop.png')
+        : path.join(dir(), 'fleet-desktop.png');
+    await page.getByRole('region', { name: /^Fleet/ }).screenshot({ path: file });
+    assert.equal(readFileSync(file).subarray(1, 4).toString('latin1'), 'PNG', file);
   });
 
   it('shows no Fleet panel on a node with no cluster', async () => {
