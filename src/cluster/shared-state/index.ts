@@ -185,6 +185,7 @@ export class SharedState {
       name: this.#config.cluster.nodeName,
       pid: process.pid,
       version: pkg.version,
+      role: this.#config.cluster.role,
       startedAt: this.#startedAt,
       seenAt: Date.now(),
       sessions: this.#sessions(),

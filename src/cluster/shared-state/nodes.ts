@@ -13,6 +13,8 @@ export interface NodeInfo {
   name: string;
   pid: number;
   version: string;
+  /** The node's `[cluster] role` (absent in entries written by older versions). */
+  role?: 'both' | 'front' | 'back';
   startedAt: number;
   seenAt: number;
   sessions: number;

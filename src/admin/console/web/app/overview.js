@@ -1,6 +1,8 @@
-// Overview: uptime, version, sessions by listener and protocol, live traffic, DCs, handshake failures.
+// Overview: uptime, version, sessions by listener and protocol, live traffic, DCs, handshake failures,
+// and the fleet when the node is part of one.
 import { useState } from 'preact/hooks';
 import { Chart } from './chart.js';
+import { Fleet, inFleet } from './fleet.js';
 import { ApiError, api, bytes, duration, html, rate, rates } from './lib.js';
 
 function Tile({ label, value, title }) {
@@ -142,6 +144,7 @@ export function Overview({ live }) {
       <${Tile} label="Telegram config" value=${telegramConfigAge(s)} />
     </div>
     <${Traffic} live=${live} />
+    ${inFleet(s) && html`<${Fleet} status=${s} />`}
     <${Sessions} status=${s} />
     <div class="grid">
       <${Dcs} status=${s} />
