@@ -1,7 +1,8 @@
 /**
  * Replay protection across the fleet. The node's own cache answers first (a key it has seen is refused
  * without leaving the process); a key new to the node is offered to Redis with SET NX PX, which refuses it
- * when any node stored it before. The checks of one event-loop turn go out as one script call.
+ * when any node stored it before. At most one script call is out at a time: the checks that arrive while
+ * it is out go together in the next one.
  *
  * While Redis is unreachable, or more checks wait than `maxWaiting`, the local cache alone decides (a replay
  * across nodes then passes; one on the same node is still refused).
@@ -37,6 +38,8 @@ export class ClusterReplayGuard implements ReplayGuard {
   #answers: Array<(seen: boolean) => void> = [];
   #waiting = 0;
   #scheduled = false;
+  /** A script call is out: checks that arrive meanwhile go in the next one, sent when it is answered. */
+  #inFlight = false;
   /** Checks answered by the local cache alone because Redis could not be asked (status). */
   localOnly = 0;
 
@@ -68,7 +71,7 @@ export class ClusterReplayGuard implements ReplayGuard {
     // The session's key buffer may be reused after this call returns: keep a copy.
     this.#keys.push(Buffer.concat([this.#prefix, key]));
     const answer = new Promise<boolean>((resolve) => this.#answers.push(resolve));
-    if (!this.#scheduled) {
+    if (!this.#scheduled && !this.#inFlight) {
       this.#scheduled = true;
       setImmediate(() => this.#flush());
     }
@@ -82,6 +85,8 @@ export class ClusterReplayGuard implements ReplayGuard {
 
   #flush(): void {
     this.#scheduled = false;
+    if (this.#keys.length === 0) return;
+    this.#inFlight = true;
     const keys = this.#keys;
     const answers = this.#answers;
     this.#keys = [];
@@ -92,6 +97,7 @@ export class ClusterReplayGuard implements ReplayGuard {
       if (settled) return;
       settled = true;
       clearTimeout(guard);
+      this.#inFlight = false;
       this.#waiting -= answers.length;
       if (err) this.#link.fail('replay', err);
       for (let i = 0; i < answers.length; i++) {
@@ -102,6 +108,12 @@ export class ClusterReplayGuard implements ReplayGuard {
           this.localOnly++;
           answers[i](false);
         }
+      }
+      // What came in while this call was out goes now, as one batch: under load the batches grow by
+      // themselves, and a lone check never waits for a timer.
+      if (this.#keys.length > 0 && !this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
       }
     };
     // Belt and braces over the command timeout: a session never waits longer than twice the timeout.
