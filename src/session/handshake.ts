@@ -70,7 +70,7 @@ export function fakeTlsHandshake(
     sni = quick.sni;
   }
   // A hello naming a user's own cover domain: that domain's owners first (no scan over every user).
-  const owners = users.ownDomainSecrets(l);
+  const owners = users.ownDomains(listener);
   if (owners.size > 0) {
     if (sni === undefined) {
       const parsed = tryFakeTlsHandshake(buffered, listener, now, NO_SECRETS);
@@ -78,12 +78,8 @@ export function fakeTlsHandshake(
       sni = parsed.sni;
     }
     const mine = sni ? owners.get(sni) : undefined;
-    if (mine !== undefined && sni) {
-      const view =
-        listener.tlsDomains.length === 0
-          ? listener
-          : { ...listener, tlsDomains: [...listener.tlsDomains, sni] };
-      const found = tryFakeTlsHandshake(buffered, view, now, mine);
+    if (mine !== undefined) {
+      const found = tryFakeTlsHandshake(buffered, mine.view, now, mine.secrets);
       if (found.kind === 'ok') {
         const user = users.bySecret(found.base);
         if (user !== null) users.noteMatch(ip, user);

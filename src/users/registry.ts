@@ -17,6 +17,7 @@
 import { threadId } from 'node:worker_threads';
 import { generateSecret } from '../config/secrets.ts';
 import type { Config, ListenerConfig } from '../config/types.ts';
+import type { UserConfig } from '../config/users.ts';
 import { normaliseDomain } from '../cover/domains.ts';
 import type { Stats } from '../metrics/stats.ts';
 import type { RemoteCounterStore } from '../policy/counters.ts';
@@ -25,7 +26,12 @@ import type { PolicyTicket } from '../policy/types.ts';
 import { type Clock, type PeriodSpan, periodAt, systemClock } from './period.ts';
 import { type UsageDelta, UserStore } from './store.ts';
 import { TokenBucket } from './token-bucket.ts';
-import type { UserConfig } from '../config/users.ts';
+
+/** A cover domain of some users' own: their secrets, and the listener as a hello naming it sees it. */
+export interface OwnDomain {
+  readonly secrets: Buffer[];
+  readonly view: ListenerConfig;
+}
 
 export type RefusalReason = 'disabled' | 'expired' | 'listener' | 'quota' | 'max_connections' | 'max_ips';
 
@@ -260,7 +266,7 @@ export class UserRegistry {
   readonly #tlsListeners = new WeakMap<ListenerConfig, { generation: number; view: ListenerConfig }>();
   readonly #ownDomains = new WeakMap<
     ListenerConfig,
-    { generation: number; byDomain: Map<string, Buffer[]> }
+    { generation: number; byDomain: Map<string, OwnDomain> }
   >();
   #outstanding = 0;
   #flushTimer: NodeJS.Timeout | null = null;
@@ -430,20 +436,27 @@ export class UserRegistry {
   }
 
   /**
-   * The secrets of the users allowed on `listener` that have cover domains of their own, by domain
-   * (normalised): a fake-TLS hello naming one of them is tried with its owners' secrets first.
+   * The users allowed on `listener` that have cover domains of their own, by domain (normalised): a fake-TLS
+   * hello naming one is tried with its owners' secrets first, against the listener with that domain added.
    */
-  ownDomainSecrets(listener: ListenerConfig): ReadonlyMap<string, readonly Buffer[]> {
+  ownDomains(listener: ListenerConfig): ReadonlyMap<string, OwnDomain> {
     let entry = this.#ownDomains.get(listener);
     if (entry === undefined || entry.generation !== this.#generation) {
-      const byDomain = new Map<string, Buffer[]>();
+      const byDomain = new Map<string, OwnDomain>();
       for (const u of this.#users.values()) {
         if (u.config.listeners !== null && !u.config.listeners.includes(listener.name)) continue;
         for (const d of u.config.tlsDomains) {
           const key = normaliseDomain(d);
-          const list = byDomain.get(key);
-          if (list === undefined) byDomain.set(key, [u.secret]);
-          else list.push(u.secret);
+          const known = byDomain.get(key);
+          if (known !== undefined) {
+            known.secrets.push(u.secret);
+            continue;
+          }
+          const view =
+            listener.tlsDomains.length === 0
+              ? listener
+              : { ...listener, tlsDomains: [...listener.tlsDomains, key] };
+          byDomain.set(key, { secrets: [u.secret], view });
         }
       }
       entry = { generation: this.#generation, byDomain };

@@ -24,10 +24,10 @@ test("a hello naming a user's own domain finds that user; other hellos fall back
   const users = new UserRegistry();
   users.applyConfig(config);
   const listener = config.listeners[0];
-  const owners = users.ownDomainSecrets(users.tlsListener(listener));
+  const owners = users.ownDomains(listener);
   assert.equal(owners.size, 20);
-  assert.equal(owners.get('u40.example.com')!.length, 6, 'u40 to u50, even ones');
-  assert.equal(users.ownDomainSecrets(users.tlsListener(listener)), owners, 'kept until users change');
+  assert.equal(owners.get('u40.example.com')!.secrets.length, 6, 'u40 to u50, even ones');
+  assert.equal(users.ownDomains(listener), owners, 'kept until users change');
 
   const now = Date.now();
   const open = (i: number, domain: string, remoteAddress = '') => {
