@@ -4,7 +4,8 @@
  * failure ends. IPv6 sources count per /64, since one host usually holds a whole /64. The table is bounded:
  * when full, the entry that began longest ago makes room.
  */
-import { isIPv6 } from 'node:net';
+import type { PolicyKey } from '../../config/types.ts';
+import { keyValue, parsePeer } from '../../policy/keys.ts';
 
 export interface FailureLimits {
   maxFailures: number;
@@ -20,22 +21,15 @@ interface Entry {
   failures: number;
 }
 
+const SOURCE_V4: PolicyKey = { kind: 'client_ipv4' };
+const SOURCE_V6: PolicyKey = { kind: 'client_ipv6_subnet', bits: 64 };
+
+/** The address as the limiter counts it: an IPv4 address (v4-mapped ones unwrapped) or an IPv6 /64. */
 export function sourceKey(address: string | undefined): string {
   if (!address) return 'unknown';
-  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (v4) return v4[1];
-  if (!isIPv6(address)) return address;
-  // The first four groups of the expanded address.
-  const [head, tail = ''] = address.split('::');
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const groups = address.includes('::')
-    ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right]
-    : left;
-  return `${groups
-    .slice(0, 4)
-    .map((g) => g.toLowerCase().replace(/^0+(?=.)/, ''))
-    .join(':')}::/64`;
+  const peer = parsePeer(address);
+  const subject = { listener: '', remoteAddress: address, tlsDomain: null };
+  return keyValue(peer.ipv4 ? SOURCE_V4 : SOURCE_V6, subject, peer) ?? address;
 }
 
 export class FailureLimiter {
