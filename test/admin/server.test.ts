@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import type { PolicyRule } from '../../src/config/types.ts';
 import { AdminClient } from '../../src/admin/client.ts';
 import { AdminServer, type ReloadOutcome } from '../../src/admin/server.ts';
+import type { PolicyRule } from '../../src/config/types.ts';
 import { PolicyEngine } from '../../src/policy/engine.ts';
 import { PolicyTables } from '../../src/policy/tables.ts';
+import { raw as rawRequest } from '../helpers/raw-http.ts';
 
 const TOKEN = 'test-token-0123456789';
 const rules: PolicyRule[] = [
@@ -61,20 +61,7 @@ after(async () => {
 
 /** Raw request so the test controls every header (fetch would add its own). */
 function raw(method: string, path: string, headers: Record<string, string> = {}, body?: string) {
-  return new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>(
-    (resolve, reject) => {
-      const req = http.request(`${base}${path}`, { method, headers, agent: false }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c) => {
-          text += c;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-      });
-      req.on('error', reject);
-      req.end(body);
-    },
-  );
+  return rawRequest(base, method, path, headers, body);
 }
 
 test('every path answers 401 without the right token, before routing', async () => {

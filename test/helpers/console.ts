@@ -3,7 +3,6 @@
  * users, and the raw HTTP the console tests need (every header under the test's control).
  */
 import { writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.ts';
 import { logger } from '../../src/log.ts';
@@ -11,6 +10,9 @@ import { Stats } from '../../src/metrics/stats.ts';
 import { ProxyServer } from '../../src/server/proxy.ts';
 import { FakeDc } from './fake-dc.ts';
 import { TEST_SECRET_HEX } from './proxy.ts';
+import { raw } from './raw-http.ts';
+
+export { type RawAnswer, raw } from './raw-http.ts';
 
 export const CONSOLE_TOKEN = 'console-admin-token-5f2c9a71d3e8';
 /** The secret of a user defined in the config file. */
@@ -82,35 +84,6 @@ level = "silent"
       await dc.stop();
     },
   };
-}
-
-export interface RawAnswer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** One request with exactly these headers (no agent, no cookie jar). */
-export function raw(
-  base: string,
-  method: string,
-  path: string,
-  headers: Record<string, string> = {},
-  body?: string,
-): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    // The path goes out as written ("/a/../b" is not normalised away).
-    const req = http.request(base, { method, path, headers, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => {
-        text += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 /** Headers a browser sends on a same-origin fetch from the console's page. */
