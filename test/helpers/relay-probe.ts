@@ -25,3 +25,14 @@ export async function relays(port: number, secret: string, headerRandom?: Buffer
     return false;
   }
 }
+
+/** One frame echoed by the fake DC: true, or false when the proxy closed the session instead. */
+export async function roundTrip(c: ObfuscatedConnection, size = 32): Promise<boolean> {
+  try {
+    c.sendFrame(Buffer.alloc(size, 7));
+    await c.nextFrame(3000);
+    return true;
+  } catch {
+    return false;
+  }
+}

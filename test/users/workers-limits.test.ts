@@ -19,6 +19,7 @@ import { periodAt } from '../../src/users/period.ts';
 import { UserStore } from '../../src/users/store.ts';
 import { Supervisor } from '../../src/workers/supervisor.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
+import { roundTrip } from '../helpers/relay-probe.ts';
 import { log, supervisorToml, until, wait } from '../workers/supervisor-suite.ts';
 
 const TOKEN = 'users-workers-token-0123456789';
@@ -69,17 +70,6 @@ name = "filed"
 secret = "${FILED}"
 enabled = ${filedEnabled}
 `;
-}
-
-/** One frame echoed by the fake DC: true, or false when the proxy closed the session instead. */
-async function roundTrip(c: ObfuscatedConnection, size = 32): Promise<boolean> {
-  try {
-    c.sendFrame(Buffer.alloc(size, 7));
-    await c.nextFrame(3000);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 for (const mode of ['threads', 'processes'] as WorkerMode[]) {

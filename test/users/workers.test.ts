@@ -14,18 +14,8 @@ import { Stats } from '../../src/metrics/stats.ts';
 import { UserStore } from '../../src/users/store.ts';
 import { Supervisor } from '../../src/workers/supervisor.ts';
 import { FakeDc } from '../helpers/fake-dc.ts';
+import { roundTrip } from '../helpers/relay-probe.ts';
 import { log, supervisorToml, until } from '../workers/supervisor-suite.ts';
-
-/** One frame echoed by the fake DC: true, or false when the proxy closed the session instead. */
-async function roundTrip(c: ObfuscatedConnection, size = 32): Promise<boolean> {
-  try {
-    c.sendFrame(Buffer.alloc(size, 7));
-    await c.nextFrame(3000);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const ALICE = 'a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1';
 const BOB = 'b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0';
