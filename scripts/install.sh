@@ -791,7 +791,9 @@ fetch_source() {
 # where glibc's allocator keeps it. Best effort: the proxy runs without it.
 install_allocator() {
   local lib
-  for lib in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 /usr/lib64/libjemalloc.so.2; do
+  # The launcher's list (bin/mtproxy.js).
+  for lib in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 \
+    /usr/lib64/libjemalloc.so.2 /usr/lib/libjemalloc.so.2 /usr/local/lib/libjemalloc.so.2; do
     [[ -e $root$lib ]] && return
   done
   if [[ $with_network != yes ]] || ! command -v apt-get >/dev/null; then
